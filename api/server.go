@@ -1,0 +1,413 @@
+// Package api serves the wssignd HTTP API (v1) on a Unix socket.
+//
+// Handlers return errors; one function turns every error into an RFC 9457
+// problem+json response. Callers are identified by the kernel (SO_PEERCRED),
+// never by anything they send, and authorised per profile. Every
+// private-key use writes one audit event.
+package api
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/wssignd/wssignd/wss"
+)
+
+// ErrTokenUnavailable is wrapped by KeyStore errors when a key's token is
+// offline, hung or locked; requests get 503 token-unavailable.
+var ErrTokenUnavailable = errors.New("token unavailable")
+
+// KeyStore gives the API the keys it serves. The daemon implements it over
+// the hsm package; tests may implement it over in-memory keys.
+type KeyStore interface {
+	// Credential returns the named key's signer and certificate chain.
+	Credential(ctx context.Context, key string) (wss.Credential, error)
+	// Ready reports each token's state ("online", "offline", ...) and an
+	// error when any configured token is not online.
+	Ready(ctx context.Context) (map[string]string, error)
+}
+
+// Access says who may use a profile.
+type Access struct {
+	Anyone bool     // every client that can reach the socket
+	UIDs   []uint32 // allowed users
+	GIDs   []uint32 // allowed groups (primary or supplementary)
+}
+
+// Allows reports whether p may use what a is attached to.
+func (a Access) Allows(p Peer) bool {
+	if a.Anyone {
+		return true
+	}
+	if !p.Known {
+		return false
+	}
+	if slices.Contains(a.UIDs, p.UID) || slices.Contains(a.GIDs, p.GID) {
+		return true
+	}
+	for _, g := range p.Groups {
+		if slices.Contains(a.GIDs, g) {
+			return true
+		}
+	}
+	return false
+}
+
+// Profile is a named signing policy bound to a key.
+type Profile struct {
+	Key    string          // key name in the KeyStore
+	Sign   wss.SignOptions // Limits, Now and Rand are set by the server
+	Access Access
+}
+
+// Config configures the handler. Its fields are the reference.
+type Config struct {
+	Keys     KeyStore
+	Profiles map[string]*Profile
+	// MaxBodyBytes bounds request bodies (413 beyond).
+	MaxBodyBytes int64
+	// Limits bound envelopes before any cryptography.
+	Limits wss.Limits
+	// RequestTimeout bounds each request (504 beyond).
+	RequestTimeout time.Duration
+	// MaxConcurrent bounds requests in flight (503 beyond).
+	MaxConcurrent int
+	// Log receives operational logs; nil discards them.
+	Log *slog.Logger
+	// Audit receives one event per private-key use and per refusal; nil
+	// sends them to Log.
+	Audit *slog.Logger
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+}
+
+// Server is the API handler.
+type Server struct {
+	cfg   Config
+	slots chan struct{}
+	mux   map[string]route
+}
+
+type route struct {
+	method string
+	h      func(w http.ResponseWriter, r *http.Request) error
+}
+
+// New returns the API handler for cfg.
+func New(cfg Config) *Server {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Audit == nil {
+		cfg.Audit = cfg.Log
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = 64
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 16 << 20
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 30 * time.Second
+	}
+	s := &Server{cfg: cfg, slots: make(chan struct{}, cfg.MaxConcurrent)}
+	s.mux = map[string]route{
+		"/v1/soap/sign": {http.MethodPost, s.handleSign},
+		"/v1/keys":      {http.MethodGet, s.handleKeys},
+		"/healthz":      {http.MethodGet, s.handleHealth},
+		"/readyz":       {http.MethodGet, s.handleReady},
+	}
+	return s
+}
+
+type requestIDKey struct{}
+
+// ServeHTTP routes, applies the browser and concurrency guards, and writes
+// every error through the one problem funnel.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := newRequestID()
+	w.Header().Set("Wssignd-Request-Id", id)
+	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+	err := s.serve(w, r)
+	if err == nil {
+		return
+	}
+	p := toProblem(err)
+	if p.Status >= 500 {
+		s.cfg.Log.Error("request failed", "request_id", id, "path", r.URL.Path, "code", p.Code, "err", err)
+	} else {
+		s.cfg.Log.Info("request refused", "request_id", id, "path", r.URL.Path, "code", p.Code, "status", p.Status)
+	}
+	writeProblem(w, p, id)
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
+	// A browser page must never reach the socket (DNS rebinding, CSRF via
+	// a local proxy): refuse anything carrying browser headers.
+	if r.Header.Get("Origin") != "" || r.Header.Get("Referer") != "" {
+		return &Error{Status: http.StatusForbidden, Code: CodeBrowserForbidden, Detail: "requests with Origin or Referer headers are refused"}
+	}
+	rt, ok := s.mux[r.URL.Path]
+	if !ok {
+		return &Error{Status: http.StatusNotFound, Code: CodeNotFound, Detail: "no such endpoint"}
+	}
+	if r.Method != rt.method {
+		w.Header().Set("Allow", rt.method)
+		return &Error{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed, Detail: "use " + rt.method}
+	}
+	if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+		return rt.h(w, r) // never queued behind signing work
+	}
+	select {
+	case s.slots <- struct{}{}:
+		defer func() { <-s.slots }()
+	default:
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodeOverloaded, Detail: "too many requests in flight", RetryAfter: time.Second}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	return rt.h(w, r.WithContext(ctx))
+}
+
+func requestID(r *http.Request) string {
+	id, _ := r.Context().Value(requestIDKey{}).(string)
+	return id
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+var soapMediaTypes = []string{"text/xml", "application/soap+xml"}
+
+// readEnvelope checks the media type and reads the bounded body.
+func (s *Server) readEnvelope(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	ct := r.Header.Get("Content-Type")
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || !slices.Contains(soapMediaTypes, mt) {
+		return nil, &Error{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMedia, Detail: "send text/xml (SOAP 1.1) or application/soap+xml (SOAP 1.2)"}
+	}
+	if cs, ok := params["charset"]; ok && !equalFold(cs, "utf-8") {
+		return nil, &Error{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMedia, Detail: "only UTF-8 envelopes are accepted"}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeBodyTooLarge, Detail: fmt.Sprintf("the body exceeds %d bytes", s.cfg.MaxBodyBytes)}
+		}
+		return nil, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Detail: "could not read the request body", Err: err}
+	}
+	if len(body) == 0 {
+		return nil, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Detail: "the request body is empty"}
+	}
+	return body, nil
+}
+
+func equalFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range len(a) {
+		ca, cb := a[i]|0x20, b[i]|0x20
+		if ca != cb {
+			return false
+		}
+	}
+	return true
+}
+
+// profileFor resolves ?profile= and checks the caller may use it. An unknown
+// profile and a forbidden one look alike to the caller except for the code,
+// and neither names any key.
+func (s *Server) profileFor(r *http.Request) (string, *Profile, error) {
+	q := r.URL.Query()
+	name := q.Get("profile")
+	if name == "" || len(q["profile"]) != 1 {
+		return "", nil, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Detail: "give exactly one profile query parameter"}
+	}
+	p, ok := s.cfg.Profiles[name]
+	peer := PeerFrom(r.Context())
+	if !ok {
+		return "", nil, &Error{Status: http.StatusNotFound, Code: CodeUnknownProfile, Detail: "no such profile"}
+	}
+	if !p.Access.Allows(peer) {
+		s.cfg.Audit.Warn("audit", "event", "refused", "request_id", requestID(r), "profile", name,
+			"peer_uid", peer.UID, "peer_gid", peer.GID, "peer_pid", peer.PID, "peer_groups", peer.Groups)
+		return "", nil, &Error{Status: http.StatusForbidden, Code: CodeForbidden, Detail: "this caller may not use that profile"}
+	}
+	return name, p, nil
+}
+
+func (s *Server) credential(ctx context.Context, key string) (wss.Credential, error) {
+	cred, err := s.cfg.Keys.Credential(ctx, key)
+	if err != nil {
+		if errors.Is(err, ErrTokenUnavailable) {
+			return cred, &Error{Status: http.StatusServiceUnavailable, Code: CodeTokenUnavailable, Detail: "the key's token is not available", RetryAfter: 5 * time.Second, Err: err}
+		}
+		return cred, &Error{Status: http.StatusInternalServerError, Code: CodeInternalError, Err: err}
+	}
+	return cred, nil
+}
+
+func (s *Server) handleSign(w http.ResponseWriter, r *http.Request) error {
+	name, p, err := s.profileFor(r)
+	if err != nil {
+		return err
+	}
+	body, err := s.readEnvelope(w, r)
+	if err != nil {
+		return err
+	}
+	cred, err := s.credential(r.Context(), p.Key)
+	if err != nil {
+		return err
+	}
+	opts := p.Sign
+	opts.Limits = s.cfg.Limits
+	opts.Now = s.cfg.Now
+	start := time.Now()
+	res, err := wss.Sign(body, cred, opts)
+	dur := time.Since(start)
+	if err == nil || wss.CodeOf(err) == wss.CodeSigningFailed {
+		s.audit(r, name, p.Key, cred, res, err, dur)
+	}
+	if err != nil {
+		if wss.CodeOf(err) == wss.CodeSigningFailed && errors.Is(err, ErrTokenUnavailable) {
+			return &Error{Status: http.StatusServiceUnavailable, Code: CodeTokenUnavailable, Detail: "the key's token is not available", RetryAfter: 5 * time.Second, Err: err}
+		}
+		return err
+	}
+	h := w.Header()
+	h.Set("Content-Type", r.Header.Get("Content-Type"))
+	h.Set("Wssignd-Key", p.Key)
+	h.Set("Wssignd-Cert-Serial", certSerial(cred.Chain[0]))
+	_, _ = w.Write(res.Envelope)
+	return nil
+}
+
+// audit writes the one event of a private-key use.
+func (s *Server) audit(r *http.Request, profile, key string, cred wss.Credential, res *wss.SignResult, err error, dur time.Duration) {
+	peer := PeerFrom(r.Context())
+	attrs := []any{
+		"event", "private-key-use", "request_id", requestID(r),
+		"peer_uid", peer.UID, "peer_gid", peer.GID, "peer_pid", peer.PID, "peer_groups", peer.Groups,
+		"profile", profile, "key", key, "cert_serial", certSerial(cred.Chain[0]),
+		"duration_ms", float64(dur.Microseconds()) / 1000,
+	}
+	if err != nil {
+		attrs = append(attrs, "outcome", "error", "error_code", string(wss.CodeOf(err)))
+		s.cfg.Audit.Warn("audit", attrs...)
+		return
+	}
+	attrs = append(attrs, "outcome", "signed", "signature_method", res.SignatureMethod,
+		"signed_sha256", hex.EncodeToString(res.SignedInfoSHA256), "references", res.References)
+	s.cfg.Audit.Info("audit", attrs...)
+}
+
+func certSerial(c *x509.Certificate) string {
+	return fmt.Sprintf("%x", c.SerialNumber)
+}
+
+// KeyInfo is one entry of GET /v1/keys.
+type KeyInfo struct {
+	Name           string    `json:"name"`
+	Algorithm      string    `json:"algorithm"`
+	Profiles       []string  `json:"profiles"`
+	Subject        string    `json:"subject"`
+	Issuer         string    `json:"issuer"`
+	Serial         string    `json:"serial"`
+	NotAfter       time.Time `json:"not_after"`
+	CertificatePEM string    `json:"certificate_pem"`
+	SHA256         string    `json:"sha256"`
+}
+
+func (s *Server) handleKeys(w http.ResponseWriter, r *http.Request) error {
+	peer := PeerFrom(r.Context())
+	byKey := map[string][]string{}
+	for name, p := range s.cfg.Profiles {
+		if p.Access.Allows(peer) {
+			byKey[p.Key] = append(byKey[p.Key], name)
+		}
+	}
+	out := struct {
+		Keys []KeyInfo `json:"keys"`
+	}{Keys: []KeyInfo{}}
+	for key, profiles := range byKey {
+		cred, err := s.credential(r.Context(), key)
+		if err != nil {
+			return err
+		}
+		leaf := cred.Chain[0]
+		sort.Strings(profiles)
+		sum := sha256.Sum256(leaf.Raw)
+		out.Keys = append(out.Keys, KeyInfo{
+			Name:           key,
+			Algorithm:      keyAlgorithm(leaf),
+			Profiles:       profiles,
+			Subject:        leaf.Subject.String(),
+			Issuer:         leaf.Issuer.String(),
+			Serial:         certSerial(leaf),
+			NotAfter:       leaf.NotAfter.UTC(),
+			CertificatePEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw})),
+			SHA256:         hex.EncodeToString(sum[:]),
+		})
+	}
+	sort.Slice(out.Keys, func(i, j int) bool { return out.Keys[i].Name < out.Keys[j].Name })
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func keyAlgorithm(c *x509.Certificate) string {
+	switch k := c.PublicKey.(type) {
+	case *rsa.PublicKey:
+		return fmt.Sprintf("RSA-%d", k.Size()*8)
+	case *ecdsa.PublicKey:
+		return "EC-" + k.Curve.Params().Name
+	}
+	return c.PublicKeyAlgorithm.String()
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	states, err := s.cfg.Keys.Ready(ctx)
+	body := map[string]any{"status": "ready", "tokens": states}
+	if err != nil {
+		body["status"] = "not-ready"
+		return writeJSON(w, http.StatusServiceUnavailable, body)
+	}
+	return writeJSON(w, http.StatusOK, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

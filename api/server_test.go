@@ -1,0 +1,271 @@
+package api
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/wssignd/wssignd/internal/testutil"
+	"github.com/wssignd/wssignd/wss"
+)
+
+// memKeys is an in-memory KeyStore; the SoftHSM2-backed one is tested in
+// cmd/wssignd.
+type memKeys struct {
+	creds   map[string]wss.Credential
+	offline bool
+}
+
+func (m *memKeys) Credential(_ context.Context, name string) (wss.Credential, error) {
+	if m.offline {
+		return wss.Credential{}, ErrTokenUnavailable
+	}
+	c, ok := m.creds[name]
+	if !ok {
+		return c, errors.New("no such key")
+	}
+	return c, nil
+}
+
+func (m *memKeys) Ready(context.Context) (map[string]string, error) {
+	if m.offline {
+		return map[string]string{"mem": "offline"}, errors.New("offline")
+	}
+	return map[string]string{"mem": "online"}, nil
+}
+
+func loadCred(t *testing.T, name string) wss.Credential {
+	t.Helper()
+	kb, _ := pem.Decode(testutil.ReadTestdata(t, "keys/"+name+".key"))
+	cb, _ := pem.Decode(testutil.ReadTestdata(t, "keys/"+name+".crt"))
+	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wss.Credential{Signer: k.(crypto.Signer), Chain: []*x509.Certificate{c}}
+}
+
+// serveUnix serves h on a fresh Unix socket with peer credentials and
+// returns a client bound to it.
+func serveUnix(t *testing.T, h http.Handler) *http.Client {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "wsapi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "s")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h, ConnContext: ConnContext}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		},
+	}}
+}
+
+func newTestServer(t *testing.T, keys *memKeys, access Access) *http.Client {
+	return serveUnix(t, New(Config{
+		Keys: keys,
+		Profiles: map[string]*Profile{
+			"default": {Key: "rsa", Access: access},
+			"ec":      {Key: "ec", Access: access},
+			"nobody":  {Key: "ec", Access: Access{UIDs: []uint32{4_000_000_000}}},
+		},
+		MaxBodyBytes: 4096,
+	}))
+}
+
+func do(t *testing.T, c *http.Client, method, path, ctype string, body string, hdr map[string]string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://wssignd"+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+func TestSignOverSocket(t *testing.T) {
+	keys := &memKeys{creds: map[string]wss.Credential{"rsa": loadCred(t, "rsa2048"), "ec": loadCred(t, "ecp256")}}
+	c := newTestServer(t, keys, Access{UIDs: []uint32{uint32(os.Getuid())}})
+	env := string(testutil.ReadTestdata(t, "envelope-soap12.xml"))
+	for _, profile := range []string{"default", "ec"} {
+		ct := "application/soap+xml; charset=utf-8"
+		resp, body := do(t, c, "POST", "/v1/soap/sign?profile="+profile, ct, env, nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", profile, resp.StatusCode, body)
+		}
+		if got := resp.Header.Get("Content-Type"); got != ct {
+			t.Errorf("Content-Type %q, want the request's %q", got, ct)
+		}
+		if resp.Header.Get("Wssignd-Key") == "" || resp.Header.Get("Wssignd-Cert-Serial") == "" || resp.Header.Get("Wssignd-Request-Id") == "" {
+			t.Errorf("missing Wssignd-* headers: %v", resp.Header)
+		}
+		cert := keys.creds[map[string]string{"default": "rsa", "ec": "ec"}[profile]].Chain[0]
+		if out, ok := testutil.XMLSec1Verify(t, body, cert); !ok {
+			t.Errorf("%s: xmlsec1 rejects: %s", profile, out)
+		}
+	}
+}
+
+func TestKeysListsOnlyAllowed(t *testing.T) {
+	keys := &memKeys{creds: map[string]wss.Credential{"rsa": loadCred(t, "rsa2048"), "ec": loadCred(t, "ecp256")}}
+	c := newTestServer(t, keys, Access{UIDs: []uint32{uint32(os.Getuid())}})
+	resp, body := do(t, c, "GET", "/v1/keys", "", "", nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	var got struct{ Keys []KeyInfo }
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Keys) != 2 || got.Keys[0].Name != "ec" || got.Keys[1].Name != "rsa" {
+		t.Fatalf("keys %+v", got.Keys)
+	}
+	// "nobody" uses key ec too, but this caller may not use it: not listed.
+	if strings.Join(got.Keys[0].Profiles, ",") != "ec" {
+		t.Errorf("ec profiles %v", got.Keys[0].Profiles)
+	}
+	rsaKey := got.Keys[1]
+	if rsaKey.Algorithm != "RSA-2048" || !strings.Contains(rsaKey.Subject, "wssignd test RSA") || rsaKey.Serial != "1001" {
+		t.Errorf("rsa entry %+v", rsaKey)
+	}
+	b, _ := pem.Decode([]byte(rsaKey.CertificatePEM))
+	if b == nil || string(b.Bytes) != string(keys.creds["rsa"].Chain[0].Raw) {
+		t.Error("certificate_pem is not the key's certificate")
+	}
+}
+
+func TestProblems(t *testing.T) {
+	keys := &memKeys{creds: map[string]wss.Credential{"rsa": loadCred(t, "rsa2048"), "ec": loadCred(t, "ecp256")}}
+	c := newTestServer(t, keys, Access{UIDs: []uint32{uint32(os.Getuid())}})
+	okEnv := string(testutil.ReadTestdata(t, "envelope-soap11.xml"))
+	const xml = "text/xml"
+	cases := []struct {
+		name, method, path, ctype, body string
+		hdr                             map[string]string
+		status                          int
+		code                            string
+	}{
+		{"malformed xml", "POST", "/v1/soap/sign?profile=default", xml, "<a><b></a>", nil, 400, "malformed-xml"},
+		{"not soap", "POST", "/v1/soap/sign?profile=default", xml, "<a/>", nil, 422, "not-soap"},
+		{"doctype", "POST", "/v1/soap/sign?profile=default", xml, `<!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]><a>&x;</a>`, nil, 400, "dtd-forbidden"},
+		{"empty body", "POST", "/v1/soap/sign?profile=default", xml, "", nil, 400, "bad-request"},
+		{"unknown profile", "POST", "/v1/soap/sign?profile=nope", xml, okEnv, nil, 404, "unknown-profile"},
+		{"missing profile", "POST", "/v1/soap/sign", xml, okEnv, nil, 400, "bad-request"},
+		{"two profiles", "POST", "/v1/soap/sign?profile=default&profile=ec", xml, okEnv, nil, 400, "bad-request"},
+		{"forbidden profile", "POST", "/v1/soap/sign?profile=nobody", xml, okEnv, nil, 403, "forbidden"},
+		{"wrong content type", "POST", "/v1/soap/sign?profile=default", "application/json", okEnv, nil, 415, "unsupported-media-type"},
+		{"latin-1", "POST", "/v1/soap/sign?profile=default", "text/xml; charset=iso-8859-1", okEnv, nil, 415, "unsupported-media-type"},
+		{"wrong method", "GET", "/v1/soap/sign?profile=default", "", "", nil, 405, "method-not-allowed"},
+		{"unknown path", "GET", "/v2/x", "", "", nil, 404, "not-found"},
+		{"origin", "POST", "/v1/soap/sign?profile=default", xml, okEnv, map[string]string{"Origin": "http://evil.example"}, 403, "browser-request"},
+		{"referer", "GET", "/v1/keys", "", "", map[string]string{"Referer": "http://evil.example/"}, 403, "browser-request"},
+		{"oversize", "POST", "/v1/soap/sign?profile=default", xml, okEnv + strings.Repeat(" ", 5000), nil, 413, "body-too-large"},
+		{"missing part", "POST", "/v1/soap/sign?profile=default", xml, `<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header/></s:Envelope>`, nil, 422, "invalid-soap"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := do(t, c, tc.method, tc.path, tc.ctype, tc.body, tc.hdr)
+			if resp.StatusCode != tc.status {
+				t.Errorf("status %d, want %d: %s", resp.StatusCode, tc.status, body)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
+				t.Errorf("Content-Type %q", ct)
+			}
+			var p Problem
+			if err := json.Unmarshal(body, &p); err != nil {
+				t.Fatalf("%v: %s", err, body)
+			}
+			if p.Code != tc.code || p.Type != ProblemTypeBase+tc.code || p.Status != tc.status || p.Title == "" {
+				t.Errorf("problem %+v, want code %s", p, tc.code)
+			}
+			if strings.Contains(string(body), "wsse:Security") || strings.Contains(string(body), "SignatureValue") {
+				t.Error("a refused request returned signed content")
+			}
+		})
+	}
+}
+
+func TestTokenUnavailable(t *testing.T) {
+	keys := &memKeys{offline: true}
+	c := newTestServer(t, keys, Access{Anyone: true})
+	resp, body := do(t, c, "POST", "/v1/soap/sign?profile=default", "text/xml", string(testutil.ReadTestdata(t, "envelope-soap11.xml")), nil)
+	if resp.StatusCode != 503 || !strings.Contains(string(body), "token-unavailable") || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("%d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	resp, body = do(t, c, "GET", "/readyz", "", "", nil)
+	if resp.StatusCode != 503 || !strings.Contains(string(body), "offline") {
+		t.Errorf("readyz %d %s", resp.StatusCode, body)
+	}
+	resp, _ = do(t, c, "GET", "/healthz", "", "", nil)
+	if resp.StatusCode != 200 {
+		t.Errorf("healthz %d while the token is offline", resp.StatusCode)
+	}
+}
+
+func TestPeerCredentials(t *testing.T) {
+	var got Peer
+	c := serveUnix(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = PeerFrom(r.Context()) }))
+	do(t, c, "GET", "/", "", "", nil)
+	if !got.Known || got.UID != uint32(os.Getuid()) || got.GID != uint32(os.Getgid()) || got.PID != int32(os.Getpid()) {
+		t.Errorf("peer %+v, want uid %d gid %d pid %d", got, os.Getuid(), os.Getgid(), os.Getpid())
+	}
+}
+
+func TestAccess(t *testing.T) {
+	p := Peer{Known: true, UID: 1000, GID: 100, Groups: []uint32{100, 27}}
+	for _, tc := range []struct {
+		a    Access
+		want bool
+	}{
+		{Access{}, false},
+		{Access{Anyone: true}, true},
+		{Access{UIDs: []uint32{1000}}, true},
+		{Access{UIDs: []uint32{1001}}, false},
+		{Access{GIDs: []uint32{100}}, true},
+		{Access{GIDs: []uint32{27}}, true},
+		{Access{GIDs: []uint32{28}}, false},
+	} {
+		if got := tc.a.Allows(p); got != tc.want {
+			t.Errorf("%+v allows %+v = %v", tc.a, p, got)
+		}
+	}
+	if (Access{UIDs: []uint32{0}}).Allows(Peer{}) {
+		t.Error("an unknown peer passed as uid 0")
+	}
+}

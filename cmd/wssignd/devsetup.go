@@ -1,0 +1,182 @@
+package main
+
+import (
+	"crypto"
+	"crypto/elliptic"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"text/template"
+	"time"
+
+	"github.com/wssignd/wssignd/hsm"
+)
+
+// devKey is a key of the development token.
+type devKey struct {
+	Name string // key name in the config, also its CKA_LABEL
+	ID   []byte
+	RSA  bool
+	CN   string
+}
+
+var devKeys = []devKey{
+	{Name: "dev-rsa", ID: []byte{0x01}, RSA: true, CN: "wssignd development RSA"},
+	{Name: "dev-ec", ID: []byte{0x02}, CN: "wssignd development EC P-256"},
+}
+
+const devTokenLabel = "wssignd-dev"
+
+// devSetupMain creates (or reuses) a SoftHSM2 token under dir with an RSA
+// and an EC key generated on the token, each with a self-signed certificate
+// on the token, exports the certificates, and writes a development config.
+func devSetupMain(args []string) int {
+	fs := flag.NewFlagSet("wssignd dev-setup", flag.ContinueOnError)
+	dir := fs.String("dir", "var", "directory for the token, PINs, certificates and config")
+	socket := fs.String("socket", "run/wssignd.sock", "socket path for the development config")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if err := devSetup(*dir, *socket); err != nil {
+		fmt.Fprintln(os.Stderr, "wssignd dev-setup:", err)
+		return 1
+	}
+	return 0
+}
+
+func devSetup(dir, socket string) error {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	if socket, err = filepath.Abs(socket); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	module, err := hsm.SoftHSMModule()
+	if err != nil {
+		return err
+	}
+	st, err := hsm.InitSoftHSMToken(filepath.Join(dir, "softhsm"), devTokenLabel)
+	if err != nil {
+		return err
+	}
+	if err := os.Setenv("SOFTHSM2_CONF", st.ConfigFile); err != nil {
+		return err
+	}
+	tok, err := hsm.Open(hsm.Config{Module: module, TokenLabel: devTokenLabel, PINFile: st.PINFile})
+	if err != nil {
+		return err
+	}
+	defer tok.Close()
+	certDir := filepath.Join(dir, "certs")
+	if err := os.MkdirAll(certDir, 0o755); err != nil {
+		return err
+	}
+	for _, k := range devKeys {
+		ref := hsm.KeyRef{Label: k.Name, ID: k.ID}
+		key, err := tok.FindKey(ref)
+		if errors.Is(err, hsm.ErrKeyNotFound) {
+			var signer crypto.Signer
+			if k.RSA {
+				signer, err = tok.GenerateRSA(ref, 2048)
+			} else {
+				signer, err = tok.GenerateEC(ref, elliptic.P256())
+			}
+			if err != nil {
+				return fmt.Errorf("generating %s: %w", k.Name, err)
+			}
+			cert, err := hsm.SelfSignedCertificate(signer, k.CN, 3*365*24*time.Hour)
+			if err != nil {
+				return fmt.Errorf("certificate for %s: %w", k.Name, err)
+			}
+			if err := tok.ImportCertificate(ref, cert); err != nil {
+				return fmt.Errorf("importing certificate for %s: %w", k.Name, err)
+			}
+			fmt.Printf("generated %s on token %s (private key non-extractable)\n", k.Name, devTokenLabel)
+			key, err = tok.FindKey(ref)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", k.Name, err)
+		}
+		pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: key.Chain[0].Raw})
+		if err := os.WriteFile(filepath.Join(certDir, k.Name+".pem"), pemBytes, 0o644); err != nil {
+			return err
+		}
+	}
+	cfgPath := filepath.Join(dir, "wssignd.toml")
+	if _, err := os.Stat(cfgPath); err == nil {
+		fmt.Printf("keeping existing %s\n", cfgPath)
+		return nil
+	}
+	u, err := user.Current()
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(cfgPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	err = devConfig.Execute(f, map[string]any{
+		"Socket": socket, "StateDir": filepath.Join(dir, "state"), "Module": module,
+		"Label": devTokenLabel, "PINFile": st.PINFile, "User": u.Username,
+	})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s\n", cfgPath)
+	return nil
+}
+
+var devConfig = template.Must(template.New("dev").Parse(`# wssignd development configuration, written by "wssignd dev-setup".
+# Keys live on the SoftHSM2 token below; they were generated on the token and
+# cannot be extracted. Edit freely: dev-setup never overwrites this file.
+
+socket = "{{.Socket}}"
+socket_mode = "0600"
+state_dir = "{{.StateDir}}"
+log_level = "info"
+
+# PKCS#11 modules are native code: only these may be loaded.
+modules = ["{{.Module}}"]
+
+[limits]
+max_body_bytes = 16777216
+request_timeout = "30s"
+
+[tokens.dev]
+module = "{{.Module}}"
+label = "{{.Label}}"
+pin_file = "{{.PINFile}}"
+
+[keys.dev-rsa]
+token = "dev"
+label = "dev-rsa"
+id = "01"
+
+[keys.dev-ec]
+token = "dev"
+label = "dev-ec"
+id = "02"
+
+# WS-I BSP defaults: Body and Timestamp signed, BinarySecurityToken by
+# direct reference, RSA-SHA256, SHA-256 digests, Timestamp valid 300 s.
+[profiles.default]
+key = "dev-rsa"
+parts = ["Body", "Timestamp"]
+allow_users = ["{{.User}}"]
+
+[profiles.ecdsa-p256]
+key = "dev-ec"
+parts = ["Body", "Timestamp"]
+allow_users = ["{{.User}}"]
+`))

@@ -1,0 +1,98 @@
+// Package hsmtest builds SoftHSM2 tokens for tests. It uses only package hsm (no PKCS#11 imports).
+package hsmtest
+
+import (
+	"crypto"
+	"crypto/elliptic"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/wssignd/wssignd/hsm"
+)
+
+// Label is the label of the token New builds.
+const Label = "wssignd-test"
+
+// The keys New generates.
+var (
+	RSARef = hsm.KeyRef{Label: "rsa", ID: []byte{0x01}}
+	ECRef  = hsm.KeyRef{Label: "ec", ID: []byte{0x02}}
+)
+
+// Env is a fresh SoftHSM2 token with two keys, and what a config file needs to open it again.
+type Env struct {
+	Token  *hsm.Token       // open and logged in; closed in t.Cleanup
+	Config hsm.Config       // Module, TokenLabel and PINFile of the token (Log nil)
+	Soft   hsm.SoftHSMToken // the SoftHSM2 directory, config file and PIN files
+	RSA    *hsm.Key         // RSA-2048, label "rsa", ID 0x01, self-signed certificate on the token
+	EC     *hsm.Key         // ECDSA P-256, label "ec", ID 0x02, self-signed certificate on the token
+}
+
+// New builds a fresh SoftHSM2 token in t.TempDir() (t.Setenv("SOFTHSM2_CONF", ...)), opens it,
+// generates an RSA-2048 key (label "rsa", ID 0x01) and an EC P-256 key (label "ec", ID 0x02) on
+// the token, each with a self-signed certificate stored on the token, and returns the open Token
+// plus what a config file needs.
+//
+// The token is closed in t.Cleanup, so the next test can see its own token (SoftHSM2 reads
+// SOFTHSM2_CONF only when the module is initialised, and the module stays initialised while any
+// Token of it is open). Because of t.Setenv, tests using New cannot be parallel.
+//
+// When SoftHSM2 is not installed, New fails the test if the CI environment variable is "true"
+// and skips it otherwise, naming the apt package.
+func New(t testing.TB) *Env {
+	t.Helper()
+	soft, err := hsm.InitSoftHSMToken(t.TempDir(), Label)
+	if errors.Is(err, hsm.ErrSoftHSMNotInstalled) {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("hsmtest: %v (apt-get install softhsm2)", err)
+		}
+		t.Skipf("hsmtest: %v (apt-get install softhsm2)", err)
+	}
+	if err != nil {
+		t.Fatalf("hsmtest: %v", err)
+	}
+	t.Setenv("SOFTHSM2_CONF", soft.ConfigFile)
+	cfg := hsm.Config{Module: soft.Module, TokenLabel: soft.Label, PINFile: soft.PINFile}
+	tok, err := hsm.Open(cfg)
+	if err != nil {
+		t.Fatalf("hsmtest: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := tok.Close(); err != nil {
+			t.Errorf("hsmtest: %v", err)
+		}
+	})
+
+	rsaSigner, err := tok.GenerateRSA(RSARef, 2048)
+	if err != nil {
+		t.Fatalf("hsmtest: %v", err)
+	}
+	ecSigner, err := tok.GenerateEC(ECRef, elliptic.P256())
+	if err != nil {
+		t.Fatalf("hsmtest: %v", err)
+	}
+	env := &Env{Token: tok, Config: cfg, Soft: soft}
+	for _, k := range []struct {
+		ref  hsm.KeyRef
+		cn   string
+		dst  **hsm.Key
+		sign crypto.Signer
+	}{
+		{RSARef, "wssignd test rsa", &env.RSA, rsaSigner},
+		{ECRef, "wssignd test ec", &env.EC, ecSigner},
+	} {
+		cert, err := hsm.SelfSignedCertificate(k.sign, k.cn, 24*time.Hour)
+		if err != nil {
+			t.Fatalf("hsmtest: %v", err)
+		}
+		if err := tok.ImportCertificate(k.ref, cert); err != nil {
+			t.Fatalf("hsmtest: %v", err)
+		}
+		if *k.dst, err = tok.FindKey(k.ref); err != nil {
+			t.Fatalf("hsmtest: %v", err)
+		}
+	}
+	return env
+}

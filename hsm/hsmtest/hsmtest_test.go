@@ -1,0 +1,112 @@
+package hsmtest_test
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/wssignd/wssignd/hsm"
+	"github.com/wssignd/wssignd/hsm/hsmtest"
+)
+
+// TestNewInSequence checks that each test sees its own token: the previous Env's Token is closed
+// in its Cleanup, so the module re-reads SOFTHSM2_CONF.
+func TestNewInSequence(t *testing.T) {
+	var serials []string
+	for i := range 2 {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			env := hsmtest.New(t)
+			serials = append(serials, env.Token.Serial())
+			if env.Config.TokenLabel != hsmtest.Label || env.Config.PINFile != env.Soft.PINFile || env.Config.Module != env.Soft.Module {
+				t.Errorf("config %+v does not match %+v", env.Config, env.Soft)
+			}
+			if !strings.HasPrefix(env.Soft.ConfigFile, env.Soft.Dir) {
+				t.Errorf("config file %s outside %s", env.Soft.ConfigFile, env.Soft.Dir)
+			}
+			d := sha256.Sum256([]byte("hsmtest"))
+			sig, err := env.RSA.Signer.Sign(rand.Reader, d[:], crypto.SHA256)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := rsa.VerifyPKCS1v15(env.RSA.Chain[0].PublicKey.(*rsa.PublicKey), crypto.SHA256, d[:], sig); err != nil {
+				t.Error(err)
+			}
+			sig, err = env.EC.Signer.Sign(rand.Reader, d[:], crypto.SHA256)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ecdsa.VerifyASN1(env.EC.Chain[0].PublicKey.(*ecdsa.PublicKey), d[:], sig) {
+				t.Error("ecdsa signature does not verify")
+			}
+			if !bytesEqual(env.RSA.Ref.ID, hsmtest.RSARef.ID) || env.EC.Ref.Label != "ec" {
+				t.Errorf("refs %v, %v", env.RSA.Ref, env.EC.Ref)
+			}
+			// The Config reopens the token alongside.
+			tok, err := hsm.Open(env.Config)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok.Close()
+		})
+	}
+	if len(serials) == 2 && serials[0] == serials[1] {
+		t.Errorf("both Envs have token serial %s", serials[0])
+	}
+}
+
+func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
+
+// stopTB records Skipf/Fatalf instead of ending the test.
+type stopTB struct {
+	testing.TB
+	skipped, failed string
+}
+
+type stop struct{}
+
+func (s *stopTB) Skipf(format string, args ...any) {
+	s.skipped = fmt.Sprintf(format, args...)
+	panic(stop{})
+}
+
+func (s *stopTB) Fatalf(format string, args ...any) {
+	s.failed = fmt.Sprintf(format, args...)
+	panic(stop{})
+}
+
+func TestNewWithoutSoftHSM(t *testing.T) {
+	for _, ci := range []string{"", "true"} {
+		t.Run("CI="+ci, func(t *testing.T) {
+			t.Setenv("PATH", t.TempDir()) // no softhsm2-util
+			t.Setenv("CI", ci)
+			tb := &stopTB{TB: t}
+			func() {
+				defer func() {
+					if r := recover(); r != nil {
+						if _, ok := r.(stop); !ok {
+							panic(r)
+						}
+					}
+				}()
+				hsmtest.New(tb)
+			}()
+			got := tb.skipped
+			if ci == "true" {
+				got = tb.failed
+				if tb.skipped != "" {
+					t.Errorf("skipped under CI: %s", tb.skipped)
+				}
+			} else if tb.failed != "" {
+				t.Errorf("failed outside CI: %s", tb.failed)
+			}
+			if !strings.Contains(got, "apt-get install softhsm2") {
+				t.Errorf("message %q does not name the apt package", got)
+			}
+		})
+	}
+}

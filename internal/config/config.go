@@ -1,0 +1,397 @@
+// Package config loads and validates the wssignd TOML configuration.
+//
+// Load reads one file and reports every problem it finds at once, each naming
+// the file and the field, so that an operator fixes a config in one round.
+// The struct field comments below are the reference for every setting.
+package config
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	// Socket is the path of the Unix socket to listen on when systemd does
+	// not pass one; a relative path is taken from the config file's
+	// directory. Default /run/wssignd/wssignd.sock.
+	Socket string `toml:"socket"`
+	// SocketMode is the octal file mode of a socket wssignd creates itself.
+	// Default "0660".
+	SocketMode string `toml:"socket_mode"`
+	// StateDir holds persistent state (e.g. PIN-rejected markers). Default
+	// $STATE_DIRECTORY, else /var/lib/wssignd.
+	StateDir string `toml:"state_dir"`
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string `toml:"log_level"`
+	// LogFormat is text or json. Default text.
+	LogFormat string `toml:"log_format"`
+	// Modules is the allow-list of PKCS#11 module paths a token may load.
+	// PKCS#11 modules are native code: nothing else is ever loaded.
+	Modules []string `toml:"modules"`
+	// Limits bound every request.
+	Limits Limits `toml:"limits"`
+	// Tokens by name.
+	Tokens map[string]*Token `toml:"tokens"`
+	// Keys by name.
+	Keys map[string]*Key `toml:"keys"`
+	// Profiles by name: what a sign request may ask for.
+	Profiles map[string]*Profile `toml:"profiles"`
+
+	// File is the path the configuration was loaded from (not a setting).
+	File string `toml:"-"`
+}
+
+// Limits bound requests.
+type Limits struct {
+	// MaxBodyBytes is the largest request body accepted. Default 16 MiB.
+	MaxBodyBytes int64 `toml:"max_body_bytes"`
+	// MaxDepth is the deepest element nesting accepted. Default 256.
+	MaxDepth int `toml:"max_depth"`
+	// MaxElements is the most elements an envelope may have. Default 1 000 000.
+	MaxElements int `toml:"max_elements"`
+	// RequestTimeout bounds each request, token wait included. Default 30s.
+	RequestTimeout Duration `toml:"request_timeout"`
+	// MaxConcurrent is the most requests served at once; more get 503.
+	// Default 64.
+	MaxConcurrent int `toml:"max_concurrent"`
+}
+
+// Token is a PKCS#11 token.
+type Token struct {
+	// Module is the PKCS#11 module path; it must be listed in modules.
+	Module string `toml:"module"`
+	// Label selects the token by its label. Exactly one of label and serial.
+	Label string `toml:"label"`
+	// Serial selects the token by its serial number.
+	Serial string `toml:"serial"`
+	// PINFile is the file holding the user PIN. A relative path is taken
+	// from the config file's directory. Either pin_file or pin_credential.
+	PINFile string `toml:"pin_file"`
+	// PINCredential names a systemd credential ($CREDENTIALS_DIRECTORY/NAME).
+	PINCredential string `toml:"pin_credential"`
+	// MaxSessions is the session pool size. Default 8.
+	MaxSessions int `toml:"max_sessions"`
+}
+
+// Key is a private key with its certificate on a token.
+type Key struct {
+	// Token is the name of a [tokens.NAME] table.
+	Token string `toml:"token"`
+	// Label is the key's CKA_LABEL. At least one of label and id.
+	Label string `toml:"label"`
+	// ID is the key's CKA_ID in hex.
+	ID string `toml:"id"`
+}
+
+// Profile binds a key to a WS-Security signing policy and to the callers
+// that may use it.
+type Profile struct {
+	// Key is the name of a [keys.NAME] table.
+	Key string `toml:"key"`
+	// Parts to sign, in order: "Body", "Timestamp", "BinarySecurityToken",
+	// "UsernameToken" or "{namespace}localName" for any header block. A
+	// trailing "?" marks a part optional. Default ["Body", "Timestamp"].
+	Parts []string `toml:"parts"`
+	// SignatureMethod is an XML-DSig algorithm URI. Default by key type.
+	SignatureMethod string `toml:"signature_method"`
+	// DigestMethod is an algorithm URI. Default SHA-256.
+	DigestMethod string `toml:"digest_method"`
+	// AllowSHA1 opts in to RSA-SHA1 and SHA-1 digests (legacy services only).
+	AllowSHA1 bool `toml:"allow_sha1"`
+	// TimestampTTL is Expires − Created. Default 300s.
+	TimestampTTL Duration `toml:"timestamp_ttl"`
+	// AllowUsers are user names or numeric uids that may use this profile;
+	// "*" allows every client that can reach the socket.
+	AllowUsers []string `toml:"allow_users"`
+	// AllowGroups are group names or numeric gids (primary or
+	// supplementary) that may use this profile.
+	AllowGroups []string `toml:"allow_groups"`
+}
+
+// Duration is a time.Duration written as a string such as "300s" or "1m".
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration as a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Error lists every problem found in one configuration file.
+type Error struct {
+	File     string
+	Problems []string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s: %d problem(s):\n  %s", e.File, len(e.Problems), strings.Join(e.Problems, "\n  "))
+}
+
+// Load reads, defaults and validates the configuration at path. A file that
+// group or others may write is refused: it controls which native modules load.
+func Load(path string) (*Config, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return nil, &Error{File: path, Problems: []string{fmt.Sprintf("file mode %04o lets group or others write it; chmod go-w", fi.Mode().Perm())}}
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes and validates configuration bytes; path names the file in
+// errors and anchors relative paths.
+func Parse(path string, data []byte) (*Config, error) {
+	c := &Config{File: path}
+	md, err := toml.Decode(string(data), c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, &Error{File: path, Problems: []string{fmt.Sprintf("line %d: %s", pe.Position.Line, pe.Message)}}
+		}
+		return nil, &Error{File: path, Problems: []string{err.Error()}}
+	}
+	var probs []string
+	for _, k := range md.Undecoded() {
+		probs = append(probs, fmt.Sprintf("%s: unknown setting", k))
+	}
+	c.defaults()
+	probs = append(probs, c.validate()...)
+	if len(probs) > 0 {
+		return nil, &Error{File: path, Problems: probs}
+	}
+	return c, nil
+}
+
+func (c *Config) defaults() {
+	if c.Socket == "" {
+		c.Socket = "/run/wssignd/wssignd.sock"
+	}
+	if c.SocketMode == "" {
+		c.SocketMode = "0660"
+	}
+	if c.StateDir == "" {
+		c.StateDir = os.Getenv("STATE_DIRECTORY")
+		if c.StateDir == "" {
+			c.StateDir = "/var/lib/wssignd"
+		}
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	if c.LogFormat == "" {
+		c.LogFormat = "text"
+	}
+	l := &c.Limits
+	if l.MaxBodyBytes == 0 {
+		l.MaxBodyBytes = 16 << 20
+	}
+	if l.MaxDepth == 0 {
+		l.MaxDepth = 256
+	}
+	if l.MaxElements == 0 {
+		l.MaxElements = 1_000_000
+	}
+	if l.RequestTimeout.Duration == 0 {
+		l.RequestTimeout.Duration = 30 * time.Second
+	}
+	if l.MaxConcurrent == 0 {
+		l.MaxConcurrent = 64
+	}
+	dir := filepath.Dir(c.File)
+	if !filepath.IsAbs(c.Socket) {
+		c.Socket = filepath.Join(dir, c.Socket)
+	}
+	for _, t := range c.Tokens {
+		if t.MaxSessions == 0 {
+			t.MaxSessions = 8
+		}
+		if t.PINFile != "" && !filepath.IsAbs(t.PINFile) {
+			t.PINFile = filepath.Join(dir, t.PINFile)
+		}
+	}
+	for _, p := range c.Profiles {
+		if len(p.Parts) == 0 {
+			p.Parts = []string{"Body", "Timestamp"}
+		}
+		if p.TimestampTTL.Duration == 0 {
+			p.TimestampTTL.Duration = 300 * time.Second
+		}
+	}
+}
+
+func (c *Config) validate() []string {
+	var probs []string
+	bad := func(field, format string, args ...any) {
+		probs = append(probs, field+": "+fmt.Sprintf(format, args...))
+	}
+	if _, err := c.SocketFileMode(); err != nil {
+		bad("socket_mode", "%v", err)
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
+		bad("log_level", "must be debug, info, warn or error, not %q", c.LogLevel)
+	}
+	if !slices.Contains([]string{"text", "json"}, c.LogFormat) {
+		bad("log_format", "must be text or json, not %q", c.LogFormat)
+	}
+	for i, m := range c.Modules {
+		if !filepath.IsAbs(m) {
+			bad(fmt.Sprintf("modules[%d]", i), "module path %q must be absolute", m)
+		}
+	}
+	l := c.Limits
+	if l.MaxBodyBytes < 1024 {
+		bad("limits.max_body_bytes", "must be at least 1024")
+	}
+	if l.MaxDepth < 8 {
+		bad("limits.max_depth", "must be at least 8")
+	}
+	if l.MaxElements < 16 {
+		bad("limits.max_elements", "must be at least 16")
+	}
+	if l.RequestTimeout.Duration < 0 {
+		bad("limits.request_timeout", "must be positive")
+	}
+	if l.MaxConcurrent < 1 {
+		bad("limits.max_concurrent", "must be at least 1")
+	}
+	for _, name := range sortedKeys(c.Tokens) {
+		t := c.Tokens[name]
+		f := "tokens." + name
+		if t.Module == "" {
+			bad(f+".module", "missing")
+		} else if !slices.Contains(c.Modules, t.Module) {
+			bad(f+".module", "%q is not in the modules allow-list", t.Module)
+		}
+		if (t.Label == "") == (t.Serial == "") {
+			bad(f, "set exactly one of label and serial")
+		}
+		if (t.PINFile == "") == (t.PINCredential == "") {
+			bad(f, "set exactly one of pin_file and pin_credential")
+		}
+		if t.PINFile != "" {
+			if _, err := os.Stat(t.PINFile); err != nil {
+				bad(f+".pin_file", "%v", errors.Unwrap(err))
+			}
+		}
+		if t.PINCredential != "" && strings.ContainsAny(t.PINCredential, "/\x00") {
+			bad(f+".pin_credential", "must be a plain credential name")
+		}
+		if t.MaxSessions < 2 {
+			bad(f+".max_sessions", "must be at least 2")
+		}
+	}
+	for _, name := range sortedKeys(c.Keys) {
+		k := c.Keys[name]
+		f := "keys." + name
+		if _, ok := c.Tokens[k.Token]; !ok {
+			bad(f+".token", "no token named %q", k.Token)
+		}
+		if k.Label == "" && k.ID == "" {
+			bad(f, "set label, id or both")
+		}
+		if _, err := k.IDBytes(); err != nil {
+			bad(f+".id", "%v", err)
+		}
+	}
+	if len(c.Profiles) == 0 {
+		bad("profiles", "no profile is configured")
+	}
+	for _, name := range sortedKeys(c.Profiles) {
+		p := c.Profiles[name]
+		f := "profiles." + name
+		if _, ok := c.Keys[p.Key]; !ok {
+			bad(f+".key", "no key named %q", p.Key)
+		}
+		for i, part := range p.Parts {
+			if _, _, _, err := ParsePart(part); err != nil {
+				bad(fmt.Sprintf("%s.parts[%d]", f, i), "%v", err)
+			}
+		}
+		if p.TimestampTTL.Duration < time.Second {
+			bad(f+".timestamp_ttl", "must be at least 1s")
+		}
+		if len(p.AllowUsers) == 0 && len(p.AllowGroups) == 0 {
+			bad(f, "allows nobody: set allow_users or allow_groups (\"*\" allows every client of the socket)")
+		}
+	}
+	return probs
+}
+
+// SocketFileMode parses SocketMode.
+func (c *Config) SocketFileMode() (fs.FileMode, error) {
+	var m uint32
+	if _, err := fmt.Sscanf(c.SocketMode, "%o", &m); err != nil || m > 0o777 {
+		return 0, fmt.Errorf("%q is not an octal file mode", c.SocketMode)
+	}
+	return fs.FileMode(m), nil
+}
+
+// IDBytes decodes the hex CKA_ID (":" separators allowed).
+func (k *Key) IDBytes() ([]byte, error) {
+	if k.ID == "" {
+		return nil, nil
+	}
+	b, err := hex.DecodeString(strings.ReplaceAll(k.ID, ":", ""))
+	if err != nil {
+		return nil, fmt.Errorf("%q is not hex", k.ID)
+	}
+	return b, nil
+}
+
+// ParsePart parses a parts entry into a namespace URI and local name. The
+// names Body, Timestamp, BinarySecurityToken and UsernameToken stand for
+// their WS-Security elements; namespace "" with local "Body" means the SOAP
+// Body of either version.
+func ParsePart(s string) (space, local string, optional bool, err error) {
+	if strings.HasSuffix(s, "?") {
+		optional = true
+		s = strings.TrimSuffix(s, "?")
+	}
+	switch s {
+	case "Body":
+		return "", "Body", optional, nil
+	case "Timestamp":
+		return "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd", "Timestamp", optional, nil
+	case "BinarySecurityToken", "UsernameToken":
+		return "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd", s, optional, nil
+	}
+	if strings.HasPrefix(s, "{") {
+		if i := strings.Index(s, "}"); i > 1 && i < len(s)-1 && !strings.ContainsAny(s[i+1:], "{}: ") {
+			return s[1:i], s[i+1:], optional, nil
+		}
+	}
+	return "", "", false, fmt.Errorf("%q: want Body, Timestamp, BinarySecurityToken, UsernameToken or {namespace}localName", s)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}

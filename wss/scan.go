@@ -1,0 +1,329 @@
+package wss
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Limits bound what an untrusted envelope may cost before any cryptography.
+// A zero field takes its default.
+type Limits struct {
+	MaxBytes    int64 // default 16 MiB
+	MaxDepth    int   // element nesting; default 256
+	MaxElements int   // default 1 000 000
+}
+
+const (
+	defaultMaxBytes    = 16 << 20
+	defaultMaxDepth    = 256
+	defaultMaxElements = 1_000_000
+)
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = defaultMaxBytes
+	}
+	if l.MaxDepth <= 0 {
+		l.MaxDepth = defaultMaxDepth
+	}
+	if l.MaxElements <= 0 {
+		l.MaxElements = defaultMaxElements
+	}
+	return l
+}
+
+// nsScope is a prefix → namespace URI map ("" is the default namespace).
+type nsScope map[string]string
+
+// element is one element of the raw envelope, located by byte offsets.
+type element struct {
+	rawName     string // qualified name as written, e.g. "soap:Body"
+	prefix      string
+	space       string // namespace URI
+	local       string
+	start       int  // offset of '<'
+	startEnd    int  // offset just past the start tag's '>'
+	selfClosing bool // <x/>
+	endStart    int  // offset of the end tag's '<' (== startEnd for self-closing)
+	depth       int  // 0 for the document element
+	wsuID       string
+	scope       nsScope // namespaces in scope inside this element (its own declarations included)
+	attrs       []xml.Attr
+	children    []*element // recorded only for the Envelope, the Header and Security headers
+}
+
+// envelope is what one scan learns about a SOAP envelope.
+type envelope struct {
+	raw      []byte
+	version  soapVersion
+	root     *element
+	header   *element // nil when there is none
+	body     *element
+	security []*element // wsse:Security header blocks, in document order
+	ids      map[string]bool
+}
+
+func (e *element) attr(space, local string) (string, bool) {
+	for _, a := range e.attrs {
+		if a.Name.Local == local && e.attrSpace(a) == space {
+			return a.Value, true
+		}
+	}
+	return "", false
+}
+
+func (e *element) attrSpace(a xml.Attr) string {
+	switch a.Name.Space {
+	case "":
+		return ""
+	case "xmlns":
+		return NSXMLNS
+	case "xml":
+		return NSXML
+	}
+	return e.scope[a.Name.Space]
+}
+
+// scanEnvelope tokenises raw once, enforcing lim, refusing DTDs, checking that
+// all Ids are unique and that the document is a SOAP envelope of sane shape.
+func scanEnvelope(raw []byte, lim Limits) (*envelope, error) {
+	lim = lim.withDefaults()
+	if int64(len(raw)) > lim.MaxBytes {
+		return nil, errorf(CodeTooLarge, "envelope is %d bytes; the limit is %d", len(raw), lim.MaxBytes)
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil, errorf(CodeMalformedXML, "empty document")
+	}
+	d := xml.NewDecoder(bytes.NewReader(raw))
+	d.Strict = true
+	env := &envelope{raw: raw, ids: map[string]bool{}}
+	var stack []*element
+	scope := nsScope{"xml": NSXML}
+	var scopes []nsScope // saved outer scopes
+	elements := 0
+	rootDone := false
+	// Structural errors wait until the whole document is known to be
+	// well-formed, so that malformed input is reported as such.
+	var deferred error
+	for {
+		off := int(d.InputOffset())
+		tok, err := d.RawToken()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, syntaxError(err)
+		}
+		switch t := tok.(type) {
+		case xml.Directive:
+			if bytes.HasPrefix(bytes.TrimSpace(t), []byte("DOCTYPE")) || bytes.Contains(t, []byte("ENTITY")) {
+				return nil, errorf(CodeDTDForbidden, "DOCTYPE and entity declarations are not accepted")
+			}
+			return nil, errorf(CodeDTDForbidden, "markup declarations are not accepted")
+		case xml.ProcInst:
+			if t.Target == "xml" && off != 0 {
+				return nil, errorf(CodeMalformedXML, "XML declaration not at the start of the document")
+			}
+		case xml.CharData:
+			if len(stack) == 0 && len(bytes.TrimSpace(t)) > 0 {
+				return nil, errorf(CodeMalformedXML, "text outside the document element")
+			}
+		case xml.StartElement:
+			if rootDone {
+				return nil, errorf(CodeMalformedXML, "more than one document element")
+			}
+			elements++
+			if elements > lim.MaxElements {
+				return nil, errorf(CodeTooComplex, "more than %d elements", lim.MaxElements)
+			}
+			if len(stack)+1 > lim.MaxDepth {
+				return nil, errorf(CodeTooComplex, "elements nested deeper than %d", lim.MaxDepth)
+			}
+			// Namespace declarations first: they apply to the element's own name and attributes.
+			var decl nsScope
+			for _, a := range t.Attr {
+				if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
+					if decl == nil {
+						decl = nsScope{}
+					}
+					p := a.Name.Local
+					if a.Name.Space == "" {
+						p = ""
+					}
+					if p == "xmlns" || (p == "xml" && a.Value != NSXML) || (p != "" && a.Value == "") {
+						return nil, errorf(CodeMalformedXML, "illegal namespace declaration of prefix %q", p)
+					}
+					decl[p] = a.Value
+				}
+			}
+			scopes = append(scopes, scope)
+			if decl != nil {
+				ns := make(nsScope, len(scope)+len(decl))
+				for k, v := range scope {
+					ns[k] = v
+				}
+				for k, v := range decl {
+					ns[k] = v
+				}
+				scope = ns
+			}
+			uri, ok := scope[t.Name.Space]
+			if !ok && t.Name.Space != "" {
+				return nil, errorf(CodeMalformedXML, "unbound namespace prefix %q on <%s>", t.Name.Space, qname(t.Name))
+			}
+			end := int(d.InputOffset())
+			el := &element{
+				rawName:     qname(t.Name),
+				prefix:      t.Name.Space,
+				space:       uri,
+				local:       t.Name.Local,
+				start:       off,
+				startEnd:    end,
+				selfClosing: end >= 2 && raw[end-2] == '/',
+				depth:       len(stack),
+				scope:       scope,
+				attrs:       t.Attr,
+			}
+			seenAttr := map[xml.Name]bool{}
+			for _, a := range t.Attr {
+				if a.Name.Space != "" && a.Name.Space != "xmlns" && a.Name.Space != "xml" {
+					if _, ok := scope[a.Name.Space]; !ok {
+						return nil, errorf(CodeMalformedXML, "unbound namespace prefix %q on attribute %s", a.Name.Space, qname(a.Name))
+					}
+				}
+				full := xml.Name{Space: el.attrSpace(a), Local: a.Name.Local}
+				if seenAttr[full] {
+					return nil, errorf(CodeMalformedXML, "attribute %s appears twice on <%s>", qname(a.Name), el.rawName)
+				}
+				seenAttr[full] = true
+				if isIDAttr(full) {
+					if env.ids[a.Value] && deferred == nil {
+						deferred = errorf(CodeDuplicateID, "the Id %q occurs more than once", a.Value)
+					}
+					env.ids[a.Value] = true
+					if full.Space == NSWSU {
+						el.wsuID = a.Value
+					}
+				}
+			}
+			if deferred == nil {
+				deferred = env.place(el, stack)
+			}
+			stack = append(stack, el)
+		case xml.EndElement:
+			if len(stack) == 0 {
+				return nil, errorf(CodeMalformedXML, "unexpected end tag </%s>", qname(t.Name))
+			}
+			el := stack[len(stack)-1]
+			if qname(t.Name) != el.rawName {
+				return nil, errorf(CodeMalformedXML, "element <%s> closed by </%s>", el.rawName, qname(t.Name))
+			}
+			if el.selfClosing {
+				el.endStart = el.startEnd
+			} else {
+				el.endStart = off
+			}
+			stack = stack[:len(stack)-1]
+			scope = scopes[len(scopes)-1]
+			scopes = scopes[:len(scopes)-1]
+			if len(stack) == 0 {
+				rootDone = true
+			}
+		}
+	}
+	if !rootDone {
+		if len(stack) > 0 {
+			return nil, errorf(CodeMalformedXML, "unexpected end of document inside <%s>", stack[len(stack)-1].rawName)
+		}
+		return nil, errorf(CodeMalformedXML, "no document element")
+	}
+	if deferred != nil {
+		return nil, deferred
+	}
+	if env.body == nil {
+		return nil, errorf(CodeInvalidSOAP, "the Envelope has no Body")
+	}
+	return env, nil
+}
+
+// place checks el's position in the SOAP structure and records the parts
+// that signing and verification need.
+func (env *envelope) place(el *element, stack []*element) error {
+	if el.depth == 0 {
+		switch {
+		case el.local == "Envelope" && el.space == NSSOAP11:
+			env.version = soap11
+		case el.local == "Envelope" && el.space == NSSOAP12:
+			env.version = soap12
+		default:
+			return errorf(CodeNotSOAP, "the document element is {%s}%s, not a SOAP 1.1 or 1.2 Envelope", el.space, el.local)
+		}
+		env.root = el
+		return nil
+	}
+	soapNS := env.version.ns
+	parent := stack[len(stack)-1]
+	if el.depth == 1 {
+		parent.children = append(parent.children, el)
+		switch {
+		case el.space == soapNS && el.local == "Header":
+			if env.header != nil || env.body != nil || len(parent.children) > 1 {
+				return errorf(CodeInvalidSOAP, "the Header must be the first child of the Envelope, and only one")
+			}
+			env.header = el
+		case el.space == soapNS && el.local == "Body":
+			if env.body != nil {
+				return errorf(CodeInvalidSOAP, "the Envelope has more than one Body")
+			}
+			env.body = el
+		case env.body == nil:
+			return errorf(CodeInvalidSOAP, "unexpected element {%s}%s before the Body", el.space, el.local)
+		case env.version == soap12 || el.space == soapNS:
+			return errorf(CodeInvalidSOAP, "unexpected element {%s}%s after the Body", el.space, el.local)
+		}
+		return nil
+	}
+	if el.space == soapNS && (el.local == "Envelope" || el.local == "Header" || el.local == "Body") {
+		return errorf(CodeInvalidSOAP, "a SOAP %s element inside <%s> is not accepted", el.local, parent.rawName)
+	}
+	if el.depth == 2 && parent == env.header {
+		parent.children = append(parent.children, el)
+		if el.space == NSWSSE && el.local == "Security" {
+			env.security = append(env.security, el)
+		}
+	}
+	if el.depth == 3 && len(env.security) > 0 && parent == env.security[len(env.security)-1] {
+		parent.children = append(parent.children, el)
+	}
+	return nil
+}
+
+func isIDAttr(n xml.Name) bool {
+	switch {
+	case n.Space == NSWSU && n.Local == "Id":
+		return true
+	case n.Space == "" && (n.Local == "Id" || n.Local == "ID"):
+		return true
+	case n.Space == NSXML && n.Local == "id":
+		return true
+	}
+	return false
+}
+
+func qname(n xml.Name) string {
+	if n.Space == "" {
+		return n.Local
+	}
+	return n.Space + ":" + n.Local
+}
+
+func syntaxError(err error) error {
+	var se *xml.SyntaxError
+	if errors.As(err, &se) {
+		return errorf(CodeMalformedXML, "line %d: %s", se.Line, se.Msg)
+	}
+	return &Error{Code: CodeMalformedXML, Msg: fmt.Sprintf("not well-formed: %v", err)}
+}
