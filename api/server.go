@@ -80,6 +80,11 @@ type Profile struct {
 type Config struct {
 	Keys     KeyStore
 	Profiles map[string]*Profile
+	// VerifyProfiles, EncryptProfiles and DecryptProfiles serve
+	// /v1/soap/verify, /encrypt and /decrypt.
+	VerifyProfiles  map[string]*VerifyProfile
+	EncryptProfiles map[string]*EncryptProfile
+	DecryptProfiles map[string]*DecryptProfile
 	// MaxBodyBytes bounds request bodies (413 beyond).
 	MaxBodyBytes int64
 	// Limits bound envelopes before any cryptography.
@@ -131,10 +136,13 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, slots: make(chan struct{}, cfg.MaxConcurrent)}
 	s.mux = map[string]route{
-		"/v1/soap/sign": {http.MethodPost, s.handleSign},
-		"/v1/keys":      {http.MethodGet, s.handleKeys},
-		"/healthz":      {http.MethodGet, s.handleHealth},
-		"/readyz":       {http.MethodGet, s.handleReady},
+		"/v1/soap/sign":    {http.MethodPost, s.handleSign},
+		"/v1/soap/verify":  {http.MethodPost, s.handleVerify},
+		"/v1/soap/encrypt": {http.MethodPost, s.handleEncrypt},
+		"/v1/soap/decrypt": {http.MethodPost, s.handleDecrypt},
+		"/v1/keys":         {http.MethodGet, s.handleKeys},
+		"/healthz":         {http.MethodGet, s.handleHealth},
+		"/readyz":          {http.MethodGet, s.handleReady},
 	}
 	return s
 }

@@ -37,8 +37,13 @@ const exitConfig = 78
 var osGetenv = os.Getenv
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "dev-setup" {
-		os.Exit(devSetupMain(os.Args[2:]))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "dev-setup":
+			os.Exit(devSetupMain(os.Args[2:]))
+		case "token":
+			os.Exit(tokenMain(os.Args[2:]))
+		}
 	}
 	os.Exit(serveMain(os.Args[1:]))
 }
@@ -96,17 +101,27 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func()
 	if err != nil {
 		return fmt.Errorf("%w: %v", errConfig, err)
 	}
+	vprofiles, err := buildVerifyProfiles(c)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errConfig, err)
+	}
+	eprofiles, dprofiles, err := buildCryptProfiles(c, ks)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errConfig, err)
+	}
 	handler := api.New(api.Config{
-		Keys:           ks,
-		Profiles:       profiles,
-		MaxBodyBytes:   c.Limits.MaxBodyBytes,
-		Limits:         wss.Limits{MaxBytes: c.Limits.MaxBodyBytes, MaxDepth: c.Limits.MaxDepth, MaxElements: c.Limits.MaxElements},
-		RequestTimeout: c.Limits.RequestTimeout.Duration,
-		MaxConcurrent:  c.Limits.MaxConcurrent,
-		Log:            log,
+		Keys:            ks,
+		Profiles:        profiles,
+		VerifyProfiles:  vprofiles,
+		EncryptProfiles: eprofiles,
+		DecryptProfiles: dprofiles,
+		MaxBodyBytes:    c.Limits.MaxBodyBytes,
+		Limits:          wss.Limits{MaxBytes: c.Limits.MaxBodyBytes, MaxDepth: c.Limits.MaxDepth, MaxElements: c.Limits.MaxElements},
+		RequestTimeout:  c.Limits.RequestTimeout.Duration,
+		MaxConcurrent:   c.Limits.MaxConcurrent,
+		Log:             log,
 	})
-	mode, _ := c.SocketFileMode()
-	ln, err := listenUnix(c.Socket, mode)
+	ln, err := apiListener(c)
 	if err != nil {
 		return err
 	}
@@ -122,7 +137,10 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func()
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("wssignd serving", "socket", c.Socket, "profiles", len(profiles))
+	log.Info("wssignd serving", "socket", ln.Addr().String(), "profiles", len(profiles))
+	states, _ := ks.Ready(ctx)
+	notifyReady(states)
+	go watchdog(ctx)
 	if ready != nil {
 		ready()
 	}
@@ -132,6 +150,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func()
 	case <-ctx.Done():
 		log.Info("stopping: draining requests in flight")
 	}
+	notifyStopping()
 	drain, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(drain); err != nil {

@@ -47,6 +47,12 @@ type Config struct {
 	Keys map[string]*Key `toml:"keys"`
 	// Profiles by name: what a sign request may ask for.
 	Profiles map[string]*Profile `toml:"profiles"`
+	// Verify profiles by name: trust and rules for /v1/soap/verify.
+	Verify map[string]*VerifyProfile `toml:"verify"`
+	// Encrypt profiles by name, for /v1/soap/encrypt.
+	Encrypt map[string]*EncryptProfile `toml:"encrypt"`
+	// Decrypt profiles by name, for /v1/soap/decrypt.
+	Decrypt map[string]*DecryptProfile `toml:"decrypt"`
 
 	// File is the path the configuration was loaded from (not a setting).
 	File string `toml:"-"`
@@ -211,6 +217,15 @@ func (c *Config) defaults() {
 	for _, p := range c.Profiles {
 		p.defaults()
 	}
+	for _, p := range c.Verify {
+		p.defaults(dir)
+	}
+	for _, p := range c.Encrypt {
+		p.defaults(dir)
+	}
+	for _, p := range c.Decrypt {
+		p.defaults(dir)
+	}
 }
 
 func (c *Config) validate() []string {
@@ -296,6 +311,15 @@ func (c *Config) validate() []string {
 			bad("profiles."+name+".key", "no key named %q", p.Key)
 		}
 		probs = append(probs, p.validate("profiles."+name)...)
+	}
+	for _, name := range sortedKeys(c.Verify) {
+		probs = append(probs, c.Verify[name].validate("verify."+name, c)...)
+	}
+	for _, name := range sortedKeys(c.Encrypt) {
+		probs = append(probs, c.Encrypt[name].validate("encrypt."+name, c)...)
+	}
+	for _, name := range sortedKeys(c.Decrypt) {
+		probs = append(probs, c.Decrypt[name].validate("decrypt."+name, c)...)
 	}
 	return probs
 }
