@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -104,6 +105,9 @@ var wssStatus = map[wss.Code]int{
 
 // toProblem is the one place where an error becomes a response.
 func toProblem(err error) *Problem {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &Problem{Code: CodeTimeout, Status: http.StatusGatewayTimeout, Detail: "the request deadline passed"}
+	}
 	var ae *Error
 	if errors.As(err, &ae) {
 		return &Problem{Code: ae.Code, Status: ae.Status, Detail: ae.Detail, retryAfter: ae.RetryAfter}

@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/wssignd/wssignd/wss"
@@ -100,13 +101,26 @@ type Config struct {
 	Audit *slog.Logger
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
+	// RawKeys lists the keys open to POST /v1/keys/{name}/sign and who may
+	// use each; a key not listed cannot be used for raw signing.
+	RawKeys map[string]Access
+	// Metrics records request and key metrics; nil makes a private set.
+	Metrics *Metrics
 }
 
 // Server is the API handler.
 type Server struct {
-	cfg   Config
-	slots chan struct{}
-	mux   map[string]route
+	cfg          Config
+	slots        chan struct{}
+	mux          map[string]route
+	prefixRoutes []prefixRoute
+}
+
+// prefixRoute is a route with a path parameter.
+type prefixRoute struct {
+	method, pattern string
+	match           func(path string) bool
+	h               func(w http.ResponseWriter, r *http.Request) error
 }
 
 type route struct {
@@ -134,6 +148,9 @@ func New(cfg Config) *Server {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 30 * time.Second
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
 	s := &Server{cfg: cfg, slots: make(chan struct{}, cfg.MaxConcurrent)}
 	s.mux = map[string]route{
 		"/v1/soap/sign":    {http.MethodPost, s.handleSign},
@@ -143,7 +160,12 @@ func New(cfg Config) *Server {
 		"/v1/keys":         {http.MethodGet, s.handleKeys},
 		"/healthz":         {http.MethodGet, s.handleHealth},
 		"/readyz":          {http.MethodGet, s.handleReady},
+		"/metrics":         {http.MethodGet, s.handleMetrics},
 	}
+	s.prefixRoutes = []prefixRoute{{
+		method: http.MethodPost, pattern: rawSignPrefix + "{name}" + rawSignSuffix, h: s.handleRawSign,
+		match: func(p string) bool { _, ok := rawSignKey(p); return ok },
+	}}
 	return s
 }
 
@@ -155,10 +177,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := newRequestID()
 	w.Header().Set("Wssignd-Request-Id", id)
 	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
-	err := s.serve(w, r)
+	rec := &statusRecorder{ResponseWriter: w}
+	start := time.Now()
+	s.cfg.Metrics.inFlight.Inc()
+	defer func() {
+		s.cfg.Metrics.inFlight.Dec()
+		s.cfg.Metrics.observeRequest(s.routeLabel(r.URL.Path), rec.status, time.Since(start))
+	}()
+	err := s.serve(rec, r)
 	if err == nil {
 		return
 	}
+	w = rec
 	p := toProblem(err)
 	if p.Status >= 500 {
 		s.cfg.Log.Error("request failed", "request_id", id, "path", r.URL.Path, "code", p.Code, "err", err)
@@ -176,13 +206,21 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
 	}
 	rt, ok := s.mux[r.URL.Path]
 	if !ok {
+		for _, pr := range s.prefixRoutes {
+			if pr.match(r.URL.Path) {
+				rt, ok = route{pr.method, pr.h}, true
+				break
+			}
+		}
+	}
+	if !ok {
 		return &Error{Status: http.StatusNotFound, Code: CodeNotFound, Detail: "no such endpoint"}
 	}
 	if r.Method != rt.method {
 		w.Header().Set("Allow", rt.method)
 		return &Error{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed, Detail: "use " + rt.method}
 	}
-	if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+	if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics" {
 		return rt.h(w, r) // never queued behind signing work
 	}
 	select {
@@ -194,6 +232,19 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
 	return rt.h(w, r.WithContext(ctx))
+}
+
+// routeLabel bounds the metrics' route label to the known routes.
+func (s *Server) routeLabel(path string) string {
+	if _, ok := s.mux[path]; ok {
+		return path
+	}
+	for _, pr := range s.prefixRoutes {
+		if pr.match(path) {
+			return pr.pattern
+		}
+	}
+	return "other"
 }
 
 func requestID(r *http.Request) string {
@@ -216,7 +267,7 @@ func (s *Server) readEnvelope(w http.ResponseWriter, r *http.Request) ([]byte, e
 	if err != nil || !slices.Contains(soapMediaTypes, mt) {
 		return nil, &Error{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMedia, Detail: "send text/xml (SOAP 1.1) or application/soap+xml (SOAP 1.2)"}
 	}
-	if cs, ok := params["charset"]; ok && !equalFold(cs, "utf-8") {
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
 		return nil, &Error{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMedia, Detail: "only UTF-8 envelopes are accepted"}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
@@ -233,22 +284,11 @@ func (s *Server) readEnvelope(w http.ResponseWriter, r *http.Request) ([]byte, e
 	return body, nil
 }
 
-func equalFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range len(a) {
-		ca, cb := a[i]|0x20, b[i]|0x20
-		if ca != cb {
-			return false
-		}
-	}
-	return true
-}
+// errNoProfile answers both an unknown profile and one the caller may not
+// use: the two look alike, so a caller learns nothing of what exists.
+var errNoProfile = &Error{Status: http.StatusForbidden, Code: CodeForbidden, Detail: "no profile of that name is available to this caller"}
 
-// profileFor resolves ?profile= and checks the caller may use it. An unknown
-// profile and a forbidden one look alike to the caller except for the code,
-// and neither names any key.
+// profileFor resolves ?profile= and checks the caller may use it.
 func (s *Server) profileFor(r *http.Request) (string, *Profile, error) {
 	q := r.URL.Query()
 	name := q.Get("profile")
@@ -257,13 +297,10 @@ func (s *Server) profileFor(r *http.Request) (string, *Profile, error) {
 	}
 	p, ok := s.cfg.Profiles[name]
 	peer := PeerFrom(r.Context())
-	if !ok {
-		return "", nil, &Error{Status: http.StatusNotFound, Code: CodeUnknownProfile, Detail: "no such profile"}
-	}
-	if !p.Access.Allows(peer) {
+	if !ok || !p.Access.Allows(peer) {
 		s.cfg.Audit.Warn("audit", "event", "refused", "request_id", requestID(r), "profile", name,
 			"peer_uid", peer.UID, "peer_gid", peer.GID, "peer_pid", peer.PID, "peer_groups", peer.Groups)
-		return "", nil, &Error{Status: http.StatusForbidden, Code: CodeForbidden, Detail: "this caller may not use that profile"}
+		return "", nil, errNoProfile
 	}
 	return name, p, nil
 }
@@ -298,6 +335,7 @@ func (s *Server) handleSign(w http.ResponseWriter, r *http.Request) error {
 	start := time.Now()
 	res, err := wss.Sign(body, cred, opts)
 	dur := time.Since(start)
+	s.cfg.Metrics.observeKeyOp(p.Key, "sign", err, dur)
 	if err == nil || wss.CodeOf(err) == wss.CodeSigningFailed {
 		s.audit(r, name, p.Key, cred, res, err, dur)
 	}
@@ -394,6 +432,11 @@ func keyAlgorithm(c *x509.Certificate) string {
 		return "EC-" + k.Curve.Params().Name
 	}
 	return c.PublicKeyAlgorithm.String()
+}
+
+func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) error {
+	s.cfg.Metrics.Handler().ServeHTTP(w, r)
+	return nil
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {

@@ -3,11 +3,17 @@ package api
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -91,6 +97,7 @@ func newTestServer(t *testing.T, keys *memKeys, access Access) *http.Client {
 			"ec":      {Key: "ec", Access: access},
 			"nobody":  {Key: "ec", Access: Access{UIDs: []uint32{4_000_000_000}}},
 		},
+		RawKeys:      map[string]Access{"rsa": access, "ec": access, "locked": {UIDs: []uint32{4_000_000_000}}},
 		MaxBodyBytes: 4096,
 	}))
 }
@@ -185,13 +192,23 @@ func TestProblems(t *testing.T) {
 		{"not soap", "POST", "/v1/soap/sign?profile=default", xml, "<a/>", nil, 422, "not-soap"},
 		{"doctype", "POST", "/v1/soap/sign?profile=default", xml, `<!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]><a>&x;</a>`, nil, 400, "dtd-forbidden"},
 		{"empty body", "POST", "/v1/soap/sign?profile=default", xml, "", nil, 400, "bad-request"},
-		{"unknown profile", "POST", "/v1/soap/sign?profile=nope", xml, okEnv, nil, 404, "unknown-profile"},
+		{"unknown profile", "POST", "/v1/soap/sign?profile=nope", xml, okEnv, nil, 403, "forbidden"},
 		{"missing profile", "POST", "/v1/soap/sign", xml, okEnv, nil, 400, "bad-request"},
 		{"two profiles", "POST", "/v1/soap/sign?profile=default&profile=ec", xml, okEnv, nil, 400, "bad-request"},
 		{"forbidden profile", "POST", "/v1/soap/sign?profile=nobody", xml, okEnv, nil, 403, "forbidden"},
 		{"wrong content type", "POST", "/v1/soap/sign?profile=default", "application/json", okEnv, nil, 415, "unsupported-media-type"},
 		{"latin-1", "POST", "/v1/soap/sign?profile=default", "text/xml; charset=iso-8859-1", okEnv, nil, 415, "unsupported-media-type"},
 		{"wrong method", "GET", "/v1/soap/sign?profile=default", "", "", nil, 405, "method-not-allowed"},
+		{"raw sign unknown key", "POST", "/v1/keys/nope/sign", "application/json", `{}`, nil, 403, "forbidden"},
+		{"raw sign forbidden key", "POST", "/v1/keys/locked/sign", "application/json", `{}`, nil, 403, "forbidden"},
+		{"raw sign not json", "POST", "/v1/keys/rsa/sign", "text/plain", `{}`, nil, 415, "unsupported-media-type"},
+		{"raw sign bad json", "POST", "/v1/keys/rsa/sign", "application/json", `{"digest":`, nil, 400, "bad-request"},
+		{"raw sign unknown field", "POST", "/v1/keys/rsa/sign", "application/json", `{"digest":"","hash":"SHA-256","scheme":"pkcs1v15","x":1}`, nil, 400, "bad-request"},
+		{"raw sign short digest", "POST", "/v1/keys/rsa/sign", "application/json", `{"digest":"AAAA","hash":"SHA-256","scheme":"pkcs1v15"}`, nil, 400, "bad-request"},
+		{"raw sign sha1", "POST", "/v1/keys/rsa/sign", "application/json", `{"digest":"AAAAAAAAAAAAAAAAAAAAAAAAAAA=","hash":"SHA-1","scheme":"pkcs1v15"}`, nil, 400, "bad-request"},
+		{"raw sign ecdsa with rsa", "POST", "/v1/keys/rsa/sign", "application/json", `{"digest":"47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=","hash":"SHA-256","scheme":"ecdsa"}`, nil, 400, "bad-request"},
+		{"raw sign pss with ec", "POST", "/v1/keys/ec/sign", "application/json", `{"digest":"47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=","hash":"SHA-256","scheme":"pss"}`, nil, 400, "bad-request"},
+		{"raw sign wrong method", "GET", "/v1/keys/rsa/sign", "", "", nil, 405, "method-not-allowed"},
 		{"unknown path", "GET", "/v2/x", "", "", nil, 404, "not-found"},
 		{"origin", "POST", "/v1/soap/sign?profile=default", xml, okEnv, map[string]string{"Origin": "http://evil.example"}, 403, "browser-request"},
 		{"referer", "GET", "/v1/keys", "", "", map[string]string{"Referer": "http://evil.example/"}, 403, "browser-request"},
@@ -267,5 +284,77 @@ func TestAccess(t *testing.T) {
 	}
 	if (Access{UIDs: []uint32{0}}).Allows(Peer{}) {
 		t.Error("an unknown peer passed as uid 0")
+	}
+}
+
+func TestRawSign(t *testing.T) {
+	keys := &memKeys{creds: map[string]wss.Credential{"rsa": loadCred(t, "rsa2048"), "ec": loadCred(t, "ecp256")}}
+	c := newTestServer(t, keys, Access{UIDs: []uint32{uint32(os.Getuid())}})
+	sum := sha256.Sum256([]byte("hello"))
+	digest := base64.StdEncoding.EncodeToString(sum[:])
+	for _, tc := range []struct{ key, scheme, format string }{
+		{"rsa", "pkcs1v15", ""}, {"rsa", "pss", ""}, {"ec", "ecdsa", ""}, {"ec", "ecdsa", "der"}, {"ec", "ecdsa", "raw"},
+	} {
+		body := fmt.Sprintf(`{"digest":%q,"hash":"SHA-256","scheme":%q,"format":%q}`, digest, tc.scheme, tc.format)
+		resp, out := do(t, c, "POST", "/v1/keys/"+tc.key+"/sign", "application/json", body, nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%+v: %d %s", tc, resp.StatusCode, out)
+		}
+		var rs RawSignResponse
+		if err := json.Unmarshal(out, &rs); err != nil {
+			t.Fatal(err)
+		}
+		sig, _ := base64.StdEncoding.DecodeString(rs.Signature)
+		pub := keys.creds[tc.key].Chain[0].PublicKey
+		var err error
+		switch {
+		case tc.scheme == "pkcs1v15":
+			err = rsa.VerifyPKCS1v15(pub.(*rsa.PublicKey), crypto.SHA256, sum[:], sig)
+		case tc.scheme == "pss":
+			err = rsa.VerifyPSS(pub.(*rsa.PublicKey), crypto.SHA256, sum[:], sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+		case tc.format == "raw":
+			if len(sig) != 64 || !ecdsa.Verify(pub.(*ecdsa.PublicKey), sum[:], new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])) {
+				err = errors.New("raw ECDSA signature does not verify")
+			}
+		default:
+			if !ecdsa.VerifyASN1(pub.(*ecdsa.PublicKey), sum[:], sig) {
+				err = errors.New("DER ECDSA signature does not verify")
+			}
+		}
+		if err != nil {
+			t.Errorf("%+v: %v", tc, err)
+		}
+	}
+}
+
+func TestMetricsAndRoutes(t *testing.T) {
+	keys := &memKeys{creds: map[string]wss.Credential{"rsa": loadCred(t, "rsa2048"), "ec": loadCred(t, "ecp256")}}
+	m := NewMetrics()
+	m.SetKeyStore(keys)
+	srv := New(Config{Keys: keys, Metrics: m, Profiles: map[string]*Profile{"default": {Key: "rsa", Access: Access{Anyone: true}}}})
+	c := serveUnix(t, srv)
+	do(t, c, "POST", "/v1/soap/sign?profile=default", "text/xml", string(testutil.ReadTestdata(t, "envelope-soap11.xml")), nil)
+	do(t, c, "POST", "/v1/soap/sign?profile=default", "text/xml", "<x", nil)
+	do(t, c, "GET", "/no/such/path/1", "", "", nil)
+	resp, body := do(t, c, "GET", "/metrics", "", "", nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("metrics %d", resp.StatusCode)
+	}
+	for _, want := range []string{
+		`wssignd_requests_total{code="200",route="/v1/soap/sign"} 1`,
+		`wssignd_requests_total{code="400",route="/v1/soap/sign"} 1`,
+		`wssignd_requests_total{code="404",route="other"} 1`,
+		`wssignd_key_operations_total{key="rsa",op="sign",outcome="ok"} 1`,
+		`wssignd_token_state{state="online",token="mem"} 1`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	got := strings.Join(srv.Routes(), ",")
+	want := "GET /healthz,GET /metrics,GET /readyz,GET /v1/keys,POST /v1/keys/{name}/sign,POST /v1/soap/decrypt,POST /v1/soap/encrypt,POST /v1/soap/sign,POST /v1/soap/verify"
+	if got != want {
+		t.Errorf("routes %s", got)
 	}
 }

@@ -1,13 +1,93 @@
 package api
 
-import "net/http"
+import (
+	"net/http"
+	"time"
 
-// VerifyProfile is a named verification policy. (Filled in by the
-// verification work, issue #6.)
+	"github.com/wssignd/wssignd/wss"
+)
+
+// VerifyProfile is a named verification policy: whom to trust and which
+// rules a signed message must meet, and who may ask.
 type VerifyProfile struct {
+	// Verify holds the trust store, required parts, Timestamp rules,
+	// algorithm allow-lists, replay cache and Fault policy. Limits, Now and
+	// Explain are set by the server per request.
+	Verify wss.VerifyOptions
 	Access Access
 }
 
+// verifyProfileFor resolves ?profile= among the verify profiles and checks
+// the caller may use it, as profileFor does for signing.
+func (s *Server) verifyProfileFor(r *http.Request) (string, *VerifyProfile, error) {
+	q := r.URL.Query()
+	name := q.Get("profile")
+	if name == "" || len(q["profile"]) != 1 {
+		return "", nil, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Detail: "give exactly one profile query parameter"}
+	}
+	p, ok := s.cfg.VerifyProfiles[name]
+	if !ok || p == nil {
+		return "", nil, &Error{Status: http.StatusNotFound, Code: CodeUnknownProfile, Detail: "no such profile"}
+	}
+	peer := PeerFrom(r.Context())
+	if !p.Access.Allows(peer) {
+		s.cfg.Audit.Warn("audit", "event", "refused", "request_id", requestID(r), "verify_profile", name,
+			"peer_uid", peer.UID, "peer_gid", peer.GID, "peer_pid", peer.PID, "peer_groups", peer.Groups)
+		return "", nil, &Error{Status: http.StatusForbidden, Code: CodeForbidden, Detail: "this caller may not use that profile"}
+	}
+	return name, p, nil
+}
+
+// explainParam reads ?explain= (absent, 0, 1, false, true).
+func explainParam(r *http.Request) (bool, error) {
+	q := r.URL.Query()
+	vs, ok := q["explain"]
+	if !ok {
+		return false, nil
+	}
+	if len(vs) == 1 {
+		switch vs[0] {
+		case "1", "true":
+			return true, nil
+		case "0", "false":
+			return false, nil
+		}
+	}
+	return false, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Detail: "explain must be 0 or 1"}
+}
+
+// handleVerify serves POST /v1/soap/verify?profile=NAME[&explain=1]: 200
+// with the verdict (wss.VerifyResult as JSON) whether the message is valid
+// or not; a problem only for an unusable request.
 func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) error {
-	return &Error{Status: http.StatusNotFound, Code: CodeUnknownProfile, Detail: "no such profile"}
+	name, p, err := s.verifyProfileFor(r)
+	if err != nil {
+		return err
+	}
+	explain, err := explainParam(r)
+	if err != nil {
+		return err
+	}
+	body, err := s.readEnvelope(w, r)
+	if err != nil {
+		return err
+	}
+	opts := p.Verify
+	opts.Limits = s.cfg.Limits
+	opts.Now = s.cfg.Now
+	opts.Explain = explain
+	start := time.Now()
+	res, err := wss.Verify(body, opts)
+	if err != nil {
+		return err
+	}
+	peer := PeerFrom(r.Context())
+	attrs := []any{"event", "verify", "request_id", requestID(r), "verify_profile", name,
+		"peer_uid", peer.UID, "peer_gid", peer.GID, "peer_pid", peer.PID,
+		"valid", res.Valid, "code", string(res.Code), "duration_ms", float64(time.Since(start).Microseconds()) / 1000}
+	if res.Signer != nil {
+		attrs = append(attrs, "signer_sha256", res.Signer.SHA256, "signer_serial", res.Signer.Serial)
+	}
+	s.cfg.Audit.Info("audit", attrs...)
+	return writeJSON(w, http.StatusOK, res)
 }

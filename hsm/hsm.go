@@ -6,9 +6,30 @@
 // the token. It also provisions keys (generated on the token, never extractable) and builds
 // SoftHSM2 tokens for development and tests.
 //
-// crypto11 provides the session pool and the signers; what crypto11 cannot do (looking at a
-// token before logging in, listing every certificate that matches) goes through
-// github.com/miekg/pkcs11 on the same module.
+// Everything goes through github.com/miekg/pkcs11 directly: this package owns the session pool,
+// so that it can tell a broken session from a broken token or module and recover from each.
+//
+// # Recovery
+//
+// Every PKCS#11 error is classified (see Class). A session error discards the session and an
+// idempotent operation (sign, decrypt) is retried once on a fresh one. A token or module error
+// takes the token (for module errors: every token of the module) to state "recovering": calls
+// fail fast with ErrTokenUnavailable while a background loop waits for calls in flight to
+// return, finalises and initialises the module again, finds the token again by label or serial,
+// checks its PIN flags, logs in again with the PIN it accepted before, finds every key handed
+// out again and self-tests it, with exponential backoff between attempts. Keys and signers
+// handed out before keep working afterwards: they resolve the current object handle at each
+// call.
+//
+// # Bounds
+//
+// Every call has a deadline (Config.OpTimeout, or the context of SignContext and
+// DecryptContext). PKCS#11 calls cannot be cancelled: a call that outlives its deadline keeps
+// its OS thread and its session until it returns, the caller gets ErrTokenUnavailable at the
+// deadline, and the token reports StateHung (and fails new calls fast) until the call returns.
+// The sessions of a token (Config.MaxSessions) and the calls in flight per module
+// (Config.MaxCallsInFlight) are bounded, so a hung HSM holds a bounded number of threads.
+// State and Status never call into the module: they answer at once whatever the token does.
 package hsm
 
 import (
@@ -23,13 +44,19 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
-	"github.com/ThalesGroup/crypto11"
 	"github.com/miekg/pkcs11"
 )
 
-// DefaultMaxSessions is the number of sessions a Token opens at most when Config.MaxSessions is 0.
-const DefaultMaxSessions = 8
+// Defaults for Config fields left zero.
+const (
+	DefaultMaxSessions      = 8
+	DefaultOpTimeout        = 10 * time.Second
+	DefaultMaxCallsInFlight = 64
+	DefaultRetryMin         = time.Second
+	DefaultRetryMax         = 30 * time.Second
+)
 
 // maxPINFileSize bounds what Open reads from Config.PINFile.
 const maxPINFileSize = 4096
@@ -55,11 +82,20 @@ type Config struct {
 	// or another token is plugged in.
 	TokenSerial string
 
-	// PINFile is the path of a file holding the user PIN. One trailing "\n" or "\r\n" is
-	// removed; nothing else is (a PIN may contain blanks). A missing, unreadable or empty file
-	// (or one larger than 4 KiB) is an error and no login is attempted. The PIN never appears in
-	// logs or error text.
+	// PINFile is the path of a file holding the user PIN (for a systemd credential,
+	// $CREDENTIALS_DIRECTORY/NAME). One trailing "\n" or "\r\n" is removed; nothing else is (a
+	// PIN may contain blanks). A missing, unreadable or empty file (or one larger than 4 KiB) is
+	// an error and no login is attempted. The PIN never appears in logs or error text.
 	PINFile string
+
+	// StateDir, when set, is where a rejected PIN leaves a marker file
+	// (pin-rejected-<token hash>.json, mode 0600; the directory is created with mode 0700). The
+	// marker holds a salted PBKDF2 hash of the PIN file's path and content, never the PIN. While
+	// the marker matches the PIN file, Open fails with ErrPINRejected without contacting the
+	// token, so restarts cannot lock the token; a changed PIN file (or path) removes the marker
+	// and the new PIN is tried once. Empty: no marker (a rejected PIN is still never retried by
+	// a running Token).
+	StateDir string
 
 	// MaxSessions is the most PKCS#11 sessions the Token opens: one is kept open to hold the
 	// login, the others form the pool that key operations borrow from, so at most
@@ -67,44 +103,102 @@ type Config struct {
 	// at least 2. The token's own limit (CK_TOKEN_INFO.ulMaxRwSessionCount) caps it.
 	MaxSessions int
 
-	// Log receives lifecycle events only (token opened and closed, keys found, PIN counter
-	// warnings), never per-operation events and never the PIN. nil discards them.
+	// OpTimeout bounds each key operation (waiting for a session included) when the caller
+	// gives no deadline of its own (crypto.Signer.Sign has no context). 0 means
+	// DefaultOpTimeout. Key generation and searches get at least two minutes.
+	OpTimeout time.Duration
+
+	// MaxCallsInFlight bounds the PKCS#11 calls in flight at once in the module (over all its
+	// tokens; the first Token to load the module sets it). Each holds an OS thread while the
+	// module works, and a hung module keeps them. 0 means DefaultMaxCallsInFlight.
+	MaxCallsInFlight int
+
+	// RetryMin and RetryMax bound the exponential backoff between recovery attempts after a
+	// token or module error (the first Token to load the module sets them). 0 means
+	// DefaultRetryMin and DefaultRetryMax.
+	RetryMin, RetryMax time.Duration
+
+	// Log receives lifecycle events only (token opened, lost, recovered and closed, keys found,
+	// PIN counter warnings), never per-operation events and never the PIN. nil discards them.
 	Log *slog.Logger
+}
+
+func (c *Config) opTimeout() time.Duration { return orDefault(c.OpTimeout, DefaultOpTimeout) }
+func (c *Config) retryMin() time.Duration  { return orDefault(c.RetryMin, DefaultRetryMin) }
+func (c *Config) retryMax() time.Duration {
+	return max(orDefault(c.RetryMax, DefaultRetryMax), c.retryMin())
+}
+func (c *Config) maxCalls() int {
+	if c.MaxCallsInFlight > 0 {
+		return c.MaxCallsInFlight
+	}
+	return DefaultMaxCallsInFlight
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// State is a Token's state as reported on /readyz and in metrics.
+type State string
+
+// Token states.
+const (
+	StateOnline      State = "online"       // logged in, keys usable
+	StateOffline     State = "offline"      // the token or module is gone; retried with backoff
+	StateRecovering  State = "recovering"   // a token or module error was seen; recovery runs
+	StateHung        State = "hung"         // online, but a call has outlived its deadline
+	StatePINRejected State = "pin-rejected" // the PIN was refused; never retried
+	StatePINLocked   State = "pin-locked"   // the token reports the PIN locked or on its final try
+	StateClosed      State = "closed"
+)
+
+// Status is a snapshot of a Token's health. It is read from memory and never waits for the token.
+type Status struct {
+	State State
+	// Err says why the token is not online (empty when it is). It never contains the PIN.
+	Err string
+	// PINCountLow reports CKF_USER_PIN_COUNT_LOW at the last login: an earlier login failed.
+	PINCountLow bool
+	// Recoveries counts the recoveries that brought the token back online.
+	Recoveries uint64
+	// Overdue counts calls still in the module after their deadline.
+	Overdue int64
 }
 
 // Token is an open, logged-in PKCS#11 token. All methods are safe for concurrent use.
 type Token struct {
-	ctx    *crypto11.Context
-	raw    *pkcs11.Ctx // the same module through miekg/pkcs11, for what crypto11 cannot do
-	slot   uint
-	label  string
-	serial string
-	module string
-	log    *slog.Logger
+	m         *module
+	sel       tokenSelector // as configured
+	exact     tokenSelector // serial when the token has one, else label: what recovery looks for
+	pin       string        // the PIN the token accepted, for logging in again after recovery
+	pinHash   [32]byte
+	loginKey  string
+	opTimeout time.Duration
+	log       *slog.Logger
+	label     string
+	serial    string
 
-	loginKey string // key of logins
+	permits chan struct{} // one per pooled session: at most MaxSessions-1 operations at once
+	ops     gate          // this token's calls in flight; Close waits for them
 
-	// gate is held for reading by every operation and for writing by Close, so that no
-	// operation is in flight when the module is finalised.
-	gate   sync.RWMutex
-	closed atomic.Bool
-}
+	mu       sync.Mutex // guards the fields below
+	state    State
+	stateErr error
+	slot     uint
+	gen      uint64 // module generation the slot, sessions and key handles belong to
+	loginSH  pkcs11.SessionHandle
+	hasLogin bool
+	idle     []pkcs11.SessionHandle
+	keys     []*keyEntry
 
-// moduleMu serialises Open and Close across all Tokens: Open briefly initialises the module on
-// its own (to look at the token before login) and must not race with crypto11 initialising or
-// finalising the same module for another Token. It also guards logins.
-var moduleMu sync.Mutex
-
-// logins records, per module and token, the PIN (as SHA-256) that the token accepted and how
-// many open Tokens rely on that login. PKCS#11 login state belongs to the application, not the
-// session: while one Token is logged in, C_Login returns CKR_USER_ALREADY_LOGGED_IN without
-// looking at the PIN (SoftHSM2 does), and crypto11 treats that as success. So a second Open of
-// the same token compares its PIN with the accepted one instead.
-var logins = map[string]*login{}
-
-type login struct {
-	pin  [sha256.Size]byte
-	refs int
+	countLow   atomic.Bool
+	overdue    atomic.Int64
+	recoveries atomic.Uint64
+	closed     atomic.Bool
 }
 
 // tokenSelector is the token a Config asks for.
@@ -127,10 +221,11 @@ func (s tokenSelector) matches(ti pkcs11.TokenInfo) bool {
 }
 
 // Open loads the module, finds the token, checks its PIN flags, logs in and returns the Token.
-// Errors: ErrTokenNotFound, ErrTokenAmbiguous, ErrPINRejected, ErrPINMismatch (branch with
-// errors.Is), or a configuration, PIN file or module error.
+// Errors: ErrTokenNotFound, ErrTokenAmbiguous, ErrPINRejected (also for a persisted marker),
+// ErrPINLocked, ErrPINMismatch (branch with errors.Is), or a configuration, PIN file or module
+// error. A PIN rejection is recorded in Config.StateDir.
 //
-// The same token may be opened more than once (crypto11 shares the module); every Open after the
+// The same token may be opened more than once (the module is shared); every Open after the
 // first that is still open must present the same PIN (see ErrPINMismatch).
 func Open(cfg Config) (*Token, error) {
 	log := cfg.Log
@@ -159,114 +254,212 @@ func Open(cfg Config) (*Token, error) {
 	if err != nil {
 		return nil, err
 	}
+	marker := newPINMarker(cfg.StateDir, module, sel, cfg.PINFile)
+	if err := marker.check(pin, log); err != nil {
+		return nil, fmt.Errorf("open token %s: %w", sel, err)
+	}
 
-	moduleMu.Lock()
-	defer moduleMu.Unlock()
-
-	raw := pkcs11.New(module)
-	if raw == nil {
-		return nil, fmt.Errorf("load pkcs#11 module %s: cannot load the library or it has no C_GetFunctionList", module)
-	}
-	// Look at the token before logging in. crypto11 must be the one that initialises the module
-	// (it fails on CKR_CRYPTOKI_ALREADY_INITIALIZED), so if nobody had, finalise again after.
-	ownInit := false
-	if err := raw.Initialize(); err == nil {
-		ownInit = true
-	} else if rv, _ := ckr(err); rv != pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED {
-		raw.Destroy()
-		return nil, fmt.Errorf("initialise pkcs#11 module %s: %v", module, err)
-	}
-	_, info, err := findToken(raw, sel)
-	if ownInit {
-		_ = raw.Finalize()
-	}
+	m, err := acquireModule(module, &cfg, log)
 	if err != nil {
-		raw.Destroy()
+		return nil, err
+	}
+	fail := func(err error) (*Token, error) {
+		m.unlock()
+		_ = m.release(cfg.opTimeout())
 		return nil, fmt.Errorf("open token %s in %s: %w", sel, module, err)
 	}
-	attrs := []any{"token", info.Label, "serial", info.SerialNumber, "module", module}
-	if info.Flags&pkcs11.CKF_USER_PIN_LOCKED != 0 {
-		raw.Destroy()
-		return nil, fmt.Errorf("open token %s: %w: the token reports the user pin locked; no login attempted", sel, ErrPINRejected)
+	m.lock()
+	if err := m.ensureInit(); err != nil {
+		return fail(err)
 	}
-	if info.Flags&pkcs11.CKF_USER_PIN_INITIALIZED == 0 {
-		raw.Destroy()
-		return nil, fmt.Errorf("open token %s: the user pin is not initialised", sel)
+	_, info, err := findToken(m.p, sel)
+	if err != nil {
+		return fail(err)
 	}
-	if info.Flags&pkcs11.CKF_USER_PIN_FINAL_TRY != 0 {
-		log.Warn("token reports one pin attempt left before lock-out", attrs...)
-	} else if info.Flags&pkcs11.CKF_USER_PIN_COUNT_LOW != 0 {
-		log.Warn("token reports a recent failed pin attempt", attrs...)
-	}
-
-	// Select by serial when the token has one, so crypto11 (which takes the first label match)
-	// opens the very token found above.
-	c11 := &crypto11.Config{Path: module, Pin: pin, MaxSessions: maxSessions}
 	exact := tokenSelector{serial: info.SerialNumber}
 	if info.SerialNumber == "" {
 		exact = tokenSelector{label: info.Label}
 	}
-	c11.TokenSerial, c11.TokenLabel = exact.serial, exact.label
-	loginKey := module + "\x00" + exact.String()
-	pinHash := sha256.Sum256([]byte(pin))
-	if l := logins[loginKey]; l != nil && subtle.ConstantTimeCompare(l.pin[:], pinHash[:]) != 1 {
-		raw.Destroy()
-		return nil, fmt.Errorf("open token %s: %w", sel, ErrPINMismatch)
+	t := &Token{
+		m:         m,
+		sel:       sel,
+		exact:     exact,
+		pin:       pin,
+		pinHash:   sha256.Sum256([]byte(pin)),
+		loginKey:  exact.String(),
+		opTimeout: cfg.opTimeout(),
+		log:       log,
+		label:     info.Label,
+		serial:    info.SerialNumber,
+		permits:   make(chan struct{}, sessionLimit(maxSessions, info)-1),
+		state:     StateOffline,
 	}
-	ctx, err := crypto11.Configure(c11)
-	if err != nil {
-		raw.Destroy()
-		return nil, fmt.Errorf("open token %s: %w", sel, classifyOpenError(err))
+	if l := m.logins[t.loginKey]; l != nil && subtle.ConstantTimeCompare(l.pin[:], t.pinHash[:]) != 1 {
+		return fail(ErrPINMismatch)
 	}
-	// The module may have been re-initialised since the probe, so look the slot up again.
-	slot, _, err := findToken(raw, exact)
-	if err != nil {
-		_ = ctx.Close()
-		raw.Destroy()
-		return nil, fmt.Errorf("open token %s: %w", sel, err)
+	if err := t.attach(); err != nil {
+		if errors.Is(err, ErrPINRejected) && !errors.Is(err, ErrPINLocked) {
+			if merr := marker.write(pin); merr != nil {
+				log.Error("cannot persist the pin-rejected marker; a restart would try this pin again", "err", merr)
+			}
+		}
+		return fail(err)
 	}
-	if l := logins[loginKey]; l != nil {
+	if l := m.logins[t.loginKey]; l != nil {
 		l.refs++
 	} else {
-		logins[loginKey] = &login{pin: pinHash, refs: 1}
+		m.logins[t.loginKey] = &login{pin: t.pinHash, refs: 1}
 	}
-	t := &Token{
-		ctx:      ctx,
-		raw:      raw,
-		slot:     slot,
-		label:    info.Label,
-		serial:   info.SerialNumber,
-		module:   module,
-		loginKey: loginKey,
-		log:      log,
-	}
-	log.Info("token opened", append(attrs, "manufacturer", info.ManufacturerID, "model", info.Model, "max_sessions", maxSessions)...)
+	modulesMu.Lock()
+	m.tokens[t] = struct{}{}
+	modulesMu.Unlock()
+	m.unlock()
+	log.Info("token opened", "token", info.Label, "serial", info.SerialNumber, "module", module,
+		"manufacturer", info.ManufacturerID, "model", info.Model, "max_sessions", cap(t.permits)+1)
 	return t, nil
 }
 
-// classifyOpenError maps an error from crypto11.Configure to our sentinels. The error text of
-// crypto11 and pkcs11 never contains the PIN.
-func classifyOpenError(err error) error {
-	if rv, ok := ckr(err); ok {
-		switch {
-		case isPINRejection(rv):
-			return fmt.Errorf("%w: %v", ErrPINRejected, err)
-		case isTokenAbsence(rv):
-			return fmt.Errorf("%w: %v", ErrTokenNotFound, err)
-		}
+// sessionLimit caps want by the token's own limit on read/write sessions.
+func sessionLimit(want int, info pkcs11.TokenInfo) int {
+	n := info.MaxRwSessionCount
+	if n != pkcs11.CK_EFFECTIVELY_INFINITE && n != pkcs11.CK_UNAVAILABLE_INFORMATION && n >= 2 && n < uint(want) {
+		return int(n)
 	}
-	// crypto11's errTokenNotFound is unexported; only its text identifies it.
-	if err.Error() == "could not find PKCS#11 token" {
-		return fmt.Errorf("%w: %v", ErrTokenNotFound, err)
-	}
-	return err
+	return want
 }
 
-// findToken returns the one present token that sel matches.
-func findToken(raw *pkcs11.Ctx, sel tokenSelector) (uint, pkcs11.TokenInfo, error) {
-	slots, err := raw.GetSlotList(true)
+// attach finds the token, checks its PIN flags, opens the login session, logs in and resolves
+// every key handed out before, self-testing each. On success the token is online. The caller
+// holds t.m.mu and the module is initialised.
+func (t *Token) attach() error {
+	p := t.m.p
+	slot, info, err := findToken(p, t.exact)
 	if err != nil {
-		return 0, pkcs11.TokenInfo{}, fmt.Errorf("list slots: %v", err)
+		if Classify(err) == ClassModule {
+			t.markDown(StateOffline, err)
+			return err
+		}
+		t.markDown(StateOffline, err)
+		return err
+	}
+	attrs := []any{"token", info.Label, "serial", info.SerialNumber, "module", t.m.path}
+	switch {
+	case info.Flags&pkcs11.CKF_USER_PIN_LOCKED != 0:
+		err := fmt.Errorf("%w (CKF_USER_PIN_LOCKED)", ErrPINLocked)
+		t.markDown(StatePINLocked, err)
+		t.log.Error("token reports the user pin locked; not logging in", attrs...)
+		return err
+	case info.Flags&pkcs11.CKF_USER_PIN_FINAL_TRY != 0:
+		err := fmt.Errorf("%w (CKF_USER_PIN_FINAL_TRY: one more failure locks it)", ErrPINLocked)
+		t.markDown(StatePINLocked, err)
+		t.log.Error("token reports one pin attempt left before lock-out; not logging in", attrs...)
+		return err
+	case info.Flags&pkcs11.CKF_USER_PIN_INITIALIZED == 0:
+		err := errors.New("the user pin is not initialised")
+		t.markDown(StateOffline, err)
+		return err
+	}
+	low := info.Flags&pkcs11.CKF_USER_PIN_COUNT_LOW != 0
+	t.countLow.Store(low)
+	if low {
+		t.log.Warn("token reports a recent failed pin attempt (CKF_USER_PIN_COUNT_LOW)", attrs...)
+	}
+	sh, err := p.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
+	if err != nil {
+		err = fmt.Errorf("open login session: %w", err)
+		t.markDown(StateOffline, err)
+		return err
+	}
+	if err := p.Login(sh, pkcs11.CKU_USER, t.pin); err != nil {
+		rv, _ := ckr(err)
+		if rv != pkcs11.CKR_USER_ALREADY_LOGGED_IN {
+			_ = p.CloseSession(sh)
+			if isPINRejection(rv) {
+				err = fmt.Errorf("%w: %v", ErrPINRejected, err)
+				t.markDown(StatePINRejected, err)
+				t.log.Error("token rejected the pin; it will not be tried again", attrs...)
+				return err
+			}
+			err = fmt.Errorf("login: %w", err)
+			t.markDown(StateOffline, err)
+			return err
+		}
+	}
+	gen := t.m.gen.Load()
+	t.mu.Lock()
+	if t.hasLogin && t.gen == gen {
+		_ = p.CloseSession(t.loginSH)
+	}
+	t.slot, t.gen, t.loginSH, t.hasLogin, t.idle = slot, gen, sh, true, nil
+	keys := append([]*keyEntry(nil), t.keys...)
+	t.mu.Unlock()
+	for _, k := range keys {
+		if err := k.refind(p, sh, gen); err != nil {
+			t.log.Error("key lost after recovery", "token", t.label, "key", k.attrs.ref().String(), "err", err)
+		}
+	}
+	t.mu.Lock()
+	t.state, t.stateErr = StateOnline, nil
+	t.mu.Unlock()
+	return nil
+}
+
+// markDown takes the token out of service (unless it is closed, or the new state would hide a
+// PIN problem that needs a person).
+func (t *Token) markDown(s State, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.state == StateClosed || (s != StatePINRejected && s != StatePINLocked && (t.state == StatePINRejected || t.state == StatePINLocked)) {
+		return
+	}
+	t.state, t.stateErr = s, err
+}
+
+// needsRecovery reports whether the recovery loop should try to attach the token.
+func (t *Token) needsRecovery() bool {
+	s := t.rawState()
+	return s == StateOffline || s == StateRecovering
+}
+
+func (t *Token) rawState() State {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.state
+}
+
+// State returns the token's state at once, without calling into the module.
+func (t *Token) State() State {
+	s := t.rawState()
+	if s == StateOnline && t.overdue.Load() > 0 {
+		return StateHung
+	}
+	return s
+}
+
+// Status returns a snapshot of the token's health at once, without calling into the module.
+func (t *Token) Status() Status {
+	t.mu.Lock()
+	st := Status{State: t.state, PINCountLow: t.countLow.Load(), Recoveries: t.recoveries.Load(), Overdue: t.overdue.Load()}
+	if t.stateErr != nil {
+		st.Err = t.stateErr.Error()
+	}
+	t.mu.Unlock()
+	if st.State == StateOnline && st.Overdue > 0 {
+		st.State = StateHung
+		st.Err = fmt.Sprintf("%d call(s) still in the module past their deadline", st.Overdue)
+	}
+	return st
+}
+
+// PINCountLow reports whether the token showed CKF_USER_PIN_COUNT_LOW (an earlier failed login)
+// at the last login.
+func (t *Token) PINCountLow() bool { return t.countLow.Load() }
+
+// findToken returns the one present, initialised token that sel matches.
+func findToken(p *pkcs11.Ctx, sel tokenSelector) (uint, pkcs11.TokenInfo, error) {
+	slots, err := p.GetSlotList(true)
+	if err != nil {
+		return 0, pkcs11.TokenInfo{}, fmt.Errorf("list slots: %w", err)
 	}
 	var (
 		found   []uint
@@ -274,7 +467,7 @@ func findToken(raw *pkcs11.Ctx, sel tokenSelector) (uint, pkcs11.TokenInfo, erro
 		lastErr error
 	)
 	for _, s := range slots {
-		ti, err := raw.GetTokenInfo(s)
+		ti, err := p.GetTokenInfo(s)
 		if err != nil {
 			lastErr = err // a token that vanished or misbehaves; keep looking
 			continue
@@ -290,9 +483,9 @@ func findToken(raw *pkcs11.Ctx, sel tokenSelector) (uint, pkcs11.TokenInfo, erro
 	case len(found) > 1:
 		return 0, pkcs11.TokenInfo{}, fmt.Errorf("%w: %d tokens have %s", ErrTokenAmbiguous, len(found), sel)
 	case lastErr != nil:
-		return 0, pkcs11.TokenInfo{}, fmt.Errorf("%w (a slot failed to answer: %v)", ErrTokenNotFound, lastErr)
+		return 0, pkcs11.TokenInfo{}, fmt.Errorf("%w (a slot failed to answer: %w)", ErrTokenNotFound, lastErr)
 	}
-	return 0, pkcs11.TokenInfo{}, ErrTokenNotFound
+	return 0, pkcs11.TokenInfo{}, fmt.Errorf("%w: no present token has %s", ErrTokenNotFound, sel)
 }
 
 // resolveModule checks the module path and resolves symbolic links: crypto11 keeps one module
@@ -348,28 +541,52 @@ func readPIN(path string) (string, error) {
 }
 
 // Close logs out, closes every session and, if this was the module's last Token, finalises and
-// unloads the module. It waits for operations in flight. Closing twice is harmless. Signers
-// obtained from the Token fail with ErrClosed afterwards.
+// unloads the module. It waits for operations in flight, at most Config.OpTimeout: if calls are
+// stuck in the module then, the module is left loaded and Close returns an error. Closing twice
+// is harmless. Keys and signers obtained from the Token fail with ErrClosed afterwards.
 func (t *Token) Close() error {
-	t.gate.Lock()
-	defer t.gate.Unlock()
 	if t.closed.Swap(true) {
 		return nil
 	}
-	moduleMu.Lock()
-	defer moduleMu.Unlock()
-	err := t.ctx.Close()
-	t.raw.Destroy()
-	if l := logins[t.loginKey]; l != nil {
-		if l.refs--; l.refs <= 0 {
-			delete(logins, t.loginKey)
+	t.mu.Lock()
+	t.state, t.stateErr = StateClosed, ErrClosed
+	t.mu.Unlock()
+	m := t.m
+	modulesMu.Lock()
+	delete(m.tokens, t)
+	modulesMu.Unlock()
+
+	timeout := time.After(t.opTimeout)
+	var err error
+	// Wait for this token's own calls only: the module's other tokens keep working.
+	if !t.ops.lock(timeout) {
+		err = fmt.Errorf("close token %q: calls still in progress after %v", t.label, t.opTimeout)
+	} else if m.lockUntil(timeout) {
+		t.mu.Lock()
+		if t.gen == m.gen.Load() && m.initialized {
+			for _, sh := range t.idle {
+				_ = m.p.CloseSession(sh)
+			}
+			if t.hasLogin {
+				_ = m.p.CloseSession(t.loginSH)
+			}
 		}
+		t.idle, t.hasLogin = nil, false
+		t.mu.Unlock()
+		if l := m.logins[t.loginKey]; l != nil {
+			if l.refs--; l.refs <= 0 {
+				delete(m.logins, t.loginKey)
+			}
+		}
+		m.unlock()
+	} else {
+		err = fmt.Errorf("close token %q: module busy after %v", t.label, t.opTimeout)
+	}
+	if rerr := m.release(t.opTimeout); rerr != nil && err == nil {
+		err = rerr
 	}
 	t.log.Info("token closed", "token", t.label, "serial", t.serial)
-	if err != nil {
-		return fmt.Errorf("close token %q: %v", t.label, err)
-	}
-	return nil
+	return err
 }
 
 // Label returns the token's label.
@@ -379,25 +596,4 @@ func (t *Token) Label() string { return t.label }
 func (t *Token) Serial() string { return t.serial }
 
 // Module returns the resolved path of the token's PKCS#11 module.
-func (t *Token) Module() string { return t.module }
-
-// acquire takes the gate for an operation; the caller must call t.gate.RUnlock when done.
-func (t *Token) acquire() error {
-	t.gate.RLock()
-	if t.closed.Load() {
-		t.gate.RUnlock()
-		return fmt.Errorf("token %q: %w", t.label, ErrClosed)
-	}
-	return nil
-}
-
-// withRawSession runs f in a fresh read-only session of the raw module handle. The user login
-// held by crypto11's long-term session applies to it (login state is per application).
-func (t *Token) withRawSession(f func(sh pkcs11.SessionHandle) error) error {
-	sh, err := t.raw.OpenSession(t.slot, pkcs11.CKF_SERIAL_SESSION)
-	if err != nil {
-		return fmt.Errorf("open session: %w", err)
-	}
-	defer func() { _ = t.raw.CloseSession(sh) }()
-	return f(sh)
-}
+func (t *Token) Module() string { return t.m.path }

@@ -8,13 +8,13 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/ThalesGroup/crypto11"
 	"github.com/miekg/pkcs11"
 )
 
@@ -40,17 +40,53 @@ func newTestToken(t *testing.T) (*Token, SoftHSMToken) {
 	return tok, soft
 }
 
-// inner returns crypto11's key object behind a signer from this package.
-func inner(t *testing.T, s crypto.Signer) crypto11.PrivateKey {
+// inner returns the key entry behind a signer from this package.
+func inner(t *testing.T, s crypto.Signer) *keyEntry {
 	t.Helper()
 	switch s := s.(type) {
 	case *tokenSigner:
-		return s.key
+		return s.k
 	case tokenRSASigner:
-		return s.key
+		return s.k
 	}
 	t.Fatalf("signer %T is not from package hsm", s)
 	return nil
+}
+
+// getAttr reads one attribute of an object on a fresh session.
+func getAttr(t *testing.T, tok *Token, h pkcs11.ObjectHandle, typ uint) ([]byte, error) {
+	t.Helper()
+	out, err := tok.admin(func(p *pkcs11.Ctx, sh pkcs11.SessionHandle, _ uint64) ([]byte, error) {
+		v, err := p.GetAttributeValue(sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(typ, nil)})
+		if err != nil {
+			return nil, err
+		}
+		return v[0].Value, nil
+	})
+	return out, err
+}
+
+// publicHandle finds the public key object with the key's ID.
+func publicHandle(t *testing.T, tok *Token, k *keyEntry) pkcs11.ObjectHandle {
+	t.Helper()
+	var h pkcs11.ObjectHandle
+	_, err := tok.admin(func(p *pkcs11.Ctx, sh pkcs11.SessionHandle, _ uint64) ([]byte, error) {
+		hs, err := findObjects(p, sh, []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY),
+			pkcs11.NewAttribute(pkcs11.CKA_ID, k.attrs.ID),
+		})
+		if err == nil && len(hs) != 1 {
+			err = fmt.Errorf("%d public keys", len(hs))
+		}
+		if err == nil {
+			h = hs[0]
+		}
+		return nil, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 func TestReadPIN(t *testing.T) {
@@ -131,30 +167,32 @@ func TestGeneratedKeyAttributes(t *testing.T) {
 				pkcs11.CKA_SIGN:              true,
 			}
 			for typ, w := range want {
-				a, err := tok.ctx.GetAttribute(key, typ)
+				a, err := getAttr(t, tok, key.handle, typ)
 				if err != nil {
 					t.Fatalf("attribute 0x%x: %v", typ, err)
 				}
-				if a == nil || len(a.Value) != 1 {
+				if len(a) != 1 {
 					t.Fatalf("attribute 0x%x: %v", typ, a)
 				}
-				if got := a.Value[0] != 0; got != w {
+				if got := a[0] != 0; got != w {
 					t.Errorf("attribute 0x%x = %t, want %t", typ, got, w)
 				}
 			}
 			// The key material cannot be read.
-			if a, err := tok.ctx.GetAttribute(key, k.secret); err == nil {
-				t.Errorf("private key material readable: %d bytes", len(a.Value))
+			if a, err := getAttr(t, tok, key.handle, k.secret); err == nil {
+				t.Errorf("private key material readable: %d bytes", len(a))
 			} else if rv, _ := ckr(err); rv != pkcs11.CKR_ATTRIBUTE_SENSITIVE {
 				t.Errorf("reading private key material: %v, want CKR_ATTRIBUTE_SENSITIVE", err)
 			}
 			// The public half is a public token object.
-			pub, err := tok.ctx.GetPubAttributes(key, []crypto11.AttributeType{pkcs11.CKA_PRIVATE, pkcs11.CKA_TOKEN})
-			if err != nil {
-				t.Fatal(err)
+			ph := publicHandle(t, tok, key)
+			priv, err1 := getAttr(t, tok, ph, pkcs11.CKA_PRIVATE)
+			onToken, err2 := getAttr(t, tok, ph, pkcs11.CKA_TOKEN)
+			if err1 != nil || err2 != nil {
+				t.Fatal(err1, err2)
 			}
-			if pub[pkcs11.CKA_PRIVATE].Value[0] != 0 || pub[pkcs11.CKA_TOKEN].Value[0] != 1 {
-				t.Errorf("public key CKA_PRIVATE=%x CKA_TOKEN=%x", pub[pkcs11.CKA_PRIVATE].Value, pub[pkcs11.CKA_TOKEN].Value)
+			if priv[0] != 0 || onToken[0] != 1 {
+				t.Errorf("public key CKA_PRIVATE=%x CKA_TOKEN=%x", priv, onToken)
 			}
 		})
 	}
@@ -313,17 +351,16 @@ func TestPINErrorsAlongside(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	moduleMu.Lock()
-	refs := logins[tok.loginKey].refs
-	moduleMu.Unlock()
+	tok.m.lock()
+	refs := tok.m.logins[tok.loginKey].refs
+	logins := tok.m.logins
+	tok.m.unlock()
 	if refs != 2 {
 		t.Errorf("login refs = %d, want 2", refs)
 	}
 	t2.Close()
 	tok.Close()
-	moduleMu.Lock()
 	n := len(logins)
-	moduleMu.Unlock()
 	if n != 0 {
 		t.Errorf("%d login records left after closing every Token", n)
 	}

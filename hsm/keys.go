@@ -2,21 +2,24 @@ package hsm
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/ThalesGroup/crypto11"
 	"github.com/miekg/pkcs11"
 )
 
@@ -52,13 +55,45 @@ func (r KeyRef) validate() error {
 	return nil
 }
 
+// template is the search template of a private key matching r.
+func (r KeyRef) template() []*pkcs11.Attribute {
+	t := []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY)}
+	if len(r.ID) > 0 {
+		t = append(t, pkcs11.NewAttribute(pkcs11.CKA_ID, r.ID))
+	}
+	if r.Label != "" {
+		t = append(t, pkcs11.NewAttribute(pkcs11.CKA_LABEL, r.Label))
+	}
+	return t
+}
+
 // Key is a private key on the token with its certificate chain (leaf first).
 type Key struct {
-	Ref    KeyRef
-	Signer crypto.Signer       // every Sign happens inside the token; RSA keys also implement crypto.Decrypter
+	Ref KeyRef
+	// Signer signs inside the token; it implements ContextSigner, and for RSA keys also
+	// crypto.Decrypter and ContextDecrypter. It keeps working across token recoveries.
+	Signer crypto.Signer
 	Chain  []*x509.Certificate // leaf first; leaf found on the token by the key's CKA_ID (or label), then issuers found on the token
 	// Attributes are the private key object's attributes as the token reported them.
 	Attributes KeyAttributes
+}
+
+// SignContext signs with the key within ctx's deadline (see ContextSigner).
+func (k *Key) SignContext(ctx context.Context, rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	return k.Signer.(ContextSigner).SignContext(ctx, rand, digest, opts)
+}
+
+// ContextSigner is a crypto.Signer whose waiting (for a session, for the token) is bounded by a
+// context. Sign is SignContext with the Token's Config.OpTimeout.
+type ContextSigner interface {
+	crypto.Signer
+	SignContext(ctx context.Context, rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error)
+}
+
+// ContextDecrypter is a crypto.Decrypter whose waiting is bounded by a context.
+type ContextDecrypter interface {
+	crypto.Decrypter
+	DecryptContext(ctx context.Context, rand io.Reader, msg []byte, opts crypto.DecrypterOpts) ([]byte, error)
 }
 
 // KeyAttributes are attributes of a private key object, read from the token.
@@ -76,28 +111,37 @@ type KeyAttributes struct {
 	AlwaysAuthenticate bool // CKA_ALWAYS_AUTHENTICATE: each use needs a context-specific login
 }
 
-// keyAttributes reads the attributes of a crypto11 private key object. Booleans a token does
-// not report stay false.
-func (t *Token) keyAttributes(key any) (KeyAttributes, error) {
-	set, err := t.ctx.GetAttributes(key, []crypto11.AttributeType{pkcs11.CKA_LABEL, pkcs11.CKA_ID, pkcs11.CKA_KEY_TYPE})
-	if err != nil {
-		return KeyAttributes{}, fmt.Errorf("read key attributes: %w", err)
-	}
+func (a KeyAttributes) ref() KeyRef { return KeyRef{Label: a.Label, ID: a.ID} }
+
+// readKeyAttributes reads the attributes of a private key object. Booleans a token does not
+// report stay false.
+func readKeyAttributes(p *pkcs11.Ctx, sh pkcs11.SessionHandle, h pkcs11.ObjectHandle) (KeyAttributes, error) {
 	var a KeyAttributes
-	if v := set[pkcs11.CKA_LABEL]; v != nil {
-		a.Label = string(v.Value)
+	vs, err := p.GetAttributeValue(sh, h, []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil),
+		pkcs11.NewAttribute(pkcs11.CKA_ID, nil),
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, nil),
+	})
+	if err != nil {
+		return a, fmt.Errorf("read key attributes: %w", err)
 	}
-	if v := set[pkcs11.CKA_ID]; v != nil && len(v.Value) > 0 {
-		a.ID = bytes.Clone(v.Value)
-	}
-	if v := set[pkcs11.CKA_KEY_TYPE]; v != nil {
-		switch ulong(v.Value) {
-		case pkcs11.CKK_RSA:
-			a.Type = "RSA"
-		case pkcs11.CKK_EC:
-			a.Type = "EC"
-		default:
-			a.Type = fmt.Sprintf("CKK 0x%x", ulong(v.Value))
+	for _, v := range vs {
+		switch v.Type {
+		case pkcs11.CKA_LABEL:
+			a.Label = string(v.Value)
+		case pkcs11.CKA_ID:
+			if len(v.Value) > 0 {
+				a.ID = bytes.Clone(v.Value)
+			}
+		case pkcs11.CKA_KEY_TYPE:
+			switch ulong(v.Value) {
+			case pkcs11.CKK_RSA:
+				a.Type = "RSA"
+			case pkcs11.CKK_EC:
+				a.Type = "EC"
+			default:
+				a.Type = fmt.Sprintf("CKK 0x%x", ulong(v.Value))
+			}
 		}
 	}
 	// One at a time: a token that does not know one attribute fails the whole C_GetAttributeValue.
@@ -113,9 +157,11 @@ func (t *Token) keyAttributes(key any) (KeyAttributes, error) {
 		{pkcs11.CKA_NEVER_EXTRACTABLE, &a.NeverExtractable},
 		{pkcs11.CKA_ALWAYS_AUTHENTICATE, &a.AlwaysAuthenticate},
 	} {
-		v, err := t.ctx.GetAttribute(key, f.typ)
-		if err == nil && v != nil && len(v.Value) > 0 {
-			*f.dst = v.Value[0] != 0
+		v, err := p.GetAttributeValue(sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(f.typ, nil)})
+		if err == nil && len(v) == 1 && len(v[0].Value) > 0 {
+			*f.dst = v[0].Value[0] != 0
+		} else if c := Classify(err); c != ClassOK && c != ClassRequest {
+			return a, fmt.Errorf("read key attributes: %w", err)
 		}
 	}
 	return a, nil
@@ -132,7 +178,92 @@ func ulong(b []byte) uint {
 	return ^uint(0)
 }
 
-func (a KeyAttributes) ref() KeyRef { return KeyRef{Label: a.Label, ID: a.ID} }
+// findObjects returns every object matching template.
+func findObjects(p *pkcs11.Ctx, sh pkcs11.SessionHandle, template []*pkcs11.Attribute) ([]pkcs11.ObjectHandle, error) {
+	if err := p.FindObjectsInit(sh, template); err != nil {
+		return nil, fmt.Errorf("find objects: %w", err)
+	}
+	var handles []pkcs11.ObjectHandle
+	for {
+		hs, _, err := p.FindObjects(sh, 32)
+		if err != nil {
+			_ = p.FindObjectsFinal(sh)
+			return nil, fmt.Errorf("find objects: %w", err)
+		}
+		if len(hs) == 0 {
+			break
+		}
+		handles = append(handles, hs...)
+	}
+	if err := p.FindObjectsFinal(sh); err != nil {
+		return nil, fmt.Errorf("find objects: %w", err)
+	}
+	return handles, nil
+}
+
+// keyEntry is a private key handed out by this Token. Its object handle is resolved again after
+// every recovery (handles are only valid within one C_Initialize).
+type keyEntry struct {
+	t     *Token
+	attrs KeyAttributes
+	pub   crypto.PublicKey
+
+	mu     sync.Mutex
+	handle pkcs11.ObjectHandle
+	gen    uint64
+	err    error // why the key could not be found again after a recovery
+}
+
+// handleFor returns the key's object handle in module generation gen.
+func (k *keyEntry) handleFor(gen uint64) (pkcs11.ObjectHandle, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.gen != gen {
+		if k.err != nil {
+			return 0, unavailable("key %v: %v", k.attrs.ref(), k.err)
+		}
+		return 0, unavailable("key %v: not yet found again after recovery", k.attrs.ref())
+	}
+	return k.handle, nil
+}
+
+// refind finds the key again (same label and ID, exactly one match) and self-tests it against
+// its public key, then records its handle for generation gen.
+func (k *keyEntry) refind(p *pkcs11.Ctx, sh pkcs11.SessionHandle, gen uint64) error {
+	err := func() error {
+		hs, err := findObjects(p, sh, k.attrs.ref().template())
+		if err != nil {
+			return err
+		}
+		switch len(hs) {
+		case 0:
+			return ErrKeyNotFound
+		case 1:
+		default:
+			return fmt.Errorf("%w: %d private keys match", ErrKeyAmbiguous, len(hs))
+		}
+		if err := selfTest(p, sh, hs[0], k.pub); err != nil {
+			return err
+		}
+		k.mu.Lock()
+		k.handle, k.gen, k.err = hs[0], gen, nil
+		k.mu.Unlock()
+		return nil
+	}()
+	if err != nil {
+		k.mu.Lock()
+		k.err = err
+		k.mu.Unlock()
+	}
+	return err
+}
+
+// register adds a key to those the Token finds again after recovery.
+func (t *Token) register(k *keyEntry) {
+	t.mu.Lock()
+	t.keys = append(t.keys, k)
+	t.mu.Unlock()
+}
 
 // FindKey finds the one private key matching ref, its certificate and the certificate's issuers
 // on the token, checks that the certificate belongs to the key (same public key as the key's
@@ -144,97 +275,89 @@ func (a KeyAttributes) ref() KeyRef { return KeyRef{Label: a.Label, ID: a.ID} }
 // object is not required: a private key plus its certificate is enough.
 //
 // Errors: ErrKeyNotFound, ErrKeyAmbiguous (the message names every match),
-// ErrCertificateNotFound, ErrCertificateMismatch, ErrClosed.
+// ErrCertificateNotFound, ErrCertificateMismatch, ErrClosed, ErrTokenUnavailable.
 func (t *Token) FindKey(ref KeyRef) (*Key, error) {
 	if err := ref.validate(); err != nil {
 		return nil, err
 	}
-	if err := t.acquire(); err != nil {
-		return nil, err
-	}
-	defer t.gate.RUnlock()
-
-	privs, err := t.ctx.FindPrivateKeys(ref.ID, []byte(ref.Label))
-	if err != nil {
-		return nil, fmt.Errorf("find key %v on token %q: %w", ref, t.label, err)
-	}
-	if len(privs) == 0 {
-		return nil, fmt.Errorf("%w: %v on token %q", ErrKeyNotFound, ref, t.label)
-	}
-	attrs := make([]KeyAttributes, len(privs))
-	for i, p := range privs {
-		if attrs[i], err = t.keyAttributes(p); err != nil {
-			return nil, fmt.Errorf("find key %v on token %q: %w", ref, t.label, err)
-		}
-	}
-	if len(privs) > 1 {
-		names := make([]string, len(attrs))
-		for i, a := range attrs {
-			names[i] = "(" + a.ref().String() + ")"
-		}
-		return nil, fmt.Errorf("%w: %v matches %d private keys on token %q: %s",
-			ErrKeyAmbiguous, ref, len(privs), t.label, strings.Join(names, ", "))
-	}
-	a := attrs[0]
+	var (
+		a     KeyAttributes
+		chain []*x509.Certificate
+		entry *keyEntry
+	)
 	fail := func(err error) (*Key, error) {
 		return nil, fmt.Errorf("key %v on token %q: %w", ref, t.label, err)
 	}
-	switch {
-	case a.Type != "RSA" && a.Type != "EC":
-		return fail(fmt.Errorf("unsupported key type %s", a.Type))
-	case a.AlwaysAuthenticate:
-		return fail(errors.New("key requires a context-specific login for each use (CKA_ALWAYS_AUTHENTICATE), not supported"))
-	}
-
-	var chain []*x509.Certificate
-	if err := t.withRawSession(func(sh pkcs11.SessionHandle) error {
-		chain, err = t.findChain(sh, a)
-		return err
-	}); err != nil {
-		return fail(err)
-	}
-	leaf := chain[0]
-
-	switch leaf.PublicKey.(type) {
-	case *rsa.PublicKey:
-		if a.Type != "RSA" {
-			return fail(fmt.Errorf("%w: certificate %s has an RSA public key, the key is %s", ErrCertificateMismatch, describeCert(leaf), a.Type))
-		}
-	case *ecdsa.PublicKey:
-		if a.Type != "EC" {
-			return fail(fmt.Errorf("%w: certificate %s has an EC public key, the key is %s", ErrCertificateMismatch, describeCert(leaf), a.Type))
-		}
-	default:
-		return fail(fmt.Errorf("%w: certificate %s has an unsupported public key type %T", ErrCertificateMismatch, describeCert(leaf), leaf.PublicKey))
-	}
-
-	// Compare with the public key object, if there is one. Only for keys with a CKA_ID:
-	// crypto11 pairs a key without CKA_ID with the first public key of the same type it finds.
-	if len(a.ID) > 0 {
-		var label []byte
-		if a.Label != "" {
-			label = []byte(a.Label)
-		}
-		pairs, err := t.ctx.FindKeyPairs(a.ID, label)
+	_, err := t.admin(func(p *pkcs11.Ctx, sh pkcs11.SessionHandle, gen uint64) ([]byte, error) {
+		privs, err := findObjects(p, sh, ref.template())
 		if err != nil {
-			return fail(fmt.Errorf("find public key: %w", err))
+			return nil, err
 		}
-		if len(pairs) == 1 && pairs[0].Public() != nil {
-			if !publicKeysEqual(leaf.PublicKey, pairs[0].Public()) {
-				return fail(fmt.Errorf("%w: certificate %s has a different public key than the key's public key object", ErrCertificateMismatch, describeCert(leaf)))
+		if len(privs) == 0 {
+			return nil, ErrKeyNotFound
+		}
+		attrs := make([]KeyAttributes, len(privs))
+		for i, h := range privs {
+			if attrs[i], err = readKeyAttributes(p, sh, h); err != nil {
+				return nil, err
 			}
 		}
-	}
-
-	key, ok := privs[0].(crypto11.PrivateKey)
-	if !ok {
-		return fail(fmt.Errorf("unexpected crypto11 key type %T", privs[0]))
-	}
-	s := t.newSigner(key, leaf.PublicKey)
-	if err := selfTest(s, leaf.PublicKey); err != nil {
+		if len(privs) > 1 {
+			names := make([]string, len(attrs))
+			for i, a := range attrs {
+				names[i] = "(" + a.ref().String() + ")"
+			}
+			return nil, fmt.Errorf("%w: matches %d private keys: %s", ErrKeyAmbiguous, len(privs), strings.Join(names, ", "))
+		}
+		a = attrs[0]
+		switch {
+		case a.Type != "RSA" && a.Type != "EC":
+			return nil, fmt.Errorf("unsupported key type %s", a.Type)
+		case a.AlwaysAuthenticate:
+			return nil, errors.New("key requires a context-specific login for each use (CKA_ALWAYS_AUTHENTICATE), not supported")
+		}
+		if chain, err = findChain(p, sh, a); err != nil {
+			return nil, err
+		}
+		leaf := chain[0]
+		switch leaf.PublicKey.(type) {
+		case *rsa.PublicKey:
+			if a.Type != "RSA" {
+				return nil, fmt.Errorf("%w: certificate %s has an RSA public key, the key is %s", ErrCertificateMismatch, describeCert(leaf), a.Type)
+			}
+		case *ecdsa.PublicKey:
+			if a.Type != "EC" {
+				return nil, fmt.Errorf("%w: certificate %s has an EC public key, the key is %s", ErrCertificateMismatch, describeCert(leaf), a.Type)
+			}
+		default:
+			return nil, fmt.Errorf("%w: certificate %s has an unsupported public key type %T", ErrCertificateMismatch, describeCert(leaf), leaf.PublicKey)
+		}
+		// Compare with the public key object of the same ID, if there is exactly one.
+		if len(a.ID) > 0 {
+			pubs, err := findObjects(p, sh, []*pkcs11.Attribute{
+				pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY),
+				pkcs11.NewAttribute(pkcs11.CKA_ID, a.ID),
+			})
+			if err != nil {
+				return nil, err
+			}
+			if len(pubs) == 1 {
+				if pub, err := readPublicKey(p, sh, pubs[0]); err == nil && !publicKeysEqual(leaf.PublicKey, pub) {
+					return nil, fmt.Errorf("%w: certificate %s has a different public key than the key's public key object", ErrCertificateMismatch, describeCert(leaf))
+				}
+			}
+		}
+		if err := selfTest(p, sh, privs[0], leaf.PublicKey); err != nil {
+			return nil, err
+		}
+		entry = &keyEntry{t: t, attrs: a, pub: leaf.PublicKey, handle: privs[0], gen: gen}
+		return nil, nil
+	})
+	if err != nil {
 		return fail(err)
 	}
-
+	t.register(entry)
+	leaf := chain[0]
 	logAttrs := []any{"token", t.label, "key", ref.String(), "type", a.Type,
 		"subject", leaf.Subject.String(), "serial", leaf.SerialNumber.Text(16), "not_after", leaf.NotAfter, "chain", len(chain)}
 	t.log.Info("key ready", logAttrs...)
@@ -244,11 +367,11 @@ func (t *Token) FindKey(ref KeyRef) (*Key, error) {
 	if !a.Sensitive || a.Extractable {
 		t.log.Warn("key is readable or extractable", append(logAttrs, "sensitive", a.Sensitive, "extractable", a.Extractable)...)
 	}
-	return &Key{Ref: ref, Signer: s.exported(), Chain: chain, Attributes: a}, nil
+	return &Key{Ref: ref, Signer: entry.signer(), Chain: chain, Attributes: a}, nil
 }
 
 // findChain finds the key's certificate and then, as far as the token holds them, its issuers.
-func (t *Token) findChain(sh pkcs11.SessionHandle, a KeyAttributes) ([]*x509.Certificate, error) {
+func findChain(p *pkcs11.Ctx, sh pkcs11.SessionHandle, a KeyAttributes) ([]*x509.Certificate, error) {
 	var by *pkcs11.Attribute
 	var what string
 	if len(a.ID) > 0 {
@@ -256,7 +379,7 @@ func (t *Token) findChain(sh pkcs11.SessionHandle, a KeyAttributes) ([]*x509.Cer
 	} else {
 		by, what = pkcs11.NewAttribute(pkcs11.CKA_LABEL, a.Label), fmt.Sprintf("label %q", a.Label)
 	}
-	leaves, err := t.findCertificates(sh, by)
+	leaves, err := findCertificates(p, sh, by)
 	if err != nil {
 		return nil, err
 	}
@@ -273,7 +396,7 @@ func (t *Token) findChain(sh pkcs11.SessionHandle, a KeyAttributes) ([]*x509.Cer
 	}
 	chain := leaves
 	for cur := leaves[0]; len(chain) < maxChainLength && !isSelfSigned(cur); {
-		candidates, err := t.findCertificates(sh, pkcs11.NewAttribute(pkcs11.CKA_SUBJECT, cur.RawIssuer))
+		candidates, err := findCertificates(p, sh, pkcs11.NewAttribute(pkcs11.CKA_SUBJECT, cur.RawIssuer))
 		if err != nil {
 			return nil, err
 		}
@@ -294,33 +417,18 @@ func (t *Token) findChain(sh pkcs11.SessionHandle, a KeyAttributes) ([]*x509.Cer
 }
 
 // findCertificates returns every X.509 certificate object matching the attribute.
-func (t *Token) findCertificates(sh pkcs11.SessionHandle, by *pkcs11.Attribute) ([]*x509.Certificate, error) {
-	template := []*pkcs11.Attribute{
+func findCertificates(p *pkcs11.Ctx, sh pkcs11.SessionHandle, by *pkcs11.Attribute) ([]*x509.Certificate, error) {
+	handles, err := findObjects(p, sh, []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_CERTIFICATE),
 		pkcs11.NewAttribute(pkcs11.CKA_CERTIFICATE_TYPE, pkcs11.CKC_X_509),
 		by,
-	}
-	if err := t.raw.FindObjectsInit(sh, template); err != nil {
-		return nil, fmt.Errorf("find certificates: %w", err)
-	}
-	var handles []pkcs11.ObjectHandle
-	for {
-		hs, _, err := t.raw.FindObjects(sh, 32)
-		if err != nil {
-			_ = t.raw.FindObjectsFinal(sh)
-			return nil, fmt.Errorf("find certificates: %w", err)
-		}
-		if len(hs) == 0 {
-			break
-		}
-		handles = append(handles, hs...)
-	}
-	if err := t.raw.FindObjectsFinal(sh); err != nil {
+	})
+	if err != nil {
 		return nil, fmt.Errorf("find certificates: %w", err)
 	}
 	certs := make([]*x509.Certificate, 0, len(handles))
 	for _, h := range handles {
-		v, err := t.raw.GetAttributeValue(sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil)})
+		v, err := p.GetAttributeValue(sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil)})
 		if err != nil {
 			return nil, fmt.Errorf("read certificate: %w", err)
 		}
@@ -356,12 +464,77 @@ func publicKeysEqual(a, b crypto.PublicKey) bool {
 	return ok && e.Equal(b)
 }
 
-// selfTest signs a random SHA-256 digest with the token key and verifies the signature with pub
-// (RSA PKCS #1 v1.5, ECDSA ASN.1).
-func selfTest(s *tokenSigner, pub crypto.PublicKey) error {
+// curves maps the DER of a named curve's OID (CKA_EC_PARAMS) to the curve.
+var curveOIDs = []struct {
+	oid   asn1.ObjectIdentifier
+	curve elliptic.Curve
+}{
+	{asn1.ObjectIdentifier{1, 2, 840, 10045, 3, 1, 7}, elliptic.P256()},
+	{asn1.ObjectIdentifier{1, 3, 132, 0, 34}, elliptic.P384()},
+	{asn1.ObjectIdentifier{1, 3, 132, 0, 35}, elliptic.P521()},
+}
+
+// readPublicKey reads an RSA or EC public key object.
+func readPublicKey(p *pkcs11.Ctx, sh pkcs11.SessionHandle, h pkcs11.ObjectHandle) (crypto.PublicKey, error) {
+	kt, err := p.GetAttributeValue(sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, nil)})
+	if err != nil {
+		return nil, fmt.Errorf("read public key: %w", err)
+	}
+	switch ulong(kt[0].Value) {
+	case pkcs11.CKK_RSA:
+		vs, err := p.GetAttributeValue(sh, h, []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_MODULUS, nil),
+			pkcs11.NewAttribute(pkcs11.CKA_PUBLIC_EXPONENT, nil),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read public key: %w", err)
+		}
+		e := new(big.Int).SetBytes(vs[1].Value)
+		if !e.IsInt64() || e.Int64() > 1<<31-1 || e.Int64() < 3 {
+			return nil, errors.New("read public key: unsupported rsa public exponent")
+		}
+		return &rsa.PublicKey{N: new(big.Int).SetBytes(vs[0].Value), E: int(e.Int64())}, nil
+	case pkcs11.CKK_EC:
+		vs, err := p.GetAttributeValue(sh, h, []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, nil),
+			pkcs11.NewAttribute(pkcs11.CKA_EC_POINT, nil),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read public key: %w", err)
+		}
+		var oid asn1.ObjectIdentifier
+		if _, err := asn1.Unmarshal(vs[0].Value, &oid); err != nil {
+			return nil, fmt.Errorf("read public key: ec params: %v", err)
+		}
+		var curve elliptic.Curve
+		for _, c := range curveOIDs {
+			if c.oid.Equal(oid) {
+				curve = c.curve
+			}
+		}
+		if curve == nil {
+			return nil, fmt.Errorf("read public key: unsupported curve %v", oid)
+		}
+		point := vs[1].Value
+		var octets []byte
+		if rest, err := asn1.Unmarshal(point, &octets); err == nil && len(rest) == 0 {
+			point = octets // DER OCTET STRING, as PKCS#11 v2.40 says; some tokens give it raw
+		}
+		pub, err := ecdsa.ParseUncompressedPublicKey(curve, point)
+		if err != nil {
+			return nil, fmt.Errorf("read public key: ec point: %v", err)
+		}
+		return pub, nil
+	}
+	return nil, fmt.Errorf("read public key: unsupported key type 0x%x", ulong(kt[0].Value))
+}
+
+// selfTest signs a random SHA-256 digest with the key object h and verifies the signature with
+// pub (RSA PKCS #1 v1.5, ECDSA).
+func selfTest(p *pkcs11.Ctx, sh pkcs11.SessionHandle, h pkcs11.ObjectHandle, pub crypto.PublicKey) error {
 	digest := make([]byte, 32)
 	_, _ = rand.Read(digest)
-	sig, err := s.sign(rand.Reader, digest, crypto.SHA256)
+	sig, err := rawSign(p, sh, h, pub, digest, crypto.SHA256)
 	if err != nil {
 		return fmt.Errorf("self-test: %w", err)
 	}
@@ -375,252 +548,5 @@ func selfTest(s *tokenSigner, pub crypto.PublicKey) error {
 	if !ok {
 		return fmt.Errorf("%w: self-test signature does not verify with the certificate's public key", ErrCertificateMismatch)
 	}
-	return nil
-}
-
-// tokenSigner is a crypto.Signer whose private key is a token object. It checks the signing
-// options (crypto11 would, for an unknown hash, sign the bare digest without a DigestInfo) and
-// holds the token's gate during the operation.
-type tokenSigner struct {
-	t   *Token
-	key crypto11.PrivateKey
-	pub crypto.PublicKey
-}
-
-// tokenRSASigner adds crypto.Decrypter to RSA keys.
-type tokenRSASigner struct{ *tokenSigner }
-
-func (t *Token) newSigner(key crypto11.PrivateKey, pub crypto.PublicKey) *tokenSigner {
-	return &tokenSigner{t: t, key: key, pub: pub}
-}
-
-// exported wraps s in the type handed to callers.
-func (s *tokenSigner) exported() crypto.Signer {
-	if _, ok := s.pub.(*rsa.PublicKey); ok {
-		return tokenRSASigner{s}
-	}
-	return s
-}
-
-// Public returns the key's public key (the certificate's, for keys from FindKey).
-func (s *tokenSigner) Public() crypto.PublicKey { return s.pub }
-
-// Sign signs digest inside the token. RSA: PKCS #1 v1.5, or PSS for *rsa.PSSOptions (salt length
-// rsa.PSSSaltLengthEqualsHash or explicit; not PSSSaltLengthAuto). ECDSA: ASN.1 DER signature.
-// Hashes: SHA-1, SHA-224, SHA-256, SHA-384, SHA-512; the digest length must match.
-func (s *tokenSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
-	if err := s.t.acquire(); err != nil {
-		return nil, err
-	}
-	defer s.t.gate.RUnlock()
-	return s.sign(rand, digest, opts)
-}
-
-// sign is Sign for callers already holding the gate.
-func (s *tokenSigner) sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
-	if opts == nil {
-		return nil, errors.New("sign: no signer options")
-	}
-	h := opts.HashFunc()
-	switch h {
-	case crypto.SHA1, crypto.SHA224, crypto.SHA256, crypto.SHA384, crypto.SHA512:
-		if len(digest) != h.Size() {
-			return nil, fmt.Errorf("sign: digest is %d bytes, %v needs %d", len(digest), h, h.Size())
-		}
-	default:
-		return nil, fmt.Errorf("sign: unsupported hash %v", h)
-	}
-	if pss, ok := opts.(*rsa.PSSOptions); ok {
-		if _, isRSA := s.pub.(*rsa.PublicKey); !isRSA {
-			return nil, errors.New("sign: pss options for a non-RSA key")
-		}
-		if pss.SaltLength == rsa.PSSSaltLengthAuto {
-			return nil, errors.New("sign: pss salt length auto is not supported, use rsa.PSSSaltLengthEqualsHash")
-		}
-	}
-	sig, err := s.key.Sign(rand, digest, opts)
-	if err != nil {
-		return nil, fmt.Errorf("token %q: sign: %w", s.t.label, err)
-	}
-	return sig, nil
-}
-
-// Decrypt decrypts msg inside the token: RSA PKCS #1 v1.5 (nil opts or
-// *rsa.PKCS1v15DecryptOptions without SessionKeyLen) or OAEP (*rsa.OAEPOptions, MGF1 hash equal
-// to the OAEP hash).
-func (s tokenRSASigner) Decrypt(rand io.Reader, msg []byte, opts crypto.DecrypterOpts) ([]byte, error) {
-	d, ok := s.key.(interface {
-		Decrypt(io.Reader, []byte, crypto.DecrypterOpts) ([]byte, error)
-	})
-	if !ok {
-		return nil, errors.New("decrypt: key cannot decrypt")
-	}
-	if err := s.t.acquire(); err != nil {
-		return nil, err
-	}
-	defer s.t.gate.RUnlock()
-	pt, err := d.Decrypt(rand, msg, opts)
-	if err != nil {
-		return nil, fmt.Errorf("token %q: decrypt: %w", s.t.label, err)
-	}
-	return pt, nil
-}
-
-// GenerateRSA generates an RSA key pair of the given size (at least 2048 bits, public exponent
-// 65537) on the token, with ref's label and ID (the ID is required) on both halves. The private
-// key gets CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE = true, CKA_EXTRACTABLE = false, CKA_SIGN and
-// CKA_DECRYPT = true; these are read back and the key is destroyed if the token did not honour
-// them. A private key with the same label or ID already on the token is refused (ErrKeyExists).
-func (t *Token) GenerateRSA(ref KeyRef, bits int) (crypto.Signer, error) {
-	if bits < 2048 {
-		return nil, fmt.Errorf("generate rsa key %v: %d bits is too small, use at least 2048", ref, bits)
-	}
-	return t.generate(ref, ref, keyAlg{rsaBits: bits}, true)
-}
-
-// GenerateEC generates an ECDSA key pair on the given curve (P-256, P-384 or P-521) on the token,
-// with the same attributes and checks as GenerateRSA (CKA_SIGN, no CKA_DECRYPT).
-func (t *Token) GenerateEC(ref KeyRef, curve elliptic.Curve) (crypto.Signer, error) {
-	if curve == nil {
-		return nil, fmt.Errorf("generate ec key %v: no curve", ref)
-	}
-	switch curve.Params().Name {
-	case "P-256", "P-384", "P-521":
-	default:
-		return nil, fmt.Errorf("generate ec key %v: unsupported curve %s", ref, curve.Params().Name)
-	}
-	return t.generate(ref, ref, keyAlg{curve: curve}, true)
-}
-
-type keyAlg struct {
-	rsaBits int
-	curve   elliptic.Curve
-}
-
-// generate creates a key pair whose private half has privRef's label and ID and whose public
-// half has pubRef's (tests use different ones to build keys without a matching public object).
-func (t *Token) generate(privRef, pubRef KeyRef, alg keyAlg, refuseExisting bool) (crypto.Signer, error) {
-	kind := "ec"
-	if alg.rsaBits > 0 {
-		kind = "rsa"
-	}
-	fail := func(err error) (crypto.Signer, error) {
-		return nil, fmt.Errorf("generate %s key %v on token %q: %w", kind, privRef, t.label, err)
-	}
-	if len(privRef.ID) == 0 || len(pubRef.ID) == 0 {
-		return fail(errors.New("an id is required"))
-	}
-	if err := t.acquire(); err != nil {
-		return nil, err
-	}
-	defer t.gate.RUnlock()
-
-	if refuseExisting {
-		if err := t.refuseExisting(privRef); err != nil {
-			return fail(err)
-		}
-	}
-	pub, priv := crypto11.NewAttributeSet(), crypto11.NewAttributeSet()
-	set := func(s crypto11.AttributeSet, typ uint, v any) {
-		_ = s.Set(typ, v) // cannot fail for bool and []byte
-	}
-	set(priv, pkcs11.CKA_ID, privRef.ID)
-	set(pub, pkcs11.CKA_ID, pubRef.ID)
-	if privRef.Label != "" {
-		set(priv, pkcs11.CKA_LABEL, []byte(privRef.Label))
-	}
-	if pubRef.Label != "" {
-		set(pub, pkcs11.CKA_LABEL, []byte(pubRef.Label))
-	}
-	set(priv, pkcs11.CKA_TOKEN, true)
-	set(priv, pkcs11.CKA_PRIVATE, true)
-	set(priv, pkcs11.CKA_SENSITIVE, true)
-	set(priv, pkcs11.CKA_EXTRACTABLE, false)
-	set(priv, pkcs11.CKA_SIGN, true)
-	set(pub, pkcs11.CKA_TOKEN, true)
-	set(pub, pkcs11.CKA_PRIVATE, false)
-	set(pub, pkcs11.CKA_VERIFY, true)
-
-	var k crypto11.Signer
-	var err error
-	if alg.rsaBits > 0 {
-		set(priv, pkcs11.CKA_DECRYPT, true)
-		set(pub, pkcs11.CKA_ENCRYPT, true)
-		k, err = t.ctx.GenerateRSAKeyPairWithAttributes(pub, priv, alg.rsaBits)
-	} else {
-		k, err = t.ctx.GenerateECDSAKeyPairWithAttributes(pub, priv, alg.curve)
-	}
-	if err != nil {
-		return fail(err)
-	}
-	a, err := t.keyAttributes(k)
-	if err != nil {
-		_ = k.Delete()
-		return fail(err)
-	}
-	if !a.Token || !a.Private || !a.Sensitive || a.Extractable {
-		_ = k.Delete()
-		return fail(fmt.Errorf("token did not honour the key template (token=%t private=%t sensitive=%t extractable=%t); key destroyed",
-			a.Token, a.Private, a.Sensitive, a.Extractable))
-	}
-	key, ok := k.(crypto11.PrivateKey)
-	if !ok {
-		_ = k.Delete()
-		return fail(fmt.Errorf("unexpected crypto11 key type %T", k))
-	}
-	t.log.Info("key generated", "token", t.label, "key", privRef.String(), "type", a.Type)
-	return t.newSigner(key, k.Public()).exported(), nil
-}
-
-// refuseExisting fails with ErrKeyExists if a private key with ref's label or ID is on the token.
-func (t *Token) refuseExisting(ref KeyRef) error {
-	check := func(id, label []byte, what string) error {
-		ks, err := t.ctx.FindPrivateKeys(id, label)
-		if err != nil {
-			return err
-		}
-		if len(ks) > 0 {
-			return fmt.Errorf("%w: a private key with %s is already on the token", ErrKeyExists, what)
-		}
-		return nil
-	}
-	if len(ref.ID) > 0 {
-		if err := check(ref.ID, nil, "id "+hex.EncodeToString(ref.ID)); err != nil {
-			return err
-		}
-	}
-	if ref.Label != "" {
-		if err := check(nil, []byte(ref.Label), fmt.Sprintf("label %q", ref.Label)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// ImportCertificate stores cert on the token as a public token object with ref's label and ID
-// (CKA_ID is how FindKey links a key to its certificate, so give the key's ID). It does not
-// replace an existing certificate: two certificates with one key's ID make FindKey fail.
-func (t *Token) ImportCertificate(ref KeyRef, cert *x509.Certificate) error {
-	if err := ref.validate(); err != nil {
-		return err
-	}
-	if cert == nil {
-		return fmt.Errorf("import certificate %v: no certificate", ref)
-	}
-	if err := t.acquire(); err != nil {
-		return err
-	}
-	defer t.gate.RUnlock()
-	attrs := crypto11.NewAttributeSet()
-	if len(ref.ID) > 0 {
-		_ = attrs.Set(pkcs11.CKA_ID, ref.ID)
-	}
-	if ref.Label != "" {
-		_ = attrs.Set(pkcs11.CKA_LABEL, []byte(ref.Label))
-	}
-	if err := t.ctx.ImportCertificateWithAttributes(attrs, cert); err != nil {
-		return fmt.Errorf("import certificate %v on token %q: %w", ref, t.label, err)
-	}
-	t.log.Info("certificate imported", "token", t.label, "key", ref.String(), "subject", cert.Subject.String())
 	return nil
 }

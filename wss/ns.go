@@ -17,6 +17,14 @@ const (
 	ValueTypeX509v3      = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3"
 	ValueTypeX509PKIPath = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509PKIPathv1"
 	EncodingBase64       = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary"
+
+	// Value types of wsse:KeyIdentifier (X.509 Token Profile 1.1 §3.2,
+	// SOAP Message Security 1.1 §7.3).
+	ValueTypeSKI            = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509SubjectKeyIdentifier"
+	ValueTypeThumbprintSHA1 = "http://docs.oasis-open.org/wss/oasis-wss-soap-message-security-1.1#ThumbprintSHA1"
+
+	// NSWSA is the WS-Addressing 1.0 namespace.
+	NSWSA = "http://www.w3.org/2005/08/addressing"
 )
 
 // soapVersion tells SOAP 1.1 from 1.2 by the Envelope's namespace.

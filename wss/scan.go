@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // Limits bound what an untrusted envelope may cost before any cryptography.
@@ -142,6 +143,14 @@ func scanEnvelope(raw []byte, lim Limits) (*envelope, error) {
 			if len(stack)+1 > lim.MaxDepth {
 				return nil, errorf(CodeTooComplex, "elements nested deeper than %d", lim.MaxDepth)
 			}
+			if !ncNames(t.Name) {
+				return nil, errorf(CodeMalformedXML, "element name %q is not namespace-well-formed", qname(t.Name))
+			}
+			for _, a := range t.Attr {
+				if !ncNames(a.Name) {
+					return nil, errorf(CodeMalformedXML, "attribute name %q on <%s> is not namespace-well-formed", qname(a.Name), qname(t.Name))
+				}
+			}
 			// Namespace declarations first: they apply to the element's own name and attributes.
 			var decl nsScope
 			for _, a := range t.Attr {
@@ -153,7 +162,8 @@ func scanEnvelope(raw []byte, lim Limits) (*envelope, error) {
 					if a.Name.Space == "" {
 						p = ""
 					}
-					if p == "xmlns" || (p == "xml" && a.Value != NSXML) || (p != "" && a.Value == "") {
+					if p == "xmlns" || (p == "xml" && a.Value != NSXML) || (p != "" && a.Value == "") ||
+						(p != "xml" && (a.Value == NSXML || a.Value == NSXMLNS)) {
 						return nil, errorf(CodeMalformedXML, "illegal namespace declaration of prefix %q", p)
 					}
 					decl[p] = a.Value
@@ -311,6 +321,13 @@ func isIDAttr(n xml.Name) bool {
 		return true
 	}
 	return false
+}
+
+// ncNames reports whether a raw name is a QName of Namespaces in XML 1.0:
+// an NCName, or two joined by one colon (encoding/xml splits at the first
+// colon and leaves names such as ":", "a:" or "a:b:c" partly in Local).
+func ncNames(n xml.Name) bool {
+	return n.Local != "" && !strings.Contains(n.Local, ":") && !strings.Contains(n.Space, ":")
 }
 
 func qname(n xml.Name) string {

@@ -28,10 +28,12 @@ type Credential struct {
 	Chain  []*x509.Certificate
 }
 
-// Part names an element to sign. Body, Timestamp and BinarySecurityToken are
-// found by meaning ({soap-ns}Body for either SOAP version; the Timestamp and
-// BinarySecurityToken that Sign adds); any other QName is looked up among the
-// SOAP header blocks and the children of the Security header.
+// Part names an element to sign. Body, Timestamp, BinarySecurityToken and
+// UsernameToken are found by meaning ({soap-ns}Body for either SOAP version;
+// the Timestamp and BinarySecurityToken that Sign adds; the UsernameToken
+// that Sign adds, else the caller's in the Security header Sign extends);
+// any other QName is looked up among the SOAP header blocks and the
+// children of the Security header Sign extends.
 type Part struct {
 	Space    string // namespace URI
 	Local    string // local name
@@ -40,14 +42,38 @@ type Part struct {
 
 // The parts every WS-Security profile signs by default.
 var (
-	PartBody      = Part{Space: NSSOAP11, Local: "Body"}
-	PartTimestamp = Part{Space: NSWSU, Local: "Timestamp"}
-	PartBST       = Part{Space: NSWSSE, Local: "BinarySecurityToken"}
+	PartBody          = Part{Space: NSSOAP11, Local: "Body"}
+	PartTimestamp     = Part{Space: NSWSU, Local: "Timestamp"}
+	PartBST           = Part{Space: NSWSSE, Local: "BinarySecurityToken"}
+	PartUsernameToken = Part{Space: NSWSSE, Local: "UsernameToken"}
 )
 
+// Layout orders the elements Sign adds to the Security header.
+type Layout string
+
+const (
+	// LayoutStrict (the default): every token before the Signature that
+	// uses or signs it: UsernameToken, BinarySecurityToken, Timestamp,
+	// Signature.
+	LayoutStrict Layout = "strict"
+	// LayoutTimestampFirst: the Timestamp is the first child of the
+	// Security header (WS-SecurityPolicy LaxTsFirst), then the tokens and
+	// the Signature.
+	LayoutTimestampFirst Layout = "timestamp-first"
+	// LayoutTimestampLast: the Timestamp is the last child of the Security
+	// header (WS-SecurityPolicy LaxTsLast).
+	LayoutTimestampLast Layout = "timestamp-last"
+)
+
+// Layouts lists every Layout, for configuration checks.
+var Layouts = []Layout{LayoutStrict, LayoutTimestampFirst, LayoutTimestampLast}
+
+// SOAP 1.2 role that means the same as no role at all.
+const roleUltimateReceiver = "http://www.w3.org/2003/05/soap-envelope/role/ultimateReceiver"
+
 // SignOptions configures Sign. The zero value signs the Body and the
-// Timestamp with the key's default algorithm, SHA-256 digests and a 300 s
-// Timestamp.
+// Timestamp with the key's default algorithm, SHA-256 digests, a 300 s
+// Timestamp and a direct reference to an X.509v3 BinarySecurityToken.
 type SignOptions struct {
 	// Parts to sign, in Reference order. Empty means Body, Timestamp.
 	Parts []Part
@@ -60,9 +86,37 @@ type SignOptions struct {
 	AllowSHA1 bool
 	// TTL is the Timestamp lifetime (Expires − Created); 0 means 300 s.
 	TTL time.Duration
+	// TimestampMillis writes Created and Expires with milliseconds
+	// (2006-01-02T15:04:05.000Z) instead of whole seconds.
+	TimestampMillis bool
+	// NoExpires leaves wsu:Expires out of the Timestamp.
+	NoExpires bool
+	// TokenReference is how KeyInfo references the certificate; "" means RefDirect.
+	TokenReference TokenReference
+	// IncludeBST adds the BinarySecurityToken even when TokenReference does
+	// not point at it (it always does for RefDirect).
+	IncludeBST bool
+	// BSTValueType is ValueTypeX509v3 (the leaf certificate, the default)
+	// or ValueTypeX509PKIPath (the whole chain).
+	BSTValueType string
+	// InclusivePrefixes adds an ec:InclusiveNamespaces PrefixList, computed
+	// with VisiblyUsedPrefixes, to the SignedInfo CanonicalizationMethod and
+	// to each Reference's exclusive C14N transform.
+	InclusivePrefixes bool
+	// Actor is the SOAP 1.1 actor / SOAP 1.2 role of the Security header;
+	// "" means none (the ultimate receiver). A Security header already in
+	// the envelope for the same actor is extended.
+	Actor string
+	// Layout orders the Security header; "" means LayoutStrict.
+	Layout Layout
+	// SOAPVersion "1.1" or "1.2" refuses envelopes of the other version;
+	// "" accepts both.
+	SOAPVersion string
+	// UsernameToken, if set, is added to the Security header.
+	UsernameToken *UsernameToken
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// Rand is the source for Ids and the signer; nil means crypto/rand.
+	// Rand is the source for Ids, nonces and the signer; nil means crypto/rand.
 	Rand io.Reader
 	// Limits bound the input envelope.
 	Limits Limits
@@ -81,29 +135,81 @@ type SignResult struct {
 
 const defaultTTL = 300 * time.Second
 
-// Sign adds a wsse:Security header to the SOAP envelope raw holding an X.509
-// BinarySecurityToken, a Timestamp and an XML Signature over opts.Parts made
-// with cred.Signer. Bytes of raw outside the added header and the added
-// wsu:Id attributes are returned unchanged. raw is not modified.
-func Sign(raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
-	if cred.Signer == nil || len(cred.Chain) == 0 {
-		return nil, errorf(CodeInternal, "credential without signer or certificate")
-	}
-	pub := cred.Signer.Public()
-	sm := opts.SignatureMethod
+// methods returns the signature and digest methods opts resolves to for pub.
+func (opts *SignOptions) methods(pub crypto.PublicKey) (sm, dm string, err error) {
+	sm = opts.SignatureMethod
 	if sm == "" {
-		var err error
 		if sm, err = DefaultSignatureMethod(pub); err != nil {
-			return nil, &Error{Code: CodeUnsupported, Msg: "signing key", Err: err}
+			return "", "", &Error{Code: CodeUnsupported, Msg: "signing key", Err: err}
 		}
 	}
-	dm := opts.DigestMethod
+	dm = opts.DigestMethod
 	if dm == "" {
 		dm = AlgSHA256
 	}
+	return sm, dm, nil
+}
+
+func (opts *SignOptions) includeBST() bool { return opts.TokenReference.needsBST() || opts.IncludeBST }
+
+// CheckSignOptions reports whether opts can work with cred: algorithms known,
+// allowed and fitting the key, the token reference possible with the
+// certificate (a SubjectKeyIdentifier reference needs the extension), and
+// the other options known. Daemons call it at startup and on reload so
+// that mismatches are configuration errors, not request errors; Sign calls
+// it too.
+func CheckSignOptions(opts SignOptions, cred Credential) error {
+	if cred.Signer == nil || len(cred.Chain) == 0 || cred.Chain[0] == nil {
+		return errorf(CodeInternal, "credential without signer or certificate")
+	}
+	pub := cred.Signer.Public()
+	sm, dm, err := opts.methods(pub)
+	if err != nil {
+		return err
+	}
 	if err := CheckAlgorithms(pub, sm, dm, opts.AllowSHA1); err != nil {
+		return err
+	}
+	if err := checkTokenReference(&opts, cred.Chain); err != nil {
+		return err
+	}
+	if opts.Layout != "" && !slices.Contains(Layouts, opts.Layout) {
+		return errorf(CodeUnsupported, "unknown layout %q", opts.Layout)
+	}
+	switch opts.SOAPVersion {
+	case "", "1.1", "1.2":
+	default:
+		return errorf(CodeUnsupported, "unknown SOAP version %q", opts.SOAPVersion)
+	}
+	if opts.TTL < 0 {
+		return errorf(CodeUnsupported, "negative Timestamp TTL")
+	}
+	if opts.UsernameToken != nil {
+		if err := opts.UsernameToken.check(); err != nil {
+			return err
+		}
+	}
+	if strings.ContainsFunc(opts.Actor, func(r rune) bool { return r < 0x20 && r != '\t' && r != '\n' && r != '\r' }) {
+		return errorf(CodeUnsupported, "actor holds characters XML cannot carry")
+	}
+	for _, p := range opts.Parts {
+		if p == PartBST && !opts.includeBST() {
+			return errorf(CodeUnsupported, "the BinarySecurityToken is a required part, but token reference %q does not include it (set IncludeBST or mark the part optional)", opts.TokenReference)
+		}
+	}
+	return nil
+}
+
+// Sign adds a wsse:Security header to the SOAP envelope raw holding an X.509
+// BinarySecurityToken (unless the token reference makes it unnecessary), a
+// Timestamp, an optional UsernameToken and an XML Signature over opts.Parts
+// made with cred.Signer. Bytes of raw outside the added header and the added
+// wsu:Id attributes are returned unchanged. raw is not modified.
+func Sign(raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
+	if err := CheckSignOptions(opts, cred); err != nil {
 		return nil, err
 	}
+	sm, dm, _ := opts.methods(cred.Signer.Public())
 	parts := opts.Parts
 	if len(parts) == 0 {
 		parts = []Part{PartBody, PartTimestamp}
@@ -125,12 +231,31 @@ func Sign(raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &signer{env: env, rnd: rnd}
+	switch {
+	case opts.SOAPVersion == "1.1" && env.version != soap11:
+		return nil, errorf(CodeInvalidSOAP, "the profile accepts SOAP 1.1 only; this is a SOAP 1.2 envelope")
+	case opts.SOAPVersion == "1.2" && env.version != soap12:
+		return nil, errorf(CodeInvalidSOAP, "the profile accepts SOAP 1.2 only; this is a SOAP 1.1 envelope")
+	}
+	s := &signer{env: env, rnd: rnd, opts: &opts, leaf: cred.Chain[0]}
 	if err := s.plan(parts); err != nil {
 		return nil, err
 	}
-	if s.bstID, err = s.newID("X509-"); err != nil {
-		return nil, err
+	if opts.includeBST() {
+		if s.bstID, err = s.newID("X509-"); err != nil {
+			return nil, err
+		}
+	}
+	if opts.UsernameToken != nil {
+		if s.utID, err = s.newID("UsernameToken-"); err != nil {
+			return nil, err
+		}
+		if opts.UsernameToken.Digest {
+			s.nonce = make([]byte, 16)
+			if _, err := io.ReadFull(rnd, s.nonce); err != nil {
+				return nil, &Error{Code: CodeInternal, Msg: "random source", Err: err}
+			}
+		}
 	}
 	if s.tsID, err = s.newID("TS-"); err != nil {
 		return nil, err
@@ -147,6 +272,8 @@ func Sign(raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
 			r.id = s.tsID
 		case refBST:
 			r.id = s.bstID
+		case refUsernameToken:
+			r.id = s.utID
 		default:
 			if r.id == "" {
 				if r.id, err = s.newID("id-"); err != nil {
@@ -156,10 +283,21 @@ func Sign(raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
 			}
 		}
 	}
+	layout := "2006-01-02T15:04:05Z"
 	created := now().UTC().Truncate(time.Second)
-	s.created = created.Format("2006-01-02T15:04:05Z")
-	s.expires = created.Add(ttl).Format("2006-01-02T15:04:05Z")
-	s.bst = base64.StdEncoding.EncodeToString(cred.Chain[0].Raw)
+	if opts.TimestampMillis {
+		layout = "2006-01-02T15:04:05.000Z"
+		created = now().UTC().Truncate(time.Millisecond)
+	}
+	s.created = created.Format(layout)
+	if !opts.NoExpires {
+		s.expires = created.Add(ttl).Format(layout)
+	}
+	if s.bstID != "" {
+		if s.bst, err = bstValue(opts.BSTValueType, cred.Chain); err != nil {
+			return nil, err
+		}
+	}
 	s.sm, s.dm = sm, dm
 
 	// Pass 1: splice with empty digests, parse once, digest every reference.
@@ -171,13 +309,21 @@ func Sign(raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
 	byID := indexIDs(doc.Root())
 	dh := digestAlgs[dm].hash
 	digests := make([]string, len(s.refs))
+	if opts.InclusivePrefixes {
+		s.refPL = make([][]string, len(s.refs))
+	}
 	for i, r := range s.refs {
 		el := byID[r.id]
 		if el == nil {
 			return nil, errorf(CodeInternal, "reference #%s not found after splicing", r.id)
 		}
+		var c14n C14NOptions
+		if opts.InclusivePrefixes {
+			s.refPL[i] = VisiblyUsedPrefixes(el)
+			c14n.InclusivePrefixes = s.refPL[i]
+		}
 		h := dh.New()
-		if err := CanonicalizeExclusive(h, el, C14NOptions{}); err != nil {
+		if err := CanonicalizeExclusive(h, el, c14n); err != nil {
 			return nil, &Error{Code: CodeInternal, Msg: "canonicalisation", Err: err}
 		}
 		digests[i] = base64.StdEncoding.EncodeToString(h.Sum(nil))
@@ -192,16 +338,33 @@ func Sign(raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
 	if si == nil {
 		return nil, errorf(CodeInternal, "SignedInfo not found after splicing")
 	}
-	dvs := si.FindElements("./Reference/DigestValue")
-	if len(dvs) != len(digests) {
-		return nil, errorf(CodeInternal, "SignedInfo has %d references, want %d", len(dvs), len(digests))
+	refEls := si.SelectElements("Reference")
+	if len(refEls) != len(digests) {
+		return nil, errorf(CodeInternal, "SignedInfo has %d references, want %d", len(refEls), len(digests))
 	}
-	for i, dv := range dvs {
+	for i, ref := range refEls {
+		dv := ref.SelectElement("DigestValue")
+		if dv == nil {
+			return nil, errorf(CodeInternal, "Reference without DigestValue")
+		}
 		dv.SetText(digests[i])
+		if opts.InclusivePrefixes {
+			if err := setPrefixList(ref.FindElement("Transforms/Transform"), s.refPL[i]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	var siC14N C14NOptions
+	if opts.InclusivePrefixes {
+		s.siPL = VisiblyUsedPrefixes(si)
+		if err := setPrefixList(si.SelectElement("CanonicalizationMethod"), s.siPL); err != nil {
+			return nil, err
+		}
+		siC14N.InclusivePrefixes = s.siPL
 	}
 	sa := signatureAlgs[sm]
 	h, h256 := sa.hash.New(), sha256.New()
-	if err := CanonicalizeExclusive(io.MultiWriter(h, h256), si, C14NOptions{}); err != nil {
+	if err := CanonicalizeExclusive(io.MultiWriter(h, h256), si, siC14N); err != nil {
 		return nil, &Error{Code: CodeInternal, Msg: "canonicalisation of SignedInfo", Err: err}
 	}
 	sum := h.Sum(nil)
@@ -222,12 +385,32 @@ func Sign(raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
 	return res, nil
 }
 
+// setPrefixList fills the PrefixList placeholder of the InclusiveNamespaces
+// child of parent, or removes the child when the list is empty (PrefixList
+// is NMTOKENS: at least one token).
+func setPrefixList(parent *etree.Element, pl []string) error {
+	if parent == nil {
+		return errorf(CodeInternal, "InclusiveNamespaces parent not found after splicing")
+	}
+	in := parent.SelectElement("InclusiveNamespaces")
+	if in == nil {
+		return errorf(CodeInternal, "InclusiveNamespaces not found after splicing")
+	}
+	if len(pl) == 0 {
+		parent.RemoveChild(in)
+		return nil
+	}
+	in.CreateAttr("PrefixList", strings.Join(pl, " "))
+	return nil
+}
+
 type refKind int
 
 const (
 	refElement refKind = iota // an element of the caller's envelope
 	refTimestamp
 	refBST
+	refUsernameToken // the UsernameToken Sign adds
 )
 
 type reference struct {
@@ -240,24 +423,47 @@ type reference struct {
 type signer struct {
 	env  *envelope
 	rnd  io.Reader
+	opts *SignOptions
+	leaf *x509.Certificate
 	refs []*reference
 
-	sec                           *element // the caller's Security header we extend, or nil
-	bstID, tsID, sigID, strID     string
-	created, expires, bst, sm, dm string
+	sec                             *element // the caller's Security header we extend, or nil
+	bstID, tsID, sigID, strID, utID string
+	created, expires, bst, sm, dm   string
+	nonce                           []byte
+	refPL                           [][]string // per reference, with InclusivePrefixes
+	siPL                            []string   // for SignedInfo, with InclusivePrefixes
+}
+
+// actorOf is the actor/role an element's attribute names, normalised so
+// that SOAP 1.2's ultimateReceiver equals no role.
+func (s *signer) actorOf(v string) string {
+	if s.env.version == soap12 && v == roleUltimateReceiver {
+		return ""
+	}
+	return v
 }
 
 // plan resolves the parts to elements, in order.
 func (s *signer) plan(parts []Part) error {
 	env := s.env
+	want := s.actorOf(s.opts.Actor)
 	for _, sec := range env.security {
-		if _, ok := sec.attr(env.version.ns, actorAttr(env.version)); ok {
+		v, _ := sec.attr(env.version.ns, actorAttr(env.version))
+		if s.actorOf(v) != want {
 			continue // addressed to another actor/role
 		}
 		if s.sec != nil {
 			return errorf(CodeInvalidSOAP, "two Security headers for the same actor")
 		}
 		s.sec = sec
+	}
+	if s.sec != nil {
+		for _, c := range s.sec.children {
+			if c.space == NSWSU && c.local == "Timestamp" {
+				return errorf(CodeInvalidSOAP, "the Security header for this actor already holds a Timestamp; a second one is not allowed")
+			}
+		}
 	}
 	seen := map[*element]bool{}
 	add := func(el *element) {
@@ -266,14 +472,27 @@ func (s *signer) plan(parts []Part) error {
 			s.refs = append(s.refs, &reference{kind: refElement, el: el, id: el.wsuID})
 		}
 	}
+	own := map[refKind]bool{}
+	addOwn := func(k refKind) {
+		if !own[k] {
+			own[k] = true
+			s.refs = append(s.refs, &reference{kind: k})
+		}
+	}
 	for _, p := range parts {
 		switch {
 		case p.Local == "Body" && (p.Space == NSSOAP11 || p.Space == NSSOAP12 || p.Space == ""):
 			add(env.body)
-		case p.Space == NSWSU && p.Local == "Timestamp":
-			s.refs = append(s.refs, &reference{kind: refTimestamp})
+		case p == PartTimestamp || p == (Part{Space: NSWSU, Local: "Timestamp", Optional: true}):
+			addOwn(refTimestamp)
 		case p.Space == NSWSSE && p.Local == "BinarySecurityToken":
-			s.refs = append(s.refs, &reference{kind: refBST})
+			if s.opts.includeBST() {
+				addOwn(refBST)
+			} else if !p.Optional {
+				return errorf(CodeMissingPart, "required part BinarySecurityToken is not sent with token reference %q", s.opts.TokenReference)
+			}
+		case p.Space == NSWSSE && p.Local == "UsernameToken" && s.opts.UsernameToken != nil:
+			addOwn(refUsernameToken)
 		default:
 			found := false
 			var candidates []*element
@@ -327,7 +546,7 @@ type edit struct {
 
 // splice returns the envelope with the Security header and the wsu:Id
 // attributes inserted. With digests nil, DigestValue and SignatureValue are
-// left empty.
+// left empty and PrefixLists hold a placeholder.
 func (s *signer) splice(digests []string, sigValue string) []byte {
 	env := s.env
 	var edits []edit
@@ -348,9 +567,18 @@ func (s *signer) splice(digests []string, sigValue string) []byte {
 	}
 
 	if s.sec != nil {
-		// Extend the caller's Security header: our elements go last, each
-		// declaring what its scope lacks.
-		edits = append(edits, appendChild(s.sec, s.securityContent(s.sec.scope, digests, sigValue)))
+		// Extend the caller's Security header: our elements go last (the
+		// Timestamp first with LayoutTimestampFirst), each declaring what
+		// its scope lacks.
+		head, tail := s.securityContent(s.sec.scope, digests, sigValue)
+		switch {
+		case head == "":
+			edits = append(edits, appendChild(s.sec, tail))
+		case s.sec.selfClosing:
+			edits = append(edits, prependChild(s.sec, head+tail))
+		default:
+			edits = append(edits, prependChild(s.sec, head), appendChild(s.sec, tail))
+		}
 	} else {
 		sec := s.securityHeader(digests, sigValue)
 		if h := env.header; h != nil {
@@ -437,17 +665,24 @@ func (s *signer) securityHeader(digests []string, sigValue string) string {
 	if soapDecl {
 		b.WriteString(" xmlns:" + soapP + "=\"" + env.version.ns + "\"")
 	}
-	b.WriteString(" " + soapP + ":mustUnderstand=\"" + env.version.mustUnderstand + "\">")
+	b.WriteString(" " + soapP + ":mustUnderstand=\"" + env.version.mustUnderstand + "\"")
+	if s.opts.Actor != "" {
+		b.WriteString(" " + soapP + ":" + actorAttr(env.version) + "=\"" + escapeAttr(s.opts.Actor) + "\"")
+	}
+	b.WriteString(">")
 	inner := nsScope{wsse: NSWSSE, wsu: NSWSU, soapP: env.version.ns}
-	b.WriteString(s.securityContent(inner, digests, sigValue))
+	head, tail := s.securityContent(inner, digests, sigValue)
+	b.WriteString(head)
+	b.WriteString(tail)
 	b.WriteString("</" + wsse + ":Security>")
 	return b.String()
 }
 
-// securityContent renders the BinarySecurityToken, the Timestamp and the
-// Signature for insertion where scope is in force.
-func (s *signer) securityContent(scope nsScope, digests []string, sigValue string) string {
-	var b strings.Builder
+// securityContent renders the UsernameToken, the BinarySecurityToken, the
+// Timestamp and the Signature for insertion where scope is in force, in
+// layout order. head goes first in the Security header (the Timestamp with
+// LayoutTimestampFirst, else empty), tail last.
+func (s *signer) securityContent(scope nsScope, digests []string, sigValue string) (head, tail string) {
 	wsse, wsseDecl := prefixFor(scope, NSWSSE, "wsse")
 	wsu, wsuDecl := prefixFor(scope, NSWSU, "wsu")
 	if wsuDecl && wsu == wsse {
@@ -463,25 +698,74 @@ func (s *signer) securityContent(scope nsScope, digests []string, sigValue strin
 		}
 		return d
 	}
-	fmt.Fprintf(&b, `<%[1]s:BinarySecurityToken%[3]s EncodingType="%[4]s" ValueType="%[5]s" %[2]s:Id="%[6]s">%[7]s</%[1]s:BinarySecurityToken>`,
-		wsse, wsu, decls(true, true), EncodingBase64, ValueTypeX509v3, s.bstID, s.bst)
-	fmt.Fprintf(&b, `<%[1]s:Timestamp%[2]s %[1]s:Id="%[3]s"><%[1]s:Created>%[4]s</%[1]s:Created><%[1]s:Expires>%[5]s</%[1]s:Expires></%[1]s:Timestamp>`,
-		wsu, decls(false, true), s.tsID, s.created, s.expires)
+	var ut, bst, ts strings.Builder
+	if s.utID != "" {
+		ut.WriteString(renderUsernameToken(s.opts.UsernameToken, wsse, wsu, decls(true, true), s.utID, s.nonce, s.created))
+	}
+	bstVT := s.opts.BSTValueType
+	if bstVT == "" {
+		bstVT = ValueTypeX509v3
+	}
+	if s.bstID != "" {
+		fmt.Fprintf(&bst, `<%[1]s:BinarySecurityToken%[3]s EncodingType="%[4]s" ValueType="%[5]s" %[2]s:Id="%[6]s">%[7]s</%[1]s:BinarySecurityToken>`,
+			wsse, wsu, decls(true, true), EncodingBase64, bstVT, s.bstID, s.bst)
+	}
+	fmt.Fprintf(&ts, `<%[1]s:Timestamp%[2]s %[1]s:Id="%[3]s"><%[1]s:Created>%[4]s</%[1]s:Created>`, wsu, decls(false, true), s.tsID, s.created)
+	if s.expires != "" {
+		fmt.Fprintf(&ts, `<%[1]s:Expires>%[2]s</%[1]s:Expires>`, wsu, s.expires)
+	}
+	fmt.Fprintf(&ts, `</%s:Timestamp>`, wsu)
+
+	var b strings.Builder
 	ds := freePrefix(nil, "ds", []string{wsse, wsu})
+	ec := freePrefix(nil, "ec", []string{wsse, wsu, ds})
+	inclusive := func(pl []string) string {
+		if !s.opts.InclusivePrefixes {
+			return ""
+		}
+		v := "placeholder"
+		if digests != nil {
+			if len(pl) == 0 {
+				return ""
+			}
+			v = strings.Join(pl, " ")
+		}
+		return fmt.Sprintf(`<%[1]s:InclusiveNamespaces xmlns:%[1]s="%[2]s" PrefixList="%[3]s"/>`, ec, AlgExcC14N, v)
+	}
 	fmt.Fprintf(&b, `<%[1]s:Signature xmlns:%[1]s="%[2]s"%[3]s Id="%[4]s">`, ds, NSDSig, decls(true, true), s.sigID)
-	fmt.Fprintf(&b, `<%[1]s:SignedInfo><%[1]s:CanonicalizationMethod Algorithm="%[2]s"/><%[1]s:SignatureMethod Algorithm="%[3]s"/>`, ds, AlgExcC14N, s.sm)
+	if s.opts.InclusivePrefixes {
+		fmt.Fprintf(&b, `<%[1]s:SignedInfo><%[1]s:CanonicalizationMethod Algorithm="%[2]s">%[4]s</%[1]s:CanonicalizationMethod><%[1]s:SignatureMethod Algorithm="%[3]s"/>`, ds, AlgExcC14N, s.sm, inclusive(s.siPL))
+	} else {
+		fmt.Fprintf(&b, `<%[1]s:SignedInfo><%[1]s:CanonicalizationMethod Algorithm="%[2]s"/><%[1]s:SignatureMethod Algorithm="%[3]s"/>`, ds, AlgExcC14N, s.sm)
+	}
 	for i, r := range s.refs {
 		dv := ""
+		var pl []string
 		if digests != nil {
 			dv = digests[i]
+			if s.refPL != nil {
+				pl = s.refPL[i]
+			}
 		}
-		fmt.Fprintf(&b, `<%[1]s:Reference URI="#%[2]s"><%[1]s:Transforms><%[1]s:Transform Algorithm="%[3]s"/></%[1]s:Transforms><%[1]s:DigestMethod Algorithm="%[4]s"/><%[1]s:DigestValue>%[5]s</%[1]s:DigestValue></%[1]s:Reference>`,
-			ds, r.id, AlgExcC14N, s.dm, dv)
+		transform := fmt.Sprintf(`<%[1]s:Transform Algorithm="%[2]s"/>`, ds, AlgExcC14N)
+		if in := inclusive(pl); in != "" {
+			transform = fmt.Sprintf(`<%[1]s:Transform Algorithm="%[2]s">%[3]s</%[1]s:Transform>`, ds, AlgExcC14N, in)
+		}
+		fmt.Fprintf(&b, `<%[1]s:Reference URI="#%[2]s"><%[1]s:Transforms>%[3]s</%[1]s:Transforms><%[1]s:DigestMethod Algorithm="%[4]s"/><%[1]s:DigestValue>%[5]s</%[1]s:DigestValue></%[1]s:Reference>`,
+			ds, r.id, transform, s.dm, dv)
 	}
 	fmt.Fprintf(&b, `</%[1]s:SignedInfo><%[1]s:SignatureValue>%[2]s</%[1]s:SignatureValue>`, ds, sigValue)
-	fmt.Fprintf(&b, `<%[1]s:KeyInfo><%[2]s:SecurityTokenReference %[3]s:Id="%[4]s"><%[2]s:Reference URI="#%[5]s" ValueType="%[6]s"/></%[2]s:SecurityTokenReference></%[1]s:KeyInfo></%[1]s:Signature>`,
-		ds, wsse, wsu, s.strID, s.bstID, ValueTypeX509v3)
-	return b.String()
+	fmt.Fprintf(&b, `<%[1]s:KeyInfo><%[2]s:SecurityTokenReference %[3]s:Id="%[4]s">%[5]s</%[2]s:SecurityTokenReference></%[1]s:KeyInfo></%[1]s:Signature>`,
+		ds, wsse, wsu, s.strID, strContent(s.opts.TokenReference, s.leaf, s.bstID, bstVT, ds, wsse))
+	sig := b.String()
+
+	switch s.opts.Layout {
+	case LayoutTimestampFirst:
+		return ts.String(), ut.String() + bst.String() + sig
+	case LayoutTimestampLast:
+		return "", ut.String() + bst.String() + sig + ts.String()
+	}
+	return "", ut.String() + bst.String() + ts.String() + sig
 }
 
 // indexIDs maps every wsu:Id, Id, ID and xml:id value in the tree to its element.

@@ -4,14 +4,19 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha1"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/pem"
 	"flag"
 	"fmt"
 	"io"
+	"math/big"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -80,7 +85,7 @@ func checkSignature(signed []byte, pub crypto.PublicKey) error {
 		}
 		da := digestAlgs[ref.SelectElement("DigestMethod").SelectAttrValue("Algorithm", "")]
 		h := da.hash.New()
-		if err := CanonicalizeExclusive(h, el, C14NOptions{}); err != nil {
+		if err := CanonicalizeExclusive(h, el, C14NOptions{InclusivePrefixes: prefixList(ref.FindElement("Transforms/Transform"))}); err != nil {
 			return err
 		}
 		if got, want := base64.StdEncoding.EncodeToString(h.Sum(nil)), ref.SelectElement("DigestValue").Text(); got != want {
@@ -89,7 +94,7 @@ func checkSignature(signed []byte, pub crypto.PublicKey) error {
 	}
 	sa := signatureAlgs[si.SelectElement("SignatureMethod").SelectAttrValue("Algorithm", "")]
 	h := sa.hash.New()
-	if err := CanonicalizeExclusive(h, si, C14NOptions{}); err != nil {
+	if err := CanonicalizeExclusive(h, si, C14NOptions{InclusivePrefixes: prefixList(si.SelectElement("CanonicalizationMethod"))}); err != nil {
 		return err
 	}
 	sv, err := base64.StdEncoding.DecodeString(sigs[0].SelectElement("SignatureValue").Text())
@@ -97,6 +102,20 @@ func checkSignature(signed []byte, pub crypto.PublicKey) error {
 		return err
 	}
 	return verifyDigest(pub, sa, h.Sum(nil), sv)
+}
+
+// prefixList reads the ec:InclusiveNamespaces PrefixList under a
+// CanonicalizationMethod or Transform.
+func prefixList(parent *etree.Element) []string {
+	if parent == nil {
+		return nil
+	}
+	for _, c := range parent.ChildElements() {
+		if c.Tag == "InclusiveNamespaces" && c.NamespaceURI() == AlgExcC14N {
+			return strings.Fields(c.SelectAttrValue("PrefixList", ""))
+		}
+	}
+	return nil
 }
 
 func TestSignGolden(t *testing.T) {
@@ -405,5 +424,456 @@ func TestSignSignerFailures(t *testing.T) {
 	ec := loadCredential(t, "ecp256")
 	if _, ok := ec.Signer.Public().(*ecdsa.PublicKey); !ok {
 		t.Fatal("ecp256 is not an EC key")
+	}
+}
+
+// signOK signs in with cred and opts, checks the result with the test's own
+// verifier and with xmlsec1, and returns the parsed output.
+func signOK(t *testing.T, in []byte, cred Credential, opts SignOptions) (*SignResult, *etree.Document) {
+	t.Helper()
+	res, err := Sign(in, cred, opts)
+	if err != nil {
+		t.Fatalf("sign: %v", err)
+	}
+	if err := checkSignature(res.Envelope, cred.Chain[0].PublicKey); err != nil {
+		t.Fatalf("own check: %v\n%s", err, res.Envelope)
+	}
+	if out, ok := testutil.XMLSec1Verify(t, res.Envelope, cred.Chain[0]); !ok {
+		t.Fatalf("xmlsec1 rejects the signature:\n%s\n%s", out, res.Envelope)
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(res.Envelope); err != nil {
+		t.Fatal(err)
+	}
+	return res, doc
+}
+
+func securityOf(t *testing.T, doc *etree.Document) *etree.Element {
+	t.Helper()
+	for _, sec := range doc.FindElements("//Header/Security") {
+		if sec.NamespaceURI() == NSWSSE && sec.FindElement("Signature") != nil {
+			return sec
+		}
+	}
+	t.Fatal("no wsse:Security with a Signature")
+	return nil
+}
+
+func childTags(el *etree.Element) string {
+	var got []string
+	for _, c := range el.ChildElements() {
+		got = append(got, c.Tag)
+	}
+	return strings.Join(got, ",")
+}
+
+// TestSignTokenReferences checks each KeyInfo form against values computed
+// by openssl from testdata/keys/rsa2048.crt (issuer in RFC 2253 form,
+// serial 0x1001, SKI, SHA-1 fingerprint), with and without the BST.
+func TestSignTokenReferences(t *testing.T) {
+	cred := loadCredential(t, "rsa2048")
+	in := testutil.ReadTestdata(t, "envelope-soap11.xml")
+	certB64 := base64.StdEncoding.EncodeToString(cred.Chain[0].Raw)
+	for _, tc := range []struct {
+		ref        TokenReference
+		includeBST bool
+		wantBST    bool
+		check      func(str *etree.Element, bstID string) string
+	}{
+		{RefDirect, false, true, func(str *etree.Element, bstID string) string {
+			r := str.SelectElement("Reference")
+			if r == nil || r.SelectAttrValue("URI", "") != "#"+bstID || r.SelectAttrValue("ValueType", "") != ValueTypeX509v3 {
+				return "want wsse:Reference to the BST"
+			}
+			return ""
+		}},
+		{RefIssuerSerial, false, false, func(str *etree.Element, _ string) string {
+			is := str.FindElement("X509Data/X509IssuerSerial")
+			if is == nil || is.Space != "ds" {
+				return "want ds:X509Data/ds:X509IssuerSerial"
+			}
+			if n := is.SelectElement("X509IssuerName").Text(); n != "O=wssignd tests,CN=wssignd test RSA" {
+				return "issuer name " + n
+			}
+			if n := is.SelectElement("X509SerialNumber").Text(); n != "4097" {
+				return "serial " + n
+			}
+			return ""
+		}},
+		{RefIssuerSerial, true, true, nil},
+		{RefSKI, false, false, keyIDCheck(ValueTypeSKI, "tic6NJ5UImRA9bvjcSHgC72S1sM=")},
+		{RefThumbprint, false, false, keyIDCheck(ValueTypeThumbprintSHA1, "0EzNewkOU64W/CfbTCDJrPAX9Bw=")},
+		{RefThumbprint, true, true, keyIDCheck(ValueTypeThumbprintSHA1, "0EzNewkOU64W/CfbTCDJrPAX9Bw=")},
+		{RefX509KeyIdentifier, false, false, keyIDCheck(ValueTypeX509v3, certB64)},
+	} {
+		t.Run(fmt.Sprintf("%s/bst=%v", tc.ref, tc.includeBST), func(t *testing.T) {
+			_, doc := signOK(t, in, cred, SignOptions{TokenReference: tc.ref, IncludeBST: tc.includeBST})
+			sec := securityOf(t, doc)
+			bst := sec.SelectElement("BinarySecurityToken")
+			if (bst != nil) != tc.wantBST {
+				t.Fatalf("BST present %v, want %v", bst != nil, tc.wantBST)
+			}
+			bstID := ""
+			if bst != nil {
+				bstID = bst.SelectAttrValue("wsu:Id", "")
+				if bst.Text() != certB64 {
+					t.Error("BST is not the leaf certificate")
+				}
+			}
+			str := sec.FindElement("Signature/KeyInfo/SecurityTokenReference")
+			if str == nil || str.NamespaceURI() != NSWSSE || len(str.ChildElements()) != 1 {
+				t.Fatal("want one wsse:SecurityTokenReference child in KeyInfo")
+			}
+			if tc.check != nil {
+				if msg := tc.check(str, bstID); msg != "" {
+					t.Error(msg)
+				}
+			}
+		})
+	}
+}
+
+func keyIDCheck(valueType, value string) func(*etree.Element, string) string {
+	return func(str *etree.Element, _ string) string {
+		ki := str.SelectElement("KeyIdentifier")
+		if ki == nil || ki.NamespaceURI() != NSWSSE {
+			return "want wsse:KeyIdentifier"
+		}
+		if vt := ki.SelectAttrValue("ValueType", ""); vt != valueType {
+			return "ValueType " + vt
+		}
+		if et := ki.SelectAttrValue("EncodingType", ""); et != EncodingBase64 {
+			return "EncodingType " + et
+		}
+		if ki.Text() != value {
+			return "value " + ki.Text() + ", want " + value
+		}
+		return ""
+	}
+}
+
+// testChain makes a CA and a leaf signed by it; the leaf has no subject key
+// identifier unless ski is set.
+func testChain(t *testing.T, ski bool) Credential {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "Test CA, Inc.", Organization: []string{"#wssignd"}},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	leafKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leafTmpl := &x509.Certificate{SerialNumber: big.NewInt(8), Subject: pkix.Name{CommonName: "leaf"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
+	if ski {
+		leafTmpl.SubjectKeyId = []byte{1, 2, 3, 4}
+	}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, ca, leafKey.Public(), caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(leafDER)
+	return Credential{Signer: leafKey, Chain: []*x509.Certificate{leaf, ca}}
+}
+
+// TestSignPKIPath: the X509PKIPathv1 BST is a SEQUENCE OF Certificate,
+// root first, and the direct reference carries its value type.
+func TestSignPKIPath(t *testing.T) {
+	cred := testChain(t, false)
+	_, doc := signOK(t, testutil.ReadTestdata(t, "envelope-soap11.xml"), cred, SignOptions{BSTValueType: ValueTypeX509PKIPath, Parts: []Part{PartBody, PartTimestamp, PartBST}})
+	sec := securityOf(t, doc)
+	bst := sec.SelectElement("BinarySecurityToken")
+	if bst.SelectAttrValue("ValueType", "") != ValueTypeX509PKIPath {
+		t.Errorf("BST ValueType %s", bst.SelectAttrValue("ValueType", ""))
+	}
+	der, err := base64.StdEncoding.DecodeString(bst.Text())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seq []asn1.RawValue
+	if rest, err := asn1.Unmarshal(der, &seq); err != nil || len(rest) != 0 {
+		t.Fatalf("PkiPath is not one SEQUENCE: %v", err)
+	}
+	if len(seq) != 2 || !bytes.Equal(seq[0].FullBytes, cred.Chain[1].Raw) || !bytes.Equal(seq[1].FullBytes, cred.Chain[0].Raw) {
+		t.Errorf("PkiPath is not [CA, leaf]")
+	}
+	r := sec.FindElement("Signature/KeyInfo/SecurityTokenReference/Reference")
+	if r == nil || r.SelectAttrValue("ValueType", "") != ValueTypeX509PKIPath {
+		t.Error("direct reference does not name the PkiPath value type")
+	}
+}
+
+func TestIssuerNameEscaping(t *testing.T) {
+	cred := testChain(t, false)
+	// Subject of the CA: O=#wssignd, CN=Test CA, Inc. — RFC 4514 escapes the
+	// leading '#' and the ','.
+	if got, want := IssuerName(cred.Chain[0]), `CN=Test CA\, Inc.,O=\#wssignd`; got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+	for in, want := range map[string]string{" a ": `\ a\ `, "a+b;c<d>e\"f\\": `a\+b\;c\<d\>e\"f\\`, "x\x01": `x\01`} {
+		if got := escapeDNValue(in); got != want {
+			t.Errorf("escapeDNValue(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestCheckSignOptions(t *testing.T) {
+	rsaCred := loadCredential(t, "rsa2048")
+	noSKI := testChain(t, false)
+	for _, tc := range []struct {
+		name string
+		cred Credential
+		opts SignOptions
+		ok   bool
+	}{
+		{"ski without extension", noSKI, SignOptions{TokenReference: RefSKI}, false},
+		{"ski with extension", testChain(t, true), SignOptions{TokenReference: RefSKI}, true},
+		{"unknown reference", rsaCred, SignOptions{TokenReference: "bogus"}, false},
+		{"unknown bst type", rsaCred, SignOptions{BSTValueType: "urn:x"}, false},
+		{"unknown layout", rsaCred, SignOptions{Layout: "sideways"}, false},
+		{"unknown soap version", rsaCred, SignOptions{SOAPVersion: "1.3"}, false},
+		{"bst part without bst", rsaCred, SignOptions{TokenReference: RefThumbprint, Parts: []Part{PartBody, PartBST}}, false},
+		{"optional bst part without bst", rsaCred, SignOptions{TokenReference: RefThumbprint, Parts: []Part{PartBody, {Space: NSWSSE, Local: "BinarySecurityToken", Optional: true}}}, true},
+		{"bst part with include", rsaCred, SignOptions{TokenReference: RefThumbprint, IncludeBST: true, Parts: []Part{PartBody, PartBST}}, true},
+		{"username without name", rsaCred, SignOptions{UsernameToken: &UsernameToken{Password: "x"}}, false},
+		{"password with NUL", rsaCred, SignOptions{UsernameToken: &UsernameToken{Username: "u", Password: "a\x00"}}, false},
+		{"rsa-pss with ec key", noSKI, SignOptions{SignatureMethod: AlgRSAPSSSHA256}, false},
+		{"ecdsa p-384 method on p-256 key", noSKI, SignOptions{SignatureMethod: AlgECDSASHA384}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckSignOptions(tc.opts, tc.cred)
+			if (err == nil) != tc.ok {
+				t.Fatalf("err %v, want ok=%v", err, tc.ok)
+			}
+			if err != nil && CodeOf(err) != CodeUnsupported {
+				t.Errorf("code %s, want unsupported", CodeOf(err))
+			}
+		})
+	}
+}
+
+// TestSignInclusivePrefixes: the PrefixLists name the prefixes used in the
+// referenced subtree, including the QName prefix of an xsi:type value that
+// is declared outside it, and xmlsec1 agrees with the digests. Without the
+// PrefixList the Body digest differs, so the list is not decoration.
+func TestSignInclusivePrefixes(t *testing.T) {
+	cred := loadCredential(t, "rsa2048")
+	in := testutil.ReadTestdata(t, "envelope-soap12-wsa.xml")
+	opts := SignOptions{InclusivePrefixes: true, Parts: []Part{PartBody, {Space: NSWSA, Local: "To"}, PartTimestamp}, Now: fixedNow, Rand: &countingReader{}}
+	_, doc := signOK(t, in, cred, opts)
+	sec := securityOf(t, doc)
+	si := sec.FindElement("Signature/SignedInfo")
+	if got := strings.Join(prefixList(si.SelectElement("CanonicalizationMethod")), " "); got != "ds ec" {
+		t.Errorf("SignedInfo PrefixList %q", got)
+	}
+	refs := si.SelectElements("Reference")
+	want := []string{"#default fe soap wsu xsi", "soap wsa wsu", "wsu"}
+	for i, r := range refs {
+		if got := strings.Join(prefixList(r.FindElement("Transforms/Transform")), " "); got != want[i] {
+			t.Errorf("reference %d PrefixList %q, want %q", i, got, want[i])
+		}
+	}
+	// The same Body canonicalised without the list lacks xmlns:fe.
+	body := doc.FindElement("//Body")
+	var with, without bytes.Buffer
+	if err := CanonicalizeExclusive(&with, body, C14NOptions{InclusivePrefixes: prefixList(refs[0].FindElement("Transforms/Transform"))}); err != nil {
+		t.Fatal(err)
+	}
+	if err := CanonicalizeExclusive(&without, body, C14NOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(with.Bytes(), []byte(`xmlns:fe="urn:example:factura"`)) || bytes.Contains(without.Bytes(), []byte(`xmlns:fe=`)) {
+		t.Errorf("PrefixList does not carry the xsi:type prefix:\nwith: %s\nwithout: %s", with.Bytes(), without.Bytes())
+	}
+}
+
+// TestSignLayouts checks the order of the Security header for each layout,
+// in a new header and in an extended one.
+func TestSignLayouts(t *testing.T) {
+	cred := loadCredential(t, "rsa2048")
+	ut := &UsernameToken{Username: "bob", Password: "pw", Digest: true}
+	for _, tc := range []struct {
+		layout   Layout
+		envelope string
+		want     string
+	}{
+		{"", "envelope-soap11.xml", "UsernameToken,BinarySecurityToken,Timestamp,Signature"},
+		{LayoutStrict, "envelope-soap12.xml", "UsernameToken,BinarySecurityToken,Timestamp,Signature"},
+		{LayoutTimestampFirst, "envelope-soap11.xml", "Timestamp,UsernameToken,BinarySecurityToken,Signature"},
+		{LayoutTimestampLast, "envelope-soap11.xml", "UsernameToken,BinarySecurityToken,Signature,Timestamp"},
+		{LayoutStrict, "envelope-existing-security.xml", "UsernameToken,UsernameToken,BinarySecurityToken,Timestamp,Signature"},
+		{LayoutTimestampFirst, "envelope-existing-security.xml", "Timestamp,UsernameToken,UsernameToken,BinarySecurityToken,Signature"},
+		{LayoutTimestampLast, "envelope-existing-security.xml", "UsernameToken,UsernameToken,BinarySecurityToken,Signature,Timestamp"},
+	} {
+		t.Run(string(tc.layout)+"/"+tc.envelope, func(t *testing.T) {
+			_, doc := signOK(t, testutil.ReadTestdata(t, tc.envelope), cred, SignOptions{Layout: tc.layout, UsernameToken: ut,
+				Parts: []Part{PartBody, PartTimestamp, PartUsernameToken, PartBST}})
+			if n := len(doc.FindElements("//Header/Security")); n != 1 {
+				t.Errorf("%d Security headers", n)
+			}
+			if got := childTags(securityOf(t, doc)); got != tc.want {
+				t.Errorf("Security children %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestSignActor: a Security header for another actor is left alone and a
+// new one carries the configured actor/role; one for the same actor is
+// extended.
+func TestSignActor(t *testing.T) {
+	cred := loadCredential(t, "rsa2048")
+	const other = `<s:Envelope xmlns:s="%s"><s:Header><wsse:Security xmlns:wsse="` + NSWSSE + `" s:%s="%s"><wsse:UsernameToken><wsse:Username>x</wsse:Username></wsse:UsernameToken></wsse:Security></s:Header><s:Body/></s:Envelope>`
+	for _, tc := range []struct {
+		name, ns, attr, existing, actor string
+		headers                         int
+	}{
+		{"1.1 other actor", NSSOAP11, "actor", "urn:other", "urn:mine", 2},
+		{"1.1 same actor", NSSOAP11, "actor", "urn:mine", "urn:mine", 1},
+		{"1.1 actor vs none", NSSOAP11, "actor", "urn:other", "", 2},
+		{"1.2 other role", NSSOAP12, "role", "urn:other", "urn:mine", 2},
+		{"1.2 ultimateReceiver is none", NSSOAP12, "role", roleUltimateReceiver, "", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := fmt.Sprintf(other, tc.ns, tc.attr, tc.existing)
+			res, doc := signOK(t, []byte(in), cred, SignOptions{Actor: tc.actor})
+			secs := doc.FindElements("//Header/Security")
+			if len(secs) != tc.headers {
+				t.Fatalf("%d Security headers, want %d:\n%s", len(secs), tc.headers, res.Envelope)
+			}
+			sec := securityOf(t, doc)
+			got := sec.SelectAttrValue("s:"+tc.attr, sec.SelectAttrValue("soapenv:"+tc.attr, ""))
+			if tc.headers == 2 && got != tc.actor {
+				t.Errorf("new Security header %s=%q, want %q", tc.attr, got, tc.actor)
+			}
+		})
+	}
+}
+
+func TestSignTimestampOptions(t *testing.T) {
+	cred := loadCredential(t, "rsa2048")
+	in := testutil.ReadTestdata(t, "envelope-soap11.xml")
+	now := func() time.Time { return time.Date(2026, 11, 29, 12, 0, 0, 123456789, time.UTC) }
+	for _, tc := range []struct {
+		name             string
+		opts             SignOptions
+		created, expires string
+	}{
+		{"seconds", SignOptions{}, "2026-11-29T12:00:00Z", "2026-11-29T12:05:00Z"},
+		{"millis", SignOptions{TimestampMillis: true, TTL: 90 * time.Second}, "2026-11-29T12:00:00.123Z", "2026-11-29T12:01:30.123Z"},
+		{"no expires", SignOptions{NoExpires: true}, "2026-11-29T12:00:00Z", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.opts.Now = now
+			_, doc := signOK(t, in, cred, tc.opts)
+			ts := securityOf(t, doc).SelectElement("Timestamp")
+			if got := ts.SelectElement("Created").Text(); got != tc.created {
+				t.Errorf("Created %s, want %s", got, tc.created)
+			}
+			exp := ts.SelectElement("Expires")
+			switch {
+			case tc.expires == "" && exp != nil:
+				t.Errorf("Expires present")
+			case tc.expires != "" && (exp == nil || exp.Text() != tc.expires):
+				t.Errorf("Expires wrong, want %s", tc.expires)
+			}
+		})
+	}
+}
+
+// TestSignUsernameToken checks PasswordDigest against a digest computed here
+// from the nonce and Created on the wire, and PasswordText.
+func TestSignUsernameToken(t *testing.T) {
+	cred := loadCredential(t, "rsa2048")
+	in := testutil.ReadTestdata(t, "envelope-soap11.xml")
+	const pw = `s3cr<e>t&"`
+	t.Run("digest", func(t *testing.T) {
+		res, doc := signOK(t, in, cred, SignOptions{UsernameToken: &UsernameToken{Username: "alice & co", Password: pw, Digest: true},
+			Parts: []Part{PartBody, PartTimestamp, PartUsernameToken}})
+		ut := securityOf(t, doc).SelectElement("UsernameToken")
+		if ut.SelectElement("Username").Text() != "alice & co" {
+			t.Error("user name")
+		}
+		p := ut.SelectElement("Password")
+		if p.SelectAttrValue("Type", "") != PasswordTypeDigest {
+			t.Error("password type")
+		}
+		n := ut.SelectElement("Nonce")
+		if n.SelectAttrValue("EncodingType", "") != EncodingBase64 {
+			t.Error("nonce encoding type")
+		}
+		nonce, err := base64.StdEncoding.DecodeString(n.Text())
+		if err != nil || len(nonce) != 16 {
+			t.Fatalf("nonce %q", n.Text())
+		}
+		c := ut.SelectElement("Created")
+		if c.NamespaceURI() != NSWSU {
+			t.Error("Created not in wsu")
+		}
+		h := sha1.Sum(append(append(nonce, c.Text()...), pw...))
+		if p.Text() != base64.StdEncoding.EncodeToString(h[:]) {
+			t.Errorf("digest %s", p.Text())
+		}
+		if bytes.Contains(res.Envelope, []byte("s3cr")) {
+			t.Error("the password is on the wire in digest mode")
+		}
+		if !strings.Contains(res.References[2], "UsernameToken-") || res.References[2] != "#"+ut.SelectAttrValue("wsu:Id", "") {
+			t.Error("the UsernameToken is not referenced by its Id")
+		}
+	})
+	t.Run("text", func(t *testing.T) {
+		_, doc := signOK(t, in, cred, SignOptions{UsernameToken: &UsernameToken{Username: "bob", Password: pw}})
+		p := securityOf(t, doc).FindElement("UsernameToken/Password")
+		if p.SelectAttrValue("Type", "") != PasswordTypeText || p.Text() != pw {
+			t.Errorf("password %q", p.Text())
+		}
+	})
+	if s := fmt.Sprintf("%v %+v %#v", &UsernameToken{Username: "u", Password: pw}, &UsernameToken{Password: pw}, &UsernameToken{Password: pw}); strings.Contains(s, "s3cr") {
+		t.Errorf("formatting shows the password: %s", s)
+	}
+}
+
+// TestSignMoreBadInput completes TestSignBadInput with profile-dependent
+// refusals.
+func TestSignMoreBadInput(t *testing.T) {
+	cred := loadCredential(t, "rsa2048")
+	const env11 = `<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/">%s</s:Envelope>`
+	sec := `<wsse:Security xmlns:wsse="` + NSWSSE + `" xmlns:wsu="` + NSWSU + `">%s</wsse:Security>`
+	for _, tc := range []struct {
+		name string
+		in   string
+		opts SignOptions
+		code Code
+	}{
+		{"body as document element", `<s:Body xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"/>`, SignOptions{}, CodeNotSOAP},
+		{"body inside body", fmt.Sprintf(env11, `<s:Body><s:Body/></s:Body>`), SignOptions{}, CodeInvalidSOAP},
+		{"body after body in header", fmt.Sprintf(env11, `<s:Header><x><s:Body/></x></s:Header><s:Body/>`), SignOptions{}, CodeInvalidSOAP},
+		{"soap 1.1 for a 1.2 profile", fmt.Sprintf(env11, `<s:Body/>`), SignOptions{SOAPVersion: "1.2"}, CodeInvalidSOAP},
+		{"soap 1.2 for a 1.1 profile", `<s:Envelope xmlns:s="` + NSSOAP12 + `"><s:Body/></s:Envelope>`, SignOptions{SOAPVersion: "1.1"}, CodeInvalidSOAP},
+		{"two security headers same actor", fmt.Sprintf(env11, `<s:Header>`+fmt.Sprintf(sec, "")+fmt.Sprintf(sec, "")+`</s:Header><s:Body/>`), SignOptions{}, CodeInvalidSOAP},
+		{"existing timestamp", fmt.Sprintf(env11, `<s:Header>`+fmt.Sprintf(sec, `<wsu:Timestamp/>`)+`</s:Header><s:Body/>`), SignOptions{}, CodeInvalidSOAP},
+		{"missing wsa:To", fmt.Sprintf(env11, `<s:Body/>`), SignOptions{Parts: []Part{{Space: NSWSA, Local: "To"}}}, CodeMissingPart},
+		{"missing caller UsernameToken", fmt.Sprintf(env11, `<s:Body/>`), SignOptions{Parts: []Part{PartBody, PartUsernameToken}}, CodeMissingPart},
+		{"duplicate Id between header and body", fmt.Sprintf(env11, `<s:Header><a Id="x"/></s:Header><s:Body><b xmlns:wsu="`+NSWSU+`" wsu:Id="x"/></s:Body>`), SignOptions{}, CodeDuplicateID},
+		{"entity declaration", `<!DOCTYPE s:Envelope [<!ENTITY e SYSTEM "file:///etc/passwd">]>` + fmt.Sprintf(env11, `<s:Body>&e;</s:Body>`), SignOptions{}, CodeDTDForbidden},
+		{"depth limit", fmt.Sprintf(env11, `<s:Body><a><b><c/></b></a></s:Body>`), SignOptions{Limits: Limits{MaxDepth: 3}}, CodeTooComplex},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := Sign([]byte(tc.in), cred, tc.opts)
+			if res != nil {
+				t.Errorf("got output for bad input")
+			}
+			if got := CodeOf(err); got != tc.code {
+				t.Errorf("code %q (%v), want %q", got, err, tc.code)
+			}
+		})
 	}
 }

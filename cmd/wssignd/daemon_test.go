@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,6 +30,32 @@ type daemon struct {
 	socket string
 	client *http.Client
 	stop   func() error
+	logs   *logBuffer
+}
+
+// logBuffer keeps the daemon's log lines for assertions.
+type logBuffer struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (b *logBuffer) add(s string) {
+	b.mu.Lock()
+	b.lines = append(b.lines, s)
+	b.mu.Unlock()
+}
+
+// count returns how many log lines contain s.
+func (b *logBuffer) count(s string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, l := range b.lines {
+		if strings.Contains(l, s) {
+			n++
+		}
+	}
+	return n
 }
 
 func testConfig(env *hsmtest.Env, socket string, extra string) string {
@@ -70,7 +98,8 @@ func startDaemon(t *testing.T, cfgText string, socket string) *daemon {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logs := &logBuffer{}
+	log := slog.New(slog.NewTextHandler(testWriter{t, logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	go func() { done <- serve(ctx, c, log, func() { close(ready) }) }()
 	select {
 	case <-ready:
@@ -91,19 +120,23 @@ func startDaemon(t *testing.T, cfgText string, socket string) *daemon {
 		return <-done
 	}
 	t.Cleanup(func() { _ = stop() })
-	return &daemon{socket: socket, stop: stop, client: &http.Client{Transport: &http.Transport{
+	return &daemon{socket: socket, stop: stop, logs: logs, client: &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
 		},
 	}}}
 }
 
-// testWriter routes daemon logs to t.Log.
-type testWriter struct{ t *testing.T }
+// testWriter routes daemon logs to t.Log and keeps them.
+type testWriter struct {
+	t    *testing.T
+	logs *logBuffer
+}
 
 func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
+	line := strings.TrimRight(string(p), "\n")
+	w.logs.add(line)
+	w.t.Log(line)
 	return len(p), nil
 }
 
@@ -262,5 +295,103 @@ func TestDaemonWrongPIN(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "00000000") {
 		t.Error("the PIN appears in the error")
+	}
+}
+
+// TestDaemonReloadUnderLoad: SIGHUP swaps in a new configuration while
+// clients sign without pause; no request fails. A bad configuration is
+// refused and the old one keeps serving.
+func TestDaemonReloadUnderLoad(t *testing.T) {
+	env := hsmtest.New(t)
+	dir := shortDir(t)
+	sock := filepath.Join(dir, "wssignd.sock")
+	cfgText := testConfig(env, sock, "")
+	d := startDaemon(t, cfgText, sock)
+	cfgPath := filepath.Join(dir, "wssignd.toml")
+	in := testutil.ReadTestdata(t, "envelope-soap11.xml")
+
+	stop := make(chan struct{})
+	type result struct{ ok, failed int }
+	results := make(chan result)
+	for range 4 {
+		go func() {
+			var r result
+			for {
+				select {
+				case <-stop:
+					results <- r
+					return
+				default:
+				}
+				req, _ := http.NewRequest("POST", "http://wssignd/v1/soap/sign?profile=default", strings.NewReader(string(in)))
+				req.Header.Set("Content-Type", "text/xml")
+				resp, err := d.client.Do(req)
+				if err != nil {
+					r.failed++
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					r.ok++
+				} else {
+					r.failed++
+				}
+			}
+		}()
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	profileWorks := func(name string) bool {
+		resp, _ := d.do(t, "POST", "/v1/soap/sign?profile="+name, "text/xml", in)
+		return resp.StatusCode == 200
+	}
+	if profileWorks("second") {
+		t.Fatal("profile second exists before the reload")
+	}
+	// A good new configuration: one more profile.
+	extra := fmt.Sprintf("[profiles.second]\nkey = \"ec\"\nallow_users = [\"%d\"]\n", os.Getuid())
+	if err := os.WriteFile(cfgPath, []byte(testConfig(env, sock, extra)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ { // three reloads in a row under load
+		if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		waitFor("reload", func() bool { return d.logs.count("configuration reloaded") == i })
+	}
+	if !profileWorks("second") {
+		t.Fatal("profile second does not work after the reload")
+	}
+
+	// A bad configuration: refused, the previous one still serves.
+	if err := os.WriteFile(cfgPath, []byte("this is not toml ["), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("refused reload", func() bool { return d.logs.count("reload refused") == 1 })
+	if !profileWorks("second") || !profileWorks("default") {
+		t.Error("a bad reload broke the serving configuration")
+	}
+	close(stop)
+	var total result
+	for range 4 {
+		r := <-results
+		total.ok += r.ok
+		total.failed += r.failed
+	}
+	t.Logf("signatures during reloads: %d ok, %d failed", total.ok, total.failed)
+	if total.failed != 0 || total.ok == 0 {
+		t.Errorf("%d requests failed during reloads (%d ok)", total.failed, total.ok)
 	}
 }

@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto"
+	"crypto/rsa"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"sort"
 	"sync"
 	"time"
 
@@ -14,19 +18,29 @@ import (
 	"github.com/wssignd/wssignd/wss"
 )
 
-// Token states reported on /readyz and in STATUS=.
+// Token states reported on /readyz and in STATUS= besides hsm's own (online, offline,
+// recovering, hung, pin-rejected, pin-locked).
 const (
-	stateOnline      = "online"
-	stateOffline     = "offline"
-	statePINRejected = "pin-rejected"
+	stateOnline      = string(hsm.StateOnline)
+	stateOffline     = string(hsm.StateOffline)
+	statePINRejected = string(hsm.StatePINRejected)
+	stateError       = "error" // the token is there but a key on it cannot be used: fix the config or token
 )
 
-// tokenSlot is one configured token: open, or waiting to be retried.
+// Backoff of the retries of a token that could not be opened at start.
+var (
+	openRetryMin = time.Second
+	openRetryMax = 30 * time.Second
+)
+
+// tokenSlot is one configured token: open (hsm recovers it by itself from then on), or waiting
+// to be opened by the retry loop.
 type tokenSlot struct {
-	name  string
-	cfg   hsm.Config
-	mu    sync.RWMutex
-	tok   *hsm.Token
+	name string
+	cfg  hsm.Config
+	mu   sync.RWMutex
+	tok  *hsm.Token
+	// state and err while tok is nil.
 	state string
 	err   error
 	keys  map[string]*hsm.Key // by key name, resolved when the token opens
@@ -39,41 +53,69 @@ type keyStore struct {
 	keys   map[string]*config.Key // key name → where it lives
 	stop   chan struct{}
 	wg     sync.WaitGroup
+	once   sync.Once
 }
 
-// errPINRejected is returned by openKeyStore when a token refused its PIN:
-// the daemon exits 78 and never tries that PIN again by itself.
+// errPINRejected is returned by openKeyStore when a token refused its PIN (now, or at an earlier
+// start as the marker in the state directory records), or reports its PIN locked or on its
+// final try: the daemon exits 78 and never tries that PIN again by itself.
 var errPINRejected = errors.New("a token rejected its PIN")
+
+// hsmConfig builds the hsm configuration of one configured token.
+func hsmConfig(c *config.Config, name string, t *config.Token, log *slog.Logger) hsm.Config {
+	pinFile := t.PINFile
+	if t.PINCredential != "" {
+		pinFile = credentialPath(t.PINCredential)
+	}
+	return hsm.Config{
+		Module: t.Module, TokenLabel: t.Label, TokenSerial: t.Serial, PINFile: pinFile,
+		MaxSessions: t.MaxSessions, StateDir: c.StateDir,
+		OpTimeout: c.Limits.RequestTimeout.Duration,
+		Log:       log.With("token", name),
+	}
+}
 
 func openKeyStore(c *config.Config, log *slog.Logger) (*keyStore, error) {
 	ks := &keyStore{log: log, tokens: map[string]*tokenSlot{}, keys: c.Keys, stop: make(chan struct{})}
-	for name, t := range c.Tokens {
-		pinFile := t.PINFile
-		if t.PINCredential != "" {
-			pinFile = credentialPath(t.PINCredential)
-		}
-		slot := &tokenSlot{name: name, state: stateOffline, keys: map[string]*hsm.Key{}, cfg: hsm.Config{
-			Module: t.Module, TokenLabel: t.Label, TokenSerial: t.Serial, PINFile: pinFile,
-			MaxSessions: t.MaxSessions, Log: log.With("token", name),
-		}}
+	names := make([]string, 0, len(c.Tokens))
+	for name := range c.Tokens {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		slot := &tokenSlot{name: name, state: stateOffline, keys: map[string]*hsm.Key{}, cfg: hsmConfig(c, name, c.Tokens[name], log)}
 		ks.tokens[name] = slot
 		if err := ks.open(slot); err != nil {
-			if errors.Is(err, hsm.ErrPINRejected) {
+			switch {
+			case errors.Is(err, hsm.ErrPINRejected):
 				ks.Close()
 				return nil, fmt.Errorf("%w: token %s: %v", errPINRejected, name, err)
-			}
-			if !errors.Is(err, hsm.ErrTokenNotFound) {
-				// A key that is missing or does not match its certificate
-				// is a configuration error, not a transient outage.
+			case retryable(err, false):
+				log.Warn("token offline at start; retrying in the background", "token", name, "err", err)
+				ks.wg.Add(1)
+				go ks.retry(slot)
+			default:
+				// A key that is missing, ambiguous or does not match its certificate is a
+				// configuration error, not a transient outage.
 				ks.Close()
 				return nil, fmt.Errorf("token %s: %w", name, err)
 			}
-			log.Warn("token offline at start; retrying in the background", "token", name, "err", err)
-			ks.wg.Add(1)
-			go ks.retry(slot)
 		}
 	}
 	return ks, nil
+}
+
+// retryable reports whether opening a token may succeed later by itself. Later (background)
+// also retries keys not yet on the token: it may be being provisioned.
+func retryable(err error, later bool) bool {
+	switch {
+	case errors.Is(err, hsm.ErrTokenNotFound), errors.Is(err, hsm.ErrTokenUnavailable), errors.Is(err, hsm.ErrBusy):
+		return true
+	case later && (errors.Is(err, hsm.ErrKeyNotFound) || errors.Is(err, hsm.ErrCertificateNotFound)):
+		return true
+	}
+	c := hsm.Classify(err)
+	return c == hsm.ClassModule || c == hsm.ClassToken || c == hsm.ClassBusy || c == hsm.ClassSession
 }
 
 func credentialPath(name string) string {
@@ -92,20 +134,36 @@ func (ks *keyStore) open(slot *tokenSlot) error {
 		slot.err = err
 		if errors.Is(err, hsm.ErrPINRejected) {
 			slot.state = statePINRejected
+			if errors.Is(err, hsm.ErrPINLocked) {
+				slot.state = string(hsm.StatePINLocked)
+			}
 		}
 		slot.mu.Unlock()
 		return err
 	}
 	keys := map[string]*hsm.Key{}
-	for name, k := range ks.keys {
+	names := make([]string, 0, len(ks.keys))
+	for name := range ks.keys {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		k := ks.keys[name]
 		if k.Token != slot.name {
 			continue
 		}
 		id, _ := k.IDBytes()
 		key, err := tok.FindKey(hsm.KeyRef{Label: k.Label, ID: id})
 		if err != nil {
-			tok.Close()
-			return fmt.Errorf("key %s: %w", name, err)
+			_ = tok.Close()
+			err = fmt.Errorf("key %s: %w", name, err)
+			slot.mu.Lock()
+			slot.err = err
+			if !retryable(err, true) {
+				slot.state = stateError
+			}
+			slot.mu.Unlock()
+			return err
 		}
 		keys[name] = key
 	}
@@ -116,10 +174,11 @@ func (ks *keyStore) open(slot *tokenSlot) error {
 	return nil
 }
 
-// retry reopens an absent token with backoff until it appears.
+// retry opens a token that could not be opened at start, with backoff, until it opens or fails
+// in a way that needs a person. From then on hsm recovers the token by itself.
 func (ks *keyStore) retry(slot *tokenSlot) {
 	defer ks.wg.Done()
-	delay := time.Second
+	delay := openRetryMin
 	for {
 		select {
 		case <-ks.stop:
@@ -130,51 +189,128 @@ func (ks *keyStore) retry(slot *tokenSlot) {
 		if err == nil {
 			return
 		}
-		if !errors.Is(err, hsm.ErrTokenNotFound) {
+		if !retryable(err, true) {
 			ks.log.Error("token cannot be used; not retrying", "token", slot.name, "err", err)
 			return
 		}
-		delay = min(2*delay, 30*time.Second)
+		ks.log.Debug("token still unavailable", "token", slot.name, "err", err)
+		delay = min(2*delay, openRetryMax)
 	}
 }
 
-// Credential implements api.KeyStore.
+// current returns the slot's current state and, when it is not online, why.
+func (slot *tokenSlot) current() (string, error) {
+	slot.mu.RLock()
+	defer slot.mu.RUnlock()
+	if slot.tok == nil {
+		return slot.state, slot.err
+	}
+	st := slot.tok.Status()
+	if st.State == hsm.StateOnline {
+		return stateOnline, nil
+	}
+	return string(st.State), errors.New(st.Err)
+}
+
+// Credential implements api.KeyStore. The signer it returns is bound to ctx: its waiting for
+// the token ends with ctx (and at the latest after the request timeout). Errors meaning "the
+// token cannot serve now" wrap api.ErrTokenUnavailable (and the hsm error).
 func (ks *keyStore) Credential(ctx context.Context, name string) (wss.Credential, error) {
 	k, ok := ks.keys[name]
 	if !ok {
 		return wss.Credential{}, fmt.Errorf("no key named %q", name)
 	}
 	slot := ks.tokens[k.Token]
+	state, serr := slot.current()
 	slot.mu.RLock()
-	defer slot.mu.RUnlock()
 	key := slot.keys[name]
-	if slot.state != stateOnline || key == nil {
-		return wss.Credential{}, fmt.Errorf("%w: token %s is %s", api.ErrTokenUnavailable, slot.name, slot.state)
+	slot.mu.RUnlock()
+	if state != stateOnline || key == nil {
+		return wss.Credential{}, fmt.Errorf("%w: token %s is %s: %v", api.ErrTokenUnavailable, slot.name, state, serr)
 	}
-	return wss.Credential{Signer: key.Signer, Chain: key.Chain}, nil
+	return wss.Credential{Signer: bindSigner(ctx, key), Chain: key.Chain}, nil
 }
 
-// Ready implements api.KeyStore.
+// bindSigner wraps key's signer so that it signs within ctx and its "try later" errors wrap
+// api.ErrTokenUnavailable.
+func bindSigner(ctx context.Context, key *hsm.Key) crypto.Signer {
+	s := &ctxSigner{ctx: ctx, key: key}
+	if _, ok := key.Signer.Public().(*rsa.PublicKey); ok {
+		if _, ok := key.Signer.(hsm.ContextDecrypter); ok {
+			return ctxRSASigner{s}
+		}
+	}
+	return s
+}
+
+type ctxSigner struct {
+	ctx context.Context
+	key *hsm.Key
+}
+
+type ctxRSASigner struct{ *ctxSigner }
+
+func (s *ctxSigner) Public() crypto.PublicKey { return s.key.Signer.Public() }
+
+func (s *ctxSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	sig, err := s.key.SignContext(s.ctx, rand, digest, opts)
+	return sig, apiError(err)
+}
+
+func (s ctxRSASigner) Decrypt(rand io.Reader, msg []byte, opts crypto.DecrypterOpts) ([]byte, error) {
+	pt, err := s.key.Signer.(hsm.ContextDecrypter).DecryptContext(s.ctx, rand, msg, opts)
+	return pt, apiError(err)
+}
+
+// apiError makes hsm's "try later" errors api.ErrTokenUnavailable (503 with Retry-After).
+func apiError(err error) error {
+	if err != nil && (errors.Is(err, hsm.ErrTokenUnavailable) || errors.Is(err, hsm.ErrBusy) || errors.Is(err, hsm.ErrClosed)) {
+		return fmt.Errorf("%w: %w", api.ErrTokenUnavailable, err)
+	}
+	return err
+}
+
+// Ready implements api.KeyStore. It never calls into a PKCS#11 module, so it answers at once
+// even while a token hangs.
 func (ks *keyStore) Ready(ctx context.Context) (map[string]string, error) {
 	states := map[string]string{}
 	var notReady []string
 	for name, slot := range ks.tokens {
-		slot.mu.RLock()
-		states[name] = slot.state
-		slot.mu.RUnlock()
+		states[name], _ = slot.current()
 		if states[name] != stateOnline {
 			notReady = append(notReady, name)
 		}
 	}
+	sort.Strings(notReady)
 	if len(notReady) > 0 {
 		return states, fmt.Errorf("tokens not online: %v", notReady)
 	}
 	return states, nil
 }
 
+// TokenStatus reports every token's hsm status (state, reason, PIN counter low, recoveries,
+// overdue calls), for metrics. Tokens not yet opened report their open state and error.
+func (ks *keyStore) TokenStatus() map[string]hsm.Status {
+	out := map[string]hsm.Status{}
+	for name, slot := range ks.tokens {
+		slot.mu.RLock()
+		if slot.tok != nil {
+			out[name] = slot.tok.Status()
+		} else {
+			st := hsm.Status{State: hsm.State(slot.state)}
+			if slot.err != nil {
+				st.Err = slot.err.Error()
+			}
+			out[name] = st
+		}
+		slot.mu.RUnlock()
+	}
+	return out
+}
+
 // Close stops retries and closes every open token.
 func (ks *keyStore) Close() {
-	close(ks.stop)
+	ks.once.Do(func() { close(ks.stop) })
 	ks.wg.Wait()
 	for _, slot := range ks.tokens {
 		slot.mu.Lock()

@@ -24,6 +24,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -77,56 +79,136 @@ func serveMain(args []string) int {
 	return 0
 }
 
+// logLevel is the level of the logger newLogger made; a reload changes it.
+var logLevel = new(slog.LevelVar)
+
 func newLogger(c *config.Config) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(c.LogLevel))
-	opts := &slog.HandlerOptions{Level: level}
+	setLogLevel(c)
+	opts := &slog.HandlerOptions{Level: logLevel}
 	if c.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
 
+func setLogLevel(c *config.Config) {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.LogLevel))
+	logLevel.Set(level)
+}
+
 var errConfig = errors.New("configuration error")
 
-// serve runs the daemon until ctx is done, then drains. ready, if not nil,
-// is called once the socket accepts connections.
-func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func()) error {
+// generation is one loaded configuration with its open tokens and API
+// handler. Requests hold its gate for reading; retiring it takes the gate
+// for writing, so tokens close only when no request of it is in flight.
+type generation struct {
+	cfg     *config.Config
+	ks      *keyStore
+	handler *api.Server
+	gate    sync.RWMutex
+	retired bool
+}
+
+// build opens the tokens of c and makes its API handler.
+func build(c *config.Config, log *slog.Logger, metrics *api.Metrics) (*generation, error) {
 	ks, err := openKeyStore(c, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer ks.Close()
+	g, err := buildHandler(c, ks, log, metrics)
+	if err != nil {
+		ks.Close()
+		return nil, fmt.Errorf("%w: %v", errConfig, err)
+	}
+	return g, nil
+}
+
+func buildHandler(c *config.Config, ks *keyStore, log *slog.Logger, metrics *api.Metrics) (*generation, error) {
 	profiles, err := buildProfiles(c, ks)
 	if err != nil {
-		return fmt.Errorf("%w: %v", errConfig, err)
+		return nil, err
 	}
 	vprofiles, err := buildVerifyProfiles(c)
 	if err != nil {
-		return fmt.Errorf("%w: %v", errConfig, err)
+		return nil, err
 	}
 	eprofiles, dprofiles, err := buildCryptProfiles(c, ks)
 	if err != nil {
-		return fmt.Errorf("%w: %v", errConfig, err)
+		return nil, err
 	}
-	handler := api.New(api.Config{
+	rawKeys, err := buildRawKeys(c)
+	if err != nil {
+		return nil, err
+	}
+	h := api.New(api.Config{
 		Keys:            ks,
 		Profiles:        profiles,
 		VerifyProfiles:  vprofiles,
 		EncryptProfiles: eprofiles,
 		DecryptProfiles: dprofiles,
+		RawKeys:         rawKeys,
 		MaxBodyBytes:    c.Limits.MaxBodyBytes,
 		Limits:          wss.Limits{MaxBytes: c.Limits.MaxBodyBytes, MaxDepth: c.Limits.MaxDepth, MaxElements: c.Limits.MaxElements},
 		RequestTimeout:  c.Limits.RequestTimeout.Duration,
 		MaxConcurrent:   c.Limits.MaxConcurrent,
 		Log:             log,
+		Metrics:         metrics,
 	})
+	return &generation{cfg: c, ks: ks, handler: h}, nil
+}
+
+// retire waits for the generation's requests in flight, then closes its tokens.
+func (g *generation) retire() {
+	g.gate.Lock()
+	g.retired = true
+	g.gate.Unlock()
+	g.ks.Close()
+}
+
+// dispatcher sends each request to the current generation.
+type dispatcher struct{ cur atomic.Pointer[generation] }
+
+func (d *dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	for {
+		g := d.cur.Load()
+		g.gate.RLock()
+		if g.retired { // swapped out while we waited: take the new one
+			g.gate.RUnlock()
+			continue
+		}
+		g.handler.ServeHTTP(w, r)
+		g.gate.RUnlock()
+		return
+	}
+}
+
+// serve runs the daemon until ctx is done, then drains. SIGHUP reloads the
+// configuration from c.File: the new one is loaded and its keys self-tested
+// beside the old, then swapped in atomically; a bad one is logged and the
+// old one keeps serving. ready, if not nil, is called once the socket
+// accepts connections.
+func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func()) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	metrics := api.NewMetrics()
+	g, err := build(c, log, metrics)
+	if err != nil {
+		return err
+	}
+	metrics.SetKeyStore(g.ks)
+	var d dispatcher
+	d.cur.Store(g)
+	defer func() { d.cur.Load().retire() }()
+
 	ln, err := apiListener(c)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           &d,
 		ConnContext:       api.ConnContext,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       c.Limits.RequestTimeout.Duration,
@@ -137,18 +219,23 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func()
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("wssignd serving", "socket", ln.Addr().String(), "profiles", len(profiles))
-	states, _ := ks.Ready(ctx)
+	log.Info("wssignd serving", "socket", ln.Addr().String(), "profiles", len(c.Profiles))
+	states, _ := g.ks.Ready(ctx)
 	notifyReady(states)
 	go watchdog(ctx)
 	if ready != nil {
 		ready()
 	}
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		log.Info("stopping: draining requests in flight")
+	for running := true; running; {
+		select {
+		case err := <-errc:
+			return err
+		case <-hup:
+			reload(&d, log, metrics)
+		case <-ctx.Done():
+			log.Info("stopping: draining requests in flight")
+			running = false
+		}
 	}
 	notifyStopping()
 	drain, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -157,4 +244,32 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func()
 		log.Warn("drain incomplete", "err", err)
 	}
 	return nil
+}
+
+// reload loads the configuration file again and swaps it in if it is good.
+func reload(d *dispatcher, log *slog.Logger, metrics *api.Metrics) {
+	old := d.cur.Load()
+	notifyReloading()
+	defer func() {
+		states, _ := d.cur.Load().ks.Ready(context.Background())
+		notifyReady(states)
+	}()
+	c, err := config.Load(old.cfg.File)
+	if err != nil {
+		log.Error("reload refused: the old configuration keeps serving", "err", err)
+		return
+	}
+	if c.Socket != old.cfg.Socket || c.SocketMode != old.cfg.SocketMode {
+		log.Warn("reload: socket settings change only at restart")
+	}
+	g, err := build(c, log, metrics)
+	if err != nil {
+		log.Error("reload refused: the old configuration keeps serving", "err", err)
+		return
+	}
+	d.cur.Store(g)
+	metrics.SetKeyStore(g.ks)
+	setLogLevel(c)
+	log.Info("configuration reloaded", "file", c.File, "profiles", len(c.Profiles))
+	go old.retire()
 }

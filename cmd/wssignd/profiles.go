@@ -26,35 +26,18 @@ func buildProfiles(c *config.Config, ks *keyStore) (map[string]*api.Profile, err
 	sort.Strings(names)
 	for _, name := range names {
 		p := c.Profiles[name]
-		ap := &api.Profile{Key: p.Key, Sign: wss.SignOptions{
-			SignatureMethod: p.SignatureMethod,
-			DigestMethod:    p.DigestMethod,
-			AllowSHA1:       p.AllowSHA1,
-			TTL:             p.TimestampTTL.Duration,
-		}}
-		for _, s := range p.Parts {
-			space, local, opt, err := config.ParsePart(s)
-			if err != nil {
-				probs = append(probs, fmt.Sprintf("profiles.%s.parts: %v", name, err))
-				continue
-			}
-			ap.Sign.Parts = append(ap.Sign.Parts, wss.Part{Space: space, Local: local, Optional: opt})
+		opts, err := signOptions(p, c.File)
+		if err != nil {
+			probs = append(probs, fmt.Sprintf("profiles.%s: %v", name, err))
 		}
+		ap := &api.Profile{Key: p.Key, Sign: opts}
 		acc, err := resolveAccess(p.AllowUsers, p.AllowGroups)
 		if err != nil {
 			probs = append(probs, fmt.Sprintf("profiles.%s: %v", name, err))
 		}
 		ap.Access = acc
 		if cred, err := ks.Credential(context.Background(), p.Key); err == nil {
-			pub := cred.Signer.Public()
-			sm, dm := ap.Sign.SignatureMethod, ap.Sign.DigestMethod
-			if sm == "" {
-				sm, _ = wss.DefaultSignatureMethod(pub)
-			}
-			if dm == "" {
-				dm = wss.AlgSHA256
-			}
-			if err := wss.CheckAlgorithms(pub, sm, dm, ap.Sign.AllowSHA1); err != nil {
+			if err := wss.CheckSignOptions(ap.Sign, cred); err != nil {
 				probs = append(probs, fmt.Sprintf("profiles.%s: key %s: %v", name, p.Key, err))
 			}
 		}
@@ -64,6 +47,73 @@ func buildProfiles(c *config.Config, ks *keyStore) (map[string]*api.Profile, err
 		return nil, fmt.Errorf("%s", strings.Join(probs, "; "))
 	}
 	return out, nil
+}
+
+// signOptions starts from the profile's preset (if any) and applies every
+// setting the profile names. It reads the UsernameToken password file, so it
+// runs at startup and on reload only; configFile anchors a relative path.
+func signOptions(p *config.Profile, configFile string) (wss.SignOptions, error) {
+	var o wss.SignOptions
+	if p.Preset != "" {
+		var ok bool
+		if o, ok = wss.Preset(p.Preset); !ok {
+			return o, fmt.Errorf("unknown preset %q", p.Preset)
+		}
+	}
+	if len(p.Parts) > 0 {
+		o.Parts = nil
+		for _, s := range p.Parts {
+			space, local, opt, err := config.ParsePart(s)
+			if err != nil {
+				return o, fmt.Errorf("parts: %v", err)
+			}
+			o.Parts = append(o.Parts, wss.Part{Space: space, Local: local, Optional: opt})
+		}
+	}
+	setString := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	setBool := func(dst *bool, v *bool) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	setString(&o.SignatureMethod, p.SignatureMethod)
+	setString(&o.DigestMethod, p.DigestMethod)
+	setBool(&o.AllowSHA1, p.AllowSHA1)
+	if p.TimestampTTL.Duration != 0 {
+		o.TTL = p.TimestampTTL.Duration
+	}
+	setBool(&o.TimestampMillis, p.TimestampMillis)
+	if p.TimestampExpires != nil {
+		o.NoExpires = !*p.TimestampExpires
+	}
+	if p.TokenReference != "" {
+		o.TokenReference = wss.TokenReference(p.TokenReference)
+	}
+	setBool(&o.IncludeBST, p.IncludeBST)
+	switch p.BSTValueType {
+	case "X509v3":
+		o.BSTValueType = wss.ValueTypeX509v3
+	case "X509PKIPathv1":
+		o.BSTValueType = wss.ValueTypeX509PKIPath
+	}
+	setBool(&o.InclusivePrefixes, p.InclusivePrefixes)
+	setString(&o.Actor, p.Actor)
+	if p.Layout != "" {
+		o.Layout = wss.Layout(p.Layout)
+	}
+	setString(&o.SOAPVersion, p.SOAPVersion)
+	if p.Username != "" {
+		pw, err := p.ReadPassword(configFile)
+		if err != nil {
+			return o, err
+		}
+		o.UsernameToken = &wss.UsernameToken{Username: p.Username, Password: pw, Digest: p.PasswordType != "text"}
+	}
+	return o, nil
 }
 
 func resolveAccess(users, groups []string) (api.Access, error) {
@@ -97,4 +147,20 @@ func resolveAccess(users, groups []string) (api.Access, error) {
 		a.GIDs = append(a.GIDs, uint32(n))
 	}
 	return a, nil
+}
+
+// buildRawKeys lists the keys open to raw signing and who may use each.
+func buildRawKeys(c *config.Config) (map[string]api.Access, error) {
+	out := map[string]api.Access{}
+	for name, k := range c.Keys {
+		if len(k.RawSignUsers) == 0 && len(k.RawSignGroups) == 0 {
+			continue
+		}
+		acc, err := resolveAccess(k.RawSignUsers, k.RawSignGroups)
+		if err != nil {
+			return nil, fmt.Errorf("keys.%s: %v", name, err)
+		}
+		out[name] = acc
+	}
+	return out, nil
 }

@@ -98,6 +98,11 @@ type Key struct {
 	Label string `toml:"label"`
 	// ID is the key's CKA_ID in hex.
 	ID string `toml:"id"`
+	// RawSignUsers and RawSignGroups (names or numbers) may use
+	// POST /v1/keys/NAME/sign to sign digests of their own making; empty
+	// means no one. "*" in users allows every client of the socket.
+	RawSignUsers  []string `toml:"raw_sign_users"`
+	RawSignGroups []string `toml:"raw_sign_groups"`
 }
 
 // Duration is a time.Duration written as a string such as "300s" or "1m".

@@ -1,22 +1,277 @@
 package config
 
-// EncryptProfile configures /v1/soap/encrypt. (Filled in by the encryption
-// work; see issue #7.)
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+)
+
+// Names of the XML Encryption algorithms a profile may choose.
+var (
+	// DataAlgorithms are the block encryption algorithms; the CBC ones need
+	// allow_cbc.
+	DataAlgorithms = []string{"aes128-gcm", "aes256-gcm", "aes128-cbc", "aes256-cbc"}
+	// KeyTransports are the key transport algorithms; rsa-1_5 (legacy,
+	// open to padding-oracle attacks) needs allow_rsa15.
+	KeyTransports = []string{"rsa-oaep", "rsa-oaep-mgf1p", "rsa-1_5"}
+	// OAEPDigests are the OAEP digest algorithms.
+	OAEPDigests = []string{"sha1", "sha256", "sha384", "sha512"}
+	// MGFs are the MGF1 hash algorithms of rsa-oaep.
+	MGFs = []string{"mgf1sha1", "mgf1sha224", "mgf1sha256", "mgf1sha384", "mgf1sha512"}
+	// RecipientRefs are the ways an EncryptedKey may name the recipient.
+	RecipientRefs = []string{"IssuerSerial", "SKI", "Thumbprint"}
+)
+
+// EncryptProfile configures /v1/soap/encrypt?profile=NAME: for whom and
+// how the Body (and chosen header blocks) are encrypted.
 type EncryptProfile struct {
+	// RecipientCert is a PEM or DER file with the recipient's certificate
+	// (an RSA key of at least 2048 bits); a relative path is taken from the
+	// config file's directory. Required unless allow_recipient_header is
+	// set, in which case a request without the header uses it if set.
+	RecipientCert string `toml:"recipient_cert"`
+	// AllowRecipientHeader lets a request name the recipient with the
+	// Wssignd-Recipient-Cert header (base64 DER), e.g. to encrypt a response
+	// for the certificate of the request just verified. The certificate
+	// must be currently valid and chain to trust_anchors when set.
+	AllowRecipientHeader bool `toml:"allow_recipient_header"`
+	// TrustAnchors is a PEM file of CA certificates a certificate from the
+	// header must chain to. Empty: any well-formed, currently valid RSA
+	// certificate is accepted.
+	TrustAnchors string `toml:"trust_anchors"`
+	// Parts to encrypt: "Body" (its content) and header blocks as
+	// "{namespace}localName" (each becomes a wsse11:EncryptedHeader); a
+	// trailing "?" marks a part optional. Default ["Body"].
+	Parts []string `toml:"parts"`
+	// DataAlgorithm is aes256-gcm (default), aes128-gcm, or with allow_cbc
+	// aes128-cbc or aes256-cbc.
+	DataAlgorithm string `toml:"data_algorithm"`
+	// AllowCBC opts in to the CBC data algorithms (older peers only).
+	AllowCBC bool `toml:"allow_cbc"`
+	// KeyTransport is rsa-oaep (default; XML Encryption 1.1), rsa-oaep-mgf1p
+	// (older peers), or with allow_rsa15 the legacy rsa-1_5.
+	KeyTransport string `toml:"key_transport"`
+	// AllowRSA15 opts in to the legacy rsa-1_5 key transport.
+	AllowRSA15 bool `toml:"allow_rsa15"`
+	// OAEPDigest is the OAEP digest: default sha256 for rsa-oaep, sha1 for
+	// rsa-oaep-mgf1p.
+	OAEPDigest string `toml:"oaep_digest"`
+	// MGF is the mask generation function of rsa-oaep; default mgf1sha256.
+	MGF string `toml:"mgf"`
+	// KeyReference says how the EncryptedKey names the recipient
+	// certificate: IssuerSerial (default), SKI or Thumbprint.
+	KeyReference string `toml:"key_reference"`
+	// AllowUsers and AllowGroups: as for sign profiles.
 	AllowUsers  []string `toml:"allow_users"`
 	AllowGroups []string `toml:"allow_groups"`
 }
 
-func (p *EncryptProfile) defaults(dir string) {}
+func (p *EncryptProfile) defaults(dir string) {
+	if len(p.Parts) == 0 {
+		p.Parts = []string{"Body"}
+	}
+	if p.DataAlgorithm == "" {
+		p.DataAlgorithm = "aes256-gcm"
+	}
+	if p.KeyTransport == "" {
+		p.KeyTransport = "rsa-oaep"
+	}
+	if p.OAEPDigest == "" {
+		switch p.KeyTransport {
+		case "rsa-oaep":
+			p.OAEPDigest = "sha256"
+		case "rsa-oaep-mgf1p":
+			p.OAEPDigest = "sha1"
+		}
+	}
+	if p.MGF == "" && p.KeyTransport == "rsa-oaep" {
+		p.MGF = "mgf1sha256"
+	}
+	if p.KeyReference == "" {
+		p.KeyReference = "IssuerSerial"
+	}
+	if p.RecipientCert != "" && !filepath.IsAbs(p.RecipientCert) {
+		p.RecipientCert = filepath.Join(dir, p.RecipientCert)
+	}
+	if p.TrustAnchors != "" && !filepath.IsAbs(p.TrustAnchors) {
+		p.TrustAnchors = filepath.Join(dir, p.TrustAnchors)
+	}
+}
 
-func (p *EncryptProfile) validate(f string, c *Config) []string { return nil }
+func (p *EncryptProfile) validate(f string, c *Config) []string {
+	var probs []string
+	bad := func(field, format string, args ...any) {
+		probs = append(probs, field+": "+fmt.Sprintf(format, args...))
+	}
+	if p.RecipientCert == "" && !p.AllowRecipientHeader {
+		bad(f, "set recipient_cert, allow_recipient_header or both")
+	}
+	if p.RecipientCert != "" {
+		if _, err := ReadCryptCerts(p.RecipientCert); err != nil {
+			bad(f+".recipient_cert", "%v", err)
+		}
+	}
+	if p.TrustAnchors != "" {
+		if !p.AllowRecipientHeader {
+			bad(f+".trust_anchors", "applies only with allow_recipient_header")
+		}
+		if _, err := ReadCryptCerts(p.TrustAnchors); err != nil {
+			bad(f+".trust_anchors", "%v", err)
+		}
+	}
+	for i, part := range p.Parts {
+		if _, _, _, err := ParsePart(part); err != nil || part == "Timestamp" || part == "BinarySecurityToken" || part == "UsernameToken" {
+			bad(fmt.Sprintf("%s.parts[%d]", f, i), "want Body or {namespace}localName of a header block, not %q", part)
+		}
+	}
+	if !slices.Contains(DataAlgorithms, p.DataAlgorithm) {
+		bad(f+".data_algorithm", "must be one of %v, not %q", DataAlgorithms, p.DataAlgorithm)
+	} else if (p.DataAlgorithm == "aes128-cbc" || p.DataAlgorithm == "aes256-cbc") && !p.AllowCBC {
+		bad(f+".data_algorithm", "%s needs allow_cbc = true", p.DataAlgorithm)
+	}
+	switch p.KeyTransport {
+	case "rsa-oaep":
+		if !slices.Contains(MGFs, p.MGF) {
+			bad(f+".mgf", "must be one of %v, not %q", MGFs, p.MGF)
+		}
+	case "rsa-oaep-mgf1p":
+		if p.MGF != "" && p.MGF != "mgf1sha1" {
+			bad(f+".mgf", "rsa-oaep-mgf1p always uses mgf1sha1")
+		}
+	case "rsa-1_5":
+		if !p.AllowRSA15 {
+			bad(f+".key_transport", "the legacy rsa-1_5 needs allow_rsa15 = true")
+		}
+		if p.OAEPDigest != "" || p.MGF != "" {
+			bad(f, "rsa-1_5 takes no oaep_digest or mgf")
+		}
+	default:
+		bad(f+".key_transport", "must be one of %v, not %q", KeyTransports, p.KeyTransport)
+	}
+	if p.KeyTransport != "rsa-1_5" && !slices.Contains(OAEPDigests, p.OAEPDigest) {
+		bad(f+".oaep_digest", "must be one of %v, not %q", OAEPDigests, p.OAEPDigest)
+	}
+	if !slices.Contains(RecipientRefs, p.KeyReference) {
+		bad(f+".key_reference", "must be one of %v, not %q", RecipientRefs, p.KeyReference)
+	}
+	if len(p.AllowUsers) == 0 && len(p.AllowGroups) == 0 {
+		bad(f, "allows nobody: set allow_users or allow_groups (\"*\" allows every client of the socket)")
+	}
+	return probs
+}
 
-// DecryptProfile configures /v1/soap/decrypt.
+// DecryptProfile configures /v1/soap/decrypt?profile=NAME: which key
+// decrypts and which algorithms a message may announce.
 type DecryptProfile struct {
+	// Key is the name of a [keys.NAME] table holding an RSA key.
+	Key string `toml:"key"`
+	// DataAlgorithms accepted. Default ["aes128-gcm", "aes256-gcm"]; the
+	// CBC ones need allow_cbc.
+	DataAlgorithms []string `toml:"data_algorithms"`
+	// AllowCBC opts in to accepting CBC data algorithms.
+	AllowCBC bool `toml:"allow_cbc"`
+	// KeyTransports accepted. Default ["rsa-oaep", "rsa-oaep-mgf1p"];
+	// rsa-1_5 needs allow_rsa15.
+	KeyTransports []string `toml:"key_transports"`
+	// AllowRSA15 opts in to accepting the legacy rsa-1_5 key transport.
+	AllowRSA15 bool `toml:"allow_rsa15"`
+	// RequireSignedBody refuses to decrypt unless the Body is covered by a
+	// valid signature that verify_profile accepts: over the Body holding
+	// the EncryptedData (encrypt-then-sign, checked before decryption) or
+	// over the decrypted Body (sign-then-encrypt, checked after it).
+	RequireSignedBody bool `toml:"require_signed_body"`
+	// VerifyProfile names the [verify.NAME] table whose trust and rules
+	// check the signature for require_signed_body.
+	VerifyProfile string `toml:"verify_profile"`
+	// AllowUsers and AllowGroups: as for sign profiles.
 	AllowUsers  []string `toml:"allow_users"`
 	AllowGroups []string `toml:"allow_groups"`
 }
 
-func (p *DecryptProfile) defaults(dir string) {}
+func (p *DecryptProfile) defaults(dir string) {
+	if len(p.DataAlgorithms) == 0 {
+		p.DataAlgorithms = []string{"aes128-gcm", "aes256-gcm"}
+	}
+	if len(p.KeyTransports) == 0 {
+		p.KeyTransports = []string{"rsa-oaep", "rsa-oaep-mgf1p"}
+	}
+}
 
-func (p *DecryptProfile) validate(f string, c *Config) []string { return nil }
+func (p *DecryptProfile) validate(f string, c *Config) []string {
+	var probs []string
+	bad := func(field, format string, args ...any) {
+		probs = append(probs, field+": "+fmt.Sprintf(format, args...))
+	}
+	if p.Key == "" {
+		bad(f+".key", "missing")
+	} else if _, ok := c.Keys[p.Key]; !ok {
+		bad(f+".key", "no key named %q", p.Key)
+	}
+	for i, a := range p.DataAlgorithms {
+		switch {
+		case !slices.Contains(DataAlgorithms, a):
+			bad(fmt.Sprintf("%s.data_algorithms[%d]", f, i), "must be one of %v, not %q", DataAlgorithms, a)
+		case (a == "aes128-cbc" || a == "aes256-cbc") && !p.AllowCBC:
+			bad(fmt.Sprintf("%s.data_algorithms[%d]", f, i), "%s needs allow_cbc = true", a)
+		}
+	}
+	for i, a := range p.KeyTransports {
+		switch {
+		case !slices.Contains(KeyTransports, a):
+			bad(fmt.Sprintf("%s.key_transports[%d]", f, i), "must be one of %v, not %q", KeyTransports, a)
+		case a == "rsa-1_5" && !p.AllowRSA15:
+			bad(fmt.Sprintf("%s.key_transports[%d]", f, i), "the legacy rsa-1_5 needs allow_rsa15 = true")
+		}
+	}
+	switch {
+	case p.RequireSignedBody && p.VerifyProfile == "":
+		bad(f+".verify_profile", "require_signed_body needs a verify_profile")
+	case !p.RequireSignedBody && p.VerifyProfile != "":
+		bad(f+".verify_profile", "applies only with require_signed_body = true")
+	case p.VerifyProfile != "":
+		if _, ok := c.Verify[p.VerifyProfile]; !ok {
+			bad(f+".verify_profile", "no verify profile named %q", p.VerifyProfile)
+		}
+	}
+	if len(p.AllowUsers) == 0 && len(p.AllowGroups) == 0 {
+		bad(f, "allows nobody: set allow_users or allow_groups (\"*\" allows every client of the socket)")
+	}
+	return probs
+}
+
+// ReadCryptCerts reads one or more certificates from a PEM file (or one
+// from a DER file).
+func ReadCryptCerts(path string) ([]*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []*x509.Certificate
+	rest := b
+	for {
+		var blk *pem.Block
+		blk, rest = pem.Decode(rest)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", path, err)
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		c, err := x509.ParseCertificate(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: no PEM certificate and not a DER certificate", path)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}

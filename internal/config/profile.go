@@ -2,27 +2,76 @@ package config
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
 
 // Profile binds a key to a WS-Security signing policy and to the callers
-// that may use it.
+// that may use it. A profile may start from a named preset; every setting
+// it names then overrides the preset's.
 type Profile struct {
 	// Key is the name of a [keys.NAME] table.
 	Key string `toml:"key"`
+	// Preset is a named starting point: bsp-default, digikoppeling,
+	// ehealth-be, dian-co or sat-mx (see README "Signing presets").
+	// Without a preset the defaults below apply.
+	Preset string `toml:"preset"`
 	// Parts to sign, in order: "Body", "Timestamp", "BinarySecurityToken",
 	// "UsernameToken" or "{namespace}localName" for any header block. A
-	// trailing "?" marks a part optional. Default ["Body", "Timestamp"].
+	// trailing "?" marks a part optional. Default: the preset's, else
+	// ["Body", "Timestamp"].
 	Parts []string `toml:"parts"`
-	// SignatureMethod is an XML-DSig algorithm URI. Default by key type.
+	// SignatureMethod is an XML-DSig algorithm URI (RSA PKCS#1 v1.5, RSA-PSS
+	// of RFC 6931 "#sha256-rsa-MGF1" etc., or ECDSA). Default: the preset's,
+	// else by key type (RSA-SHA256, ECDSA with the curve's hash).
 	SignatureMethod string `toml:"signature_method"`
-	// DigestMethod is an algorithm URI. Default SHA-256.
+	// DigestMethod is an algorithm URI. Default: the preset's, else SHA-256.
 	DigestMethod string `toml:"digest_method"`
 	// AllowSHA1 opts in to RSA-SHA1 and SHA-1 digests (legacy services only).
-	AllowSHA1 bool `toml:"allow_sha1"`
-	// TimestampTTL is Expires − Created. Default 300s.
+	AllowSHA1 *bool `toml:"allow_sha1"`
+	// TimestampTTL is Expires − Created. Default: the preset's, else 300s.
 	TimestampTTL Duration `toml:"timestamp_ttl"`
+	// TimestampMillis writes Created and Expires with milliseconds.
+	TimestampMillis *bool `toml:"timestamp_millis"`
+	// TimestampExpires = false leaves wsu:Expires out. Default true.
+	TimestampExpires *bool `toml:"timestamp_expires"`
+	// TokenReference is how the signature names its certificate: direct (a
+	// reference to the BinarySecurityToken, default), issuer-serial, ski,
+	// thumbprint or x509-key-identifier.
+	TokenReference string `toml:"token_reference"`
+	// IncludeBST sends the BinarySecurityToken even when the token reference
+	// does not need it.
+	IncludeBST *bool `toml:"include_bst"`
+	// BSTValueType is X509v3 (the certificate, default) or X509PKIPathv1
+	// (the whole chain).
+	BSTValueType string `toml:"bst_value_type"`
+	// InclusivePrefixes adds an exclusive C14N InclusiveNamespaces
+	// PrefixList, computed from the prefixes each signed element uses, to
+	// SignedInfo and to every Reference.
+	InclusivePrefixes *bool `toml:"inclusive_prefixes"`
+	// Actor is the SOAP 1.1 actor / SOAP 1.2 role of the Security header.
+	// Default none (the ultimate receiver).
+	Actor string `toml:"actor"`
+	// Layout orders the Security header: strict (tokens and Timestamp
+	// before the Signature, default), timestamp-first or timestamp-last.
+	Layout string `toml:"layout"`
+	// SOAPVersion "1.1" or "1.2" refuses envelopes of the other version.
+	// Default: the preset's, else both accepted.
+	SOAPVersion string `toml:"soap_version"`
+	// Username adds a wsse:UsernameToken with this user name; it needs
+	// password_file.
+	Username string `toml:"username"`
+	// PasswordFile holds the UsernameToken password (one trailing newline is
+	// ignored). It is read at startup and on reload, must not be readable
+	// by others, and is never logged. A relative path is taken from the
+	// config file's directory.
+	PasswordFile string `toml:"password_file"`
+	// PasswordType is digest (PasswordDigest with Nonce and Created,
+	// default) or text (PasswordText).
+	PasswordType string `toml:"password_type"`
 	// AllowUsers are user names or numeric uids that may use this profile;
 	// "*" allows every client that can reach the socket.
 	AllowUsers []string `toml:"allow_users"`
@@ -31,7 +80,18 @@ type Profile struct {
 	AllowGroups []string `toml:"allow_groups"`
 }
 
+// Presets, TokenReferences and Layouts are the accepted names; package wss
+// defines what they mean (a test in cmd/wssignd keeps the lists equal).
+var (
+	Presets         = []string{"bsp-default", "digikoppeling", "ehealth-be", "dian-co", "sat-mx"}
+	TokenReferences = []string{"direct", "issuer-serial", "ski", "thumbprint", "x509-key-identifier"}
+	Layouts         = []string{"strict", "timestamp-first", "timestamp-last"}
+)
+
 func (p *Profile) defaults() {
+	if p.Preset != "" {
+		return // the preset supplies what the profile leaves unset
+	}
 	if len(p.Parts) == 0 {
 		p.Parts = []string{"Body", "Timestamp"}
 	}
@@ -46,18 +106,65 @@ func (p *Profile) validate(f string) []string {
 	bad := func(field, format string, args ...any) {
 		probs = append(probs, field+": "+fmt.Sprintf(format, args...))
 	}
+	oneOf := func(field, v string, allowed []string) {
+		if v != "" && !slices.Contains(allowed, v) {
+			bad(f+"."+field, "%q is not one of %s", v, strings.Join(allowed, ", "))
+		}
+	}
+	oneOf("preset", p.Preset, Presets)
+	oneOf("token_reference", p.TokenReference, TokenReferences)
+	oneOf("layout", p.Layout, Layouts)
+	oneOf("bst_value_type", p.BSTValueType, []string{"X509v3", "X509PKIPathv1"})
+	oneOf("soap_version", p.SOAPVersion, []string{"1.1", "1.2"})
+	oneOf("password_type", p.PasswordType, []string{"digest", "text"})
 	for i, part := range p.Parts {
 		if _, _, _, err := ParsePart(part); err != nil {
 			bad(fmt.Sprintf("%s.parts[%d]", f, i), "%v", err)
 		}
 	}
-	if p.TimestampTTL.Duration < time.Second {
+	if p.TimestampTTL.Duration != 0 && p.TimestampTTL.Duration < time.Second {
 		bad(f+".timestamp_ttl", "must be at least 1s")
+	}
+	if (p.Username == "") != (p.PasswordFile == "") {
+		bad(f, "username and password_file go together")
+	}
+	if p.PasswordType != "" && p.Username == "" {
+		bad(f+".password_type", "needs username and password_file")
 	}
 	if len(p.AllowUsers) == 0 && len(p.AllowGroups) == 0 {
 		bad(f, "allows nobody: set allow_users or allow_groups (\"*\" allows every client of the socket)")
 	}
 	return probs
+}
+
+// ReadPassword reads the UsernameToken password from PasswordFile, taking a
+// relative path from the directory of configFile. It refuses a file that
+// group or others may read. It returns "" when the profile has no
+// UsernameToken. Errors name the file, never its content.
+func (p *Profile) ReadPassword(configFile string) (string, error) {
+	if p.PasswordFile == "" {
+		return "", nil
+	}
+	path := p.PasswordFile
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(filepath.Dir(configFile), path)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("password_file: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("password_file %s: mode %04o lets group or others access it; chmod go-rwx", path, fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("password_file: %w", err)
+	}
+	s := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	if s == "" {
+		return "", fmt.Errorf("password_file %s is empty", path)
+	}
+	return s, nil
 }
 
 // ParsePart parses a parts entry into a namespace URI and local name. The

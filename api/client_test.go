@@ -1,0 +1,395 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wssignd/wssignd/internal/testutil"
+	"github.com/wssignd/wssignd/wss"
+)
+
+// serveClient serves New(cfg) on a fresh Unix socket (with peer
+// credentials, as the daemon does) and returns a Client for that socket.
+func serveClient(t *testing.T, cfg Config) *Client {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "wscl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "s")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: New(cfg), ConnContext: ConnContext}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return NewClient(sock)
+}
+
+func clientTestConfig(t *testing.T, keys *memKeys) Config {
+	t.Helper()
+	me := Access{UIDs: []uint32{uint32(os.Getuid())}}
+	other := Access{UIDs: []uint32{4_000_000_000}}
+	trust, err := wss.NewTrustStore(wss.TrustConfig{Pinned: []*x509.Certificate{keys.creds["rsa"].Chain[0]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Config{
+		EncryptProfiles: map[string]*EncryptProfile{
+			"to-rsa":    {Encrypt: wss.EncryptOptions{Recipient: keys.creds["rsa"].Chain[0]}, Access: me},
+			"requester": {AllowRecipientHeader: true, Access: me},
+		},
+		DecryptProfiles: map[string]*DecryptProfile{"rsa": {Key: "rsa", Access: me}},
+		VerifyProfiles: map[string]*VerifyProfile{
+			"rsa": {Verify: wss.VerifyOptions{Trust: trust, Replay: wss.NewReplayCache(100)}, Access: me},
+		},
+		Keys: keys,
+		Profiles: map[string]*Profile{
+			"default": {Key: "rsa", Access: me},
+			"ec":      {Key: "ec", Access: me},
+			"nobody":  {Key: "ec", Access: other},
+		},
+		RawKeys:      map[string]Access{"rsa": me, "ec": me, "other": other},
+		MaxBodyBytes: 4096,
+	}
+}
+
+func testKeys(t *testing.T) *memKeys {
+	return &memKeys{creds: map[string]wss.Credential{"rsa": loadCred(t, "rsa2048"), "ec": loadCred(t, "ecp256")}}
+}
+
+// TestClientSign: the client's output is what the server signed, accepted
+// by xmlsec1, and the metadata names the key and certificate used.
+func TestClientSign(t *testing.T) {
+	keys := testKeys(t)
+	c := serveClient(t, clientTestConfig(t, keys))
+	ctx := context.Background()
+	for _, tc := range []struct{ profile, key, file, ctype string }{
+		{"default", "rsa", "envelope-soap11.xml", "text/xml; charset=utf-8"},
+		{"ec", "ec", "envelope-soap12.xml", "application/soap+xml"},
+	} {
+		in := testutil.ReadTestdata(t, tc.file)
+		out, meta, err := c.SignMeta(ctx, tc.profile, in, tc.ctype)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.profile, err)
+		}
+		cert := keys.creds[tc.key].Chain[0]
+		if meta.Key != tc.key || meta.CertSerial != certSerial(cert) || len(meta.RequestID) != 24 {
+			t.Errorf("%s: meta %+v, want key %s serial %s", tc.profile, meta, tc.key, certSerial(cert))
+		}
+		if xo, ok := testutil.XMLSec1Verify(t, out, cert); !ok {
+			t.Errorf("%s: xmlsec1 rejects the client's result: %s", tc.profile, xo)
+		}
+		// Sign (without metadata) returns the same kind of result.
+		out2, err := c.Sign(ctx, tc.profile, in, tc.ctype)
+		if err != nil || !strings.Contains(string(out2), "SignatureValue") {
+			t.Errorf("%s: Sign: %v", tc.profile, err)
+		}
+	}
+}
+
+// TestClientProblemErrors: every refusal reaches the caller as a
+// *ProblemError carrying the server's problem document, so callers branch
+// on Code; nothing signed comes back.
+func TestClientProblemErrors(t *testing.T) {
+	c := serveClient(t, clientTestConfig(t, testKeys(t)))
+	ctx := context.Background()
+	env := testutil.ReadTestdata(t, "envelope-soap11.xml")
+	digest := sha256.Sum256([]byte("x"))
+	b64 := base64.StdEncoding.EncodeToString(digest[:])
+	cases := []struct {
+		name   string
+		call   func() error
+		status int
+		code   string
+	}{
+		{"forbidden profile", func() error { _, err := c.Sign(ctx, "nobody", env, "text/xml"); return err }, 403, CodeForbidden},
+		{"unknown profile looks forbidden", func() error { _, err := c.Sign(ctx, "nope", env, "text/xml"); return err }, 403, CodeForbidden},
+		{"wrong content type", func() error { _, err := c.Sign(ctx, "default", env, "application/json"); return err }, 415, CodeUnsupportedMedia},
+		{"malformed xml", func() error { _, err := c.Sign(ctx, "default", []byte("<a><b></a>"), "text/xml"); return err }, 400, string(wss.CodeMalformedXML)},
+		{"oversize", func() error {
+			_, err := c.Sign(ctx, "default", append(env, strings.Repeat(" ", 5000)...), "text/xml")
+			return err
+		}, 413, CodeBodyTooLarge},
+		{"empty profile", func() error { _, err := c.Sign(ctx, "", env, "text/xml"); return err }, 400, CodeBadRequest},
+		{"raw sign forbidden key", func() error {
+			_, err := c.RawSign(ctx, "other", RawSignRequest{Digest: b64, Hash: "SHA-256", Scheme: "pkcs1v15"})
+			return err
+		}, 403, CodeForbidden},
+		{"raw sign unknown key", func() error {
+			_, err := c.RawSign(ctx, "no-such-key", RawSignRequest{Digest: b64, Hash: "SHA-256", Scheme: "pkcs1v15"})
+			return err
+		}, 403, CodeForbidden},
+		{"raw sign short digest", func() error {
+			_, err := c.RawSign(ctx, "rsa", RawSignRequest{Digest: base64.StdEncoding.EncodeToString(digest[:20]), Hash: "SHA-256", Scheme: "pkcs1v15"})
+			return err
+		}, 400, CodeBadRequest},
+		{"raw sign scheme of another key type", func() error {
+			_, err := c.RawSign(ctx, "ec", RawSignRequest{Digest: b64, Hash: "SHA-256", Scheme: "pkcs1v15"})
+			return err
+		}, 400, CodeBadRequest},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call()
+			var pe *ProblemError
+			if !errors.As(err, &pe) {
+				t.Fatalf("error %v (%T), want *ProblemError", err, err)
+			}
+			if pe.Status != tc.status || pe.Code != tc.code || pe.Type != ProblemTypeBase+tc.code || pe.Title == "" {
+				t.Errorf("problem %+v, want status %d code %s", pe.Problem, tc.status, tc.code)
+			}
+			if len(pe.RequestID) != 24 {
+				t.Errorf("request id %q", pe.RequestID)
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, pe.Title) || !strings.HasSuffix(msg, "("+tc.code+", request "+pe.RequestID+")") {
+				t.Errorf("Error() = %q", msg)
+			}
+		})
+	}
+}
+
+func TestClientKeys(t *testing.T) {
+	keys := testKeys(t)
+	c := serveClient(t, clientTestConfig(t, keys))
+	got, err := c.Keys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Name != "ec" || got[1].Name != "rsa" {
+		t.Fatalf("keys %+v", got)
+	}
+	// "nobody" uses key ec as well, but this caller may not: not listed.
+	if strings.Join(got[0].Profiles, ",") != "ec" || got[0].Algorithm != "EC-P-256" {
+		t.Errorf("ec entry %+v", got[0])
+	}
+	if got[1].Serial != certSerial(keys.creds["rsa"].Chain[0]) || !got[1].NotAfter.Equal(keys.creds["rsa"].Chain[0].NotAfter) {
+		t.Errorf("rsa entry %+v", got[1])
+	}
+}
+
+// TestClientRawSign: every scheme and format the client sends yields a
+// signature that the key's public half verifies, and the wrong digest does
+// not (the check can fail).
+func TestClientRawSign(t *testing.T) {
+	keys := testKeys(t)
+	c := serveClient(t, clientTestConfig(t, keys))
+	ctx := context.Background()
+	digest := sha256.Sum256([]byte("raw signing through the client"))
+	other := sha256.Sum256([]byte("something else"))
+	rsaPub := keys.creds["rsa"].Signer.Public().(*rsa.PublicKey)
+	ecPub := keys.creds["ec"].Signer.Public().(*ecdsa.PublicKey)
+	for _, tc := range []struct {
+		key, scheme, format string
+		verify              func(d, sig []byte) bool
+	}{
+		{"rsa", "pkcs1v15", "", func(d, sig []byte) bool { return rsa.VerifyPKCS1v15(rsaPub, crypto.SHA256, d, sig) == nil }},
+		{"rsa", "pss", "", func(d, sig []byte) bool {
+			return rsa.VerifyPSS(rsaPub, crypto.SHA256, d, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}) == nil
+		}},
+		{"ec", "ecdsa", "", func(d, sig []byte) bool { return ecdsa.VerifyASN1(ecPub, d, sig) }},
+		{"ec", "ecdsa", "der", func(d, sig []byte) bool { return ecdsa.VerifyASN1(ecPub, d, sig) }},
+		{"ec", "ecdsa", "raw", func(d, sig []byte) bool {
+			if len(sig) != 64 {
+				return false
+			}
+			r, s := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
+			return ecdsa.Verify(ecPub, d, r, s)
+		}},
+	} {
+		name := tc.key + "/" + tc.scheme + "/" + tc.format
+		sig, err := c.RawSign(ctx, tc.key, RawSignRequest{
+			Digest: base64.StdEncoding.EncodeToString(digest[:]), Hash: "SHA-256", Scheme: tc.scheme, Format: tc.format,
+		})
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if !tc.verify(digest[:], sig) {
+			t.Errorf("%s: the signature does not verify", name)
+		}
+		if tc.verify(other[:], sig) {
+			t.Errorf("%s: the signature verifies over another digest", name)
+		}
+	}
+}
+
+func TestClientHealthReady(t *testing.T) {
+	c := serveClient(t, clientTestConfig(t, testKeys(t)))
+	ctx := context.Background()
+	h, err := c.Health(ctx)
+	if err != nil || h.Status != "alive" {
+		t.Errorf("health %+v, %v", h, err)
+	}
+	r, err := c.Ready(ctx)
+	if err != nil || r.Status != "ready" || r.Tokens["mem"] != "online" {
+		t.Errorf("ready %+v, %v", r, err)
+	}
+}
+
+// TestClientTokenOffline: a down token is ErrNotReady with the states from
+// Ready, and a ProblemError with Retry-After from Sign; health stays up.
+func TestClientTokenOffline(t *testing.T) {
+	keys := testKeys(t)
+	keys.offline = true
+	c := serveClient(t, clientTestConfig(t, keys))
+	ctx := context.Background()
+	r, err := c.Ready(ctx)
+	if !errors.Is(err, ErrNotReady) || r == nil || r.Status != "not-ready" || r.Tokens["mem"] != "offline" {
+		t.Errorf("ready %+v, %v; want ErrNotReady with the token states", r, err)
+	}
+	_, err = c.Sign(ctx, "default", testutil.ReadTestdata(t, "envelope-soap11.xml"), "text/xml")
+	var pe *ProblemError
+	if !errors.As(err, &pe) || pe.Code != CodeTokenUnavailable || pe.Status != 503 || pe.RetryAfter != 5*time.Second {
+		t.Errorf("sign with the token offline: %v (%+v)", err, pe)
+	}
+	if _, err := c.Health(ctx); err != nil {
+		t.Errorf("health while the token is offline: %v", err)
+	}
+}
+
+// TestClientUnreachable: no socket, and a socket nobody listens on, are
+// both ErrUnreachable (the CLI's exit status 3), never a ProblemError.
+func TestClientUnreachable(t *testing.T) {
+	dir, err := os.MkdirTemp("", "wscl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	stale := filepath.Join(dir, "stale")
+	ln, err := net.Listen("unix", stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	for _, sock := range []string{filepath.Join(dir, "missing"), stale} {
+		_, err := NewClient(sock).Keys(context.Background())
+		var pe *ProblemError
+		if !errors.Is(err, ErrUnreachable) || errors.As(err, &pe) {
+			t.Errorf("%s: %v, want ErrUnreachable", filepath.Base(sock), err)
+		}
+	}
+}
+
+// TestClientVerifyRefused: a verify request the server refuses is a
+// ProblemError, not a verdict.
+func TestClientVerifyRefused(t *testing.T) {
+	c := serveClient(t, clientTestConfig(t, testKeys(t)))
+	res, err := c.Verify(context.Background(), "no-such-verify-profile", testutil.ReadTestdata(t, "envelope-soap11.xml"), "text/xml", true)
+	var pe *ProblemError
+	if res != nil || !errors.As(err, &pe) || pe.Status < 400 || pe.Code == "" {
+		t.Errorf("verify with an unknown profile: %+v, %v", res, err)
+	}
+}
+
+// TestClientVerify: the client decodes the handler's verdicts: valid with
+// signer, signed parts, timestamp and algorithms; per-reference records
+// with explain; a tampered message is a verdict (nil error), not a
+// problem.
+func TestClientVerify(t *testing.T) {
+	keys := testKeys(t)
+	c := serveClient(t, clientTestConfig(t, keys))
+	ctx := context.Background()
+	in := testutil.ReadTestdata(t, "envelope-soap11.xml")
+	cert := keys.creds["rsa"].Chain[0]
+	sum := sha256.Sum256(cert.Raw)
+	for _, explain := range []bool{false, true} {
+		signed, err := c.Sign(ctx, "default", in, "text/xml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := c.Verify(ctx, "rsa", signed, "text/xml", explain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.Valid || res.Code != "" || res.Signer == nil || res.Signer.SHA256 != hex.EncodeToString(sum[:]) ||
+			res.Signer.Serial != certSerial(cert) || !res.Signer.NotAfter.Equal(cert.NotAfter) ||
+			!slices.Contains(res.Signed, "/Envelope/Body") || res.Timestamp == nil || res.Timestamp.Created.IsZero() ||
+			res.Algorithms == nil || res.Algorithms.Signature == "" || len(res.Raw) == 0 {
+			t.Errorf("explain %v: verdict %+v", explain, res)
+		}
+		if explain != (len(res.Explain) > 0) {
+			t.Errorf("explain %v: %d explain records", explain, len(res.Explain))
+		}
+		for _, e := range res.Explain {
+			if !e.Match || e.Expected != e.Computed || e.CanonicalLength == 0 {
+				t.Errorf("explain record %+v", e)
+			}
+		}
+	}
+	signed, err := c.Sign(ctx, "default", in, "text/xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tampered := bytes.Replace(signed, []byte(">1234.50<"), []byte(">9234.50<"), 1)
+	res, err := c.Verify(ctx, "rsa", tampered, "text/xml", false)
+	if err != nil || res.Valid || res.Code != "digest-mismatch" {
+		t.Errorf("tampered: %+v, %v", res, err)
+	}
+}
+
+// TestClientEncryptDecrypt: encrypt for the profile's recipient or for a
+// certificate sent with the request, decrypt with the key, get the Body
+// back; the refusals are ProblemErrors with their codes.
+func TestClientEncryptDecrypt(t *testing.T) {
+	keys := testKeys(t)
+	c := serveClient(t, clientTestConfig(t, keys))
+	ctx := context.Background()
+	in := testutil.ReadTestdata(t, "envelope-soap11.xml")
+	secret := []byte(">1234.50<")
+	cert := keys.creds["rsa"].Chain[0]
+	for _, tc := range []struct {
+		profile   string
+		recipient *x509.Certificate
+	}{{"to-rsa", nil}, {"requester", cert}} {
+		enc, err := c.Encrypt(ctx, tc.profile, in, "text/xml", tc.recipient)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.profile, err)
+		}
+		if bytes.Contains(enc, secret) || !bytes.Contains(enc, []byte("EncryptedData")) {
+			t.Fatalf("%s: the Body is not encrypted:\n%s", tc.profile, enc)
+		}
+		dec, err := c.Decrypt(ctx, "rsa", enc, "text/xml")
+		if err != nil {
+			t.Fatalf("%s: decrypt: %v", tc.profile, err)
+		}
+		if !bytes.Contains(dec, secret) || bytes.Contains(dec, []byte("EncryptedData")) {
+			t.Errorf("%s: decrypted:\n%s", tc.profile, dec)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		call func() error
+		code string
+	}{
+		{"recipient header refused by the profile", func() error { _, err := c.Encrypt(ctx, "to-rsa", in, "text/xml", cert); return err }, CodeForbidden},
+		{"no recipient at all", func() error { _, err := c.Encrypt(ctx, "requester", in, "text/xml", nil); return err }, CodeBadRequest},
+		{"nothing to decrypt", func() error { _, err := c.Decrypt(ctx, "rsa", in, "text/xml"); return err }, string(wss.CodeNoEncryptedKey)},
+	} {
+		var pe *ProblemError
+		if err := tc.call(); !errors.As(err, &pe) || pe.Code != tc.code {
+			t.Errorf("%s: %v, want a problem with code %s", tc.name, err, tc.code)
+		}
+	}
+}

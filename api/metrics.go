@@ -1,0 +1,127 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the daemon's Prometheus metrics. They outlive any one Server,
+// so a configuration reload keeps its counters.
+type Metrics struct {
+	reg        *prometheus.Registry
+	requests   *prometheus.CounterVec
+	latency    *prometheus.HistogramVec
+	keyOps     *prometheus.CounterVec
+	keyLatency *prometheus.HistogramVec
+	inFlight   prometheus.Gauge
+	tokens     *tokenCollector
+}
+
+// NewMetrics registers the wssignd metrics, plus the Go runtime and process
+// collectors, on a registry of its own.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wssignd_requests_total", Help: "HTTP requests by route and status code.",
+		}, []string{"route", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "wssignd_request_duration_seconds", Help: "HTTP request latency by route.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"route"}),
+		keyOps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wssignd_key_operations_total", Help: "Private-key operations by key, operation and outcome.",
+		}, []string{"key", "op", "outcome"}),
+		keyLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "wssignd_key_operation_duration_seconds", Help: "Latency of private-key requests (XML work included) by key.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"key", "op"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "wssignd_requests_in_flight", Help: "Requests being served.",
+		}),
+		tokens: &tokenCollector{desc: prometheus.NewDesc("wssignd_token_state",
+			"1 for the state each configured token is in.", []string{"token", "state"}, nil)},
+	}
+	m.reg.MustRegister(m.requests, m.latency, m.keyOps, m.keyLatency, m.inFlight, m.tokens,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Registry is where further collectors (e.g. the token layer's) register.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// SetKeyStore points the token-state collector at ks (the current one after
+// a reload).
+func (m *Metrics) SetKeyStore(ks KeyStore) {
+	m.tokens.ks.Store(&ks)
+}
+
+func (m *Metrics) observeRequest(route string, status int, d time.Duration) {
+	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	m.latency.WithLabelValues(route).Observe(d.Seconds())
+}
+
+func (m *Metrics) observeKeyOp(key, op string, err error, d time.Duration) {
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	}
+	m.keyOps.WithLabelValues(key, op, outcome).Inc()
+	m.keyLatency.WithLabelValues(key, op).Observe(d.Seconds())
+}
+
+// tokenCollector reports token states at scrape time, within a bound, so a
+// hung token never hangs a scrape.
+type tokenCollector struct {
+	desc *prometheus.Desc
+	ks   atomicKeyStore
+}
+
+func (c *tokenCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *tokenCollector) Collect(ch chan<- prometheus.Metric) {
+	p := c.ks.Load()
+	if p == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	states, _ := (*p).Ready(ctx)
+	for tok, st := range states {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, 1, tok, st)
+	}
+}
+
+type atomicKeyStore = atomic.Pointer[KeyStore]
+
+// statusRecorder captures the status code a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}

@@ -1,0 +1,147 @@
+package api
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/wssignd/wssignd/wss"
+)
+
+// RawSignRequest is the body of POST /v1/keys/{name}/sign.
+type RawSignRequest struct {
+	Digest string `json:"digest"` // standard base64 of the hash value
+	Hash   string `json:"hash"`   // SHA-256, SHA-384 or SHA-512
+	Scheme string `json:"scheme"` // pkcs1v15, pss (salt = hash length) or ecdsa
+	// Format is for ECDSA only: "der" (ASN.1, the default) or "raw" (r‖s,
+	// each left-padded to the curve size, as XML-DSig and JWS want).
+	Format string `json:"format,omitempty"`
+}
+
+// RawSignResponse answers it.
+type RawSignResponse struct {
+	Signature string `json:"signature"` // base64
+}
+
+var rawHashes = map[string]crypto.Hash{
+	"SHA-256": crypto.SHA256,
+	"SHA-384": crypto.SHA384,
+	"SHA-512": crypto.SHA512,
+}
+
+const rawSignPrefix, rawSignSuffix = "/v1/keys/", "/sign"
+
+// rawSignKey returns the key name of a /v1/keys/{name}/sign path.
+func rawSignKey(path string) (string, bool) {
+	if !strings.HasPrefix(path, rawSignPrefix) || !strings.HasSuffix(path, rawSignSuffix) {
+		return "", false
+	}
+	name := path[len(rawSignPrefix) : len(path)-len(rawSignSuffix)]
+	if name == "" || strings.Contains(name, "/") {
+		return "", false
+	}
+	return name, true
+}
+
+func badRequest(format string, args ...any) error {
+	return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Detail: fmt.Sprintf(format, args...)}
+}
+
+func (s *Server) handleRawSign(w http.ResponseWriter, r *http.Request) error {
+	name, _ := rawSignKey(r.URL.Path)
+	peer := PeerFrom(r.Context())
+	acc, ok := s.cfg.RawKeys[name]
+	if !ok || !acc.Allows(peer) {
+		s.cfg.Audit.Warn("audit", "event", "refused", "request_id", requestID(r), "raw_sign_key", name,
+			"peer_uid", peer.UID, "peer_gid", peer.GID, "peer_pid", peer.PID, "peer_groups", peer.Groups)
+		return &Error{Status: http.StatusForbidden, Code: CodeForbidden, Detail: "no key of that name is available to this caller for raw signing"}
+	}
+	if mt := r.Header.Get("Content-Type"); !strings.HasPrefix(mt, "application/json") {
+		return &Error{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMedia, Detail: "send application/json"}
+	}
+	var req RawSignRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeBodyTooLarge, Detail: "the body exceeds 4096 bytes"}
+		}
+		return badRequest("the body is not a valid raw-sign request: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return badRequest("one JSON object expected")
+	}
+	h, ok := rawHashes[req.Hash]
+	if !ok {
+		return badRequest("hash must be SHA-256, SHA-384 or SHA-512")
+	}
+	digest, err := base64.StdEncoding.DecodeString(req.Digest)
+	if err != nil || len(digest) != h.Size() {
+		return badRequest("digest must be the base64 of a %d-byte %s value", h.Size(), req.Hash)
+	}
+	cred, err := s.credential(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	var opts crypto.SignerOpts = h
+	switch pub := cred.Signer.Public().(type) {
+	case *rsa.PublicKey:
+		switch req.Scheme {
+		case "pkcs1v15":
+		case "pss":
+			opts = &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: h}
+		default:
+			return badRequest("an RSA key signs with scheme pkcs1v15 or pss")
+		}
+		if req.Format != "" {
+			return badRequest("format applies to ECDSA only")
+		}
+	case *ecdsa.PublicKey:
+		if req.Scheme != "ecdsa" {
+			return badRequest("an EC key signs with scheme ecdsa")
+		}
+		if req.Format != "" && req.Format != "der" && req.Format != "raw" {
+			return badRequest("format must be der or raw")
+		}
+		_ = pub
+	default:
+		return &Error{Status: http.StatusInternalServerError, Code: CodeInternalError, Err: fmt.Errorf("key %s has type %T", name, pub)}
+	}
+	start := time.Now()
+	sig, err := cred.Signer.Sign(rand.Reader, digest, opts)
+	dur := time.Since(start)
+	s.cfg.Metrics.observeKeyOp(name, "raw-sign", err, dur)
+	peerAttrs := []any{"event", "private-key-use", "request_id", requestID(r),
+		"peer_uid", peer.UID, "peer_gid", peer.GID, "peer_pid", peer.PID, "peer_groups", peer.Groups,
+		"operation", "raw-sign", "key", name, "cert_serial", certSerial(cred.Chain[0]),
+		"hash", req.Hash, "scheme", req.Scheme, "signed_digest", hex.EncodeToString(digest),
+		"duration_ms", float64(dur.Microseconds()) / 1000}
+	if err != nil {
+		s.cfg.Audit.Warn("audit", append(peerAttrs, "outcome", "error")...)
+		if errors.Is(err, ErrTokenUnavailable) {
+			return &Error{Status: http.StatusServiceUnavailable, Code: CodeTokenUnavailable, Detail: "the key's token is not available", RetryAfter: 5 * time.Second, Err: err}
+		}
+		return &Error{Status: http.StatusServiceUnavailable, Code: "signing-failed", Detail: "the private-key operation failed", Err: err}
+	}
+	s.cfg.Audit.Info("audit", append(peerAttrs, "outcome", "signed")...)
+	if req.Scheme == "ecdsa" && req.Format == "raw" {
+		size := (cred.Signer.Public().(*ecdsa.PublicKey).Curve.Params().BitSize + 7) / 8
+		if sig, err = wss.ECDSARaw(sig, size); err != nil {
+			return &Error{Status: http.StatusServiceUnavailable, Code: "signing-failed", Detail: "the token returned a malformed signature", Err: err}
+		}
+	}
+	w.Header().Set("Wssignd-Key", name)
+	w.Header().Set("Wssignd-Cert-Serial", certSerial(cred.Chain[0]))
+	return writeJSON(w, http.StatusOK, RawSignResponse{Signature: base64.StdEncoding.EncodeToString(sig)})
+}

@@ -1,0 +1,706 @@
+// Command wssignd-bench is the measurement harness of issue #9, run by `make bench`.
+//
+// In one run it builds a fresh SoftHSM2 token in a temporary directory (RSA-2048 and EC P-256
+// keys generated on the token, self-signed certificates stored beside them), then measures, for
+// both keys:
+//
+//   - raw C_SignInit+C_Sign on pooled, logged-in sessions (hsm.RawSignBench): the limit;
+//   - hsm.Key.Signer, the crypto.Signer the daemon uses;
+//   - wss.Sign in this process with the token key;
+//   - end to end: the real daemon binary (-daemon) on a Unix socket, N concurrent HTTP clients;
+//   - xmlsec1 --sign, one process per message, from a template, with the PEM key of
+//     testdata/keys (xmlsec1 cannot use the token without its PKCS#11 engine);
+//
+// at concurrency 1, 2, 4, 8 for 1 KB envelopes and at concurrency 1 for 10 KB … 10 MB, and
+// writes one table to stdout, <out>/results.md and <out>/results.tsv. Absolute numbers depend on
+// the machine and its load (the load average is recorded with the results); the ratios between
+// rows of the same run are what the harness is for. It makes no assertion: targets are reported
+// as met or not met.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/wssignd/wssignd/bench"
+	"github.com/wssignd/wssignd/hsm"
+	"github.com/wssignd/wssignd/wss"
+)
+
+var (
+	flagDaemon = flag.String("daemon", "bin/wssignd", "the wssignd binary to measure end to end (go build ./cmd/wssignd)")
+	flagOut    = flag.String("out", "bench", "directory for results.md and results.tsv")
+	flagRepo   = flag.String("repo", ".", "repository root (for testdata/keys)")
+	flagDur    = flag.Duration("d", 1500*time.Millisecond, "measuring time per cell (larger envelopes run at least -min-ops operations)")
+	flagMinOps = flag.Int("min-ops", 3, "operations per cell at least")
+	flagRounds = flag.Int("rounds", 3, "rounds over which the private-key and 1KB cells are interleaved")
+	flagSizes  = flag.String("sizes", "1KB,10KB,100KB,1MB,10MB", "envelope sizes to measure")
+	flagConc   = flag.String("conc", "1,2,4,8", "concurrencies measured for 1KB envelopes and the private-key rows")
+)
+
+const tokenLabel = "wssignd-bench"
+
+// Paths, in table order.
+const (
+	pathRaw    = "raw C_Sign (miekg/pkcs11)"
+	pathSigner = "hsm.Key.Signer"
+	pathWSS    = "wss.Sign (token key)"
+	pathE2E    = "end-to-end (Unix socket)"
+	pathXMLSec = "xmlsec1 --sign (PEM key)"
+)
+
+// row is one measured cell.
+type row struct {
+	Path      string
+	Alg       string // "RSA-2048" or "EC P-256"
+	Size      string // "" for the private-key rows
+	SizeBytes int
+	Conc      int
+	Ops       int
+	OpsPerSec float64
+	P50, P99  time.Duration
+	Allocs    float64 // per operation; <0: not measured
+	Note      string
+}
+
+type keySpec struct {
+	Alg     string
+	Ref     hsm.KeyRef
+	Mech    string // for RawSignBench
+	Profile string // daemon profile
+	PEM     string // testdata/keys/<PEM>.key for xmlsec1
+	SigAlg  string // XML-DSig SignatureMethod for the xmlsec1 template
+	Key     *hsm.Key
+}
+
+func main() {
+	flag.Parse()
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "wssignd-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	started := time.Now()
+	loadBefore := loadavg()
+	sizes, err := parseSizes(*flagSizes)
+	if err != nil {
+		return err
+	}
+	concs, err := parseInts(*flagConc)
+	if err != nil {
+		return err
+	}
+	xmlsec1, err := exec.LookPath("xmlsec1")
+	if err != nil {
+		return fmt.Errorf("xmlsec1 not found: apt-get install -y xmlsec1")
+	}
+	daemon, err := filepath.Abs(*flagDaemon)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(daemon); err != nil {
+		return fmt.Errorf("daemon binary: %w (build it with go build -o bin/wssignd ./cmd/wssignd)", err)
+	}
+
+	dir, err := os.MkdirTemp("", "wssignd-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	// The token: as hsm/hsmtest builds it, through the hsm package API only.
+	soft, err := hsm.InitSoftHSMToken(filepath.Join(dir, "softhsm"), tokenLabel)
+	if err != nil {
+		return err
+	}
+	if err := os.Setenv("SOFTHSM2_CONF", soft.ConfigFile); err != nil {
+		return err
+	}
+	tok, err := hsm.Open(hsm.Config{Module: soft.Module, TokenLabel: soft.Label, PINFile: soft.PINFile})
+	if err != nil {
+		return err
+	}
+	defer tok.Close()
+	keys := []*keySpec{
+		{Alg: "RSA-2048", Ref: hsm.KeyRef{Label: "rsa", ID: []byte{1}}, Mech: hsm.RawSignRSAPKCS, Profile: "default", PEM: "rsa2048", SigAlg: "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"},
+		{Alg: "EC P-256", Ref: hsm.KeyRef{Label: "ec", ID: []byte{2}}, Mech: hsm.RawSignECDSA, Profile: "ecdsa", PEM: "ecp256", SigAlg: "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"},
+	}
+	for _, k := range keys {
+		var s crypto.Signer
+		if k.Ref.Label == "rsa" {
+			s, err = tok.GenerateRSA(k.Ref, 2048)
+		} else {
+			s, err = tok.GenerateEC(k.Ref, elliptic.P256())
+		}
+		if err != nil {
+			return err
+		}
+		cert, err := hsm.SelfSignedCertificate(s, "wssignd bench "+k.Ref.Label, 24*time.Hour)
+		if err != nil {
+			return err
+		}
+		if err := tok.ImportCertificate(k.Ref, cert); err != nil {
+			return err
+		}
+		if k.Key, err = tok.FindKey(k.Ref); err != nil {
+			return err
+		}
+	}
+	envs := map[string][]byte{}
+	for _, s := range sizes {
+		envs[s.Name] = bench.Envelope(s.Bytes)
+	}
+
+	// The daemon runs from the start (idle while in-process cells run), so that cells to be
+	// compared can be interleaved.
+	d, err := startDaemon(dir, daemon, soft)
+	if err != nil {
+		return err
+	}
+	defer d.stop()
+
+	// Cells to compare (private-key rows and 1KB envelopes, every concurrency) run interleaved in
+	// -rounds rounds of -d/rounds each, so that a change of machine load during the run hits
+	// all of them alike; larger envelopes run once, at concurrency 1, in increasing size.
+	digest := sha256.Sum256([]byte("wssignd bench"))
+	var small, large []*cell
+	for _, c := range concs {
+		for _, k := range keys {
+			small = append(small, rawCell(k, soft, c), signerCell(k, c, digest[:]))
+		}
+	}
+	for _, s := range sizes {
+		env := envs[s.Name]
+		for _, k := range keys {
+			tmpl, err := xmlsecSetup(xmlsec1, k, s, env, dir)
+			if err != nil {
+				return err
+			}
+			for _, c := range concsFor(s, concs) {
+				cs := []*cell{wssCell(k, s, env, c), e2eCell(d, k, s, env, c), xmlsecCell(xmlsec1, k, s, tmpl, dir, c)}
+				if s.Bytes <= 1<<10 {
+					small = append(small, cs...)
+				} else {
+					large = append(large, cs...)
+				}
+			}
+		}
+	}
+	// Order the small cells by concurrency, then key, so that comparable cells run back to back.
+	slices.SortStableFunc(small, func(a, b *cell) int { return a.r.Conc - b.r.Conc })
+	rounds := max(1, *flagRounds)
+	for round := range rounds {
+		for _, c := range small {
+			if err := c.step(*flagDur/time.Duration(rounds), max(1, *flagMinOps/rounds)); err != nil {
+				return err
+			}
+			if round == rounds-1 {
+				c.log()
+			}
+		}
+	}
+	var rssBase int64 = -1 // kB
+	for _, c := range large {
+		if c.r.SizeBytes >= 10<<20 && c.r.Path == pathE2E && rssBase < 0 {
+			rssBase = procStatus(d.cmd.Process.Pid, "VmRSS")
+		}
+		if err := c.step(*flagDur, *flagMinOps); err != nil {
+			return err
+		}
+		c.log()
+	}
+	rssPeak := int64(-1)
+	if rssBase >= 0 {
+		rssPeak = procStatus(d.cmd.Process.Pid, "VmHWM")
+	}
+	if err := d.stop(); err != nil {
+		return err
+	}
+	var rows []row
+	for _, c := range append(small, large...) {
+		rows = append(rows, c.result())
+	}
+	slices.SortStableFunc(rows, func(a, b row) int {
+		if d := pathOrder(a.Path) - pathOrder(b.Path); d != 0 {
+			return d
+		}
+		if a.Alg != b.Alg {
+			return slices.IndexFunc(keys, func(k *keySpec) bool { return k.Alg == a.Alg }) - slices.IndexFunc(keys, func(k *keySpec) bool { return k.Alg == b.Alg })
+		}
+		if a.SizeBytes != b.SizeBytes {
+			return a.SizeBytes - b.SizeBytes
+		}
+		return a.Conc - b.Conc
+	})
+
+	rep := report{
+		rows: rows, keys: keys, sizes: sizes, concs: concs,
+		rssBase: rssBase, rssPeak: rssPeak, sessions: hsm.DefaultMaxSessions - 1,
+		loadBefore: loadBefore, loadAfter: loadavg(), elapsed: time.Since(started),
+	}
+	md, tsv := rep.markdown(), rep.tsv()
+	fmt.Print(md)
+	if err := os.MkdirAll(*flagOut, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(*flagOut, "results.md"), []byte(md), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(*flagOut, "results.tsv"), []byte(tsv), 0o644)
+}
+
+// concsFor: every concurrency for the smallest size, 1 for the others (the expensive ones).
+func concsFor(s bench.Size, concs []int) []int {
+	if s.Bytes <= 1<<10 {
+		return concs
+	}
+	return []int{1}
+}
+
+// cell is one row of the table, measured in one or more steps whose results add up.
+type cell struct {
+	r    row
+	op   func(worker int) error                                        // run by r.Conc workers; nil for raw
+	raw  func(d time.Duration) ([]time.Duration, time.Duration, error) // measures itself
+	heap func() int64                                                  // a heap allocation counter; nil: not measured
+
+	lat     []time.Duration
+	elapsed time.Duration
+	mallocs int64
+}
+
+// step measures c for about d and at least minOps operations more.
+func (c *cell) step(d time.Duration, minOps int) error {
+	m0 := int64(-1)
+	if c.heap != nil {
+		m0 = c.heap()
+	}
+	var lat []time.Duration
+	var elapsed time.Duration
+	var err error
+	if c.raw != nil {
+		lat, elapsed, err = c.raw(d)
+	} else {
+		lat, elapsed, err = runOps(c.r.Conc, d, minOps, c.op)
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s %s c=%d: %w", c.r.Path, c.r.Alg, c.r.Size, c.r.Conc, err)
+	}
+	if c.heap != nil {
+		if m1 := c.heap(); m0 >= 0 && m1 >= m0 {
+			c.mallocs += m1 - m0
+		} else {
+			c.heap = nil
+		}
+	}
+	c.lat = append(c.lat, lat...)
+	c.elapsed += elapsed
+	return nil
+}
+
+func (c *cell) result() row {
+	r := c.r
+	slices.Sort(c.lat)
+	r.Ops = len(c.lat)
+	if c.elapsed > 0 {
+		r.OpsPerSec = float64(r.Ops) / c.elapsed.Seconds()
+	}
+	r.P50, r.P99 = percentile(c.lat, 0.50), percentile(c.lat, 0.99)
+	r.Allocs = -1
+	if c.heap != nil && r.Ops > 0 {
+		r.Allocs = float64(c.mallocs) / float64(r.Ops)
+	}
+	return r
+}
+
+func (c *cell) log() {
+	r := c.result()
+	fmt.Fprintf(os.Stderr, "%-26s %-8s %-5s c=%d %6d ops %9.1f/s  p50 %8.3f ms  p99 %8.3f ms\n", r.Path, r.Alg, r.Size, r.Conc, r.Ops, r.OpsPerSec, float64(r.P50)/1e6, float64(r.P99)/1e6)
+}
+
+// processMallocs is this process's count of heap allocations (the harness does nothing else
+// while a cell runs).
+func processMallocs() int64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.Mallocs)
+}
+
+func rawCell(k *keySpec, soft hsm.SoftHSMToken, conc int) *cell {
+	return &cell{
+		r:    row{Path: pathRaw, Alg: k.Alg, Conc: conc, Note: "mechanism " + k.Mech},
+		heap: processMallocs,
+		raw: func(d time.Duration) ([]time.Duration, time.Duration, error) {
+			perSec, lat, err := hsm.RawSignBench(soft.Module, soft.Label, soft.PINFile, k.Ref.Label, k.Mech, conc, d)
+			if err != nil || perSec <= 0 {
+				return nil, 0, err
+			}
+			return lat, time.Duration(float64(len(lat)) / perSec * float64(time.Second)), nil
+		},
+	}
+}
+
+func signerCell(k *keySpec, conc int, digest []byte) *cell {
+	signer := k.Key.Signer
+	return &cell{
+		r:    row{Path: pathSigner, Alg: k.Alg, Conc: conc},
+		heap: processMallocs,
+		op: func(int) error {
+			_, err := signer.Sign(rand.Reader, digest, crypto.SHA256)
+			return err
+		},
+	}
+}
+
+func wssCell(k *keySpec, s bench.Size, env []byte, conc int) *cell {
+	cred := wss.Credential{Signer: k.Key.Signer, Chain: k.Key.Chain}
+	return &cell{
+		r:    row{Path: pathWSS, Alg: k.Alg, Size: s.Name, SizeBytes: s.Bytes, Conc: conc},
+		heap: processMallocs,
+		op: func(int) error {
+			_, err := wss.Sign(env, cred, wss.SignOptions{})
+			return err
+		},
+	}
+}
+
+func e2eCell(d *daemon, k *keySpec, s bench.Size, env []byte, conc int) *cell {
+	return &cell{
+		r:    row{Path: pathE2E, Alg: k.Alg, Size: s.Name, SizeBytes: s.Bytes, Conc: conc},
+		heap: d.mallocs,
+		op:   func(int) error { return d.sign(k.Profile, env) },
+	}
+}
+
+func xmlsecCell(xmlsec1 string, k *keySpec, s bench.Size, tmpl, dir string, conc int) *cell {
+	key := filepath.Join(*flagRepo, "testdata", "keys", k.PEM+".key")
+	return &cell{
+		r: row{Path: pathXMLSec, Alg: k.Alg, Size: s.Name, SizeBytes: s.Bytes, Conc: conc, Note: "process per message, testdata/keys/" + k.PEM + ".key"},
+		op: func(w int) error {
+			out := filepath.Join(dir, fmt.Sprintf("xmlsec-out-%d.xml", w))
+			cmd := exec.Command(xmlsec1, "--sign", "--privkey-pem", key, "--id-attr:Id", "Body", "--id-attr:Id", "Timestamp", "--output", out, tmpl)
+			if o, err := cmd.CombinedOutput(); err != nil {
+				return fmt.Errorf("%w: %s", err, bytes.TrimSpace(o))
+			}
+			return nil
+		},
+	}
+}
+
+// xmlsecSetup writes the xmlsec1 template for env and checks once that xmlsec1 signs it and
+// verifies the result, so the measured command is known to produce a valid signature.
+func xmlsecSetup(xmlsec1 string, k *keySpec, s bench.Size, env []byte, dir string) (string, error) {
+	tmpl := filepath.Join(dir, fmt.Sprintf("tmpl-%s-%s.xml", k.PEM, s.Name))
+	if err := os.WriteFile(tmpl, xmlsecTemplate(env, k.SigAlg), 0o600); err != nil {
+		return "", err
+	}
+	keys := filepath.Join(*flagRepo, "testdata", "keys")
+	if err := xmlsecCheck(xmlsec1, filepath.Join(keys, k.PEM+".key"), filepath.Join(keys, k.PEM+".crt"), tmpl, dir); err != nil {
+		return "", fmt.Errorf("xmlsec1 %s %s: %w", k.Alg, s.Name, err)
+	}
+	return tmpl, nil
+}
+
+func pathOrder(p string) int {
+	return slices.Index([]string{pathRaw, pathSigner, pathWSS, pathE2E, pathXMLSec}, p)
+}
+
+// runOps runs op on conc workers until d has passed and at least minOps operations are done,
+// and returns every operation's latency and the wall time.
+func runOps(conc int, d time.Duration, minOps int, op func(worker int) error) ([]time.Duration, time.Duration, error) {
+	var total atomic.Int64
+	lats := make([][]time.Duration, conc)
+	errs := make([]error, conc)
+	var wg sync.WaitGroup
+	start := time.Now()
+	deadline := start.Add(d)
+	for w := range conc {
+		wg.Go(func() {
+			for {
+				t0 := time.Now()
+				if err := op(w); err != nil {
+					errs[w] = err
+					return
+				}
+				t1 := time.Now()
+				lats[w] = append(lats[w], t1.Sub(t0))
+				if n := total.Add(1); !t1.Before(deadline) && n >= int64(minOps) {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if err := errors.Join(errs...); err != nil {
+		return nil, 0, err
+	}
+	var all []time.Duration
+	for _, l := range lats {
+		all = append(all, l...)
+	}
+	return all, elapsed, nil
+}
+
+// percentile of sorted lat, nearest rank.
+func percentile(lat []time.Duration, p float64) time.Duration {
+	if len(lat) == 0 {
+		return 0
+	}
+	i := int(float64(len(lat))*p+0.999999) - 1
+	return lat[min(max(i, 0), len(lat)-1)]
+}
+
+// daemon is the wssignd process under measurement.
+type daemon struct {
+	cmd     *exec.Cmd
+	client  *http.Client
+	stopped bool
+	done    chan error
+}
+
+func startDaemon(dir, bin string, soft hsm.SoftHSMToken) (*daemon, error) {
+	sock := filepath.Join(dir, "wssignd.sock")
+	cfg := fmt.Sprintf(`socket = %q
+modules = [%q]
+log_level = "warn"
+[limits]
+max_body_bytes = %d
+[tokens.t]
+module = %q
+label = %q
+pin_file = %q
+[keys.rsa]
+token = "t"
+label = "rsa"
+[keys.ec]
+token = "t"
+label = "ec"
+[profiles.default]
+key = "rsa"
+allow_users = ["%d"]
+[profiles.ecdsa]
+key = "ec"
+allow_users = ["%d"]
+`, sock, soft.Module, 32<<20, soft.Module, soft.Label, soft.PINFile, os.Getuid(), os.Getuid())
+	cfgPath := filepath.Join(dir, "wssignd.toml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	logf, err := os.Create(filepath.Join(dir, "wssignd.log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "-config", cfgPath)
+	cmd.Env = append(os.Environ(), "SOFTHSM2_CONF="+soft.ConfigFile)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, err
+	}
+	d := &daemon{cmd: cmd, done: make(chan error, 1)}
+	go func() { d.done <- cmd.Wait(); logf.Close() }()
+	d.client = &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var nd net.Dialer
+			return nd.DialContext(ctx, "unix", sock)
+		},
+		MaxIdleConnsPerHost: 64,
+		DisableCompression:  true,
+	}}
+	limit := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := d.client.Get("http://wssignd/healthz")
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return d, nil
+			}
+		}
+		select {
+		case err := <-d.done:
+			d.stopped = true
+			log, _ := os.ReadFile(filepath.Join(dir, "wssignd.log"))
+			return nil, fmt.Errorf("daemon exited: %v\n%s", err, log)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(limit) {
+			d.stop()
+			log, _ := os.ReadFile(filepath.Join(dir, "wssignd.log"))
+			return nil, fmt.Errorf("daemon not healthy within 30s\n%s", log)
+		}
+	}
+}
+
+func (d *daemon) sign(profile string, env []byte) error {
+	resp, err := d.client.Post("http://wssignd/v1/soap/sign?profile="+profile, "text/xml", bytes.NewReader(env))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("daemon answered %s: %.300s", resp.Status, body)
+	}
+	if !bytes.Contains(body, []byte("SignatureValue")) {
+		return fmt.Errorf("daemon answered 200 without a signature: %.300s", body)
+	}
+	return nil
+}
+
+// mallocs returns go_memstats_mallocs_total of the daemon's /metrics, or -1.
+func (d *daemon) mallocs() int64 {
+	resp, err := d.client.Get("http://wssignd/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_mallocs_total "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				return -1
+			}
+			return int64(f)
+		}
+	}
+	return -1
+}
+
+func (d *daemon) stop() error {
+	if d.stopped {
+		return nil
+	}
+	d.stopped = true
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-d.done:
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			return err
+		}
+		return nil
+	case <-time.After(30 * time.Second):
+		_ = d.cmd.Process.Kill()
+		<-d.done
+		return errors.New("daemon did not stop within 30s of SIGTERM")
+	}
+}
+
+// procStatus returns a "kB" field of /proc/PID/status, or -1.
+func procStatus(pid int, field string) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return -1
+	}
+	for l := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				return -1
+			}
+			return n
+		}
+	}
+	return -1
+}
+
+// xmlsecTemplate turns a generated envelope into an xmlsec1 signing template: a wsse:Security
+// header with a wsu:Timestamp and a ds:Signature over the Timestamp and the Body (exclusive
+// C14N, SHA-256), the shape wss.Sign produces, minus the BinarySecurityToken.
+func xmlsecTemplate(env []byte, sigAlg string) []byte {
+	const (
+		wsse = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+		wsu  = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+		exc  = "http://www.w3.org/2001/10/xml-exc-c14n#"
+	)
+	ref := func(id string) string {
+		return `<ds:Reference URI="#` + id + `"><ds:Transforms><ds:Transform Algorithm="` + exc + `"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue/></ds:Reference>`
+	}
+	now := time.Now().UTC()
+	sec := bench.HeaderOpen + `<wsse:Security xmlns:wsse="` + wsse + `" xmlns:wsu="` + wsu + `" soapenv:mustUnderstand="1">` +
+		`<wsu:Timestamp wsu:Id="TS-1"><wsu:Created>` + now.Format(time.RFC3339) + `</wsu:Created><wsu:Expires>` + now.Add(5*time.Minute).Format(time.RFC3339) + `</wsu:Expires></wsu:Timestamp>` +
+		`<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="` + exc + `"/><ds:SignatureMethod Algorithm="` + sigAlg + `"/>` +
+		ref("TS-1") + ref("Body-1") + `</ds:SignedInfo><ds:SignatureValue/></ds:Signature></wsse:Security>`
+	out := bytes.Replace(env, []byte(bench.HeaderOpen), []byte(sec), 1)
+	return bytes.Replace(out, []byte(bench.BodyOpen), []byte(`<soapenv:Body xmlns:wsu="`+wsu+`" wsu:Id="Body-1">`), 1)
+}
+
+// xmlsecCheck signs tmpl once and has xmlsec1 verify the result with the certificate, so the
+// measured command is known to produce a valid signature.
+func xmlsecCheck(xmlsec1, key, cert, tmpl, dir string) error {
+	out := filepath.Join(dir, "xmlsec-check.xml")
+	if o, err := exec.Command(xmlsec1, "--sign", "--privkey-pem", key, "--id-attr:Id", "Body", "--id-attr:Id", "Timestamp", "--output", out, tmpl).CombinedOutput(); err != nil {
+		return fmt.Errorf("sign: %w: %s", err, bytes.TrimSpace(o))
+	}
+	if o, err := exec.Command(xmlsec1, "--verify", "--pubkey-cert-pem", cert, "--id-attr:Id", "Body", "--id-attr:Id", "Timestamp", out).CombinedOutput(); err != nil {
+		return fmt.Errorf("verify: %w: %s", err, bytes.TrimSpace(o))
+	}
+	return nil
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func parseSizes(s string) ([]bench.Size, error) {
+	var out []bench.Size
+	for name := range strings.SplitSeq(s, ",") {
+		i := slices.IndexFunc(bench.Sizes, func(z bench.Size) bool { return z.Name == strings.TrimSpace(name) })
+		if i < 0 {
+			return nil, fmt.Errorf("unknown size %q", name)
+		}
+		out = append(out, bench.Sizes[i])
+	}
+	return out, nil
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("bad concurrency %q", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}

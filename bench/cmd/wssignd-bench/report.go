@@ -1,0 +1,233 @@
+package main
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/wssignd/wssignd/bench"
+)
+
+// report renders the rows of one run.
+type report struct {
+	rows                  []row
+	keys                  []*keySpec
+	sizes                 []bench.Size
+	concs                 []int
+	rssBase, rssPeak      int64 // kB; VmRSS before the 10 MB cells, VmHWM after them
+	sessions              int   // pool sessions of the daemon's token (max_sessions − 1)
+	loadBefore, loadAfter string
+	elapsed               time.Duration
+}
+
+func (rp *report) find(path, alg, size string, conc int) *row {
+	for i := range rp.rows {
+		r := &rp.rows[i]
+		if r.Path == path && r.Alg == alg && r.Size == size && r.Conc == conc {
+			return r
+		}
+	}
+	return nil
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.3f", float64(d)/1e6) }
+
+// vsRaw is r's signatures/s ÷ raw C_Sign's at the same key and concurrency.
+func (rp *report) vsRaw(r *row) (float64, bool) {
+	raw := rp.find(pathRaw, r.Alg, "", r.Conc)
+	if raw == nil || raw.OpsPerSec == 0 || r.Path == pathRaw {
+		return 0, false
+	}
+	return r.OpsPerSec / raw.OpsPerSec, true
+}
+
+// overhead is wss.Sign p50 − hsm.Key.Signer p50, both at concurrency 1.
+func (rp *report) overhead(alg, size string) (time.Duration, bool) {
+	w, s := rp.find(pathWSS, alg, size, 1), rp.find(pathSigner, alg, "", 1)
+	if w == nil || s == nil {
+		return 0, false
+	}
+	return w.P50 - s.P50, true
+}
+
+func mbps(bytes int, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(bytes) / (1 << 20) / d.Seconds()
+}
+
+func (rp *report) markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# wssignd benchmark (make bench)\n\n")
+	fmt.Fprintf(&b, "Run %s, %v, %s/%s, %d CPUs, %s. Load average (1/5/15 min) before: %s, after: %s.\n\n",
+		time.Now().UTC().Format(time.RFC3339), rp.elapsed.Round(time.Second), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), rp.loadBefore, rp.loadAfter)
+	b.WriteString("> **Warning:** absolute numbers depend on the machine and on what else runs on it; with a load average near or above the CPU count they are noise. Compare rows of the same run (the ratios), not runs.\n\n")
+	b.WriteString("Envelope sizes are binary (1KB = 1024 bytes). Private-key rows sign a SHA-256 digest. p50/p99 in ms. allocs/sign: Go heap allocations per operation (the harness's for in-process rows, the daemon's go_memstats_mallocs_total for end-to-end rows; raw C_Sign counts the Go side of miekg/pkcs11). ÷ raw: signatures/s ÷ raw C_Sign signatures/s at the same key and concurrency.\n\n")
+	b.WriteString("| path | key | envelope | conc | ops | sig/s | p50 | p99 | p99/p50 | allocs/sign | ÷ raw | note |\n")
+	b.WriteString("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
+	for i := range rp.rows {
+		r := &rp.rows[i]
+		size := r.Size
+		if size == "" {
+			size = "—"
+		}
+		allocs := "n/a"
+		if r.Allocs >= 0 {
+			allocs = fmt.Sprintf("%.0f", r.Allocs)
+		}
+		ratio := "—"
+		if v, ok := rp.vsRaw(r); ok {
+			ratio = fmt.Sprintf("%.0f %%", 100*v)
+		}
+		spread := "—"
+		if r.P50 > 0 {
+			spread = fmt.Sprintf("%.1f", float64(r.P99)/float64(r.P50))
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %.1f | %s | %s | %s | %s | %s | %s |\n",
+			r.Path, r.Alg, size, r.Conc, r.Ops, r.OpsPerSec, ms(r.P50), ms(r.P99), spread, allocs, ratio, r.Note)
+	}
+
+	b.WriteString("\n## XML overhead per envelope (concurrency 1)\n\n")
+	b.WriteString("XML overhead = wss.Sign p50 with the token key − hsm.Key.Signer p50 (the private-key operation); it includes Sign's public-key check of the signature. Transport = end-to-end p50 − wss.Sign p50 (HTTP over the Unix socket, the daemon's request handling). ms/MB shows whether time is linear in size.\n\n")
+	b.WriteString("| key | envelope | wss.Sign p50 | private key p50 | XML overhead ms | XML MB/s | ms/MB | end-to-end p50 | transport ms | xmlsec1 process p50 |\n")
+	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, k := range rp.keys {
+		for _, s := range rp.sizes {
+			w, sg := rp.find(pathWSS, k.Alg, s.Name, 1), rp.find(pathSigner, k.Alg, "", 1)
+			if w == nil || sg == nil {
+				continue
+			}
+			ov := w.P50 - sg.P50
+			e2e, tr, xs := "—", "—", "—"
+			if e := rp.find(pathE2E, k.Alg, s.Name, 1); e != nil {
+				e2e, tr = ms(e.P50), ms(e.P50-w.P50)
+			}
+			if x := rp.find(pathXMLSec, k.Alg, s.Name, 1); x != nil {
+				xs = ms(x.P50)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %.1f | %.2f | %s | %s | %s |\n",
+				k.Alg, s.Name, ms(w.P50), ms(sg.P50), ms(ov), mbps(s.Bytes, ov), ov.Seconds()*1000/(float64(s.Bytes)/(1<<20)), e2e, tr, xs)
+		}
+	}
+	if rp.rssPeak > 0 {
+		fmt.Fprintf(&b, "\nDaemon memory: VmRSS before the 10MB cells %.1f MiB; VmHWM (peak RSS over the daemon's life) after them %.1f MiB = %.2f × the 10 MiB envelope (%.2f × counting only the growth over the baseline).\n",
+			float64(rp.rssBase)/1024, float64(rp.rssPeak)/1024, float64(rp.rssPeak)/1024/10, float64(rp.rssPeak-rp.rssBase)/1024/10)
+	}
+
+	b.WriteString("\n## Targets of issue #9\n\n| target | measured | verdict |\n|---|---|---|\n")
+	for _, t := range rp.targets() {
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", t.name, t.measured, t.verdict)
+	}
+	return b.String()
+}
+
+type target struct{ name, measured, verdict string }
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "**not met**"
+}
+
+func (rp *report) targets() []target {
+	var ts []target
+	notMeasured := func(name string) { ts = append(ts, target{name, "not measured in this run", "—"}) }
+	for _, k := range rp.keys {
+		want := 0.90
+		if strings.HasPrefix(k.Alg, "EC") {
+			want = 0.60
+		}
+		for _, c := range []int{1, 2} {
+			name := fmt.Sprintf("1KB %s end-to-end ≥ %.0f %% of raw C_Sign at concurrency %d", k.Alg, 100*want, c)
+			e := rp.find(pathE2E, k.Alg, "1KB", c)
+			if e == nil {
+				notMeasured(name)
+				continue
+			}
+			v, ok := rp.vsRaw(e)
+			if !ok {
+				notMeasured(name)
+				continue
+			}
+			ts = append(ts, target{name, fmt.Sprintf("%.0f %% (%.0f/s vs %.0f/s)", 100*v, e.OpsPerSec, rp.find(pathRaw, k.Alg, "", c).OpsPerSec), verdict(v >= want)})
+		}
+	}
+	for _, k := range rp.keys {
+		name := fmt.Sprintf("XML overhead of a 100KB envelope ≤ 1.0 ms (≥ 100 MB/s), %s", k.Alg)
+		ov, ok := rp.overhead(k.Alg, "100KB")
+		if !ok {
+			notMeasured(name)
+			continue
+		}
+		ts = append(ts, target{name, fmt.Sprintf("%s ms (%.1f MB/s)", ms(ov), mbps(100<<10, ov)), verdict(ov <= time.Millisecond)})
+	}
+	for _, k := range rp.keys {
+		name := fmt.Sprintf("XML overhead of 100KB below xmlsec1's (estimated as xmlsec1 process p50 100KB − 1KB), %s", k.Alg)
+		ov, ok := rp.overhead(k.Alg, "100KB")
+		x100, x1 := rp.find(pathXMLSec, k.Alg, "100KB", 1), rp.find(pathXMLSec, k.Alg, "1KB", 1)
+		if !ok || x100 == nil || x1 == nil {
+			notMeasured(name)
+			continue
+		}
+		xs := x100.P50 - x1.P50
+		ts = append(ts, target{name, fmt.Sprintf("%s ms vs xmlsec1 ≈ %s ms", ms(ov), ms(xs)), verdict(ov < xs)})
+	}
+	for _, k := range rp.keys {
+		name := fmt.Sprintf("10MB time linear in size: XML overhead per MB at 10MB ≤ 1.25 × at 1MB, %s", k.Alg)
+		o1, ok1 := rp.overhead(k.Alg, "1MB")
+		o10, ok10 := rp.overhead(k.Alg, "10MB")
+		if !ok1 || !ok10 || o1 <= 0 {
+			notMeasured(name)
+			continue
+		}
+		f := (float64(o10) / 10) / float64(o1)
+		ts = append(ts, target{name, fmt.Sprintf("%.2f ms/MB vs %.2f ms/MB (× %.2f)", o10.Seconds()*100, o1.Seconds()*1000, f), verdict(f <= 1.25)})
+	}
+	if rp.rssPeak > 0 {
+		f := float64(rp.rssPeak) / 1024 / 10
+		ts = append(ts, target{"daemon peak RSS (VmHWM) ≤ 3 × the 10MB envelope", fmt.Sprintf("%.1f MiB = %.2f ×", float64(rp.rssPeak)/1024, f), verdict(f <= 3)})
+	} else {
+		notMeasured("daemon peak RSS (VmHWM) ≤ 3 × the 10MB envelope")
+	}
+	worst, where, n := 0.0, "", 0
+	for i := range rp.rows {
+		r := &rp.rows[i]
+		if r.Path != pathE2E || r.Conc > rp.sessions || r.P50 <= 0 || r.Ops < 100 {
+			continue
+		}
+		n++
+		if s := float64(r.P99) / float64(r.P50); s > worst {
+			worst, where = s, fmt.Sprintf("%s %s c=%d", r.Alg, r.Size, r.Conc)
+		}
+	}
+	name := fmt.Sprintf("end-to-end p99 ≤ 3 × p50 at concurrency ≤ %d (the daemon's pool sessions; cells with ≥ 100 ops)", rp.sessions)
+	if n == 0 {
+		notMeasured(name)
+	} else {
+		ts = append(ts, target{name, fmt.Sprintf("worst %.1f × (%s) over %d cells", worst, where, n), verdict(worst <= 3)})
+	}
+	return ts
+}
+
+func (rp *report) tsv() string {
+	var b strings.Builder
+	b.WriteString("path\tkey\tenvelope\tenvelope_bytes\tconcurrency\tops\tsig_per_s\tp50_ms\tp99_ms\tallocs_per_sign\tratio_vs_raw\tnote\n")
+	for i := range rp.rows {
+		r := &rp.rows[i]
+		ratio := ""
+		if v, ok := rp.vsRaw(r); ok {
+			ratio = fmt.Sprintf("%.4f", v)
+		}
+		allocs := ""
+		if r.Allocs >= 0 {
+			allocs = fmt.Sprintf("%.1f", r.Allocs)
+		}
+		fmt.Fprintf(&b, "%s\t%s\t%s\t%d\t%d\t%d\t%.2f\t%s\t%s\t%s\t%s\t%s\n",
+			r.Path, r.Alg, r.Size, r.SizeBytes, r.Conc, r.Ops, r.OpsPerSec, ms(r.P50), ms(r.P99), allocs, ratio, r.Note)
+	}
+	fmt.Fprintf(&b, "#\tload_before\t%s\n#\tload_after\t%s\n#\tdaemon_vmrss_before_10mb_kb\t%d\n#\tdaemon_vmhwm_kb\t%d\n", rp.loadBefore, rp.loadAfter, rp.rssBase, rp.rssPeak)
+	return b.String()
+}

@@ -1,0 +1,227 @@
+package hsm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/miekg/pkcs11"
+)
+
+// minAdminTimeout is the least time key generation, searches and imports get.
+const minAdminTimeout = 2 * time.Minute
+
+// opFunc is one operation on a pooled session. gen is the module generation the session belongs
+// to (key handles are resolved for it).
+type opFunc func(p *pkcs11.Ctx, sh pkcs11.SessionHandle, gen uint64) ([]byte, error)
+
+type opResult struct {
+	out []byte
+	err error
+}
+
+// overdueMark is shared between a caller and the worker doing its call.
+type overdueMark struct {
+	mu       sync.Mutex
+	finished bool
+	overdue  bool
+}
+
+// do runs f on a pooled session within ctx's deadline (or the token's OpTimeout, whichever comes
+// first) and classifies what goes wrong:
+//
+//   - token not online, hung, or a writer (finalise) waiting: ErrTokenUnavailable at once;
+//   - no session or call slot free before the deadline: ErrBusy (ErrTokenUnavailable if the
+//     token is hung meanwhile);
+//   - the call does not return before the deadline: ErrTokenUnavailable; the worker keeps its
+//     thread, session and slot until the module answers, and the token reports StateHung;
+//   - a session error: the session is closed, and if retry is set f runs once more on a fresh
+//     session;
+//   - a token or module error: the session is dropped, recovery starts, ErrTokenUnavailable;
+//   - a request error: returned as is; the session goes back to the pool.
+func (t *Token) do(ctx context.Context, timeout time.Duration, retry bool, f opFunc) ([]byte, error) {
+	if err := t.usable(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	busy := func() error {
+		if err := t.usable(); err != nil {
+			return err
+		}
+		return fmt.Errorf("token %q: %w (%v)", t.label, ErrBusy, context.Cause(ctx))
+	}
+	select {
+	case t.permits <- struct{}{}:
+	case <-ctx.Done():
+		return nil, busy()
+	}
+	select {
+	case t.m.calls <- struct{}{}:
+	case <-ctx.Done():
+		<-t.permits
+		return nil, busy()
+	}
+	release := func() {
+		<-t.m.calls
+		<-t.permits
+	}
+	if !t.ops.enter() {
+		release()
+		return nil, fmt.Errorf("token %q: %w", t.label, ErrClosed)
+	}
+	if !t.m.gate.enter() {
+		t.ops.leave()
+		release()
+		return nil, unavailable("token %q: module is being re-initialised", t.label)
+	}
+	mark := &overdueMark{}
+	res := make(chan opResult, 1)
+	go func() {
+		defer t.ops.leave()
+		defer t.m.gate.leave()
+		defer release()
+		out, err := t.work(retry, f)
+		mark.mu.Lock()
+		mark.finished = true
+		if mark.overdue {
+			t.overdue.Add(-1)
+		}
+		mark.mu.Unlock()
+		res <- opResult{out, err}
+	}()
+	select {
+	case r := <-res:
+		return r.out, r.err
+	case <-ctx.Done():
+		mark.mu.Lock()
+		if !mark.finished {
+			mark.overdue = true
+			t.overdue.Add(1)
+		}
+		mark.mu.Unlock()
+		if !mark.overdue { // finished just now
+			r := <-res
+			return r.out, r.err
+		}
+		return nil, unavailable("token %q: no answer from the module within the deadline (%v)", t.label, context.Cause(ctx))
+	}
+}
+
+// usable fails fast unless the token is online and not hung.
+func (t *Token) usable() error {
+	t.mu.Lock()
+	s, serr := t.state, t.stateErr
+	t.mu.Unlock()
+	switch {
+	case s == StateClosed:
+		return fmt.Errorf("token %q: %w", t.label, ErrClosed)
+	case s != StateOnline:
+		return unavailable("token %q is %s: %v", t.label, s, serr)
+	case t.overdue.Load() > 0:
+		return unavailable("token %q is hung: %d call(s) still in the module past their deadline", t.label, t.overdue.Load())
+	}
+	return nil
+}
+
+// work runs in the worker goroutine, holding the gate, a permit and a call slot.
+func (t *Token) work(retry bool, f opFunc) ([]byte, error) {
+	for attempt := 0; ; attempt++ {
+		sh, gen, err := t.getSession()
+		if err != nil {
+			return nil, t.fail(err, 0, false)
+		}
+		out, err := f(t.m.p, sh, gen)
+		class := Classify(err)
+		switch class {
+		case ClassOK, ClassRequest, ClassBusy:
+			t.putSession(sh, gen)
+			if class == ClassBusy {
+				return nil, fmt.Errorf("token %q: %w: %w", t.label, ErrBusy, err)
+			}
+			return out, err
+		case ClassSession:
+			t.dropSession(sh, gen)
+			if retry && attempt == 0 {
+				continue
+			}
+			return nil, fmt.Errorf("token %q: %w", t.label, err)
+		default:
+			t.dropSession(sh, gen)
+			return nil, t.fail(err, class, true)
+		}
+	}
+}
+
+// fail turns a token or module error into ErrTokenUnavailable and starts recovery.
+func (t *Token) fail(err error, class Class, known bool) error {
+	if errors.Is(err, ErrTokenUnavailable) || errors.Is(err, ErrClosed) {
+		return err
+	}
+	if !known {
+		class = Classify(err)
+		if class == ClassRequest || class == ClassOK {
+			return err
+		}
+	}
+	if class == ClassPIN {
+		t.markDown(StatePINRejected, err)
+		return fmt.Errorf("token %q: %w: %w", t.label, ErrPINRejected, err)
+	}
+	t.m.startRecovery(t, class, err)
+	return unavailable("token %q: %w", t.label, err)
+}
+
+// getSession takes an idle session of the current generation or opens one.
+func (t *Token) getSession() (pkcs11.SessionHandle, uint64, error) {
+	t.mu.Lock()
+	if t.state != StateOnline {
+		s, serr := t.state, t.stateErr
+		t.mu.Unlock()
+		if s == StateClosed {
+			return 0, 0, ErrClosed
+		}
+		return 0, 0, unavailable("token %q is %s: %v", t.label, s, serr)
+	}
+	gen, slot := t.gen, t.slot
+	if n := len(t.idle); n > 0 {
+		sh := t.idle[n-1]
+		t.idle = t.idle[:n-1]
+		t.mu.Unlock()
+		return sh, gen, nil
+	}
+	t.mu.Unlock()
+	sh, err := t.m.p.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
+	if err != nil {
+		return 0, 0, fmt.Errorf("open session: %w", err)
+	}
+	return sh, gen, nil
+}
+
+// putSession returns a session to the pool, or closes it if the token moved on.
+func (t *Token) putSession(sh pkcs11.SessionHandle, gen uint64) {
+	t.mu.Lock()
+	if t.gen == gen && t.state == StateOnline {
+		t.idle = append(t.idle, sh)
+		t.mu.Unlock()
+		return
+	}
+	t.mu.Unlock()
+	if gen == t.m.gen.Load() {
+		_ = t.m.p.CloseSession(sh)
+	}
+}
+
+// dropSession closes a session that failed (best effort).
+func (t *Token) dropSession(sh pkcs11.SessionHandle, gen uint64) {
+	if gen == t.m.gen.Load() {
+		_ = t.m.p.CloseSession(sh)
+	}
+}
+
+// admin runs f with the longer deadline of key generation and searches, no retry.
+func (t *Token) admin(f opFunc) ([]byte, error) {
+	return t.do(context.Background(), max(t.opTimeout, minAdminTimeout), false, f)
+}

@@ -1,0 +1,159 @@
+package wss
+
+// Benchmarks of the signing path (issue #9). They make no timed assertions;
+// `make bench` runs them with profiles, and the harness in bench/ measures
+// the whole path against the token in the same run.
+
+import (
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wssignd/wssignd/bench"
+	"github.com/wssignd/wssignd/internal/testutil"
+)
+
+// benchCredential loads testdata/keys/<name>.{key,crt} as an in-memory credential.
+func benchCredential(b *testing.B, name string) Credential {
+	b.Helper()
+	kb, _ := pem.Decode(testutil.ReadTestdata(b, "keys/"+name+".key"))
+	cb, _ := pem.Decode(testutil.ReadTestdata(b, "keys/"+name+".crt"))
+	if kb == nil || cb == nil {
+		b.Fatalf("bad PEM in testdata/keys/%s", name)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return Credential{Signer: k.(crypto.Signer), Chain: []*x509.Certificate{c}}
+}
+
+var benchEnvelopes = struct {
+	sync.Mutex
+	m map[int][]byte
+}{m: map[int][]byte{}}
+
+// benchEnvelope returns bench.Envelope(size), generated once per process.
+func benchEnvelope(size int) []byte {
+	benchEnvelopes.Lock()
+	defer benchEnvelopes.Unlock()
+	if e, ok := benchEnvelopes.m[size]; ok {
+		return e
+	}
+	e := bench.Envelope(size)
+	benchEnvelopes.m[size] = e
+	return e
+}
+
+// BenchmarkSign signs each envelope size of issue #9 with an in-memory
+// RSA-2048 and EC P-256 key: the XML work plus a software private-key
+// operation (throughput in input bytes).
+func BenchmarkSign(b *testing.B) {
+	for _, k := range []struct{ name, file string }{{"RSA", "rsa2048"}, {"EC", "ecp256"}} {
+		cred := benchCredential(b, k.file)
+		for _, s := range bench.Sizes {
+			b.Run(k.name+"/"+s.Name, func(b *testing.B) {
+				env := benchEnvelope(s.Bytes)
+				b.SetBytes(int64(len(env)))
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := Sign(env, cred, SignOptions{}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkScanEnvelope measures the single tokenising pass over the input
+// that Sign starts with.
+func BenchmarkScanEnvelope(b *testing.B) {
+	for _, s := range bench.Sizes {
+		b.Run(s.Name, func(b *testing.B) {
+			env := benchEnvelope(s.Bytes)
+			b.SetBytes(int64(len(env)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := scanEnvelope(env, Limits{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// replaySigner returns, for a digest it has seen, the signature it made
+// then: with a fixed clock and a fixed random source every Sign call
+// produces the same SignedInfo, so after the first call the private-key
+// operation costs a map lookup while Sign's check of the signature against
+// the certificate still passes.
+type replaySigner struct {
+	crypto.Signer
+	sigs   map[string][]byte
+	misses int
+}
+
+func (r *replaySigner) Sign(rnd io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	if sig, ok := r.sigs[string(digest)]; ok {
+		return sig, nil
+	}
+	r.misses++
+	sig, err := r.Signer.Sign(rnd, digest, opts)
+	if err == nil {
+		r.sigs[string(digest)] = sig
+	}
+	return sig, err
+}
+
+// constReader is an endless deterministic random source.
+type constReader struct{ n byte }
+
+func (r *constReader) Read(p []byte) (int, error) {
+	for i := range p {
+		r.n += 0x5b
+		p[i] = r.n
+	}
+	return len(p), nil
+}
+
+// BenchmarkSignXMLOverhead is Sign without the private-key operation (see
+// replaySigner): scan, digests, canonicalisation, splicing, and the RSA
+// public-key check of the signature (tens of microseconds). Its time per
+// operation is the XML overhead of issue #9's targets (≤ 1.0 ms for 100 KB).
+func BenchmarkSignXMLOverhead(b *testing.B) {
+	cred := benchCredential(b, "rsa2048")
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	for _, s := range bench.Sizes {
+		b.Run(s.Name, func(b *testing.B) {
+			env := benchEnvelope(s.Bytes)
+			rs := &replaySigner{Signer: cred.Signer, sigs: map[string][]byte{}}
+			c := Credential{Signer: rs, Chain: cred.Chain}
+			opts := SignOptions{Now: func() time.Time { return now }}
+			sign := func() {
+				// Every call draws the same "random" Ids.
+				opts.Rand = &constReader{}
+				if _, err := Sign(env, c, opts); err != nil {
+					b.Fatal(err)
+				}
+			}
+			sign() // the one real private-key operation
+			b.SetBytes(int64(len(env)))
+			b.ReportAllocs()
+			for b.Loop() {
+				sign()
+			}
+			if rs.misses != 1 {
+				b.Fatalf("the signer was asked for %d distinct digests, want 1: SignedInfo is not fixed, so private-key time is included", rs.misses)
+			}
+		})
+	}
+}

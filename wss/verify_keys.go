@@ -1,0 +1,321 @@
+package wss
+
+import (
+	"bytes"
+	"crypto/sha1"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"fmt"
+	"math/big"
+	"strings"
+
+	"github.com/beevik/etree"
+)
+
+// Value types of the X.509 Token Profile and SOAP Message Security 1.1 that
+// KeyInfo may use (verification side).
+const (
+	vtSKI        = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509SubjectKeyIdentifier"
+	vtThumbprint = "http://docs.oasis-open.org/wss/oasis-wss-soap-message-security-1.1#ThumbprintSHA1"
+)
+
+// How KeyInfo named the signing certificate (SignerInfo.KeyRef).
+const (
+	SignerRefBSTX509v3    = "bst-x509v3"
+	SignerRefBSTPKIPath   = "bst-pkipath"
+	SignerRefIssuerSerial = "issuer-serial"
+	SignerRefSKI          = "ski"
+	SignerRefThumbprint   = "thumbprint-sha1"
+	SignerRefKeyIDX509v3  = "keyid-x509v3"
+)
+
+// bstToken is a BinarySecurityToken of our Security header, decoded.
+type bstToken struct {
+	el    *etree.Element
+	leaf  *x509.Certificate
+	chain []*x509.Certificate // leaf first
+	kind  string
+}
+
+// resolveKey follows KeyInfo/SecurityTokenReference to a certificate. Only
+// tokens in our Security header are used, plus, for references that carry
+// no certificate (issuer/serial, SKI, thumbprint), the pinned certificates
+// of the trust store. ds:KeyValue and every other KeyInfo child are ignored.
+func (v *verifier) resolveKey(keyInfo *etree.Element) (*x509.Certificate, []*x509.Certificate, string, error) {
+	if keyInfo == nil {
+		return nil, nil, "", fail(CodeKeyNotFound, "", "the Signature has no KeyInfo")
+	}
+	var strs []*etree.Element
+	for _, c := range keyInfo.ChildElements() {
+		if c.Tag == "SecurityTokenReference" && c.NamespaceURI() == NSWSSE {
+			strs = append(strs, c)
+		}
+	}
+	if len(strs) != 1 {
+		return nil, nil, "", fail(CodeKeyNotFound, "", "KeyInfo must hold exactly one SecurityTokenReference (ds:KeyValue is not accepted)")
+	}
+	kids := strs[0].ChildElements()
+	if len(kids) != 1 {
+		return nil, nil, "", fail(CodeKeyNotFound, "", "the SecurityTokenReference must hold exactly one reference")
+	}
+	ref := kids[0]
+	switch {
+	case ref.Tag == "Reference" && ref.NamespaceURI() == NSWSSE:
+		return v.directReference(ref)
+	case ref.Tag == "KeyIdentifier" && ref.NamespaceURI() == NSWSSE:
+		return v.keyIdentifier(ref)
+	case ref.Tag == "X509Data" && ref.NamespaceURI() == NSDSig:
+		return v.issuerSerial(ref)
+	}
+	return nil, nil, "", fail(CodeKeyNotFound, "", "unsupported token reference {%s}%s", ref.NamespaceURI(), ref.Tag)
+}
+
+func (v *verifier) directReference(ref *etree.Element) (*x509.Certificate, []*x509.Certificate, string, error) {
+	uri := attrValue(ref, "URI")
+	id, ok := strings.CutPrefix(uri, "#")
+	if !ok || id == "" {
+		return nil, nil, "", fail(CodeKeyNotFound, uri, "the token reference %q is not a same-document \"#id\"", uri)
+	}
+	el := v.ids[id]
+	if el == nil {
+		return nil, nil, "", fail(CodeKeyNotFound, uri, "no token has the Id %q", id)
+	}
+	if el.Parent() != v.sec || el.Tag != "BinarySecurityToken" || el.NamespaceURI() != NSWSSE {
+		return nil, nil, "", fail(CodeKeyNotFound, uri, "the token reference %q does not name a BinarySecurityToken of our Security header", uri)
+	}
+	tok, err := decodeBST(el)
+	if err != nil {
+		return nil, nil, "", fail(CodeKeyNotFound, uri, "%v", err)
+	}
+	if vt := attrValue(ref, "ValueType"); vt != "" && vt != attrValue(el, "ValueType") {
+		return nil, nil, "", fail(CodeKeyNotFound, uri, "the reference's ValueType does not match the token's")
+	}
+	return tok.leaf, tok.chain, tok.kind, nil
+}
+
+func decodeBST(el *etree.Element) (*bstToken, error) {
+	if et := attrValue(el, "EncodingType"); et != "" && et != EncodingBase64 {
+		return nil, verr("unsupported EncodingType %q", et)
+	}
+	text, err := textOf(el)
+	if err != nil {
+		return nil, err
+	}
+	der, err := decodeB64(text)
+	if err != nil {
+		return nil, verr("the BinarySecurityToken is not base64")
+	}
+	switch attrValue(el, "ValueType") {
+	case ValueTypeX509v3:
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil, verr("the BinarySecurityToken is not an X.509 certificate")
+		}
+		return &bstToken{el: el, leaf: c, chain: []*x509.Certificate{c}, kind: SignerRefBSTX509v3}, nil
+	case ValueTypeX509PKIPath:
+		// PkiPath ::= SEQUENCE OF Certificate, the end entity last.
+		var raws []asn1.RawValue
+		rest, err := asn1.Unmarshal(der, &raws)
+		if err != nil || len(rest) != 0 || len(raws) == 0 || len(raws) > 16 {
+			return nil, verr("the BinarySecurityToken is not a PkiPath")
+		}
+		chain := make([]*x509.Certificate, 0, len(raws))
+		for i := len(raws) - 1; i >= 0; i-- {
+			c, err := x509.ParseCertificate(raws[i].FullBytes)
+			if err != nil {
+				return nil, verr("certificate %d of the PkiPath does not parse", i)
+			}
+			chain = append(chain, c)
+		}
+		return &bstToken{el: el, leaf: chain[0], chain: chain, kind: SignerRefBSTPKIPath}, nil
+	}
+	return nil, verr("unsupported token ValueType %q", attrValue(el, "ValueType"))
+}
+
+// candidates are the certificates a non-embedding reference may name: the
+// BSTs of our Security header, then the pinned certificates.
+func (v *verifier) candidates() []*x509.Certificate {
+	var out []*x509.Certificate
+	for _, c := range v.sec.ChildElements() {
+		if c.Tag != "BinarySecurityToken" || c.NamespaceURI() != NSWSSE {
+			continue
+		}
+		if tok, err := decodeBST(c); err == nil {
+			out = append(out, tok.leaf)
+		}
+	}
+	if v.opts.Trust != nil {
+		out = append(out, v.opts.Trust.pinned...)
+	}
+	return out
+}
+
+func (v *verifier) keyIdentifier(ref *etree.Element) (*x509.Certificate, []*x509.Certificate, string, error) {
+	if et := attrValue(ref, "EncodingType"); et != "" && et != EncodingBase64 {
+		return nil, nil, "", fail(CodeKeyNotFound, "", "unsupported KeyIdentifier EncodingType %q", et)
+	}
+	text, err := textOf(ref)
+	if err != nil {
+		return nil, nil, "", fail(CodeKeyNotFound, "", "KeyIdentifier: %v", err)
+	}
+	val, err := decodeB64(text)
+	if err != nil || len(val) == 0 {
+		return nil, nil, "", fail(CodeKeyNotFound, "", "the KeyIdentifier is not base64")
+	}
+	vt := attrValue(ref, "ValueType")
+	var match func(c *x509.Certificate) bool
+	kind := ""
+	switch vt {
+	case ValueTypeX509v3:
+		c, err := x509.ParseCertificate(val)
+		if err != nil {
+			return nil, nil, "", fail(CodeKeyNotFound, "", "the X509v3 KeyIdentifier is not a certificate")
+		}
+		return c, []*x509.Certificate{c}, SignerRefKeyIDX509v3, nil
+	case vtSKI:
+		kind = SignerRefSKI
+		match = func(c *x509.Certificate) bool { return bytes.Equal(skiOf(c), val) }
+	case vtThumbprint:
+		kind = SignerRefThumbprint
+		match = func(c *x509.Certificate) bool { s := sha1.Sum(c.Raw); return bytes.Equal(s[:], val) }
+	default:
+		return nil, nil, "", fail(CodeKeyNotFound, "", "unsupported KeyIdentifier ValueType %q", vt)
+	}
+	for _, c := range v.candidates() {
+		if match(c) {
+			return c, []*x509.Certificate{c}, kind, nil
+		}
+	}
+	return nil, nil, "", fail(CodeKeyNotFound, "", "no certificate in the Security header or the trust store matches the %s KeyIdentifier", kind)
+}
+
+func (v *verifier) issuerSerial(x509Data *etree.Element) (*x509.Certificate, []*x509.Certificate, string, error) {
+	kids := x509Data.ChildElements()
+	if len(kids) != 1 || kids[0].Tag != "X509IssuerSerial" || kids[0].NamespaceURI() != NSDSig {
+		return nil, nil, "", fail(CodeKeyNotFound, "", "ds:X509Data in a SecurityTokenReference must hold one X509IssuerSerial")
+	}
+	var name, serial string
+	for _, c := range kids[0].ChildElements() {
+		if c.NamespaceURI() != NSDSig {
+			continue
+		}
+		t, _ := textOf(c)
+		switch c.Tag {
+		case "X509IssuerName":
+			name = strings.TrimSpace(t)
+		case "X509SerialNumber":
+			serial = strings.TrimSpace(t)
+		}
+	}
+	n, ok := new(big.Int).SetString(serial, 10)
+	if !ok || name == "" {
+		return nil, nil, "", fail(CodeKeyNotFound, "", "X509IssuerSerial needs an issuer name and a decimal serial number")
+	}
+	want := vNormDN(name)
+	for _, c := range v.candidates() {
+		if c.SerialNumber.Cmp(n) == 0 && vDNEqual(c.Issuer, want) {
+			return c, []*x509.Certificate{c}, SignerRefIssuerSerial, nil
+		}
+	}
+	return nil, nil, "", fail(CodeKeyNotFound, "", "no certificate in the Security header or the trust store has issuer %q and serial %s", name, serial)
+}
+
+// vNormDN normalises an RFC 2253/4514 string for comparison: RDNs split on
+// unescaped commas, spaces around them and around "=" dropped, attribute
+// types upper-cased and common aliases mapped.
+func vNormDN(s string) []string {
+	var rdns []string
+	var cur strings.Builder
+	esc := false
+	for _, r := range s {
+		switch {
+		case esc:
+			cur.WriteRune(r)
+			esc = false
+		case r == '\\':
+			cur.WriteRune(r)
+			esc = true
+		case r == ',' || r == ';':
+			rdns = append(rdns, cur.String())
+			cur.Reset()
+		default:
+			cur.WriteRune(r)
+		}
+	}
+	rdns = append(rdns, cur.String())
+	for i, r := range rdns {
+		typ, val, _ := strings.Cut(r, "=")
+		typ = strings.ToUpper(strings.TrimSpace(typ))
+		switch typ {
+		case "EMAILADDRESS", "E", "1.2.840.113549.1.9.1":
+			typ = "EMAIL"
+		case "S", "2.5.4.8":
+			typ = "ST"
+		case "2.5.4.3":
+			typ = "CN"
+		case "2.5.4.10":
+			typ = "O"
+		case "2.5.4.11":
+			typ = "OU"
+		case "2.5.4.6":
+			typ = "C"
+		case "2.5.4.7":
+			typ = "L"
+		}
+		rdns[i] = typ + "=" + strings.TrimSpace(val)
+	}
+	return rdns
+}
+
+// vDNEqual compares a certificate name with a normalised DN string, in
+// either RDN order (RFC 2253 writes the last RDN first; some stacks do not).
+func vDNEqual(n pkix.Name, want []string) bool {
+	var got []string
+	seq := n.ToRDNSequence()
+	for i := len(seq) - 1; i >= 0; i-- {
+		var one pkix.RDNSequence
+		one = append(one, seq[i])
+		got = append(got, one.String())
+	}
+	got = vNormDN(strings.Join(got, ","))
+	if len(got) != len(want) {
+		return false
+	}
+	eq := func(rev bool) bool {
+		for i := range got {
+			j := i
+			if rev {
+				j = len(want) - 1 - i
+			}
+			if !strings.EqualFold(got[i], want[j]) {
+				return false
+			}
+		}
+		return true
+	}
+	return eq(false) || eq(true)
+}
+
+// verr is an error message about a token (not a verdict by itself).
+func verr(format string, args ...any) error {
+	return fmt.Errorf(format, args...)
+}
+
+// skiOf returns the certificate's SubjectKeyIdentifier extension or, when
+// it has none, the SHA-1 of its subjectPublicKey (RFC 5280 §4.2.1.2 method
+// 1), as WSS4J computes it.
+func skiOf(c *x509.Certificate) []byte {
+	if len(c.SubjectKeyId) > 0 {
+		return c.SubjectKeyId
+	}
+	var spki struct {
+		Algorithm pkix.AlgorithmIdentifier
+		PublicKey asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(c.RawSubjectPublicKeyInfo, &spki); err != nil {
+		return nil
+	}
+	s := sha1.Sum(spki.PublicKey.Bytes)
+	return s[:]
+}
