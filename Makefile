@@ -30,7 +30,7 @@ run: deps build
 	@echo
 	@echo "  # check a signed envelope with xmlsec1 (an independent implementation)"
 	@echo "  curl -sS --unix-socket $(DEV_SOCKET) -H 'Content-Type: text/xml' --data-binary @testdata/envelope-soap11.xml 'http://localhost/v1/soap/sign?profile=default' > /tmp/signed.xml"
-	@echo "  xmlsec1 --verify --pubkey-cert-pem $(DEV_DIR)/certs/dev-rsa.pem --id-attr:Id Body --id-attr:Id Timestamp /tmp/signed.xml"
+	@echo "  xmlsec1 --verify --pubkey-cert-pem $(DEV_DIR)/certs/dev-rsa.pem --id-attr:Id Body --id-attr:Id Timestamp --id-attr:Id BinarySecurityToken /tmp/signed.xml"
 	@echo
 	@echo "Stop with Ctrl-C."
 	@echo
@@ -87,4 +87,5 @@ bench: deps
 	$(GO) test -run '^$$' -bench '^BenchmarkSignXMLOverhead$$/^100KB$$' -benchtime 3s -o bench/wss.test \
 		-cpuprofile bench/cpu.prof -memprofile bench/mem.prof ./wss
 	$(GO) tool pprof -top -nodecount=15 bench/wss.test bench/cpu.prof | tee bench/profile-cpu.txt
+	$(GO) tool pprof -top -cum -nodecount=25 bench/wss.test bench/cpu.prof > bench/profile-cpu-cum.txt
 	$(GO) tool pprof -top -nodecount=15 -sample_index=alloc_space bench/wss.test bench/mem.prof | tee bench/profile-mem.txt

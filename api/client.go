@@ -81,7 +81,7 @@ func NewClient(socketPath string) *Client {
 // The host part of every request URL; the socket decides where it goes.
 const clientBase = "http://wssignd"
 
-// Response metadata of an envelope operation, from the Wssignd-* headers.
+// Meta is the response metadata of a signing, from the Wssignd-* headers.
 type Meta struct {
 	Key        string // Wssignd-Key: the key used
 	CertSerial string // Wssignd-Cert-Serial: its certificate serial (hex)
@@ -107,7 +107,7 @@ func (c *Client) SignMeta(ctx context.Context, profile string, envelope []byte, 
 func (c *Client) Encrypt(ctx context.Context, profile string, envelope []byte, contentType string, recipient *x509.Certificate) ([]byte, error) {
 	var hdr http.Header
 	if recipient != nil {
-		hdr = http.Header{"Wssignd-Recipient-Cert": {base64.StdEncoding.EncodeToString(recipient.Raw)}}
+		hdr = http.Header{RecipientCertHeader: {base64.StdEncoding.EncodeToString(recipient.Raw)}}
 	}
 	b, _, err := c.envelope(ctx, "/v1/soap/encrypt", profile, envelope, contentType, hdr)
 	return b, err

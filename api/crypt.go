@@ -91,14 +91,12 @@ func (s *Server) cryptProfile(r *http.Request, encrypt bool) (string, Access, er
 			acc = p.Access
 		}
 	}
-	if !ok {
-		return "", acc, &Error{Status: http.StatusNotFound, Code: CodeUnknownProfile, Detail: "no such profile"}
-	}
+	// Unknown and not allowed look alike, as for signing.
 	peer := PeerFrom(r.Context())
-	if !acc.Allows(peer) {
+	if !ok || !acc.Allows(peer) {
 		s.cfg.Audit.Warn("audit", "event", "refused", "request_id", requestID(r), "profile", name, "endpoint", r.URL.Path,
 			"peer_uid", peer.UID, "peer_gid", peer.GID, "peer_pid", peer.PID, "peer_groups", peer.Groups)
-		return "", acc, &Error{Status: http.StatusForbidden, Code: CodeForbidden, Detail: "this caller may not use that profile"}
+		return "", acc, errNoProfile
 	}
 	return name, acc, nil
 }

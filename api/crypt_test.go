@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -12,6 +13,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"math/big"
+	"net/http/httptest"
 	"os"
 	"regexp"
 	"strings"
@@ -207,7 +209,7 @@ func TestRecipientHeader(t *testing.T) {
 		{"untrusted", "trusted", b64(good), 422, CodeRecipientRejected},
 		{"header not allowed", "default", b64(good), 403, CodeForbidden},
 		{"forbidden profile", "nobody", "", 403, CodeForbidden},
-		{"unknown profile", "nope", "", 404, CodeUnknownProfile},
+		{"unknown profile", "nope", "", 403, CodeForbidden},
 	} {
 		hdr := map[string]string{}
 		if tc.hdr != "" {
@@ -257,5 +259,29 @@ func TestDecryptRequireSignedBody(t *testing.T) {
 	st, body, _ := call("POST", "/v1/soap/decrypt?profile=signed", "text/xml", string(enc), nil)
 	if st != 422 || !strings.Contains(string(body), `"code":"decryption-failed"`) {
 		t.Errorf("unsigned: %d %s", st, body)
+	}
+}
+
+// TestEncryptWithProfile is the hook for sign profiles: the named encrypt
+// profile encrypts a signed envelope, which decrypts back to the signed bytes.
+func TestEncryptWithProfile(t *testing.T) {
+	cred := loadCred(t, "rsa2048")
+	s := New(Config{Keys: &memKeys{creds: map[string]wss.Credential{"rsa": cred}},
+		EncryptProfiles: map[string]*EncryptProfile{"e": {Encrypt: wss.EncryptOptions{Recipient: cred.Chain[0]}}}})
+	signed, err := wss.Sign(testutil.ReadTestdata(t, "envelope-soap11.xml"), cred, wss.SignOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest("POST", "/v1/soap/sign?profile=x", nil)
+	enc, err := s.encryptWithProfile(req, "e", signed.Envelope)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := wss.Decrypt(enc, cred.Signer.(crypto.Decrypter), wss.DecryptOptions{Certificate: cred.Chain[0]})
+	if err != nil || !bytes.Equal(dec.Envelope, signed.Envelope) {
+		t.Fatalf("round trip: %v", err)
+	}
+	if _, err := s.encryptWithProfile(req, "nope", signed.Envelope); err == nil {
+		t.Error("an unknown encrypt profile was accepted")
 	}
 }

@@ -18,7 +18,8 @@ type VerifyProfile struct {
 }
 
 // verifyProfileFor resolves ?profile= among the verify profiles and checks
-// the caller may use it, as profileFor does for signing.
+// the caller may use it, as profileFor does for signing: an unknown profile
+// and a forbidden one get the same 403.
 func (s *Server) verifyProfileFor(r *http.Request) (string, *VerifyProfile, error) {
 	q := r.URL.Query()
 	name := q.Get("profile")
@@ -26,14 +27,11 @@ func (s *Server) verifyProfileFor(r *http.Request) (string, *VerifyProfile, erro
 		return "", nil, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Detail: "give exactly one profile query parameter"}
 	}
 	p, ok := s.cfg.VerifyProfiles[name]
-	if !ok || p == nil {
-		return "", nil, &Error{Status: http.StatusNotFound, Code: CodeUnknownProfile, Detail: "no such profile"}
-	}
 	peer := PeerFrom(r.Context())
-	if !p.Access.Allows(peer) {
+	if !ok || p == nil || !p.Access.Allows(peer) {
 		s.cfg.Audit.Warn("audit", "event", "refused", "request_id", requestID(r), "verify_profile", name,
 			"peer_uid", peer.UID, "peer_gid", peer.GID, "peer_pid", peer.PID, "peer_groups", peer.Groups)
-		return "", nil, &Error{Status: http.StatusForbidden, Code: CodeForbidden, Detail: "this caller may not use that profile"}
+		return "", nil, errNoProfile
 	}
 	return name, p, nil
 }

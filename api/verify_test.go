@@ -110,8 +110,8 @@ func TestVerifyOverSocket(t *testing.T) {
 	}{
 		{"malformed", "profile=default", "text/xml", "<soap:Envelope", 400, "malformed-xml"},
 		{"dtd", "profile=default", "text/xml", `<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>`, 400, "dtd-forbidden"},
-		{"unknown profile", "profile=nope", "text/xml", signed, 404, CodeUnknownProfile},
-		{"sign profile is no verify profile", "profile=rsa", "text/xml", signed, 404, CodeUnknownProfile},
+		{"unknown profile", "profile=nope", "text/xml", signed, 403, CodeForbidden},
+		{"sign profile is no verify profile", "profile=rsa", "text/xml", signed, 403, CodeForbidden},
 		{"forbidden", "profile=nobody", "text/xml", signed, 403, CodeForbidden},
 		{"no profile", "", "text/xml", signed, 400, CodeBadRequest},
 		{"bad explain", "profile=default&explain=yes", "text/xml", signed, 400, CodeBadRequest},

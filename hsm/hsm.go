@@ -110,7 +110,11 @@ type Config struct {
 
 	// MaxCallsInFlight bounds the PKCS#11 calls in flight at once in the module (over all its
 	// tokens; the first Token to load the module sets it). Each holds an OS thread while the
-	// module works, and a hung module keeps them. 0 means DefaultMaxCallsInFlight.
+	// module works, and a hung module keeps them. 0 means DefaultMaxCallsInFlight, except for
+	// p11-kit's client module (p11-kit-client.so), where it means 1: with concurrent calls, a
+	// lost server connection can leave a calling thread blocked forever in select() on the
+	// closed socket (p11-kit 0.24 rpc-transport.c, "received header in wrong thread"), which
+	// makes the token hung until the process restarts. Serialised calls do not hit it.
 	MaxCallsInFlight int
 
 	// RetryMin and RetryMax bound the exponential backoff between recovery attempts after a
@@ -128,9 +132,12 @@ func (c *Config) retryMin() time.Duration  { return orDefault(c.RetryMin, Defaul
 func (c *Config) retryMax() time.Duration {
 	return max(orDefault(c.RetryMax, DefaultRetryMax), c.retryMin())
 }
-func (c *Config) maxCalls() int {
-	if c.MaxCallsInFlight > 0 {
+func (c *Config) maxCalls(module string) int {
+	switch {
+	case c.MaxCallsInFlight > 0:
 		return c.MaxCallsInFlight
+	case filepath.Base(module) == "p11-kit-client.so":
+		return 1
 	}
 	return DefaultMaxCallsInFlight
 }

@@ -73,7 +73,7 @@ func acquireModule(path string, cfg *Config, log *slog.Logger) (*module, error) 
 		log:      log,
 		mu:       make(chan struct{}, 1),
 		logins:   map[string]*login{},
-		calls:    make(chan struct{}, cfg.maxCalls()),
+		calls:    make(chan struct{}, cfg.maxCalls(path)),
 		refs:     1,
 		tokens:   map[*Token]struct{}{},
 		done:     make(chan struct{}),

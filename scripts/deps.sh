@@ -19,6 +19,10 @@ need p11-kit-modules test -e /usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so 
 need gcc            command -v gcc
 need make           command -v make
 need curl           command -v curl
+need rpm            command -v rpm
+need systemd        command -v systemd-socket-activate
+need systemd-container command -v systemd-nspawn
+need binutils       command -v objdump
 
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0

@@ -27,7 +27,7 @@ die() {
 }
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (it installs and purges the package)"
-for tool in dpkg dpkg-deb rpm systemd-analyze getent runuser objdump; do
+for tool in dpkg dpkg-deb rpm systemd-analyze getent runuser objdump nsenter; do
 	command -v "$tool" >/dev/null || die "$tool not found: apt-get install -y dpkg rpm systemd util-linux binutils"
 done
 if dpkg-query -W -f='${Status}' wssignd 2>/dev/null | grep -q 'installed'; then
@@ -230,6 +230,150 @@ PATH=$nosys sh packaging/scripts/postremove.sh purge
 check "fallback: purge removes user wssignd" bash -c '! getent passwd wssignd'
 check "fallback: purge removes groups wssignd and wssignd-clients" bash -c '! getent group wssignd && ! getent group wssignd-clients'
 rm -rf "$nosys"
+
+# --- under a running systemd ----------------------------------------------
+# The .deb in a container booted with systemd-nspawn on a throw-away overlay
+# of this machine's root (nothing is written to the host): socket
+# activation, Type=notify and STATUS=, the PIN as an encrypted credential,
+# the whole sandbox around a real signing request on a SoftHSM2 token,
+# reload, a wrong PIN (exit 78, no restart), try-restart on upgrade, purge.
+e2e_base=
+e2e_nspawn=
+e2e_cleanup() {
+	if [ -n "$e2e_nspawn" ]; then
+		kill "$e2e_nspawn" 2>/dev/null || true
+		wait "$e2e_nspawn" 2>/dev/null || true
+		e2e_nspawn=
+	fi
+	if [ -n "$e2e_base" ]; then
+		umount "$e2e_base/root" 2>/dev/null || true
+		umount "$e2e_base" 2>/dev/null || true
+		rmdir "$e2e_base" 2>/dev/null || true
+		e2e_base=
+	fi
+}
+trap 'e2e_cleanup; cleanup' EXIT
+
+e2e_config='modules = ["/usr/lib/softhsm/libsofthsm2.so"]
+[tokens.dev]
+module = "/usr/lib/softhsm/libsofthsm2.so"
+label = "wssignd-dev"
+pin_credential = "wssignd.pin"
+[keys.rsa]
+token = "dev"
+label = "dev-rsa"
+[profiles.default]
+key = "rsa"
+allow_users = ["root"]
+'
+
+systemd_e2e() {
+	e2e_base=$(mktemp -d /tmp/wssignd-e2e.XXXXXX)
+	mount -t tmpfs -o size=2g tmpfs "$e2e_base"
+	mkdir "$e2e_base/upper" "$e2e_base/work" "$e2e_base/root"
+	mount -t overlay overlay -o "lowerdir=/,upperdir=$e2e_base/upper,workdir=$e2e_base/work" "$e2e_base/root"
+	cp "$deb" "$e2e_base/root/root/wssignd.deb"
+	cp testdata/envelope-soap11.xml "$e2e_base/root/root/envelope.xml"
+	printf '%s' "$e2e_config" >"$e2e_base/root/root/wssignd.toml"
+	systemd-nspawn -D "$e2e_base/root" --register=no --keep-unit --private-network --console=passive \
+		-M wssignd-e2e -b systemd.firstboot=off >"$e2e_base/console.log" 2>&1 </dev/null &
+	e2e_nspawn=$!
+	local leader='' state='' i
+	for i in $(seq 1 240); do # wait up to 2 minutes for the container's systemd
+		leader=$(pgrep -P "$e2e_nspawn" -x systemd || true)
+		if [ -n "$leader" ]; then
+			state=$(nsenter -t "$leader" -a systemctl is-system-running 2>/dev/null || true)
+			case $state in running | degraded) break ;; esac
+		fi
+		kill -0 "$e2e_nspawn" 2>/dev/null || break
+		sleep 0.5
+	done
+	case $state in
+	running | degraded) ok "e2e: container booted systemd ($state)" ;;
+	*)
+		bad "e2e: container did not boot systemd (state '$state'):"
+		tail -20 "$e2e_base/console.log"
+		return
+		;;
+	esac
+	E2E_LEADER=$leader
+	export E2E_LEADER
+	IN() { nsenter -t "$E2E_LEADER" -a "$@"; }
+	show() { IN systemctl show wssignd.service --value -p "$1"; }
+	export -f IN show
+
+	IN dpkg -i /root/wssignd.deb >/dev/null
+	check "e2e: wssignd.socket active after dpkg -i" bash -c '[ "$(IN systemctl is-active wssignd.socket)" = active ]'
+	check "e2e: /run/wssignd/wssignd.sock is root:wssignd-clients 660" bash -c \
+		'[ "$(IN stat -c "%U:%G %a" /run/wssignd/wssignd.sock)" = "root:wssignd-clients 660" ]'
+
+	# A SoftHSM2 token owned by wssignd in its StateDirectory, its PIN as an
+	# encrypted credential, a config that names the credential.
+	IN runuser -u wssignd -- /usr/bin/wssignd dev-setup -dir /var/lib/wssignd/dev -socket /run/unused.sock >/dev/null
+	IN sh -c 'install -d -m 0700 /etc/credstore.encrypted &&
+		systemd-creds encrypt --name=wssignd.pin /var/lib/wssignd/dev/softhsm/user-pin /etc/credstore.encrypted/wssignd.pin 2>/dev/null &&
+		cp /etc/credstore.encrypted/wssignd.pin /root/good-pin.cred &&
+		cat /root/wssignd.toml >/etc/wssignd/wssignd.toml &&
+		mkdir -p /etc/systemd/system/wssignd.service.d &&
+		printf "[Service]\nEnvironment=SOFTHSM2_CONF=/var/lib/wssignd/dev/softhsm/softhsm2.conf\n" >/etc/systemd/system/wssignd.service.d/dev.conf &&
+		systemctl daemon-reload'
+
+	local code
+	code=$(IN curl -sS -m 120 --unix-socket /run/wssignd/wssignd.sock -H 'Content-Type: text/xml' \
+		--data-binary @/root/envelope.xml -o /root/signed.xml -w '%{http_code}' \
+		'http://localhost/v1/soap/sign?profile=default' || true)
+	check "e2e: the first request activates the sandboxed service and is signed (HTTP $code)" test "$code" = 200
+	check "e2e: xmlsec1 verifies the signature" IN xmlsec1 --verify --pubkey-cert-pem /var/lib/wssignd/dev/certs/dev-rsa.pem \
+		--id-attr:Id Body --id-attr:Id Timestamp --id-attr:Id BinarySecurityToken /root/signed.xml
+	check "e2e: Type=notify: active with STATUS='$(show StatusText)'" bash -c \
+		'[ "$(show ActiveState)" = active ] && [ "$(show StatusText)" = "serving; tokens: dev=online" ]'
+	check "e2e: watchdog armed (WatchdogUSec=$(show WatchdogUSec)), no restart (NRestarts=$(show NRestarts))" bash -c \
+		'[ "$(show WatchdogUSec)" = 30s ] && [ "$(show NRestarts)" = 0 ]'
+	local pid
+	pid=$(show MainPID)
+	check "e2e: systemctl reload (SIGHUP, RELOADING=1 then READY=1) succeeds in place" bash -c \
+		'IN systemctl reload wssignd.service && [ "$(show MainPID)" = "$0" ] && IN journalctl -u wssignd.service --no-pager | grep -q "configuration reloaded"' "$pid"
+	local score
+	score=$(IN systemd-analyze security --no-pager wssignd.service 2>/dev/null | grep -o 'Overall exposure level for wssignd.service: [0-9.]*' || true)
+	echo "     running systemd: $score"
+	check "e2e: systemd-analyze security (running systemd) <= 2.0" \
+		awk -v s="${score##* }" 'BEGIN { exit !(s != "" && s <= 2.0) }'
+	IN sh -c 'useradd -M app-in && useradd -M app-out && usermod -aG wssignd-clients app-in'
+	check "e2e: a member of wssignd-clients connects" \
+		IN runuser -u app-in -- curl -sS -m 30 -o /dev/null --unix-socket /run/wssignd/wssignd.sock http://localhost/v1/keys
+	check "e2e: a non-member cannot connect" bash -c \
+		'! IN runuser -u app-out -- curl -sS -m 30 -o /dev/null --unix-socket /run/wssignd/wssignd.sock http://localhost/v1/keys 2>/dev/null'
+
+	# A wrong PIN: exit 78 and no restart (SubState would be auto-restart).
+	IN sh -c 'printf 000000 | systemd-creds encrypt --name=wssignd.pin - /etc/credstore.encrypted/wssignd.pin 2>/dev/null'
+	IN systemctl restart wssignd.service 2>/dev/null || true
+	check "e2e: wrong PIN: exit $(show ExecMainStatus), $(show SubState), $(show NRestarts) restarts" bash -c \
+		'[ "$(show ExecMainStatus)" = 78 ] && [ "$(show SubState)" = failed ] && [ "$(show NRestarts)" = 0 ]'
+
+	# Upgrade while running: try-restart gives a new main process.
+	IN sh -c 'cp /root/good-pin.cred /etc/credstore.encrypted/wssignd.pin && systemctl reset-failed wssignd.service && systemctl start wssignd.service'
+	pid=$(show MainPID)
+	IN dpkg -i /root/wssignd.deb >/dev/null
+	check "e2e: upgrade restarts the running daemon (MainPID $pid -> $(show MainPID))" bash -c \
+		'[ "$(show ActiveState)" = active ] && [ "$(show MainPID)" != "$0" ] && [ "$(show MainPID)" != 0 ]' "$pid"
+
+	IN rm -rf /etc/systemd/system/wssignd.service.d
+	IN dpkg --purge wssignd >/dev/null 2>&1
+	check "e2e: purge stops both units" bash -c \
+		'[ "$(IN systemctl is-active wssignd.socket wssignd.service | sort -u)" = inactive ]'
+	check "e2e: purge removes the users, /etc/wssignd, /var/lib/wssignd and /run/wssignd" bash -c \
+		'! IN sh -c "getent passwd wssignd || getent group wssignd-clients || ls -d /etc/wssignd /var/lib/wssignd /run/wssignd 2>/dev/null"'
+	e2e_cleanup
+}
+
+if command -v systemd-nspawn >/dev/null; then
+	echo "== under systemd (systemd-nspawn container on an overlay of /)"
+	systemd_e2e
+elif [ "${CI:-}" = true ]; then
+	bad "e2e: systemd-nspawn not found (apt-get install -y systemd-container)"
+else
+	echo "skip e2e under systemd: systemd-nspawn not found (apt-get install -y systemd-container)"
+fi
 
 echo
 echo "package-test: $pass passed, $fail failed"

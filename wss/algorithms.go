@@ -26,7 +26,9 @@ const (
 	AlgECDSASHA256 = dsig.ECDSASHA256SignatureMethod
 	AlgECDSASHA384 = dsig.ECDSASHA384SignatureMethod
 	AlgECDSASHA512 = dsig.ECDSASHA512SignatureMethod
-	// RSASSA-PSS with MGF1 of the same hash and salt length = hash length (RFC 6931 §2.3.10).
+	// RSASSA-PSS with MGF1 of the same hash, salt length = hash length and
+	// trailer field 1: "RSASSA-PSS Without Parameters", RFC 6931 §2.3.11,
+	// unchanged in RFC 9231. xmlsec1 1.2.x does not implement them.
 	AlgRSAPSSSHA256 = "http://www.w3.org/2007/05/xmldsig-more#sha256-rsa-MGF1"
 	AlgRSAPSSSHA384 = "http://www.w3.org/2007/05/xmldsig-more#sha384-rsa-MGF1"
 	AlgRSAPSSSHA512 = "http://www.w3.org/2007/05/xmldsig-more#sha512-rsa-MGF1"

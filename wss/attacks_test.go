@@ -181,7 +181,9 @@ func attackCases() []attackCase {
 		{name: "hmac-signature", want: CodeAlgorithmNotAllowed, build: func(t *testing.T, v []byte) []byte {
 			return replace(t, v, AlgRSASHA256, "http://www.w3.org/2000/09/xmldsig#hmac-sha1")
 		}},
-		{name: "untrusted-key", want: CodeUntrustedKey, build: signWith("ecp256", SignOptions{})},
+		// A key of its own (RSA, so that the corpus is reproducible byte for
+		// byte), trusted by nobody.
+		{name: "untrusted-key", want: CodeUntrustedKey, build: signWith("../attacks/untrusted-rsa", SignOptions{})},
 		{name: "keyvalue-instead-of-token", want: CodeKeyNotFound, build: func(t *testing.T, v []byte) []byte {
 			_, rest := cut(t, v, `<wsse:SecurityTokenReference .*?</wsse:SecurityTokenReference>`)
 			return replace(t, rest, "<ds:KeyInfo>", `<ds:KeyInfo><ds:KeyValue><ds:RSAKeyValue><ds:Modulus>AQAB</ds:Modulus><ds:Exponent>AQAB</ds:Exponent></ds:RSAKeyValue></ds:KeyValue>`)

@@ -726,3 +726,69 @@ func TestRequireSignedBody(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenSSLKeyTransport checks the OAEP parameters of every key transport
+// (XML Encryption 1.1 rsa-oaep with its DigestMethod and MGF, which
+// xmlsec1 1.2.37 lacks, rsa-oaep-mgf1p with a SHA-256 digest, rsa-1_5)
+// against OpenSSL: OpenSSL unwraps the key Encrypt wrapped, and Decrypt
+// unwraps a key OpenSSL wrapped.
+func TestOpenSSLKeyTransport(t *testing.T) {
+	openssl := testutil.RequireTool(t, "openssl", "openssl")
+	cred := loadCredential(t, "rsa2048")
+	cert := cred.Chain[0]
+	dir := t.TempDir()
+	keyFile := filepath.Join(testutil.RepoRoot(t), "testdata", "keys", "rsa2048.key")
+	certFile := filepath.Join(dir, "cert.pem")
+	if err := os.WriteFile(certFile, testutil.CertPEM(cert), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	raw := testutil.ReadTestdata(t, "envelope-soap11.xml")
+	// The counting random source makes the content key 01 02 ... 20.
+	want := make([]byte, 32)
+	(&countingReader{}).Read(want)
+	md := map[string]string{"": "sha1", AlgSHA1: "sha1", AlgSHA256: "sha256", AlgSHA512: "sha512", AlgMGF1SHA1: "sha1", AlgMGF1SHA256: "sha256", AlgMGF1SHA512: "sha512"}
+	const ekCV = `(?s)EncryptedKey.*?CipherValue>([^<]+)<`
+	for _, tr := range transports {
+		o := encOpts(cert, AlgAES256GCM, tr)
+		o.Rand = &countingReader{}
+		res, err := Encrypt(raw, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := []string{"-pkeyopt", "rsa_padding_mode:pkcs1"}
+		if tr.kt != AlgRSA15 {
+			digest, mgf := md[tr.digest], md[tr.mgf]
+			if tr.kt == AlgRSAOAEP && tr.digest == "" {
+				digest, mgf = "sha256", "sha256" // the defaults of Encrypt
+			}
+			if tr.kt == AlgRSAOAEPMGF1P {
+				mgf = "sha1"
+			}
+			opts = []string{"-pkeyopt", "rsa_padding_mode:oaep", "-pkeyopt", "rsa_oaep_md:" + digest, "-pkeyopt", "rsa_mgf1_md:" + mgf}
+		}
+		m := regexp.MustCompile(ekCV).FindSubmatch(res.Envelope)
+		wrapped, _ := base64.StdEncoding.DecodeString(string(m[1]))
+		ctFile := filepath.Join(dir, "ct.bin")
+		if err := os.WriteFile(ctFile, wrapped, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(openssl, append([]string{"pkeyutl", "-decrypt", "-inkey", keyFile, "-in", ctFile}, opts...)...).Output()
+		if err != nil || !bytes.Equal(out, want) {
+			t.Errorf("%s: openssl unwraps %x (%v), want %x", tr.name, out, err, want)
+		}
+		// And the other way round: OpenSSL wraps the same key.
+		cmd := exec.Command(openssl, append([]string{"pkeyutl", "-encrypt", "-certin", "-inkey", certFile}, opts...)...)
+		cmd.Stdin = bytes.NewReader(want)
+		ct, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s: openssl encrypt: %v", tr.name, err)
+		}
+		msg := tamper(res.Envelope, ekCV, func([]byte) []byte { return []byte(base64.StdEncoding.EncodeToString(ct)) })
+		if bytes.Equal(msg, res.Envelope) {
+			t.Fatal("the wrapped key did not change")
+		}
+		if _, err := Decrypt(msg, cred.Signer.(crypto.Decrypter), decOpts(cert)); err != nil {
+			t.Errorf("%s: Decrypt of OpenSSL's wrapped key: %v", tr.name, err)
+		}
+	}
+}

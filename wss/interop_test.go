@@ -130,7 +130,7 @@ func TestPresetShapes(t *testing.T) {
 // TestRSAPSSWithOpenSSL: xmlsec1 1.2.37 has no RSA-PSS, so the PSS signature
 // value is checked by openssl over the canonical SignedInfo (whose
 // canonicalisation xmlsec1 checks in every other test), with salt length =
-// hash length and MGF1 of the same hash as RFC 6931 §2.3.10 requires.
+// hash length and MGF1 of the same hash as RFC 6931 §2.3.11 requires.
 func TestRSAPSSWithOpenSSL(t *testing.T) {
 	openssl := testutil.RequireTool(t, "openssl", "openssl")
 	cred := loadCredential(t, "rsa2048")

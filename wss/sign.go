@@ -283,12 +283,11 @@ func Sign(raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
 			}
 		}
 	}
-	layout := "2006-01-02T15:04:05Z"
-	created := now().UTC().Truncate(time.Second)
+	layout, precision := "2006-01-02T15:04:05Z", time.Second
 	if opts.TimestampMillis {
-		layout = "2006-01-02T15:04:05.000Z"
-		created = now().UTC().Truncate(time.Millisecond)
+		layout, precision = "2006-01-02T15:04:05.000Z", time.Millisecond
 	}
+	created := now().UTC().Truncate(precision)
 	s.created = created.Format(layout)
 	if !opts.NoExpires {
 		s.expires = created.Add(ttl).Format(layout)

@@ -836,7 +836,8 @@ func TestSignUsernameToken(t *testing.T) {
 			t.Errorf("password %q", p.Text())
 		}
 	})
-	if s := fmt.Sprintf("%v %+v %#v", &UsernameToken{Username: "u", Password: pw}, &UsernameToken{Password: pw}, &UsernameToken{Password: pw}); strings.Contains(s, "s3cr") {
+	opts := SignOptions{UsernameToken: &UsernameToken{Username: "u", Password: pw}}
+	if s := fmt.Sprintf("%v %+v %#v %v %+v %#v", opts.UsernameToken, opts.UsernameToken, opts.UsernameToken, opts, opts, opts); strings.Contains(s, "s3cr") {
 		t.Errorf("formatting shows the password: %s", s)
 	}
 }
@@ -873,6 +874,55 @@ func TestSignMoreBadInput(t *testing.T) {
 			}
 			if got := CodeOf(err); got != tc.code {
 				t.Errorf("code %q (%v), want %q", got, err, tc.code)
+			}
+		})
+	}
+}
+
+// TestSignECDSACurves: P-384 and P-521 keys get ECDSA-SHA384 / -SHA512 by
+// default, with r‖s of 48 / 66 bytes each; xmlsec1 verifies one signature
+// per curve and the own verifier 50 more at the fixed width (P-521 values
+// are 521 bits in 66 bytes, so short r or s values are common).
+func TestSignECDSACurves(t *testing.T) {
+	in := testutil.ReadTestdata(t, "envelope-soap12.xml")
+	for _, tc := range []struct {
+		curve  elliptic.Curve
+		method string
+		size   int
+	}{
+		{elliptic.P384(), AlgECDSASHA384, 48},
+		{elliptic.P521(), AlgECDSASHA512, 66},
+	} {
+		t.Run(tc.curve.Params().Name, func(t *testing.T) {
+			key, err := ecdsa.GenerateKey(tc.curve, rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ec"},
+				NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+			der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cert, _ := x509.ParseCertificate(der)
+			cred := Credential{Signer: key, Chain: []*x509.Certificate{cert}}
+			res, _ := signOK(t, in, cred, SignOptions{DigestMethod: AlgSHA384})
+			if res.SignatureMethod != tc.method {
+				t.Errorf("method %s, want %s", res.SignatureMethod, tc.method)
+			}
+			for i := range 50 {
+				res, err := Sign(in, cred, SignOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := checkSignature(res.Envelope, key.Public()); err != nil {
+					t.Fatalf("signature %d: %v", i, err)
+				}
+				sv := regexp.MustCompile(`<ds:SignatureValue>([^<]*)<`).FindSubmatch(res.Envelope)
+				raw, _ := base64.StdEncoding.DecodeString(string(sv[1]))
+				if len(raw) != 2*tc.size {
+					t.Fatalf("signature %d is %d bytes, want %d", i, len(raw), 2*tc.size)
+				}
 			}
 		})
 	}

@@ -516,18 +516,10 @@ func (v *verifier) checkSignature(sig *etree.Element) error {
 		return fail(CodeAlgorithmNotAllowed, "", "signature method %s does not fit the certificate's %s key", smURI, cert.PublicKeyAlgorithm)
 	}
 
-	// SignatureValue over the canonical SignedInfo, with its own PrefixList.
-	h := sa.hash.New()
-	if err := CanonicalizeExclusive(h, si, siC14N); err != nil {
-		return fail(CodeSignatureStructure, "", "SignedInfo cannot be canonicalised: %v", err)
-	}
-	if err := verifyDigest(cert.PublicKey, sa, h.Sum(nil), sv); err != nil {
-		return fail(CodeSignatureInvalid, "", "the SignatureValue does not verify with the key of %s", cert.Subject)
-	}
-
 	// Every Reference. References may overlap (each may name the whole
 	// Body); bound the total work to a few times the message size.
 	budget := 4*len(v.env.raw) + 1<<20
+	var firstBad *verdict
 	for _, p := range plans {
 		var buf bytes.Buffer
 		if err := CanonicalizeExclusive(&buf, p.el, p.c14n); err != nil {
@@ -549,9 +541,30 @@ func (v *verifier) checkSignature(sig *etree.Element) error {
 				Canonical: bytes.Clone(buf.Bytes()),
 			})
 		}
-		if !match {
-			return fail(CodeDigestMismatch, p.uri, "the digest of %s (%s) does not match its DigestValue", p.uri, pathOf(p.el))
+		if !match && firstBad == nil {
+			firstBad = fail(CodeDigestMismatch, p.uri, "the digest of %s (%s) does not match its DigestValue", p.uri, pathOf(p.el))
+			if !v.opts.Explain {
+				break
+			}
 		}
+	}
+	if firstBad != nil {
+		// With explain, every Reference was digested for the record.
+		return firstBad
+	}
+
+	// SignatureValue over the canonical SignedInfo, with its own PrefixList
+	// (after the References, as XML-DSig core validation orders them, so
+	// that explain shows the References of a signature that fails).
+	h := sa.hash.New()
+	if err := CanonicalizeExclusive(h, si, siC14N); err != nil {
+		return fail(CodeSignatureStructure, "", "SignedInfo cannot be canonicalised: %v", err)
+	}
+	if err := verifyDigest(cert.PublicKey, sa, h.Sum(nil), sv); err != nil {
+		return fail(CodeSignatureInvalid, "", "the SignatureValue does not verify with the key of %s", cert.Subject)
+	}
+
+	for _, p := range plans {
 		v.signed[p.el] = true
 		v.res.Signed = append(v.res.Signed, pathOf(p.el))
 	}

@@ -102,6 +102,11 @@ func TestVerifyRoundTrip(t *testing.T) {
 	cases = append(cases,
 		tc{"default-rsa-soap11", testutil.ReadTestdata(t, "envelope-soap11.xml"), rsaCred, SignOptions{}, VerifyOptions{}, []string{"/Envelope/Body", "/Envelope/Header/Security/Timestamp"}},
 		tc{"default-ec-soap12", testutil.ReadTestdata(t, "envelope-soap12.xml"), ecCred, SignOptions{}, VerifyOptions{}, []string{"/Envelope/Body", "/Envelope/Header/Security/Timestamp"}},
+		tc{"rsa-pss", testutil.ReadTestdata(t, "envelope-soap11.xml"), rsaCred, SignOptions{SignatureMethod: AlgRSAPSSSHA256}, VerifyOptions{}, nil},
+		tc{"rsa-sha512-digests", testutil.ReadTestdata(t, "envelope-soap11.xml"), rsaCred, SignOptions{SignatureMethod: AlgRSASHA512, DigestMethod: AlgSHA512}, VerifyOptions{}, nil},
+		tc{"ec-pkipath-prefixlists", testutil.ReadTestdata(t, "envelope-wsa.xml"), ecCred,
+			SignOptions{BSTValueType: ValueTypeX509PKIPath, InclusivePrefixes: true, TimestampMillis: true, Parts: attackParts},
+			VerifyOptions{}, []string{"/Envelope/Header/To", "/Envelope/Header/ReplyTo"}},
 		tc{"existing-security", testutil.ReadTestdata(t, "envelope-existing-security.xml"), rsaCred,
 			SignOptions{Parts: []Part{PartBody, PartTimestamp, {Space: NSWSSE, Local: "UsernameToken"}, PartBST}},
 			VerifyOptions{RequiredParts: []Part{PartBody, PartTimestamp, {Space: NSWSSE, Local: "UsernameToken"}}}, nil},
@@ -201,6 +206,18 @@ func TestVerifyTimestampRules(t *testing.T) {
 				verifyCode(t, msg, o, c.want)
 			}
 		})
+	}
+}
+
+// TestVerifyExplainOnFailure: with explain, a digest mismatch still
+// reports every Reference, the bad one with differing digests.
+func TestVerifyExplainOnFailure(t *testing.T) {
+	msg := signFixed(t, testutil.ReadTestdata(t, "envelope-soap11.xml"), loadCredential(t, "rsa2048"), SignOptions{})
+	msg = bytes.Replace(msg, []byte("1234.50"), []byte("1234.51"), 1)
+	res := verifyCode(t, msg, VerifyOptions{Trust: testTrust(t), Explain: true}, CodeDigestMismatch)
+	if len(res.Explain) != 2 || res.Explain[0].Match || res.Explain[0].Expected == res.Explain[0].Computed || !res.Explain[1].Match ||
+		res.Explain[0].Path != "/Envelope/Body" || res.Reference != res.Explain[0].URI || len(res.Signed) != 0 || res.Signer != nil {
+		t.Errorf("explain %+v, result %+v", res.Explain, res)
 	}
 }
 

@@ -141,8 +141,6 @@ func report(err error, stderr io.Writer) int {
 	var ue *usageError
 	var pe *api.ProblemError
 	switch {
-	case errors.Is(err, flag.ErrHelp):
-		return exitUsage
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "wssign: %s\n", ue.msg)
 		return exitUsage

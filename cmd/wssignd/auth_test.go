@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -266,6 +267,22 @@ func TestPeerCredentialAuthorisation(t *testing.T) {
 		if err != nil || !ecdsa.VerifyASN1(pub, digest[:], sig) {
 			t.Errorf("bob's raw signature does not verify with the ec certificate (%v)", err)
 		}
+	}
+
+	// A socket the user may not connect to (mode 0600, root's) is "cannot
+	// reach the daemon", exit 3, not a refusal.
+	closed := filepath.Join(dir, "private.sock")
+	ln, err := net.Listen("unix", closed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if err := os.Chmod(closed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = as(bob, nil, nil, "-socket", closed, "health")
+	if r.code != 3 || !strings.Contains(r.stderr, "permission denied") {
+		t.Errorf("health on a socket bob may not open: exit %d, stderr %q", r.code, r.stderr)
 	}
 
 	// The refusals are audited with the kernel's word for the caller.

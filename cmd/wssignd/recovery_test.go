@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -243,7 +244,9 @@ func until(t *testing.T, progress <-chan struct{}, limit time.Duration, what str
 		case <-progress:
 		case <-time.After(20 * time.Millisecond):
 		case <-deadline:
-			t.Fatalf("%s: not within %v", what, limit)
+			var stacks bytes.Buffer // where it hangs, if it does: e.g. a thread stuck in the module
+			_ = pprof.Lookup("goroutine").WriteTo(&stacks, 2)
+			t.Fatalf("%s: not within %v; goroutines:\n%s", what, limit, stacks.String())
 		}
 	}
 }

@@ -81,7 +81,13 @@ var XMLSec1IDAttrs = []string{
 func XMLSec1Verify(t testing.TB, signed []byte, cert *x509.Certificate) (string, bool) {
 	t.Helper()
 	xmlsec := RequireTool(t, "xmlsec1", "xmlsec1")
-	dir := t.TempDir()
+	// xmlsec1 splits key file names at commas, which t.TempDir() names of
+	// subtests may contain: use a directory of our own naming.
+	dir, err := os.MkdirTemp("", "xmlsec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	doc := filepath.Join(dir, "signed.xml")
 	crt := filepath.Join(dir, "cert.pem")
 	if err := os.WriteFile(doc, signed, 0o600); err != nil {

@@ -13,10 +13,19 @@ if [ -d /run/systemd/system ]; then
 fi
 
 case "$1" in
+remove | purge | 0)
+	# wssignd.socket removed the socket when it stopped (RemoveOnStop=);
+	# its directory stays behind until the next boot otherwise.
+	rmdir /run/wssignd 2>/dev/null || true
+	;;
+esac
+
+case "$1" in
 purge)
 	rm -rf /var/lib/wssignd /etc/wssignd
 	# Unit symlinks that `systemctl disable` could not remove (no systemctl).
-	rm -f /etc/systemd/system/sockets.target.wants/wssignd.socket
+	rm -f /etc/systemd/system/sockets.target.wants/wssignd.socket \
+		/etc/systemd/system/multi-user.target.wants/wssignd.service
 	if getent passwd wssignd >/dev/null; then
 		userdel wssignd 2>/dev/null || deluser --system --quiet wssignd || true
 	fi
