@@ -23,7 +23,6 @@ const (
 	CodeBodyTooLarge     = "body-too-large"
 	CodeBadRequest       = "bad-request"
 	CodeForbidden        = "forbidden"
-	CodeUnknownProfile   = "unknown-profile"
 	CodeTokenUnavailable = "token-unavailable"
 	CodeOverloaded       = "overloaded"
 	CodeTimeout          = "timeout"
@@ -70,7 +69,6 @@ var titles = map[string]string{
 	CodeBodyTooLarge:                 "Request body too large",
 	CodeBadRequest:                   "Bad request",
 	CodeForbidden:                    "Forbidden",
-	CodeUnknownProfile:               "Unknown profile",
 	CodeTokenUnavailable:             "Token unavailable",
 	CodeOverloaded:                   "Too many requests in flight",
 	CodeTimeout:                      "Request deadline exceeded",

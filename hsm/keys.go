@@ -208,10 +208,23 @@ type keyEntry struct {
 	attrs KeyAttributes
 	pub   crypto.PublicKey
 
+	useMu sync.Mutex // serialises uses of a CKA_ALWAYS_AUTHENTICATE key (SignInit, Login, Sign)
+
 	mu     sync.Mutex
 	handle pkcs11.ObjectHandle
 	gen    uint64
 	err    error // why the key could not be found again after a recovery
+}
+
+// auth returns the PIN for a context-specific login if the key needs one, else nil.
+func (k *keyEntry) auth() *string { return k.t.authFor(k.attrs) }
+
+// authFor returns the PIN for keys with CKA_ALWAYS_AUTHENTICATE, else nil.
+func (t *Token) authFor(a KeyAttributes) *string {
+	if !a.AlwaysAuthenticate {
+		return nil
+	}
+	return &t.pin
 }
 
 // handleFor returns the key's object handle in module generation gen.
@@ -242,7 +255,7 @@ func (k *keyEntry) refind(p *pkcs11.Ctx, sh pkcs11.SessionHandle, gen uint64) er
 		default:
 			return fmt.Errorf("%w: %d private keys match", ErrKeyAmbiguous, len(hs))
 		}
-		if err := selfTest(p, sh, hs[0], k.pub); err != nil {
+		if err := selfTest(p, sh, hs[0], k.pub, k.auth()); err != nil {
 			return err
 		}
 		k.mu.Lock()
@@ -313,8 +326,6 @@ func (t *Token) FindKey(ref KeyRef) (*Key, error) {
 		switch {
 		case a.Type != "RSA" && a.Type != "EC":
 			return nil, fmt.Errorf("unsupported key type %s", a.Type)
-		case a.AlwaysAuthenticate:
-			return nil, errors.New("key requires a context-specific login for each use (CKA_ALWAYS_AUTHENTICATE), not supported")
 		}
 		if chain, err = findChain(p, sh, a); err != nil {
 			return nil, err
@@ -347,7 +358,7 @@ func (t *Token) FindKey(ref KeyRef) (*Key, error) {
 				}
 			}
 		}
-		if err := selfTest(p, sh, privs[0], leaf.PublicKey); err != nil {
+		if err := selfTest(p, sh, privs[0], leaf.PublicKey, t.authFor(a)); err != nil {
 			return nil, err
 		}
 		entry = &keyEntry{t: t, attrs: a, pub: leaf.PublicKey, handle: privs[0], gen: gen}
@@ -531,10 +542,10 @@ func readPublicKey(p *pkcs11.Ctx, sh pkcs11.SessionHandle, h pkcs11.ObjectHandle
 
 // selfTest signs a random SHA-256 digest with the key object h and verifies the signature with
 // pub (RSA PKCS #1 v1.5, ECDSA).
-func selfTest(p *pkcs11.Ctx, sh pkcs11.SessionHandle, h pkcs11.ObjectHandle, pub crypto.PublicKey) error {
+func selfTest(p *pkcs11.Ctx, sh pkcs11.SessionHandle, h pkcs11.ObjectHandle, pub crypto.PublicKey, auth *string) error {
 	digest := make([]byte, 32)
 	_, _ = rand.Read(digest)
-	sig, err := rawSign(p, sh, h, pub, digest, crypto.SHA256)
+	sig, err := rawSign(p, sh, h, pub, digest, crypto.SHA256, auth)
 	if err != nil {
 		return fmt.Errorf("self-test: %w", err)
 	}

@@ -129,7 +129,7 @@ func (t *Token) usable() error {
 // work runs in the worker goroutine, holding the gate, a permit and a call slot.
 func (t *Token) work(retry bool, f opFunc) ([]byte, error) {
 	for attempt := 0; ; attempt++ {
-		sh, gen, err := t.getSession()
+		sh, gen, err := t.getSession(attempt > 0) // a retry gets a fresh session, not another idle one
 		if err != nil {
 			return nil, t.fail(err, 0, false)
 		}
@@ -150,6 +150,12 @@ func (t *Token) work(retry bool, f opFunc) ([]byte, error) {
 			return nil, fmt.Errorf("token %q: %w", t.label, err)
 		default:
 			t.dropSession(sh, gen)
+			if class == ClassModule && t.ambiguousFailure(err) {
+				// The module still answers: the error was about this request (SoftHSM2 answers
+				// CKR_GENERAL_ERROR to an OAEP ciphertext that does not decode). Re-initialising
+				// for it would let any client take the token down.
+				return nil, fmt.Errorf("token %q: %w", t.label, err)
+			}
 			return nil, t.fail(err, class, true)
 		}
 	}
@@ -174,8 +180,8 @@ func (t *Token) fail(err error, class Class, known bool) error {
 	return unavailable("token %q: %w", t.label, err)
 }
 
-// getSession takes an idle session of the current generation or opens one.
-func (t *Token) getSession() (pkcs11.SessionHandle, uint64, error) {
+// getSession takes an idle session of the current generation or opens one (always, if fresh).
+func (t *Token) getSession(fresh bool) (pkcs11.SessionHandle, uint64, error) {
 	t.mu.Lock()
 	if t.state != StateOnline {
 		s, serr := t.state, t.stateErr
@@ -186,7 +192,7 @@ func (t *Token) getSession() (pkcs11.SessionHandle, uint64, error) {
 		return 0, 0, unavailable("token %q is %s: %v", t.label, s, serr)
 	}
 	gen, slot := t.gen, t.slot
-	if n := len(t.idle); n > 0 {
+	if n := len(t.idle); n > 0 && !fresh {
 		sh := t.idle[n-1]
 		t.idle = t.idle[:n-1]
 		t.mu.Unlock()
@@ -224,4 +230,19 @@ func (t *Token) dropSession(sh pkcs11.SessionHandle, gen uint64) {
 // admin runs f with the longer deadline of key generation and searches, no retry.
 func (t *Token) admin(f opFunc) ([]byte, error) {
 	return t.do(context.Background(), max(t.opTimeout, minAdminTimeout), false, f)
+}
+
+// ambiguousFailure reports, for CKR_GENERAL_ERROR and CKR_FUNCTION_FAILED (which some modules
+// return for bad input as well as for real failures), whether the module still answers a probe
+// (C_GetTokenInfo on the token's slot): then the failure was the request's.
+func (t *Token) ambiguousFailure(err error) bool {
+	rv, _ := ckr(err)
+	if rv != pkcs11.CKR_GENERAL_ERROR && rv != pkcs11.CKR_FUNCTION_FAILED {
+		return false
+	}
+	t.mu.Lock()
+	slot := t.slot
+	t.mu.Unlock()
+	_, perr := t.m.p.GetTokenInfo(slot)
+	return perr == nil
 }

@@ -23,9 +23,16 @@ func TestSessionErrorRetriedOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Fill the pool with several idle sessions.
 	d := sha256.Sum256([]byte("x"))
-	if _, err := s.Sign(rand.Reader, d[:], crypto.SHA256); err != nil {
-		t.Fatal(err)
+	done := make(chan error)
+	for range 4 {
+		go func() { _, err := s.Sign(rand.Reader, d[:], crypto.SHA256); done <- err }()
+	}
+	for range 4 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
 	}
 	// Close every idle pooled session in the module, keeping the handles in the pool.
 	tok.mu.Lock()
@@ -49,15 +56,12 @@ func TestSessionErrorRetriedOnce(t *testing.T) {
 	if st := tok.State(); st != StateOnline {
 		t.Errorf("state after a session error = %s, want online", st)
 	}
-	tok.mu.Lock()
-	for _, sh := range tok.idle {
-		for _, dead := range idle {
-			if sh == dead {
-				t.Errorf("dead session %d returned to the pool", sh)
-			}
+	// The other dead sessions still in the pool fail once each, and are replaced the same way.
+	for range len(idle) {
+		if _, err := s.Sign(rand.Reader, d[:], crypto.SHA256); err != nil {
+			t.Fatalf("sign on a dead pooled session was not retried: %v", err)
 		}
 	}
-	tok.mu.Unlock()
 }
 
 // TestOfflineFailsFast: calls on a token that is not online fail at once with
@@ -85,4 +89,40 @@ func TestOfflineFailsFast(t *testing.T) {
 	tok.mu.Lock()
 	tok.state = StateOnline
 	tok.mu.Unlock()
+}
+
+// TestModuleRecoveryDirect: a module error on SoftHSM2 itself (no p11-kit) finalises and
+// initialises the module, logs in again, finds the key again, and the signer handed out before
+// signs again.
+func TestModuleRecoveryDirect(t *testing.T) {
+	tok, _ := newTestToken(t)
+	s, err := tok.GenerateEC(KeyRef{Label: "k", ID: []byte{7}}, elliptic.P256())
+	if err != nil {
+		t.Fatal(err)
+	}
+	genBefore := tok.m.gen.Load()
+	tok.m.startRecovery(tok, ClassModule, errors.New("injected module error"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for tok.State() != StateOnline {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("not online again: %+v", tok.Status())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	if tok.m.gen.Load() == genBefore {
+		t.Error("the module was not re-initialised")
+	}
+	d := sha256.Sum256([]byte("after"))
+	sig, err := s.(ContextSigner).SignContext(ctx, rand.Reader, d[:], crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ecdsa.VerifyASN1(s.Public().(*ecdsa.PublicKey), d[:], sig) {
+		t.Error("signature after recovery does not verify")
+	}
+	if tok.Status().Recoveries != 1 {
+		t.Errorf("recoveries = %d, want 1", tok.Status().Recoveries)
+	}
 }

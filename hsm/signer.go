@@ -60,8 +60,11 @@ func checkSignOpts(pub crypto.PublicKey, digest []byte, opts crypto.SignerOpts) 
 }
 
 // rawSign signs digest with key object h on session sh: RSA PKCS #1 v1.5 (CKM_RSA_PKCS over a
-// DigestInfo) or PSS (CKM_RSA_PKCS_PSS), ECDSA (CKM_ECDSA, r‖s re-encoded as ASN.1 DER).
-func rawSign(p *pkcs11.Ctx, sh pkcs11.SessionHandle, h pkcs11.ObjectHandle, pub crypto.PublicKey, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+// DigestInfo) or PSS (CKM_RSA_PKCS_PSS), ECDSA (CKM_ECDSA, r‖s re-encoded as ASN.1 DER). For a
+// key with CKA_ALWAYS_AUTHENTICATE, auth is the PIN: C_SignInit is followed by
+// C_Login(CKU_CONTEXT_SPECIFIC) on the same session before C_Sign (the caller serialises uses of
+// the key).
+func rawSign(p *pkcs11.Ctx, sh pkcs11.SessionHandle, h pkcs11.ObjectHandle, pub crypto.PublicKey, digest []byte, opts crypto.SignerOpts, auth *string) ([]byte, error) {
 	hash := opts.HashFunc()
 	var mech *pkcs11.Mechanism
 	var data []byte
@@ -87,6 +90,16 @@ func rawSign(p *pkcs11.Ctx, sh pkcs11.SessionHandle, h pkcs11.ObjectHandle, pub 
 	}
 	if err := p.SignInit(sh, []*pkcs11.Mechanism{mech}, h); err != nil {
 		return nil, fmt.Errorf("sign: %w", err)
+	}
+	if auth != nil {
+		if err := p.Login(sh, pkcs11.CKU_CONTEXT_SPECIFIC, *auth); err != nil {
+			// The session has an operation pending: ClassSession errors drop it; make sure
+			// this one does too.
+			if Classify(err) == ClassPIN {
+				return nil, fmt.Errorf("sign: context-specific login: %w", err)
+			}
+			return nil, fmt.Errorf("sign: context-specific login: %w", pkcs11.Error(pkcs11.CKR_OPERATION_ACTIVE))
+		}
 	}
 	sig, err := p.Sign(sh, data)
 	if err != nil {
@@ -139,7 +152,11 @@ func (s *tokenSigner) SignContext(ctx context.Context, _ io.Reader, digest []byt
 		if err != nil {
 			return nil, err
 		}
-		return rawSign(p, sh, h, s.k.pub, digest, opts)
+		if s.k.attrs.AlwaysAuthenticate {
+			s.k.useMu.Lock()
+			defer s.k.useMu.Unlock()
+		}
+		return rawSign(p, sh, h, s.k.pub, digest, opts, s.k.auth())
 	})
 }
 
@@ -151,8 +168,15 @@ func (s tokenRSASigner) Decrypt(rand io.Reader, msg []byte, opts crypto.Decrypte
 }
 
 // DecryptContext is Decrypt within ctx's deadline (and at most the Token's OpTimeout).
+//
+// OAEP with SHA-1, MGF1-SHA-1 and no label is done by the token (CKM_RSA_PKCS_OAEP). Other OAEP
+// parameters are tried with the token first; if it refuses them (SoftHSM2 2.6 answers
+// CKR_GENERAL_ERROR to anything but SHA-1/MGF1-SHA-1 without label), the token does a raw RSA
+// decryption (CKM_RSA_X_509) and the OAEP decoding happens here, in constant time, with one error
+// for every failure. Tokens that refuse raw RSA too fail with the token's error.
 func (s tokenRSASigner) DecryptContext(ctx context.Context, _ io.Reader, msg []byte, opts crypto.DecrypterOpts) ([]byte, error) {
 	var mech *pkcs11.Mechanism
+	var oaep *rsa.OAEPOptions
 	switch o := opts.(type) {
 	case nil:
 		mech = pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil)
@@ -167,34 +191,71 @@ func (s tokenRSASigner) DecryptContext(ctx context.Context, _ io.Reader, msg []b
 			return nil, fmt.Errorf("decrypt: unsupported oaep hash %v", o.Hash)
 		}
 		mgf := hm.mgf
-		if o.MGFHash != 0 {
-			m, ok := hashMech[o.MGFHash]
-			if !ok {
-				return nil, fmt.Errorf("decrypt: unsupported oaep mgf1 hash %v", o.MGFHash)
-			}
-			mgf = m.mgf
+		oaep = &rsa.OAEPOptions{Hash: o.Hash, MGFHash: o.MGFHash, Label: o.Label}
+		if oaep.MGFHash == 0 {
+			oaep.MGFHash = o.Hash
 		}
+		m, ok := hashMech[oaep.MGFHash]
+		if !ok {
+			return nil, fmt.Errorf("decrypt: unsupported oaep mgf1 hash %v", o.MGFHash)
+		}
+		mgf = m.mgf
 		mech = pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_OAEP, pkcs11.NewOAEPParams(hm.mech, mgf, pkcs11.CKZ_DATA_SPECIFIED, o.Label))
 	default:
 		return nil, fmt.Errorf("decrypt: unsupported options %T", opts)
 	}
+	pub := s.k.pub.(*rsa.PublicKey)
+	if len(msg) != pub.Size() {
+		return nil, fmt.Errorf("decrypt: ciphertext is %d bytes, the key needs %d", len(msg), pub.Size())
+	}
+	basic := oaep == nil || (oaep.Hash == crypto.SHA1 && oaep.MGFHash == crypto.SHA1 && len(oaep.Label) == 0)
 	t := s.k.t
 	out, err := t.do(ctx, t.opTimeout, true, func(p *pkcs11.Ctx, sh pkcs11.SessionHandle, gen uint64) ([]byte, error) {
 		h, err := s.k.handleFor(gen)
 		if err != nil {
 			return nil, err
 		}
-		if err := p.DecryptInit(sh, []*pkcs11.Mechanism{mech}, h); err != nil {
-			return nil, fmt.Errorf("decrypt: %w", err)
+		pt, err := rawDecrypt(p, sh, h, mech, msg)
+		if err == nil || basic || !refusedParams(err) {
+			return pt, err
 		}
-		pt, err := p.Decrypt(sh, msg)
+		em, err := rawDecrypt(p, sh, h, pkcs11.NewMechanism(pkcs11.CKM_RSA_X_509, nil), msg)
 		if err != nil {
-			return nil, fmt.Errorf("decrypt: %w", err)
+			return nil, err
 		}
-		return pt, nil
+		return decodeOAEP(em, pub.Size(), oaep.Hash, oaep.MGFHash, oaep.Label)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("token %q: %w", t.label, err)
 	}
 	return out, nil
 }
+
+func rawDecrypt(p *pkcs11.Ctx, sh pkcs11.SessionHandle, h pkcs11.ObjectHandle, mech *pkcs11.Mechanism, msg []byte) ([]byte, error) {
+	if err := p.DecryptInit(sh, []*pkcs11.Mechanism{mech}, h); err != nil {
+		return nil, fmt.Errorf("decrypt: %w", err)
+	}
+	pt, err := p.Decrypt(sh, msg)
+	if err != nil {
+		return nil, fmt.Errorf("decrypt: %w", err)
+	}
+	return pt, nil
+}
+
+// refusedParams reports whether a token's error to a parameterised mechanism means it does not
+// take those parameters (some tokens answer CKR_GENERAL_ERROR or CKR_FUNCTION_FAILED to that).
+func refusedParams(err error) bool {
+	rv, ok := ckr(err)
+	if !ok {
+		return false
+	}
+	switch rv {
+	case pkcs11.CKR_MECHANISM_INVALID, pkcs11.CKR_MECHANISM_PARAM_INVALID, pkcs11.CKR_ARGUMENTS_BAD,
+		pkcs11.CKR_GENERAL_ERROR, pkcs11.CKR_FUNCTION_FAILED, pkcs11.CKR_FUNCTION_NOT_SUPPORTED:
+		return true
+	}
+	return false
+}
+
+// entry exposes the key behind a signer to this package.
+func (s *tokenSigner) entry() *keyEntry { return s.k }

@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"math/big"
 	"slices"
@@ -299,72 +300,23 @@ func Sign(raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
 	}
 	s.sm, s.dm = sm, dm
 
-	// Pass 1: splice with empty digests, parse once, digest every reference.
+	// Splice with empty digests, then one pass over the result digests every
+	// reference: each referenced element is canonicalised from those bytes
+	// straight into its hash, with the namespace context of its ancestors
+	// (the elements Sign generates and the wsu:Id attributes it adds are
+	// there exactly as they will be in the output).
 	draft := s.splice(nil, "")
-	doc := etree.NewDocument()
-	if err := doc.ReadFromBytes(draft); err != nil {
-		return nil, &Error{Code: CodeInternal, Msg: "re-parse of the prepared envelope failed", Err: err}
-	}
-	byID := indexIDs(doc.Root())
-	dh := digestAlgs[dm].hash
-	digests := make([]string, len(s.refs))
-	if opts.InclusivePrefixes {
-		s.refPL = make([][]string, len(s.refs))
-	}
-	for i, r := range s.refs {
-		el := byID[r.id]
-		if el == nil {
-			return nil, errorf(CodeInternal, "reference #%s not found after splicing", r.id)
-		}
-		var c14n C14NOptions
-		if opts.InclusivePrefixes {
-			s.refPL[i] = VisiblyUsedPrefixes(el)
-			c14n.InclusivePrefixes = s.refPL[i]
-		}
-		h := dh.New()
-		if err := CanonicalizeExclusive(h, el, c14n); err != nil {
-			return nil, &Error{Code: CodeInternal, Msg: "canonicalisation", Err: err}
-		}
-		digests[i] = base64.StdEncoding.EncodeToString(h.Sum(nil))
+	digests, err := s.digestReferences(draft)
+	if err != nil {
+		return nil, err
 	}
 
-	// SignedInfo, canonicalised in its place in the document.
-	sigEl := byID[s.sigID]
-	if sigEl == nil {
-		return nil, errorf(CodeInternal, "Signature not found after splicing")
-	}
-	si := sigEl.SelectElement("SignedInfo")
-	if si == nil {
-		return nil, errorf(CodeInternal, "SignedInfo not found after splicing")
-	}
-	refEls := si.SelectElements("Reference")
-	if len(refEls) != len(digests) {
-		return nil, errorf(CodeInternal, "SignedInfo has %d references, want %d", len(refEls), len(digests))
-	}
-	for i, ref := range refEls {
-		dv := ref.SelectElement("DigestValue")
-		if dv == nil {
-			return nil, errorf(CodeInternal, "Reference without DigestValue")
-		}
-		dv.SetText(digests[i])
-		if opts.InclusivePrefixes {
-			if err := setPrefixList(ref.FindElement("Transforms/Transform"), s.refPL[i]); err != nil {
-				return nil, err
-			}
-		}
-	}
-	var siC14N C14NOptions
-	if opts.InclusivePrefixes {
-		s.siPL = VisiblyUsedPrefixes(si)
-		if err := setPrefixList(si.SelectElement("CanonicalizationMethod"), s.siPL); err != nil {
-			return nil, err
-		}
-		siC14N.InclusivePrefixes = s.siPL
-	}
+	// SignedInfo, canonicalised from the Security content as it will be
+	// spliced, with the namespace context of the place it goes.
 	sa := signatureAlgs[sm]
 	h, h256 := sa.hash.New(), sha256.New()
-	if err := CanonicalizeExclusive(io.MultiWriter(h, h256), si, siC14N); err != nil {
-		return nil, &Error{Code: CodeInternal, Msg: "canonicalisation of SignedInfo", Err: err}
+	if err := s.canonicalizeSignedInfo(io.MultiWriter(h, h256), digests); err != nil {
+		return nil, err
 	}
 	sum := h.Sum(nil)
 	sigValue, err := signDigest(cred.Signer, rnd, sa, sum)
@@ -382,25 +334,6 @@ func Sign(raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
 		res.References = append(res.References, "#"+r.id)
 	}
 	return res, nil
-}
-
-// setPrefixList fills the PrefixList placeholder of the InclusiveNamespaces
-// child of parent, or removes the child when the list is empty (PrefixList
-// is NMTOKENS: at least one token).
-func setPrefixList(parent *etree.Element, pl []string) error {
-	if parent == nil {
-		return errorf(CodeInternal, "InclusiveNamespaces parent not found after splicing")
-	}
-	in := parent.SelectElement("InclusiveNamespaces")
-	if in == nil {
-		return errorf(CodeInternal, "InclusiveNamespaces not found after splicing")
-	}
-	if len(pl) == 0 {
-		parent.RemoveChild(in)
-		return nil
-	}
-	in.CreateAttr("PrefixList", strings.Join(pl, " "))
-	return nil
 }
 
 type refKind int
@@ -767,30 +700,6 @@ func (s *signer) securityContent(scope nsScope, digests []string, sigValue strin
 	return "", ut.String() + bst.String() + ts.String() + sig
 }
 
-// indexIDs maps every wsu:Id, Id, ID and xml:id value in the tree to its element.
-func indexIDs(root *etree.Element) map[string]*etree.Element {
-	m := map[string]*etree.Element{}
-	var walk func(el *etree.Element)
-	walk = func(el *etree.Element) {
-		for i := range el.Attr {
-			a := &el.Attr[i]
-			switch {
-			case a.Space == "" && (a.Key == "Id" || a.Key == "ID"):
-				m[a.Value] = el
-			case a.Space == "xml" && a.Key == "id":
-				m[a.Value] = el
-			case a.Space != "" && a.Key == "Id" && a.NamespaceURI() == NSWSU:
-				m[a.Value] = el
-			}
-		}
-		for _, c := range el.ChildElements() {
-			walk(c)
-		}
-	}
-	walk(root)
-	return m
-}
-
 // signDigest has the signer sign sum and returns the signature in XML-DSig
 // form (r‖s, each left-padded to the curve size, for ECDSA).
 func signDigest(signer crypto.Signer, rnd io.Reader, sa signatureAlg, sum []byte) ([]byte, error) {
@@ -857,4 +766,181 @@ func verifyDigest(pub crypto.PublicKey, sa signatureAlg, sum, sig []byte) error 
 		return nil
 	}
 	return fmt.Errorf("unsupported public key type %T", pub)
+}
+
+// idAttrValue returns the value of the Id attribute (wsu:Id, Id, ID or
+// xml:id, as isIDAttr) of the current start tag that want holds, if any.
+func idAttrValue(t *xmlTokenizer, want map[string]int) (int, bool) {
+	for j := range t.attrs {
+		a := &t.attrs[j]
+		if a.decl {
+			continue
+		}
+		switch {
+		case a.uri == nil && (string(a.local) == "Id" || string(a.local) == "ID"):
+		case a.uri != nil && string(a.local) == "Id" && string(a.uri) == NSWSU:
+		case a.uri != nil && string(a.local) == "id" && string(a.uri) == NSXML:
+		default:
+			continue
+		}
+		if i, ok := want[string(a.value)]; ok {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// digestReferences digests every reference of s over draft, the envelope
+// with the Security header and the wsu:Id attributes spliced in. With
+// InclusivePrefixes a first pass computes each Reference's PrefixList (the
+// prefixes visibly used in the referenced subtree), which the canonical
+// form depends on.
+func (s *signer) digestReferences(draft []byte) ([]string, error) {
+	want := make(map[string]int, len(s.refs))
+	for i, r := range s.refs {
+		want[r.id] = i
+	}
+	pass := func(start func(i int) tokenSink) error {
+		seen := make([]bool, len(s.refs))
+		t := &xmlTokenizer{raw: draft}
+		err := streamSinks(t, func(t *xmlTokenizer) tokenSink {
+			i, ok := idAttrValue(t, want)
+			if !ok || seen[i] {
+				return nil
+			}
+			seen[i] = true
+			return start(i)
+		})
+		if err != nil {
+			return &Error{Code: CodeInternal, Msg: "re-reading the prepared envelope failed", Err: err}
+		}
+		for i, ok := range seen {
+			if !ok {
+				return errorf(CodeInternal, "reference #%s not found after splicing", s.refs[i].id)
+			}
+		}
+		return nil
+	}
+	if s.opts.InclusivePrefixes {
+		used := make([]*usedPrefixSink, len(s.refs))
+		if err := pass(func(i int) tokenSink {
+			used[i] = &usedPrefixSink{set: map[string]struct{}{}}
+			return used[i]
+		}); err != nil {
+			return nil, err
+		}
+		s.refPL = make([][]string, len(s.refs))
+		for i, u := range used {
+			s.refPL[i] = u.sorted()
+		}
+	}
+	dh := digestAlgs[s.dm].hash
+	sinks := make([]*c14nSink, len(s.refs))
+	hashes := make([]hash.Hash, len(s.refs))
+	if err := pass(func(i int) tokenSink {
+		hashes[i] = dh.New()
+		var pl []string
+		if s.refPL != nil {
+			pl = s.refPL[i]
+		}
+		sinks[i] = newC14NSink(hashes[i], pl)
+		return sinks[i]
+	}); err != nil {
+		return nil, err
+	}
+	digests := make([]string, len(s.refs))
+	for i, h := range hashes {
+		if err := sinks[i].out.err; err != nil {
+			return nil, &Error{Code: CodeInternal, Msg: "canonicalisation", Err: err}
+		}
+		digests[i] = base64.StdEncoding.EncodeToString(h.Sum(nil))
+	}
+	return digests, nil
+}
+
+// securityFragment renders what Sign inserts into the Security header (or
+// the whole new Security header) with digests and an empty SignatureValue,
+// and returns the namespace scope in force where it goes.
+func (s *signer) securityFragment(digests []string) ([]byte, nsScope) {
+	if s.sec != nil {
+		head, tail := s.securityContent(s.sec.scope, digests, "")
+		return []byte(head + tail), s.sec.scope
+	}
+	scope := s.env.root.scope
+	if s.env.header != nil {
+		scope = s.env.header.scope
+	}
+	return []byte(s.securityHeader(digests, "")), scope
+}
+
+// canonicalizeSignedInfo writes the exclusive canonical form of the
+// SignedInfo, as it will be in the output, to w. With InclusivePrefixes it
+// first computes the SignedInfo PrefixList (its visibly used prefixes, with
+// the CanonicalizationMethod's InclusiveNamespaces present).
+func (s *signer) canonicalizeSignedInfo(w io.Writer, digests []string) error {
+	pass := func(sink tokenSink) error {
+		frag, scope := s.securityFragment(digests)
+		t := &xmlTokenizer{raw: frag, fragment: true}
+		for p, u := range scope {
+			if p != "xml" {
+				t.ns = append(t.ns, nsBind{prefix: []byte(p), uri: []byte(u)})
+			}
+		}
+		found := false
+		err := streamSinks(t, func(t *xmlTokenizer) tokenSink {
+			if found || string(t.local) != "SignedInfo" || string(t.uri) != NSDSig {
+				return nil
+			}
+			found = true
+			return sink
+		})
+		if err != nil {
+			return &Error{Code: CodeInternal, Msg: "reading the generated Signature failed", Err: err}
+		}
+		if !found {
+			return errorf(CodeInternal, "SignedInfo not found in the generated Signature")
+		}
+		return nil
+	}
+	if s.opts.InclusivePrefixes {
+		s.siPL = []string{"placeholder"}
+		u := &usedPrefixSink{set: map[string]struct{}{}}
+		if err := pass(u); err != nil {
+			return err
+		}
+		s.siPL = u.sorted()
+	}
+	sink := newC14NSink(w, s.siPL)
+	if err := pass(sink); err != nil {
+		return err
+	}
+	if sink.out.err != nil {
+		return &Error{Code: CodeInternal, Msg: "canonicalisation of SignedInfo", Err: sink.out.err}
+	}
+	return nil
+}
+
+// indexIDs maps every wsu:Id, Id, ID and xml:id value in the tree to its
+// element. The verifier uses it; Sign no longer parses into a tree.
+func indexIDs(root *etree.Element) map[string]*etree.Element {
+	m := map[string]*etree.Element{}
+	var walk func(el *etree.Element)
+	walk = func(el *etree.Element) {
+		for i := range el.Attr {
+			a := &el.Attr[i]
+			switch {
+			case a.Space == "" && (a.Key == "Id" || a.Key == "ID"):
+				m[a.Value] = el
+			case a.Space == "xml" && a.Key == "id":
+				m[a.Value] = el
+			case a.Space != "" && a.Key == "Id" && a.NamespaceURI() == NSWSU:
+				m[a.Value] = el
+			}
+		}
+		for _, c := range el.ChildElements() {
+			walk(c)
+		}
+	}
+	walk(root)
+	return m
 }

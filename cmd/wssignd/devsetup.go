@@ -185,11 +185,13 @@ pin_file = "{{.PINFile}}"
 token = "dev"
 label = "dev-rsa"
 id = "01"
+raw_sign_users = ["{{.User}}"]   # POST /v1/keys/dev-rsa/sign
 
 [keys.dev-ec]
 token = "dev"
 label = "dev-ec"
 id = "02"
+raw_sign_users = ["{{.User}}"]
 
 # One profile per signing preset (see README "Signing presets"); each
 # starts from the preset and could override any setting.
@@ -287,5 +289,30 @@ preset = "bsp-default"
 parts = ["Body", "Timestamp", "UsernameToken"]
 username = "dev"
 password_file = "{{.PasswordFile}}"
+allow_users = ["{{.User}}"]
+
+# Verification: messages signed with the development keys, Body and
+# Timestamp signed, SHA-2 only, fresh Timestamp, no replay. The default
+# sign profile does not sign WS-Addressing headers, so they may be unsigned
+# here; remove allow_unsigned_addressing to require them signed when present.
+[verify.default]
+trusted_certs = ["certs/dev-rsa.pem", "certs/dev-ec.pem"]
+parts = ["Body", "Timestamp"]
+allow_unsigned_addressing = true
+allow_users = ["{{.User}}"]
+
+# Encryption for the development RSA certificate, or for the certificate a
+# request sends in Wssignd-Recipient-Cert. SoftHSM2 2.6 decrypts RSA-OAEP
+# only with SHA-1, hence rsa-oaep-mgf1p here; real HSMs take the default
+# rsa-oaep with SHA-256.
+[encrypt.default]
+recipient_cert = "certs/dev-rsa.pem"
+allow_recipient_header = true
+key_transport = "rsa-oaep-mgf1p"
+allow_users = ["{{.User}}"]
+
+# Decryption with the development RSA key, inside the token.
+[decrypt.default]
+key = "dev-rsa"
 allow_users = ["{{.User}}"]
 `))

@@ -1,0 +1,393 @@
+package wss
+
+// Streaming Exclusive XML Canonicalization 1.0 (without comments) over the
+// tokens of xmlTokenizer: a c14nSink is started at a start tag and fed every
+// token until the element's end tag; it writes the canonical form of that
+// element's subtree straight into an io.Writer (a hash in the signing path).
+// Namespace declarations of the ancestors come from the tokenizer's scope,
+// which holds the whole context of the element. It produces the same bytes
+// as CanonicalizeExclusive (c14n.go) for the same document, except where
+// etree's parser deviates from XML 1.0 (attribute-value normalisation, see
+// c14n.go): FuzzC14NDifferential and TestC14NStreamOracle check both.
+
+import (
+	"bytes"
+	"io"
+	"slices"
+	"unicode/utf8"
+)
+
+// c14nOut is a buffered writer with a sticky error.
+type c14nOut struct {
+	w   io.Writer
+	buf []byte
+	err error
+}
+
+func (o *c14nOut) flush() {
+	if len(o.buf) > 0 && o.err == nil {
+		_, o.err = o.w.Write(o.buf)
+	}
+	o.buf = o.buf[:0]
+}
+
+func (o *c14nOut) room(n int) {
+	if len(o.buf)+n > cap(o.buf) {
+		o.flush()
+	}
+}
+
+func (o *c14nOut) bytes(b []byte) {
+	if len(o.buf)+len(b) <= cap(o.buf) {
+		o.buf = append(o.buf, b...)
+		return
+	}
+	o.flush()
+	if len(b) > cap(o.buf) {
+		if o.err == nil {
+			_, o.err = o.w.Write(b)
+		}
+		return
+	}
+	o.buf = append(o.buf, b...)
+}
+
+func (o *c14nOut) str(s string) {
+	o.room(len(s))
+	o.buf = append(o.buf, s...)
+}
+
+func (o *c14nOut) byte(c byte) {
+	o.room(1)
+	o.buf = append(o.buf, c)
+}
+
+// Bytes needing attention when copying raw text, CDATA and PI data.
+const (
+	rtText  = 1 << iota // in raw character data: & > CR
+	rtCDATA             // in CDATA content: & < > CR
+	rtPI                // in PI data: CR
+)
+
+var rawTable = func() (t [256]uint8) {
+	t['&'] = rtText | rtCDATA
+	t['<'] = rtCDATA
+	t['>'] = rtText | rtCDATA
+	t['\r'] = rtText | rtCDATA | rtPI
+	return t
+}()
+
+// escapeRune writes a character that came from a reference, escaped for text.
+func (o *c14nOut) escapeRune(r rune, class uint8) {
+	if r < 0x80 && escTable[r]&class != 0 {
+		o.str(escapeFor(byte(r)))
+		return
+	}
+	o.room(utf8.UTFMax)
+	o.buf = utf8.AppendRune(o.buf, r)
+}
+
+// copyRaw copies raw (validated) text, CDATA or PI data, normalising line ends
+// (CR LF, CR → LF), decoding references in text and escaping for text.
+func (o *c14nOut) copyRaw(b []byte, kind uint8) {
+	last := 0
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if rawTable[c]&kind == 0 {
+			continue
+		}
+		o.bytes(b[last:i])
+		switch c {
+		case '\r':
+			o.byte('\n')
+			if i+1 < len(b) && b[i+1] == '\n' {
+				i++
+			}
+		case '&':
+			if kind == rtText {
+				r, n, _ := decodeRef(b, i)
+				o.escapeRune(r, escText)
+				i = n - 1
+			} else {
+				o.str("&amp;")
+			}
+		case '<':
+			o.str("&lt;")
+		case '>':
+			o.str("&gt;")
+		}
+		last = i + 1
+	}
+	o.bytes(b[last:])
+}
+
+// attrValue writes a normalised attribute value escaped per C14N.
+func (o *c14nOut) attrValue(v []byte) {
+	last := 0
+	for i, c := range v {
+		if escTable[c]&escAttr == 0 {
+			continue
+		}
+		o.bytes(v[last:i])
+		o.str(escapeFor(c))
+		last = i + 1
+	}
+	o.bytes(v[last:])
+}
+
+// c14nSink canonicalises one element subtree from the tokens fed to it.
+type c14nSink struct {
+	out       c14nOut
+	inclusive [][]byte // PrefixList, "" = the default namespace
+	rendered  []nsBind // namespace nodes rendered by output ancestors
+	marks     []int
+	nsOut     []nsBind
+	attrs     []*rawAttr
+	depth     int
+}
+
+func newC14NSink(w io.Writer, inclusive []string) *c14nSink {
+	c := &c14nSink{out: c14nOut{w: w, buf: make([]byte, 0, 8<<10)}}
+	for _, p := range inclusive {
+		if p == "#default" {
+			p = ""
+		}
+		if p == "xml" || p == "xmlns" || slices.ContainsFunc(c.inclusive, func(b []byte) bool { return string(b) == p }) {
+			continue
+		}
+		c.inclusive = append(c.inclusive, []byte(p))
+	}
+	return c
+}
+
+func (c *c14nSink) renderedURI(prefix []byte) []byte {
+	for i := len(c.rendered) - 1; i >= 0; i-- {
+		if bytes.Equal(c.rendered[i].prefix, prefix) {
+			return c.rendered[i].uri
+		}
+	}
+	return nil
+}
+
+func (c *c14nSink) render(prefix, uri []byte) {
+	if bytes.Equal(c.renderedURI(prefix), uri) {
+		return
+	}
+	c.rendered = append(c.rendered, nsBind{prefix, uri})
+	c.nsOut = append(c.nsOut, nsBind{prefix, uri})
+}
+
+// token feeds the current token of t; it reports whether the subtree is complete.
+func (c *c14nSink) token(t *xmlTokenizer) bool {
+	o := &c.out
+	switch t.kind {
+	case tokStart:
+		c.depth++
+		c.marks = append(c.marks, len(c.rendered))
+		c.nsOut = c.nsOut[:0]
+		if !bytes.Equal(t.prefix, bXML) {
+			c.render(t.prefix, t.uri)
+		}
+		c.attrs = c.attrs[:0]
+		for j := range t.attrs {
+			a := &t.attrs[j]
+			if a.decl {
+				continue
+			}
+			c.attrs = append(c.attrs, a)
+			if a.prefix != nil && !bytes.Equal(a.prefix, bXML) {
+				c.render(a.prefix, a.uri)
+			}
+		}
+		for _, p := range c.inclusive {
+			uri, ok := t.lookup(p)
+			if !ok {
+				continue
+			}
+			c.render(p, uri)
+		}
+		for i := 1; i < len(c.nsOut); i++ {
+			for j := i; j > 0 && bytes.Compare(c.nsOut[j].prefix, c.nsOut[j-1].prefix) < 0; j-- {
+				c.nsOut[j], c.nsOut[j-1] = c.nsOut[j-1], c.nsOut[j]
+			}
+		}
+		if len(c.attrs) > 1 {
+			slices.SortFunc(c.attrs, func(a, b *rawAttr) int {
+				if x := bytes.Compare(a.uri, b.uri); x != 0 {
+					return x
+				}
+				return bytes.Compare(a.local, b.local)
+			})
+		}
+		o.byte('<')
+		o.bytes(t.qname)
+		for _, ns := range c.nsOut {
+			if len(ns.prefix) == 0 {
+				o.str(` xmlns="`)
+			} else {
+				o.str(" xmlns:")
+				o.bytes(ns.prefix)
+				o.str(`="`)
+			}
+			o.attrValue(ns.uri)
+			o.byte('"')
+		}
+		for _, a := range c.attrs {
+			o.byte(' ')
+			o.bytes(a.qname)
+			o.str(`="`)
+			o.attrValue(a.value)
+			o.byte('"')
+		}
+		o.byte('>')
+	case tokEnd:
+		o.str("</")
+		o.bytes(t.qname)
+		o.byte('>')
+		m := c.marks[len(c.marks)-1]
+		c.marks = c.marks[:len(c.marks)-1]
+		c.rendered = c.rendered[:m]
+		c.depth--
+		if c.depth == 0 {
+			o.flush()
+			return true
+		}
+	case tokText:
+		o.copyRaw(t.data, rtText)
+	case tokCDATA:
+		o.copyRaw(t.data, rtCDATA)
+	case tokPI:
+		o.str("<?")
+		o.bytes(t.target)
+		if len(t.data) > 0 {
+			o.byte(' ')
+			o.copyRaw(t.data, rtPI)
+		}
+		o.str("?>")
+	}
+	return false
+}
+
+// usedPrefixSink implements VisiblyUsedPrefixes over tokens.
+type usedPrefixSink struct {
+	set   map[string]struct{}
+	depth int
+}
+
+var bXSI = []byte(NSXSI)
+
+func (u *usedPrefixSink) token(t *xmlTokenizer) bool {
+	switch t.kind {
+	case tokStart:
+		u.depth++
+		switch {
+		case t.prefix == nil:
+			if uri, _ := t.lookup(nil); len(uri) > 0 {
+				u.set["#default"] = struct{}{}
+			}
+		case bytes.Equal(t.prefix, bXML):
+		default:
+			u.set[string(t.prefix)] = struct{}{}
+		}
+		for j := range t.attrs {
+			a := &t.attrs[j]
+			if a.decl || a.prefix == nil || bytes.Equal(a.prefix, bXML) {
+				continue
+			}
+			u.set[string(a.prefix)] = struct{}{}
+			if string(a.local) != "type" || !bytes.Equal(a.uri, bXSI) {
+				continue
+			}
+			v := bytes.TrimSpace(a.value)
+			prefix, _, found := bytes.Cut(v, []byte(":"))
+			if !found {
+				if len(v) == 0 {
+					continue
+				}
+				prefix = nil
+			}
+			if string(prefix) == "xml" || string(prefix) == "xmlns" {
+				continue
+			}
+			uri, ok := t.lookup(prefix)
+			switch {
+			case len(prefix) == 0 && len(uri) > 0:
+				u.set["#default"] = struct{}{}
+			case len(prefix) > 0 && ok:
+				u.set[string(prefix)] = struct{}{}
+			}
+		}
+	case tokEnd:
+		u.depth--
+		return u.depth == 0
+	}
+	return false
+}
+
+func (u *usedPrefixSink) sorted() []string {
+	if len(u.set) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(u.set))
+	for p := range u.set {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// tokenSink receives the tokens of one element subtree.
+type tokenSink interface {
+	token(t *xmlTokenizer) bool // true when the subtree's end tag was fed
+}
+
+// streamSinks tokenises t to the end, starting a sink where start returns
+// one (at a tokStart) and feeding every active sink each token of its subtree.
+func streamSinks(t *xmlTokenizer, start func(t *xmlTokenizer) tokenSink) error {
+	var active []tokenSink
+	for {
+		k, err := t.next()
+		if err != nil {
+			return err
+		}
+		if k == tokEOF {
+			return nil
+		}
+		if k == tokStart && start != nil {
+			if s := start(t); s != nil {
+				active = append(active, s)
+			}
+		}
+		for i := 0; i < len(active); {
+			if active[i].token(t) {
+				active = append(active[:i], active[i+1:]...)
+				continue
+			}
+			i++
+		}
+	}
+}
+
+// canonicalizeRawNth writes the exclusive canonical form (without comments)
+// of the n-th element (document order, 0 = the document element) of the
+// document raw to w. It reports false when there is no such element.
+func canonicalizeRawNth(w io.Writer, raw []byte, n int, inclusive []string) (bool, error) {
+	t := &xmlTokenizer{raw: raw}
+	var sink *c14nSink
+	i := 0
+	err := streamSinks(t, func(t *xmlTokenizer) tokenSink {
+		i++
+		if i-1 == n {
+			sink = newC14NSink(w, inclusive)
+			return sink
+		}
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	if sink == nil {
+		return false, nil
+	}
+	return true, sink.out.err
+}

@@ -1,0 +1,896 @@
+package wss
+
+// A byte-level XML 1.0 tokenizer for the signing path (issue #9).
+//
+// It reads a UTF-8 document held in memory and hands out one token at a time
+// with byte offsets into the input, allocating nothing per token in the
+// common case: names, attribute values and text are sub-slices of the input
+// (an attribute value that needs normalisation is decoded into a scratch
+// buffer reused per start tag). It enforces well-formedness strictly:
+//
+//   - names per XML 1.0 fifth edition (ASCII fast path, utf8 otherwise),
+//     characters per the Char production, matching end tags, one root;
+//   - unique attributes by expanded name, Namespaces in XML 1.0 (QNames,
+//     bound prefixes, no rebinding of xml/xmlns, no xmlns:p="");
+//   - character references and the five predefined entities only; any
+//     markup declaration (DOCTYPE, ENTITY, ...) is refused as dtd-forbidden;
+//   - UTF-8 only: an XML declaration naming another encoding is refused.
+//
+// Attribute values are normalised as XML 1.0 §3.3.3 says for CDATA
+// attributes (literal TAB, CR, LF and CR LF become one space each;
+// references are replaced, character references are not normalised), and
+// line ends in text, CDATA sections, comments and PIs are CR LF / CR → LF
+// (the c14n writer applies that while it copies).
+
+import (
+	"bytes"
+	"fmt"
+	"unicode/utf8"
+)
+
+type tokKind uint8
+
+const (
+	tokEOF     tokKind = iota
+	tokStart           // a start tag or an empty-element tag (then selfClosing, and a tokEnd follows)
+	tokEnd             // an end tag (or the end of an empty-element tag)
+	tokText            // character data; data is the raw, undecoded span
+	tokCDATA           // a CDATA section; data is its raw content
+	tokPI              // a processing instruction other than the XML declaration
+	tokComment         // a comment; data is its raw content
+)
+
+// rawAttr is one attribute of the current start tag.
+type rawAttr struct {
+	qname, prefix, local []byte
+	uri                  []byte // namespace URI; nil when none
+	value                []byte // normalised value
+	decl                 bool   // a namespace declaration (xmlns or xmlns:p)
+	vs, ve               int    // value span in t.valBuf when inBuf
+	inBuf                bool
+}
+
+// nsBind is a namespace binding in scope; prefix "" is the default namespace.
+type nsBind struct{ prefix, uri []byte }
+
+type openElem struct {
+	qname  []byte
+	uri    []byte
+	nsMark int
+}
+
+var (
+	bNSXML   = []byte(NSXML)
+	bNSXMLNS = []byte(NSXMLNS)
+	bXMLNS   = []byte("xmlns")
+	bXML     = []byte("xml")
+)
+
+// xmlTokenizer is the tokenizer state. Set raw (and optionally the limits,
+// fragment and the initial bindings in ns) and call next until tokEOF.
+type xmlTokenizer struct {
+	raw []byte
+	pos int
+
+	// The current token.
+	kind                      tokKind
+	start, end                int    // its span in raw
+	qname, prefix, local, uri []byte // tokStart, tokEnd
+	selfClosing               bool
+	attrs                     []rawAttr // tokStart
+	data                      []byte    // tokText, tokCDATA, tokComment, tokPI
+	target                    []byte    // tokPI
+	depth                     int       // elements open, the current one included for tokStart and tokEnd
+	maxDepth, maxElements     int       // 0: no limit
+	fragment                  bool      // content of an element: several top-level elements and text allowed
+	elements                  int
+	stack                     []openElem
+	ns                        []nsBind
+	valBuf                    []byte
+	popPending, endPending    bool
+	rootSeen, rootDone, begun bool
+	bigAttrSet                map[[2]string]bool
+}
+
+func (t *xmlTokenizer) fail(format string, args ...any) error {
+	line := 1 + bytes.Count(t.raw[:min(t.pos, len(t.raw))], []byte{'\n'})
+	return &Error{Code: CodeMalformedXML, Msg: fmt.Sprintf("line %d: %s", line, fmt.Sprintf(format, args...))}
+}
+
+func (t *xmlTokenizer) failAt(pos int, format string, args ...any) error {
+	t.pos = pos
+	return t.fail(format, args...)
+}
+
+// lookup resolves a prefix ("" = default namespace) in the current scope;
+// the default namespace unbound (or undeclared) resolves to nil, true.
+func (t *xmlTokenizer) lookup(prefix []byte) ([]byte, bool) {
+	if bytes.Equal(prefix, bXML) {
+		return bNSXML, true
+	}
+	for i := len(t.ns) - 1; i >= 0; i-- {
+		if bytes.Equal(t.ns[i].prefix, prefix) {
+			return t.ns[i].uri, true
+		}
+	}
+	if len(prefix) == 0 {
+		return nil, true
+	}
+	return nil, false
+}
+
+func isSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\n' || b == '\r' }
+
+// Character classes of ASCII bytes.
+const (
+	cNameStart = 1 << iota // NameStartChar (without ':', handled apart)
+	cName                  // NameChar (without ':')
+	cPlain                 // ordinary in text: needs no check beyond being ASCII
+)
+
+var asciiClass = func() (c [128]uint8) {
+	for b := 0x20; b < 0x80; b++ {
+		c[b] = cPlain
+	}
+	for _, b := range []byte{'&', '<', ']', '\r'} {
+		c[b] = 0
+	}
+	c['\t'], c['\n'] = cPlain, cPlain
+	for b := 'a'; b <= 'z'; b++ {
+		c[b] |= cNameStart | cName
+	}
+	for b := 'A'; b <= 'Z'; b++ {
+		c[b] |= cNameStart | cName
+	}
+	c['_'] |= cNameStart | cName
+	for b := '0'; b <= '9'; b++ {
+		c[b] |= cName
+	}
+	c['-'] |= cName
+	c['.'] |= cName
+	return c
+}()
+
+func isNameStartRune(r rune) bool {
+	switch {
+	case r < 0x80:
+		return asciiClass[r]&cNameStart != 0
+	case r >= 0xC0 && r <= 0xD6, r >= 0xD8 && r <= 0xF6, r >= 0xF8 && r <= 0x2FF,
+		r >= 0x370 && r <= 0x37D, r >= 0x37F && r <= 0x1FFF, r >= 0x200C && r <= 0x200D,
+		r >= 0x2070 && r <= 0x218F, r >= 0x2C00 && r <= 0x2FEF, r >= 0x3001 && r <= 0xD7FF,
+		r >= 0xF900 && r <= 0xFDCF, r >= 0xFDF0 && r <= 0xFFFD, r >= 0x10000 && r <= 0xEFFFF:
+		return true
+	}
+	return false
+}
+
+func isNameRune(r rune) bool {
+	if isNameStartRune(r) {
+		return true
+	}
+	return r == 0xB7 || (r >= 0x300 && r <= 0x36F) || (r >= 0x203F && r <= 0x2040) ||
+		(r < 0x80 && asciiClass[r]&cName != 0)
+}
+
+func isXMLChar(r rune) bool {
+	return r == 0x9 || r == 0xA || r == 0xD || (r >= 0x20 && r <= 0xD7FF) ||
+		(r >= 0xE000 && r <= 0xFFFD) || (r >= 0x10000 && r <= 0x10FFFF)
+}
+
+// name reads a QName at raw[i:]: it returns the end offset and the offset of
+// its colon (-1 if none). A name that is not a QName of Namespaces in XML is
+// an error.
+func (t *xmlTokenizer) name(i int) (end, colon int, err error) {
+	raw := t.raw
+	colon = -1
+	partStart := i
+	first := true
+	for i < len(raw) {
+		b := raw[i]
+		if b < 0x80 {
+			cl := asciiClass[b]
+			if first && cl&cNameStart != 0 || !first && cl&cName != 0 {
+				i++
+				first = false
+				continue
+			}
+			if b == ':' {
+				if colon >= 0 || i == partStart {
+					return 0, 0, t.failAt(i, "name is not a namespace-well-formed QName")
+				}
+				colon = i
+				i++
+				partStart = i
+				first = true
+				continue
+			}
+			break
+		}
+		r, size := utf8.DecodeRune(raw[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return 0, 0, t.failAt(i, "invalid UTF-8")
+		}
+		if first && !isNameStartRune(r) || !first && !isNameRune(r) {
+			if first && isNameRune(r) || !isXMLChar(r) {
+				return 0, 0, t.failAt(i, "invalid character %U in a name", r)
+			}
+			break
+		}
+		first = false
+		i += size
+	}
+	if i == partStart {
+		return 0, 0, t.failAt(i, "expected a name")
+	}
+	return i, colon, nil
+}
+
+// checkChars validates raw[s:e] as a sequence of Chars.
+func (t *xmlTokenizer) checkChars(s, e int) error {
+	raw := t.raw
+	for i := s; i < e; {
+		b := raw[i]
+		if b < 0x80 {
+			if b < 0x20 && b != '\t' && b != '\n' && b != '\r' {
+				return t.failAt(i, "invalid character %#x", b)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(raw[i:e])
+		if r == utf8.RuneError && size <= 1 {
+			return t.failAt(i, "invalid UTF-8")
+		}
+		if !isXMLChar(r) {
+			return t.failAt(i, "invalid character %U", r)
+		}
+		i += size
+	}
+	return nil
+}
+
+// decodeRef decodes the reference starting with '&' at b[i]; it returns the
+// character (predefined entity or character reference) and the offset past
+// the ';'. b must have been validated (or ok is false).
+func decodeRef(b []byte, i int) (r rune, next int, ok bool) {
+	j := i + 1
+	if j < len(b) && b[j] == '#' {
+		j++
+		base := rune(10)
+		if j < len(b) && b[j] == 'x' {
+			base = 16
+			j++
+		}
+		start := j
+		for ; j < len(b) && b[j] != ';'; j++ {
+			var d rune
+			c := b[j]
+			switch {
+			case c >= '0' && c <= '9':
+				d = rune(c - '0')
+			case base == 16 && c >= 'a' && c <= 'f':
+				d = rune(c-'a') + 10
+			case base == 16 && c >= 'A' && c <= 'F':
+				d = rune(c-'A') + 10
+			default:
+				return 0, 0, false
+			}
+			r = r*base + d
+			if r > 0x10FFFF {
+				return 0, 0, false
+			}
+		}
+		if j == start || j >= len(b) || !isXMLChar(r) {
+			return 0, 0, false
+		}
+		return r, j + 1, true
+	}
+	k := bytes.IndexByte(b[j:min(len(b), j+6)], ';')
+	if k < 0 {
+		return 0, 0, false
+	}
+	switch string(b[j : j+k]) {
+	case "lt":
+		r = '<'
+	case "gt":
+		r = '>'
+	case "amp":
+		r = '&'
+	case "apos":
+		r = '\''
+	case "quot":
+		r = '"'
+	default:
+		return 0, 0, false
+	}
+	return r, j + k + 1, true
+}
+
+// checkText validates character data raw[s:e] (no '<' inside).
+func (t *xmlTokenizer) checkText(s, e int) error {
+	raw := t.raw
+	for i := s; i < e; {
+		b := raw[i]
+		if b < 0x80 {
+			if asciiClass[b]&cPlain != 0 {
+				i++
+				continue
+			}
+			switch b {
+			case '&':
+				_, n, ok := decodeRef(raw[:e], i)
+				if !ok {
+					return t.failAt(i, "invalid or undefined entity or character reference")
+				}
+				i = n
+			case ']':
+				if i+2 < e && raw[i+1] == ']' && raw[i+2] == '>' {
+					return t.failAt(i, "]]> in character data")
+				}
+				i++
+			case '\r':
+				i++
+			default:
+				return t.failAt(i, "invalid character %#x", b)
+			}
+			continue
+		}
+		r, size := utf8.DecodeRune(raw[i:e])
+		if r == utf8.RuneError && size <= 1 {
+			return t.failAt(i, "invalid UTF-8")
+		}
+		if !isXMLChar(r) {
+			return t.failAt(i, "invalid character %U", r)
+		}
+		i += size
+	}
+	return nil
+}
+
+// next reads the next token.
+func (t *xmlTokenizer) next() (tokKind, error) {
+	if t.popPending {
+		t.popPending = false
+		top := t.stack[len(t.stack)-1]
+		t.ns = t.ns[:top.nsMark]
+		t.stack = t.stack[:len(t.stack)-1]
+		if len(t.stack) == 0 && !t.fragment {
+			t.rootDone = true
+		}
+	}
+	if t.endPending {
+		t.endPending = false
+		t.kind = tokEnd
+		top := t.stack[len(t.stack)-1]
+		t.start = t.end
+		t.depth = len(t.stack)
+		t.uri = top.uri
+		t.popPending = true
+		return tokEnd, nil
+	}
+	if !t.begun {
+		t.begun = true
+		if !t.fragment {
+			if bytes.HasPrefix(t.raw, []byte("\xEF\xBB\xBF")) {
+				t.pos = 3
+			}
+			if bytes.HasPrefix(t.raw[t.pos:], []byte("<?xml")) && len(t.raw) > t.pos+5 && (isSpace(t.raw[t.pos+5]) || t.raw[t.pos+5] == '?') {
+				if err := t.xmlDecl(); err != nil {
+					return 0, err
+				}
+			}
+		}
+	}
+	raw := t.raw
+	for {
+		if t.pos >= len(raw) {
+			if len(t.stack) > 0 {
+				return 0, t.fail("unexpected end of document inside <%s>", t.stack[len(t.stack)-1].qname)
+			}
+			if !t.rootSeen && !t.fragment {
+				return 0, t.fail("no document element")
+			}
+			t.kind = tokEOF
+			return tokEOF, nil
+		}
+		if raw[t.pos] != '<' {
+			s := t.pos
+			e := bytes.IndexByte(raw[s:], '<')
+			if e < 0 {
+				e = len(raw)
+			} else {
+				e += s
+			}
+			if len(t.stack) == 0 && !t.fragment {
+				for i := s; i < e; i++ {
+					if !isSpace(raw[i]) {
+						return 0, t.failAt(i, "text outside the document element")
+					}
+				}
+				t.pos = e
+				continue
+			}
+			if err := t.checkText(s, e); err != nil {
+				return 0, err
+			}
+			t.pos = e
+			t.kind, t.start, t.end, t.data = tokText, s, e, raw[s:e]
+			return tokText, nil
+		}
+		if t.pos+1 >= len(raw) {
+			return 0, t.fail("unexpected end of document")
+		}
+		switch raw[t.pos+1] {
+		case '/':
+			return t.endTag()
+		case '?':
+			k, err := t.pi()
+			if err != nil {
+				return 0, err
+			}
+			return k, nil
+		case '!':
+			switch {
+			case bytes.HasPrefix(raw[t.pos:], []byte("<!--")):
+				return t.comment()
+			case bytes.HasPrefix(raw[t.pos:], []byte("<![CDATA[")):
+				if len(t.stack) == 0 {
+					return 0, t.fail("CDATA section outside the document element")
+				}
+				s := t.pos + 9
+				k := bytes.Index(raw[s:], []byte("]]>"))
+				if k < 0 {
+					return 0, t.fail("unterminated CDATA section")
+				}
+				if err := t.checkChars(s, s+k); err != nil {
+					return 0, err
+				}
+				t.kind, t.start, t.end, t.data = tokCDATA, t.pos, s+k+3, raw[s:s+k]
+				t.pos = s + k + 3
+				return tokCDATA, nil
+			}
+			return 0, errorf(CodeDTDForbidden, "DOCTYPE and other markup declarations are not accepted")
+		default:
+			return t.startTag()
+		}
+	}
+}
+
+func (t *xmlTokenizer) comment() (tokKind, error) {
+	raw := t.raw
+	s := t.pos + 4
+	k := bytes.Index(raw[s:], []byte("--"))
+	if k < 0 {
+		return 0, t.fail("unterminated comment")
+	}
+	if s+k+2 >= len(raw) || raw[s+k+2] != '>' {
+		return 0, t.failAt(s+k, "-- inside a comment")
+	}
+	if err := t.checkChars(s, s+k); err != nil {
+		return 0, err
+	}
+	t.kind, t.start, t.end, t.data = tokComment, t.pos, s+k+3, raw[s:s+k]
+	t.pos = s + k + 3
+	return tokComment, nil
+}
+
+func (t *xmlTokenizer) pi() (tokKind, error) {
+	raw := t.raw
+	s := t.pos + 2
+	e, colon, err := t.name(s)
+	if err != nil {
+		return 0, err
+	}
+	if colon >= 0 {
+		return 0, t.failAt(s, "processing instruction target with a colon")
+	}
+	if e-s == 3 && (raw[s]|0x20) == 'x' && (raw[s+1]|0x20) == 'm' && (raw[s+2]|0x20) == 'l' {
+		return 0, t.failAt(s, "XML declaration not at the start of the document, or reserved PI target")
+	}
+	ds := e
+	if !bytes.HasPrefix(raw[e:], []byte("?>")) {
+		if e >= len(raw) || !isSpace(raw[e]) {
+			return 0, t.failAt(e, "bad processing instruction")
+		}
+		for ds < len(raw) && isSpace(raw[ds]) {
+			ds++
+		}
+	}
+	k := bytes.Index(raw[ds:], []byte("?>"))
+	if k < 0 {
+		return 0, t.fail("unterminated processing instruction")
+	}
+	if err := t.checkChars(ds, ds+k); err != nil {
+		return 0, err
+	}
+	t.kind, t.start, t.end = tokPI, t.pos, ds+k+2
+	t.target, t.data = raw[s:e], raw[ds:ds+k]
+	t.pos = ds + k + 2
+	return tokPI, nil
+}
+
+// xmlDecl reads the XML declaration at t.pos.
+func (t *xmlTokenizer) xmlDecl() error {
+	raw := t.raw
+	i := t.pos + 5
+	k := bytes.Index(raw[i:], []byte("?>"))
+	if k < 0 {
+		return t.fail("unterminated XML declaration")
+	}
+	end := i + k
+	// Pseudo-attributes in order: version (required), encoding, standalone.
+	names := []string{"version", "encoding", "standalone"}
+	next := 0
+	for {
+		sp := i
+		for i < end && isSpace(raw[i]) {
+			i++
+		}
+		if i == end {
+			break
+		}
+		if i == sp {
+			return t.failAt(i, "malformed XML declaration")
+		}
+		j := i
+		for j < end && raw[j] >= 'a' && raw[j] <= 'z' {
+			j++
+		}
+		n := string(raw[i:j])
+		found := false
+		for next < len(names) {
+			if names[next] == n {
+				found = true
+				next++
+				break
+			}
+			if next == 0 {
+				break // version first
+			}
+			next++
+		}
+		if !found {
+			return t.failAt(i, "malformed XML declaration")
+		}
+		i = j
+		for i < end && isSpace(raw[i]) {
+			i++
+		}
+		if i >= end || raw[i] != '=' {
+			return t.failAt(i, "malformed XML declaration")
+		}
+		i++
+		for i < end && isSpace(raw[i]) {
+			i++
+		}
+		if i >= end || (raw[i] != '"' && raw[i] != '\'') {
+			return t.failAt(i, "malformed XML declaration")
+		}
+		q := raw[i]
+		vs := i + 1
+		ve := bytes.IndexByte(raw[vs:end], q)
+		if ve < 0 {
+			return t.failAt(i, "malformed XML declaration")
+		}
+		v := string(raw[vs : vs+ve])
+		i = vs + ve + 1
+		switch n {
+		case "version":
+			if v != "1.0" {
+				return t.failAt(vs, "XML version %q is not supported", v)
+			}
+		case "encoding":
+			if !bytes.EqualFold([]byte(v), []byte("UTF-8")) {
+				return t.failAt(vs, "encoding %q is not supported; only UTF-8 is", v)
+			}
+		case "standalone":
+			if v != "yes" && v != "no" {
+				return t.failAt(vs, "malformed XML declaration")
+			}
+		}
+	}
+	if next == 0 {
+		return t.fail("XML declaration without version")
+	}
+	t.pos = end + 2
+	return nil
+}
+
+func (t *xmlTokenizer) endTag() (tokKind, error) {
+	raw := t.raw
+	s := t.pos + 2
+	e, _, err := t.name(s)
+	if err != nil {
+		return 0, err
+	}
+	i := e
+	for i < len(raw) && isSpace(raw[i]) {
+		i++
+	}
+	if i >= len(raw) || raw[i] != '>' {
+		return 0, t.failAt(i, "malformed end tag")
+	}
+	if len(t.stack) == 0 {
+		return 0, t.failAt(t.pos, "unexpected end tag </%s>", raw[s:e])
+	}
+	top := t.stack[len(t.stack)-1]
+	if !bytes.Equal(top.qname, raw[s:e]) {
+		return 0, t.failAt(t.pos, "element <%s> closed by </%s>", top.qname, raw[s:e])
+	}
+	t.kind, t.start, t.end = tokEnd, t.pos, i+1
+	t.qname = top.qname
+	t.uri = top.uri
+	t.setPrefixLocal(top.qname)
+	t.depth = len(t.stack)
+	t.pos = i + 1
+	t.popPending = true
+	return tokEnd, nil
+}
+
+func (t *xmlTokenizer) setPrefixLocal(q []byte) {
+	if c := bytes.IndexByte(q, ':'); c >= 0 {
+		t.prefix, t.local = q[:c], q[c+1:]
+	} else {
+		t.prefix, t.local = nil, q
+	}
+}
+
+func (t *xmlTokenizer) startTag() (tokKind, error) {
+	raw := t.raw
+	if t.rootDone {
+		return 0, t.fail("more than one document element")
+	}
+	t.elements++
+	if t.maxElements > 0 && t.elements > t.maxElements {
+		return 0, errorf(CodeTooComplex, "more than %d elements", t.maxElements)
+	}
+	if t.maxDepth > 0 && len(t.stack)+1 > t.maxDepth {
+		return 0, errorf(CodeTooComplex, "elements nested deeper than %d", t.maxDepth)
+	}
+	tagStart := t.pos
+	s := t.pos + 1
+	e, colon, err := t.name(s)
+	if err != nil {
+		return 0, err
+	}
+	qn := raw[s:e]
+	t.attrs = t.attrs[:0]
+	t.valBuf = t.valBuf[:0]
+	i := e
+	self := false
+	for {
+		sp := i
+		for i < len(raw) && isSpace(raw[i]) {
+			i++
+		}
+		if i >= len(raw) {
+			return 0, t.failAt(i, "unexpected end of document in a start tag")
+		}
+		if raw[i] == '>' {
+			i++
+			break
+		}
+		if raw[i] == '/' {
+			if i+1 >= len(raw) || raw[i+1] != '>' {
+				return 0, t.failAt(i, "malformed start tag")
+			}
+			i += 2
+			self = true
+			break
+		}
+		if i == sp {
+			return 0, t.failAt(i, "attributes must be separated by white space")
+		}
+		ns, nc, err := t.name(i)
+		if err != nil {
+			return 0, err
+		}
+		a := rawAttr{qname: raw[i:ns]}
+		if nc >= 0 {
+			a.prefix, a.local = raw[i:nc], raw[nc+1:ns]
+		} else {
+			a.local = a.qname
+		}
+		i = ns
+		for i < len(raw) && isSpace(raw[i]) {
+			i++
+		}
+		if i >= len(raw) || raw[i] != '=' {
+			return 0, t.failAt(i, "attribute %s without a value", a.qname)
+		}
+		i++
+		for i < len(raw) && isSpace(raw[i]) {
+			i++
+		}
+		if i >= len(raw) || (raw[i] != '"' && raw[i] != '\'') {
+			return 0, t.failAt(i, "unquoted attribute value")
+		}
+		q := raw[i]
+		vs := i + 1
+		k := bytes.IndexByte(raw[vs:], q)
+		if k < 0 {
+			return 0, t.failAt(i, "unterminated attribute value")
+		}
+		ve := vs + k
+		if err := t.attrValue(&a, vs, ve); err != nil {
+			return 0, err
+		}
+		t.attrs = append(t.attrs, a)
+		i = ve + 1
+	}
+	for j := range t.attrs {
+		if a := &t.attrs[j]; a.inBuf {
+			a.value = t.valBuf[a.vs:a.ve]
+		}
+	}
+	t.pos = i
+
+	// Namespaces: the declarations first, they apply to the element itself.
+	nsMark := len(t.ns)
+	for j := range t.attrs {
+		a := &t.attrs[j]
+		var p []byte
+		switch {
+		case a.prefix == nil && bytes.Equal(a.local, bXMLNS):
+			p = a.local[:0]
+		case bytes.Equal(a.prefix, bXMLNS):
+			p = a.local
+		default:
+			continue
+		}
+		a.decl = true
+		a.uri = bNSXMLNS
+		v := a.value
+		isXMLp := bytes.Equal(p, bXML)
+		if bytes.Equal(p, bXMLNS) || (isXMLp && !bytes.Equal(v, bNSXML)) || (len(p) > 0 && len(v) == 0) ||
+			(!isXMLp && (bytes.Equal(v, bNSXML) || bytes.Equal(v, bNSXMLNS))) {
+			t.ns = t.ns[:nsMark]
+			return 0, t.failAt(tagStart, "illegal namespace declaration of prefix %q", p)
+		}
+		if isXMLp {
+			continue
+		}
+		if a.inBuf {
+			v = bytes.Clone(v) // the scratch buffer is reused by the next tag
+		}
+		t.ns = append(t.ns, nsBind{prefix: p, uri: v})
+	}
+	if colon >= 0 {
+		t.prefix, t.local = raw[s:colon], raw[colon+1:e]
+	} else {
+		t.prefix, t.local = nil, qn
+	}
+	if bytes.Equal(t.prefix, bXMLNS) {
+		t.ns = t.ns[:nsMark]
+		return 0, t.failAt(tagStart, "element <%s> uses the reserved prefix xmlns", qn)
+	}
+	uri, ok := t.lookup(t.prefix)
+	if !ok {
+		t.ns = t.ns[:nsMark]
+		return 0, t.failAt(tagStart, "unbound namespace prefix %q on <%s>", t.prefix, qn)
+	}
+	for j := range t.attrs {
+		a := &t.attrs[j]
+		if a.decl || a.prefix == nil {
+			continue
+		}
+		u, ok := t.lookup(a.prefix)
+		if !ok || bytes.Equal(a.prefix, bXMLNS) {
+			t.ns = t.ns[:nsMark]
+			return 0, t.failAt(tagStart, "unbound namespace prefix %q on attribute %s", a.prefix, a.qname)
+		}
+		a.uri = u
+	}
+	if err := t.uniqueAttrs(tagStart, qn); err != nil {
+		t.ns = t.ns[:nsMark]
+		return 0, err
+	}
+	t.stack = append(t.stack, openElem{qname: qn, uri: uri, nsMark: nsMark})
+	t.rootSeen = true
+	t.kind, t.start, t.end = tokStart, tagStart, i
+	t.qname, t.uri, t.selfClosing = qn, uri, self
+	t.depth = len(t.stack)
+	if self {
+		t.endPending = true
+	}
+	return tokStart, nil
+}
+
+// uniqueAttrs refuses two attributes with the same expanded name.
+func (t *xmlTokenizer) uniqueAttrs(tagStart int, qn []byte) error {
+	n := len(t.attrs)
+	if n <= 24 {
+		for j := 1; j < n; j++ {
+			for k := 0; k < j; k++ {
+				if bytes.Equal(t.attrs[j].local, t.attrs[k].local) && bytes.Equal(t.attrs[j].uri, t.attrs[k].uri) &&
+					(t.attrs[j].uri == nil) == (t.attrs[k].uri == nil) {
+					return t.failAt(tagStart, "attribute %s appears twice on <%s>", t.attrs[j].qname, qn)
+				}
+			}
+		}
+		return nil
+	}
+	if t.bigAttrSet == nil {
+		t.bigAttrSet = map[[2]string]bool{}
+	}
+	clear(t.bigAttrSet)
+	for j := range t.attrs {
+		a := &t.attrs[j]
+		u := string(a.uri)
+		if a.uri == nil {
+			u = "\x00"
+		}
+		key := [2]string{u, string(a.local)}
+		if t.bigAttrSet[key] {
+			return t.failAt(tagStart, "attribute %s appears twice on <%s>", a.qname, qn)
+		}
+		t.bigAttrSet[key] = true
+	}
+	return nil
+}
+
+// attrValue validates and normalises the attribute value raw[vs:ve].
+func (t *xmlTokenizer) attrValue(a *rawAttr, vs, ve int) error {
+	raw := t.raw
+	clean := true
+	for i := vs; i < ve; {
+		b := raw[i]
+		if b < 0x80 {
+			switch {
+			case b == '&':
+				_, n, ok := decodeRef(raw[:ve], i)
+				if !ok {
+					return t.failAt(i, "invalid or undefined entity or character reference in an attribute value")
+				}
+				clean = false
+				i = n
+			case b == '<':
+				return t.failAt(i, "< in an attribute value")
+			case b == '\t' || b == '\n' || b == '\r':
+				clean = false
+				i++
+			case b < 0x20:
+				return t.failAt(i, "invalid character %#x", b)
+			default:
+				i++
+			}
+			continue
+		}
+		r, size := utf8.DecodeRune(raw[i:ve])
+		if r == utf8.RuneError && size <= 1 {
+			return t.failAt(i, "invalid UTF-8")
+		}
+		if !isXMLChar(r) {
+			return t.failAt(i, "invalid character %U", r)
+		}
+		i += size
+	}
+	if clean {
+		a.value = raw[vs:ve]
+		return nil
+	}
+	a.inBuf = true
+	a.vs = len(t.valBuf)
+	for i := vs; i < ve; {
+		switch b := raw[i]; b {
+		case '&':
+			r, n, _ := decodeRef(raw[:ve], i)
+			t.valBuf = utf8.AppendRune(t.valBuf, r)
+			i = n
+		case '\r':
+			t.valBuf = append(t.valBuf, ' ')
+			i++
+			if i < ve && raw[i] == '\n' {
+				i++
+			}
+		case '\t', '\n':
+			t.valBuf = append(t.valBuf, ' ')
+			i++
+		default:
+			t.valBuf = append(t.valBuf, b)
+			i++
+		}
+	}
+	a.ve = len(t.valBuf)
+	return nil
+}
