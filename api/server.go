@@ -75,6 +75,10 @@ type Profile struct {
 	Key    string          // key name in the KeyStore
 	Sign   wss.SignOptions // Limits, Now and Rand are set by the server
 	Access Access
+	// Encrypt names an encrypt profile applied after signing
+	// (sign-then-encrypt) or, with EncryptBeforeSign, before it.
+	Encrypt           string
+	EncryptBeforeSign bool
 }
 
 // Config configures the handler. Its fields are the reference.
@@ -329,6 +333,11 @@ func (s *Server) handleSign(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if p.Encrypt != "" && p.EncryptBeforeSign {
+		if body, err = s.encryptWithProfile(r, p.Encrypt, body); err != nil {
+			return err
+		}
+	}
 	opts := p.Sign
 	opts.Limits = s.cfg.Limits
 	opts.Now = s.cfg.Now
@@ -345,11 +354,17 @@ func (s *Server) handleSign(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
+	out := res.Envelope
+	if p.Encrypt != "" && !p.EncryptBeforeSign {
+		if out, err = s.encryptWithProfile(r, p.Encrypt, out); err != nil {
+			return err
+		}
+	}
 	h := w.Header()
 	h.Set("Content-Type", r.Header.Get("Content-Type"))
 	h.Set("Wssignd-Key", p.Key)
 	h.Set("Wssignd-Cert-Serial", certSerial(cred.Chain[0]))
-	_, _ = w.Write(res.Envelope)
+	_, _ = w.Write(out)
 	return nil
 }
 

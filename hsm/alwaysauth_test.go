@@ -29,13 +29,6 @@ func TestAlwaysAuthenticateKey(t *testing.T) {
 	if !k.attrs.AlwaysAuthenticate {
 		t.Fatal("SoftHSM2 did not set CKA_ALWAYS_AUTHENTICATE")
 	}
-	// Without the context-specific login the token refuses to sign.
-	d := sha256.Sum256([]byte("no auth"))
-	if _, err := tok.admin(func(p *pkcs11.Ctx, sh pkcs11.SessionHandle, gen uint64) ([]byte, error) {
-		return rawSign(p, sh, k.handle, k.pub, d[:], crypto.SHA256, nil)
-	}); err == nil {
-		t.Fatal("the always-authenticate key signed without a context-specific login")
-	}
 	cert, err := SelfSignedCertificate(s, "qes", time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -69,5 +62,13 @@ func TestAlwaysAuthenticateKey(t *testing.T) {
 	wg.Wait()
 	if st := tok.State(); st != StateOnline {
 		t.Errorf("state %s after always-authenticate signing", st)
+	}
+	// Without the context-specific login the token refuses to sign (CKR_USER_NOT_LOGGED_IN, which
+	// also starts a recovery: done last).
+	d := sha256.Sum256([]byte("no auth"))
+	if _, err := tok.admin(func(p *pkcs11.Ctx, sh pkcs11.SessionHandle, gen uint64) ([]byte, error) {
+		return rawSign(p, sh, k.handle, k.pub, d[:], crypto.SHA256, nil)
+	}); err == nil {
+		t.Fatal("the always-authenticate key signed without a context-specific login")
 	}
 }

@@ -122,6 +122,13 @@ type Config struct {
 	// DefaultRetryMin and DefaultRetryMax.
 	RetryMin, RetryMax time.Duration
 
+	// KeepAlive, when positive, makes the Token probe itself this often while it is online: a
+	// signature over a random digest with the first key handed out, verified with its public key
+	// (C_GetTokenInfo while it has no key). HSMs drop idle sessions and network links die
+	// quietly; a failed probe takes the token through recovery like a failed call, before a
+	// request finds out. Status reports the last probe. 0 disables it.
+	KeepAlive time.Duration
+
 	// Log receives lifecycle events only (token opened, lost, recovered and closed, keys found,
 	// PIN counter warnings), never per-operation events and never the PIN. nil discards them.
 	Log *slog.Logger
@@ -174,6 +181,10 @@ type Status struct {
 	Recoveries uint64
 	// Overdue counts calls still in the module after their deadline.
 	Overdue int64
+	// LastProbe is when the last keep-alive probe finished (zero without Config.KeepAlive);
+	// LastProbeErr is its error, empty when it passed.
+	LastProbe    time.Time
+	LastProbeErr string
 }
 
 // Token is an open, logged-in PKCS#11 token. All methods are safe for concurrent use.
@@ -201,6 +212,10 @@ type Token struct {
 	hasLogin bool
 	idle     []pkcs11.SessionHandle
 	keys     []*keyEntry
+
+	lastProbe    time.Time // guarded by mu
+	lastProbeErr error     // guarded by mu
+	done         chan struct{}
 
 	countLow   atomic.Bool
 	overdue    atomic.Int64
@@ -300,6 +315,7 @@ func Open(cfg Config) (*Token, error) {
 		serial:    info.SerialNumber,
 		permits:   make(chan struct{}, sessionLimit(maxSessions, info)-1),
 		state:     StateOffline,
+		done:      make(chan struct{}),
 	}
 	if l := m.logins[t.loginKey]; l != nil && subtle.ConstantTimeCompare(l.pin[:], t.pinHash[:]) != 1 {
 		return fail(ErrPINMismatch)
@@ -321,6 +337,9 @@ func Open(cfg Config) (*Token, error) {
 	m.tokens[t] = struct{}{}
 	modulesMu.Unlock()
 	m.unlock()
+	if cfg.KeepAlive > 0 {
+		go t.keepAlive(cfg.KeepAlive)
+	}
 	log.Info("token opened", "token", info.Label, "serial", info.SerialNumber, "module", module,
 		"manufacturer", info.ManufacturerID, "model", info.Model, "max_sessions", cap(t.permits)+1)
 	return t, nil
@@ -446,7 +465,10 @@ func (t *Token) State() State {
 // Status returns a snapshot of the token's health at once, without calling into the module.
 func (t *Token) Status() Status {
 	t.mu.Lock()
-	st := Status{State: t.state, PINCountLow: t.countLow.Load(), Recoveries: t.recoveries.Load(), Overdue: t.overdue.Load()}
+	st := Status{State: t.state, PINCountLow: t.countLow.Load(), Recoveries: t.recoveries.Load(), Overdue: t.overdue.Load(), LastProbe: t.lastProbe}
+	if t.lastProbeErr != nil {
+		st.LastProbeErr = t.lastProbeErr.Error()
+	}
 	if t.stateErr != nil {
 		st.Err = t.stateErr.Error()
 	}
@@ -558,6 +580,7 @@ func (t *Token) Close() error {
 	t.mu.Lock()
 	t.state, t.stateErr = StateClosed, ErrClosed
 	t.mu.Unlock()
+	close(t.done)
 	m := t.m
 	modulesMu.Lock()
 	delete(m.tokens, t)

@@ -284,3 +284,28 @@ func TestHungHSM(t *testing.T) {
 		t.Errorf("sign after SIGCONT: %v", err)
 	}
 }
+
+// TestKeepAliveDetectsOutage: with Config.KeepAlive and no caller at all, the token notices that
+// the HSM went away (state leaves online) and comes back by itself once it returns.
+func TestKeepAliveDetectsOutage(t *testing.T) {
+	srv, tok, _ := p11KitToken(t, func(c *hsm.Config) { c.KeepAlive = 20 * time.Millisecond })
+	if _, err := tok.FindKey(hsmtest.ECRef); err != nil {
+		t.Fatal(err)
+	}
+	waitState := func(what string, cond func(hsm.Status) bool) {
+		t.Helper()
+		deadline := time.After(30 * time.Second)
+		for !cond(tok.Status()) {
+			select {
+			case <-deadline:
+				t.Fatalf("%s: not within 30s: %+v", what, tok.Status())
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	waitState("a passing probe", func(s hsm.Status) bool { return !s.LastProbe.IsZero() && s.LastProbeErr == "" })
+	srv.Kill()
+	waitState("outage noticed without callers", func(s hsm.Status) bool { return s.State != hsm.StateOnline })
+	srv.Start()
+	waitState("back online", func(s hsm.Status) bool { return s.State == hsm.StateOnline && s.Recoveries >= 1 })
+}

@@ -246,3 +246,53 @@ func (t *Token) ambiguousFailure(err error) bool {
 	_, perr := t.m.p.GetTokenInfo(slot)
 	return perr == nil
 }
+
+// keepAlive probes the token every interval while it is online, until Close.
+func (t *Token) keepAlive(interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.done:
+			return
+		case <-tick.C:
+		}
+		if t.State() != StateOnline {
+			continue // recovery, not the probe, deals with it
+		}
+		err := t.probe(context.Background())
+		t.mu.Lock()
+		t.lastProbe, t.lastProbeErr = time.Now(), err
+		t.mu.Unlock()
+		if err != nil {
+			t.log.Warn("keep-alive probe failed", "token", t.label, "err", err)
+		}
+	}
+}
+
+// probe signs a random digest with the first key handed out and verifies the signature, or
+// reads the token information when no key was handed out yet.
+func (t *Token) probe(ctx context.Context) error {
+	t.mu.Lock()
+	var k *keyEntry
+	if len(t.keys) > 0 {
+		k = t.keys[0]
+	}
+	t.mu.Unlock()
+	_, err := t.do(ctx, t.opTimeout, false, func(p *pkcs11.Ctx, sh pkcs11.SessionHandle, gen uint64) ([]byte, error) {
+		if k == nil {
+			_, err := p.GetSessionInfo(sh)
+			return nil, err
+		}
+		h, err := k.handleFor(gen)
+		if err != nil {
+			return nil, err
+		}
+		if k.attrs.AlwaysAuthenticate {
+			k.useMu.Lock()
+			defer k.useMu.Unlock()
+		}
+		return nil, selfTest(p, sh, h, k.pub, k.auth())
+	})
+	return err
+}

@@ -370,9 +370,10 @@ func streamSinks(t *xmlTokenizer, start func(t *xmlTokenizer) tokenSink) error {
 
 // canonicalizeRawNth writes the exclusive canonical form (without comments)
 // of the n-th element (document order, 0 = the document element) of the
-// document raw to w. It reports false when there is no such element.
-func canonicalizeRawNth(w io.Writer, raw []byte, n int, inclusive []string) (bool, error) {
-	t := &xmlTokenizer{raw: raw}
+// document raw to w. It reports false when there is no such element. With
+// legacy, attribute values are read as encoding/xml does (see legacyAttrWS).
+func canonicalizeRawNth(w io.Writer, raw []byte, n int, inclusive []string, legacy bool) (bool, error) {
+	t := &xmlTokenizer{raw: raw, legacyAttrWS: legacy}
 	var sink *c14nSink
 	i := 0
 	err := streamSinks(t, func(t *xmlTokenizer) tokenSink {

@@ -802,7 +802,7 @@ func (s *signer) digestReferences(draft []byte) ([]string, error) {
 	}
 	pass := func(start func(i int) tokenSink) error {
 		seen := make([]bool, len(s.refs))
-		t := &xmlTokenizer{raw: draft}
+		t := &xmlTokenizer{raw: draft, legacyAttrWS: true}
 		err := streamSinks(t, func(t *xmlTokenizer) tokenSink {
 			i, ok := idAttrValue(t, want)
 			if !ok || seen[i] {
@@ -880,7 +880,7 @@ func (s *signer) securityFragment(digests []string) ([]byte, nsScope) {
 func (s *signer) canonicalizeSignedInfo(w io.Writer, digests []string) error {
 	pass := func(sink tokenSink) error {
 		frag, scope := s.securityFragment(digests)
-		t := &xmlTokenizer{raw: frag, fragment: true}
+		t := &xmlTokenizer{raw: frag, fragment: true, legacyAttrWS: true}
 		for p, u := range scope {
 			if p != "xml" {
 				t.ns = append(t.ns, nsBind{prefix: []byte(p), uri: []byte(u)})

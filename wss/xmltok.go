@@ -83,6 +83,11 @@ type xmlTokenizer struct {
 	depth                     int       // elements open, the current one included for tokStart and tokEnd
 	maxDepth, maxElements     int       // 0: no limit
 	fragment                  bool      // content of an element: several top-level elements and text allowed
+	// legacyAttrWS reads attribute values as encoding/xml (and so etree and
+	// CanonicalizeExclusive) does: line ends normalised to LF, but literal
+	// TAB and LF kept instead of becoming spaces (XML 1.0 §3.3.3). The
+	// signing path uses it so that its digests equal the verifier's.
+	legacyAttrWS              bool
 	elements                  int
 	stack                     []openElem
 	ns                        []nsBind
@@ -846,7 +851,12 @@ func (t *xmlTokenizer) attrValue(a *rawAttr, vs, ve int) error {
 				i = n
 			case b == '<':
 				return t.failAt(i, "< in an attribute value")
-			case b == '\t' || b == '\n' || b == '\r':
+			case b == '\t' || b == '\n':
+				if !t.legacyAttrWS {
+					clean = false
+				}
+				i++
+			case b == '\r':
 				clean = false
 				i++
 			case b < 0x20:
@@ -878,13 +888,21 @@ func (t *xmlTokenizer) attrValue(a *rawAttr, vs, ve int) error {
 			t.valBuf = utf8.AppendRune(t.valBuf, r)
 			i = n
 		case '\r':
-			t.valBuf = append(t.valBuf, ' ')
+			if t.legacyAttrWS {
+				t.valBuf = append(t.valBuf, '\n')
+			} else {
+				t.valBuf = append(t.valBuf, ' ')
+			}
 			i++
 			if i < ve && raw[i] == '\n' {
 				i++
 			}
 		case '\t', '\n':
-			t.valBuf = append(t.valBuf, ' ')
+			if t.legacyAttrWS {
+				t.valBuf = append(t.valBuf, b)
+			} else {
+				t.valBuf = append(t.valBuf, ' ')
+			}
 			i++
 		default:
 			t.valBuf = append(t.valBuf, b)

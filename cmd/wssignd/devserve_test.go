@@ -59,6 +59,34 @@ func TestDevConfigServes(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(dec), "<inv:Number>2026-0042</inv:Number>") {
 		t.Fatalf("decrypt: %d %s", resp.StatusCode, dec)
 	}
+	// Sign-then-encrypt: decrypting gives back an envelope whose signature
+	// verifies. Encrypt-then-sign: the signature verifies over the
+	// encrypted Body, and the Body then decrypts.
+	resp, ste := d.do(t, "POST", "/v1/soap/sign?profile=sign-then-encrypt", "text/xml", in)
+	if resp.StatusCode != 200 || strings.Contains(string(ste), "2026-0042") {
+		t.Fatalf("sign-then-encrypt: %d %s", resp.StatusCode, ste)
+	}
+	resp, dec = d.do(t, "POST", "/v1/soap/decrypt?profile=default", "text/xml", ste)
+	if resp.StatusCode != 200 {
+		t.Fatalf("decrypt of sign-then-encrypt: %d %s", resp.StatusCode, dec)
+	}
+	resp, body = d.do(t, "POST", "/v1/soap/verify?profile=default", "text/xml", dec)
+	if resp.StatusCode != 200 || json.Unmarshal(body, &verdict) != nil || !verdict.Valid {
+		t.Fatalf("verify after sign-then-encrypt and decrypt: %d %s", resp.StatusCode, body)
+	}
+	resp, ets := d.do(t, "POST", "/v1/soap/sign?profile=encrypt-then-sign", "text/xml", in)
+	if resp.StatusCode != 200 || strings.Contains(string(ets), "2026-0042") {
+		t.Fatalf("encrypt-then-sign: %d %s", resp.StatusCode, ets)
+	}
+	resp, body = d.do(t, "POST", "/v1/soap/verify?profile=default", "text/xml", ets)
+	if resp.StatusCode != 200 || json.Unmarshal(body, &verdict) != nil || !verdict.Valid {
+		t.Fatalf("verify of encrypt-then-sign: %d %s", resp.StatusCode, body)
+	}
+	resp, dec = d.do(t, "POST", "/v1/soap/decrypt?profile=default", "text/xml", ets)
+	if resp.StatusCode != 200 || !strings.Contains(string(dec), "<inv:Number>2026-0042</inv:Number>") {
+		t.Fatalf("decrypt of encrypt-then-sign: %d %s", resp.StatusCode, dec)
+	}
+
 	resp, body = d.do(t, "POST", "/v1/keys/dev-rsa/sign", "application/json",
 		[]byte(`{"digest":"47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=","hash":"SHA-256","scheme":"pkcs1v15"}`))
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `"signature"`) {

@@ -311,6 +311,21 @@ allow_recipient_header = true
 key_transport = "rsa-oaep-mgf1p"
 allow_users = ["{{.User}}"]
 
+# Sign, then encrypt the signed Body for the encrypt profile's recipient
+# (the Signature stays valid after decryption); and the other order.
+[profiles.sign-then-encrypt]
+key = "dev-rsa"
+preset = "bsp-default"
+encrypt = "default"
+allow_users = ["{{.User}}"]
+
+[profiles.encrypt-then-sign]
+key = "dev-rsa"
+preset = "bsp-default"
+encrypt = "default"
+encrypt_before_sign = true
+allow_users = ["{{.User}}"]
+
 # Decryption with the development RSA key, inside the token.
 [decrypt.default]
 key = "dev-rsa"

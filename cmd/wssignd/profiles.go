@@ -30,7 +30,7 @@ func buildProfiles(c *config.Config, ks *keyStore) (map[string]*api.Profile, err
 		if err != nil {
 			probs = append(probs, fmt.Sprintf("profiles.%s: %v", name, err))
 		}
-		ap := &api.Profile{Key: p.Key, Sign: opts}
+		ap := &api.Profile{Key: p.Key, Sign: opts, Encrypt: p.Encrypt, EncryptBeforeSign: p.EncryptBeforeSign}
 		acc, err := resolveAccess(p.AllowUsers, p.AllowGroups)
 		if err != nil {
 			probs = append(probs, fmt.Sprintf("profiles.%s: %v", name, err))

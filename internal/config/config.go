@@ -316,6 +316,12 @@ func (c *Config) validate() []string {
 			bad("profiles."+name+".key", "no key named %q", p.Key)
 		}
 		probs = append(probs, p.validate("profiles."+name)...)
+		if _, ok := c.Encrypt[p.Encrypt]; p.Encrypt != "" && !ok {
+			bad("profiles."+name+".encrypt", "no encrypt profile named %q", p.Encrypt)
+		}
+		if p.EncryptBeforeSign && p.Encrypt == "" {
+			bad("profiles."+name+".encrypt_before_sign", "needs encrypt")
+		}
 	}
 	for _, name := range sortedKeys(c.Verify) {
 		probs = append(probs, c.Verify[name].validate("verify."+name, c)...)

@@ -78,6 +78,12 @@ type Profile struct {
 	// AllowGroups are group names or numeric gids (primary or
 	// supplementary) that may use this profile.
 	AllowGroups []string `toml:"allow_groups"`
+	// Encrypt names an [encrypt.NAME] profile: the envelope is encrypted
+	// for its recipient after signing (sign-then-encrypt, the default) or,
+	// with EncryptBeforeSign, before (encrypt-then-sign).
+	Encrypt string `toml:"encrypt"`
+	// EncryptBeforeSign selects encrypt-then-sign.
+	EncryptBeforeSign bool `toml:"encrypt_before_sign"`
 }
 
 // Presets, TokenReferences and Layouts are the accepted names; package wss
