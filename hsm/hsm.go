@@ -381,7 +381,9 @@ func (t *Token) attach() error {
 		t.log.Error("token reports one pin attempt left before lock-out; not logging in", attrs...)
 		return err
 	case info.Flags&pkcs11.CKF_USER_PIN_INITIALIZED == 0:
-		err := errors.New("the user pin is not initialised")
+		// A token being initialised shows this between its label and its user PIN: not a
+		// login problem, try again later.
+		err := unavailable("the user pin is not initialised")
 		t.markDown(StateOffline, err)
 		return err
 	}

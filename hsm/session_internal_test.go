@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"errors"
 	"testing"
@@ -124,5 +125,37 @@ func TestModuleRecoveryDirect(t *testing.T) {
 	}
 	if tok.Status().Recoveries != 1 {
 		t.Errorf("recoveries = %d, want 1", tok.Status().Recoveries)
+	}
+}
+
+// TestCheckSign: the token reports the mechanisms of its RSA and EC keys (C_GetMechanismInfo).
+func TestCheckSign(t *testing.T) {
+	tok, _ := newTestToken(t)
+	for _, ref := range []KeyRef{{Label: "r", ID: []byte{1}}, {Label: "e", ID: []byte{2}}} {
+		var s crypto.Signer
+		var err error
+		if ref.Label == "r" {
+			s, err = tok.GenerateRSA(ref, 2048)
+		} else {
+			s, err = tok.GenerateEC(ref, elliptic.P384())
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := &Key{Ref: ref, Signer: s}
+		if err := k.CheckSign(context.Background(), crypto.SHA256); err != nil {
+			t.Errorf("%s: %v", ref.Label, err)
+		}
+		if ref.Label == "r" {
+			if err := k.CheckSign(context.Background(), &rsa.PSSOptions{Hash: crypto.SHA256, SaltLength: rsa.PSSSaltLengthEqualsHash}); err != nil {
+				t.Errorf("pss: %v", err)
+			}
+		}
+	}
+	if err := tok.checkMechanism(context.Background(), pkcs11.CKM_RSA_PKCS, pkcs11.CKF_SIGN, 64); !errors.Is(err, ErrMechanism) {
+		t.Errorf("64-bit RSA: %v, want ErrMechanism", err)
+	}
+	if err := tok.checkMechanism(context.Background(), pkcs11.CKM_VENDOR_DEFINED+0x1234, pkcs11.CKF_SIGN, 0); !errors.Is(err, ErrMechanism) {
+		t.Errorf("unknown mechanism: %v, want ErrMechanism", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"io"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -156,4 +157,38 @@ func BenchmarkSignXMLOverhead(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkSignPeakMemory signs the 10 MB envelope (XML overhead only, as
+// BenchmarkSignXMLOverhead) and reports the memory a sign costs relative to
+// the envelope: alloc-x is the bytes allocated per sign ÷ the envelope size
+// (an upper bound of the peak live heap one sign adds), heapsys-x the Go
+// heap obtained from the OS after the run ÷ the envelope size.
+func BenchmarkSignPeakMemory(b *testing.B) {
+	cred := benchCredential(b, "rsa2048")
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	env := benchEnvelope(10 << 20)
+	rs := &replaySigner{Signer: cred.Signer, sigs: map[string][]byte{}}
+	c := Credential{Signer: rs, Chain: cred.Chain}
+	opts := SignOptions{Now: func() time.Time { return now }}
+	sign := func() {
+		opts.Rand = &constReader{}
+		if _, err := Sign(env, c, opts); err != nil {
+			b.Fatal(err)
+		}
+	}
+	sign()
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	b.SetBytes(int64(len(env)))
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		sign()
+		n++
+	}
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(n)/float64(len(env)), "alloc-x")
+	b.ReportMetric(float64(after.HeapSys)/float64(len(env)), "heapsys-x")
 }

@@ -14,7 +14,7 @@ import (
 // §3.3.3 attribute-value normalisation makes the streaming canonicaliser
 // (which applies it) and CanonicalizeExclusive (encoding/xml does not)
 // legitimately differ; libxml2 agrees with the streaming one
-// (TestC14NStreamOracle covers such documents).
+// (TestC14NStreamLibxml2 covers such documents).
 func hasLiteralAttrWhitespace(data []byte) bool {
 	t := &xmlTokenizer{raw: data}
 	for {
@@ -26,18 +26,8 @@ func hasLiteralAttrWhitespace(data []byte) bool {
 			continue
 		}
 		for _, a := range t.attrs {
-			if !a.inBuf {
-				continue
-			}
-			// The raw value span: between the name and the closing quote.
-			if i := bytes.Index(data[t.start:t.end], a.qname); i >= 0 {
-				rest := data[t.start+i+len(a.qname):]
-				if q := bytes.IndexAny(rest, `"'`); q >= 0 {
-					e := bytes.IndexByte(rest[q+1:], rest[q])
-					if e >= 0 && bytes.ContainsAny(rest[q+1:q+1+e], "\t\r\n") {
-						return true
-					}
-				}
+			if a.litWS {
+				return true
 			}
 		}
 	}
@@ -48,10 +38,12 @@ func hasLiteralAttrWhitespace(data []byte) bool {
 // libxml2): for any input that etree parses and the tokenizer accepts, the
 // canonical forms of the root and of several subtrees, without and with an
 // InclusiveNamespaces PrefixList (the visibly used prefixes, and "#default"
-// with them), must be byte-identical. Inputs whose attribute values hold
-// literal whitespace are excluded (see hasLiteralAttrWhitespace). Where
-// the tokenizer accepts a document, etree must accept it too (the tokenizer
-// is at least as strict), except for the documented differences.
+// with them), must be byte-identical. The tokenizer's compat mode (used by
+// Sign: encoding/xml's reading of attribute values and names) is compared
+// on every such input; its XML 1.0 mode only where no attribute value holds
+// literal whitespace (see hasLiteralAttrWhitespace). Where the compat
+// tokenizer accepts a document, etree must accept it too, so that Sign
+// never produces an envelope the verifier cannot read.
 //
 //	go test ./wss -run '^$' -fuzz FuzzC14NDifferential -fuzztime 10m
 func FuzzC14NDifferential(f *testing.F) {
@@ -80,21 +72,25 @@ func FuzzC14NDifferential(f *testing.F) {
 	f.Add(genEnvelope(3))
 
 	f.Fuzz(func(t *testing.T, data []byte) {
-		// The tokenizer must never panic, whatever etree thinks.
-		tk := &xmlTokenizer{raw: data}
-		tokErr := streamSinks(tk, nil)
+		// The tokenizer must never panic, whatever etree thinks; in its
+		// compat mode it must accept only what etree accepts.
+		tokErr := streamSinks(&xmlTokenizer{raw: data, compat: true}, nil)
+		_ = streamSinks(&xmlTokenizer{raw: data}, nil)
 
 		doc := etree.NewDocument()
 		doc.ReadSettings.PreserveCData = true
 		if err := doc.ReadFromBytes(data); err != nil || doc.Root() == nil {
+			if tokErr == nil {
+				t.Fatalf("the tokenizer accepts what etree refuses (%v): %q", err, data)
+			}
 			return
 		}
 		if tokErr != nil {
 			return // stricter than etree (e.g. a name of the 5th edition, a reserved PI target, xmlns:p="")
 		}
-		// Spec mode (XML 1.0 §3.3.3 attribute-value normalisation) is
-		// compared only where no attribute value holds literal whitespace;
-		// legacy mode (the signing path's) is compared everywhere.
+		// XML 1.0 mode (§3.3.3 attribute-value normalisation) is compared
+		// only where no attribute value holds literal whitespace; compat
+		// mode (the signing path's) everywhere.
 		modes := []bool{true}
 		if !hasLiteralAttrWhitespace(data) {
 			modes = append(modes, false)
@@ -133,10 +129,10 @@ func FuzzC14NDifferential(f *testing.F) {
 					var got bytes.Buffer
 					ok, err := canonicalizeRawNth(&got, data, i, pl, legacy)
 					if err != nil || !ok {
-						t.Fatalf("stream canonicaliser: element %d: ok=%v err=%v", i, ok, err)
+						t.Fatalf("stream canonicaliser (compat=%v): element %d: ok=%v err=%v", legacy, i, ok, err)
 					}
 					if !bytes.Equal(got.Bytes(), want.Bytes()) {
-						t.Fatalf("element %d <%s> PrefixList %q legacy=%v:\nstream %q\n etree %q", i, el.FullTag(), pl, legacy, got.Bytes(), want.Bytes())
+						t.Fatalf("element %d <%s> PrefixList %q compat=%v:\nstream %q\n etree %q", i, el.FullTag(), pl, legacy, got.Bytes(), want.Bytes())
 					}
 				}
 			}

@@ -826,3 +826,85 @@ func BenchmarkCanonicalizeExclusive(b *testing.B) {
 		}
 	})
 }
+
+// preorderIndex is the document-order index of el below root (0 = root).
+func preorderIndex(root, el *etree.Element) int {
+	n, found := 0, -1
+	var walk func(*etree.Element)
+	walk = func(e *etree.Element) {
+		if e == el {
+			found = n
+		}
+		n++
+		for _, c := range e.ChildElements() {
+			walk(c)
+		}
+	}
+	walk(root)
+	return found
+}
+
+// TestC14NStreamLibxml2 runs the streaming canonicaliser of the signing
+// path (c14nstream.go, in its XML 1.0 attribute mode) over the same corpus
+// as TestCanonicalizeExclusiveLibxml2, plus generated documents and
+// documents whose attribute values hold literal TAB/CR/LF (where it
+// normalises per XML 1.0 §3.3.3 and CanonicalizeExclusive cannot): for the
+// root and the elements at depth 1 and 2, with several PrefixLists, its
+// output must equal libxml2's (without comments, the variant Sign uses).
+func TestC14NStreamLibxml2(t *testing.T) {
+	files := loadCorpus(t)
+	dir := t.TempDir()
+	extra := []string{
+		"<a x=\"1\t2\n3\r\n4\r5\" y=\"&#9;&#10;&#13;\"><b z=\"\n\"/></a>",
+		"<p:a xmlns:p=\"urn:p\" p:x=\" \t lead\"><p:b q=\"&amp;\t&lt;\"/>t\r\nu\rv</p:a>",
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 50 {
+		extra = append(extra, string(randomNSDoc(r)))
+	}
+	for i, s := range extra {
+		path := filepath.Join(dir, fmt.Sprintf("x%03d.xml", i))
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, corpusFile{name: filepath.Base(path), path: path, doc: parseDoc(t, []byte(s))})
+	}
+	var jobs []oracleJob
+	var ours [][]byte
+	var names []string
+	for _, f := range files {
+		data, err := os.ReadFile(f.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		root := f.doc.Root()
+		all := declaredPrefixes(root)
+		for _, path := range subtreePaths(root, f.subtreeLimit) {
+			el := elementAt(root, path)
+			for _, prefixes := range [][]string{nil, {"#default"}, all, VisiblyUsedPrefixes(el)} {
+				var buf bytes.Buffer
+				ok, err := canonicalizeRawNth(&buf, data, preorderIndex(root, el), prefixes, false)
+				if err != nil || !ok {
+					t.Fatalf("%s path=%v: stream canonicaliser: ok=%v %v", f.name, path, ok, err)
+				}
+				jobs = append(jobs, oracleJob{File: f.path, Path: path, Prefixes: prefixes})
+				ours = append(ours, buf.Bytes())
+				names = append(names, f.name)
+			}
+		}
+	}
+	results := runLxmlOracle(t, jobs)
+	passed := 0
+	for i, res := range results {
+		j := jobs[i]
+		switch {
+		case res.Err != "":
+			t.Errorf("%s path=%v: libxml2 failed: %s", names[i], j.Path, res.Err)
+		case !bytes.Equal(ours[i], res.Out):
+			t.Errorf("%s path=%v prefixes=%q: stream output differs from libxml2: %s", names[i], j.Path, j.Prefixes, diffBytes(ours[i], res.Out))
+		default:
+			passed++
+		}
+	}
+	t.Logf("%d/%d libxml2 (lxml) comparisons of the streaming canonicaliser passed over %d documents", passed, len(jobs), len(files))
+}

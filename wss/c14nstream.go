@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"io"
 	"slices"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -146,8 +147,12 @@ type c14nSink struct {
 	depth     int
 }
 
+// c14nBufPool recycles the output buffers of c14nSinks.
+var c14nBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// newC14NSink returns a sink writing to w; release returns its buffer.
 func newC14NSink(w io.Writer, inclusive []string) *c14nSink {
-	c := &c14nSink{out: c14nOut{w: w, buf: make([]byte, 0, 8<<10)}}
+	c := &c14nSink{out: c14nOut{w: w, buf: (*c14nBufPool.Get().(*[]byte))[:0]}}
 	for _, p := range inclusive {
 		if p == "#default" {
 			p = ""
@@ -158,6 +163,13 @@ func newC14NSink(w io.Writer, inclusive []string) *c14nSink {
 		c.inclusive = append(c.inclusive, []byte(p))
 	}
 	return c
+}
+
+// release gives the sink's buffer back to the pool; the sink is unusable after.
+func (c *c14nSink) release() {
+	b := c.out.buf[:0]
+	c.out.buf = nil
+	c14nBufPool.Put(&b)
 }
 
 func (c *c14nSink) renderedURI(prefix []byte) []byte {
@@ -371,9 +383,9 @@ func streamSinks(t *xmlTokenizer, start func(t *xmlTokenizer) tokenSink) error {
 // canonicalizeRawNth writes the exclusive canonical form (without comments)
 // of the n-th element (document order, 0 = the document element) of the
 // document raw to w. It reports false when there is no such element. With
-// legacy, attribute values are read as encoding/xml does (see legacyAttrWS).
-func canonicalizeRawNth(w io.Writer, raw []byte, n int, inclusive []string, legacy bool) (bool, error) {
-	t := &xmlTokenizer{raw: raw, legacyAttrWS: legacy}
+// compat, the document is read as encoding/xml reads it (see xmlTokenizer.compat).
+func canonicalizeRawNth(w io.Writer, raw []byte, n int, inclusive []string, compat bool) (bool, error) {
+	t := &xmlTokenizer{raw: raw, compat: compat}
 	var sink *c14nSink
 	i := 0
 	err := streamSinks(t, func(t *xmlTokenizer) tokenSink {
@@ -390,5 +402,6 @@ func canonicalizeRawNth(w io.Writer, raw []byte, n int, inclusive []string, lega
 	if sink == nil {
 		return false, nil
 	}
+	defer sink.release()
 	return true, sink.out.err
 }

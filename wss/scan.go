@@ -88,9 +88,10 @@ func (e *element) attrSpace(a xml.Attr) string {
 	return e.scope[a.Name.Space]
 }
 
-// scanEnvelope tokenises raw once, enforcing lim, refusing DTDs, checking that
-// all Ids are unique and that the document is a SOAP envelope of sane shape.
-func scanEnvelope(raw []byte, lim Limits) (*envelope, error) {
+// scanEnvelopeStd is the encoding/xml implementation of scanEnvelope that
+// the tokenizer-based one replaced; FuzzScanEnvelopeDifferential checks
+// that both find the same structure wherever both accept a document.
+func scanEnvelopeStd(raw []byte, lim Limits) (*envelope, error) {
 	lim = lim.withDefaults()
 	if int64(len(raw)) > lim.MaxBytes {
 		return nil, errorf(CodeTooLarge, "envelope is %d bytes; the limit is %d", len(raw), lim.MaxBytes)
@@ -343,4 +344,154 @@ func syntaxError(err error) error {
 		return errorf(CodeMalformedXML, "line %d: %s", se.Line, se.Msg)
 	}
 	return &Error{Code: CodeMalformedXML, Msg: fmt.Sprintf("not well-formed: %v", err)}
+}
+
+// scanEnvelope tokenises raw once, enforcing lim, refusing DTDs, checking that
+// all Ids are unique and that the document is a SOAP envelope of sane shape.
+// It allocates an element only for the Envelope, its children, the header
+// blocks and the children of the last Security header: the rest of the
+// document costs no allocation beyond the Ids it holds.
+func scanEnvelope(raw []byte, lim Limits) (*envelope, error) {
+	lim = lim.withDefaults()
+	if int64(len(raw)) > lim.MaxBytes {
+		return nil, errorf(CodeTooLarge, "envelope is %d bytes; the limit is %d", len(raw), lim.MaxBytes)
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil, errorf(CodeMalformedXML, "empty document")
+	}
+	t := &xmlTokenizer{raw: raw, maxDepth: lim.MaxDepth, maxElements: lim.MaxElements, compat: true}
+	env := &envelope{raw: raw, ids: map[string]bool{}}
+	base := nsScope{"xml": NSXML}
+	var recorded []*element // per open element: its record, or nil
+	// Structural errors wait until the whole document is known to be
+	// well-formed, so that malformed input is reported as such.
+	var deferred error
+	for {
+		k, err := t.next()
+		if err != nil {
+			return nil, err
+		}
+		if k == tokEOF {
+			break
+		}
+		switch k {
+		case tokEnd:
+			if el := recorded[len(recorded)-1]; el != nil {
+				if el.selfClosing {
+					el.endStart = el.startEnd
+				} else {
+					el.endStart = t.start
+				}
+			}
+			recorded = recorded[:len(recorded)-1]
+			continue
+		case tokStart:
+		default:
+			continue
+		}
+		depth := t.depth - 1
+		var parent *element
+		if depth > 0 {
+			parent = recorded[depth-1]
+		}
+		var wsuID []byte
+		for j := range t.attrs {
+			a := &t.attrs[j]
+			if a.decl {
+				continue
+			}
+			isID := false
+			switch {
+			case a.uri == nil:
+				isID = string(a.local) == "Id" || string(a.local) == "ID"
+			case string(a.local) == "Id":
+				isID = string(a.uri) == NSWSU
+			case string(a.local) == "id":
+				isID = string(a.uri) == NSXML
+			}
+			if !isID {
+				continue
+			}
+			if env.ids[string(a.value)] && deferred == nil {
+				deferred = errorf(CodeDuplicateID, "the Id %q occurs more than once", a.value)
+			}
+			env.ids[string(a.value)] = true
+			if a.uri != nil && string(a.uri) == NSWSU {
+				wsuID = a.value
+			}
+		}
+		record := depth <= 1 ||
+			(depth == 2 && parent != nil && parent == env.header) ||
+			(depth == 3 && parent != nil && len(env.security) > 0 && parent == env.security[len(env.security)-1])
+		if deferred != nil {
+			record = false
+		}
+		if !record {
+			if deferred == nil && depth >= 2 && string(t.uri) == env.version.ns &&
+				(string(t.local) == "Envelope" || string(t.local) == "Header" || string(t.local) == "Body") {
+				deferred = errorf(CodeInvalidSOAP, "a SOAP %s element inside <%s> is not accepted", t.local, t.stack[len(t.stack)-2].qname)
+			}
+			recorded = append(recorded, nil)
+			continue
+		}
+		el := &element{
+			rawName:     string(t.qname),
+			prefix:      string(t.prefix),
+			space:       string(t.uri),
+			local:       string(t.local),
+			start:       t.start,
+			startEnd:    t.end,
+			selfClosing: t.selfClosing,
+			depth:       depth,
+			wsuID:       string(wsuID),
+			attrs:       make([]xml.Attr, len(t.attrs)),
+		}
+		scope := base
+		if parent != nil {
+			scope = parent.scope
+		}
+		for j := range t.attrs {
+			a := &t.attrs[j]
+			el.attrs[j] = xml.Attr{Name: xml.Name{Space: string(a.prefix), Local: string(a.local)}, Value: string(a.value)}
+		}
+		el.scope = elementScope(scope, t.attrs)
+		recorded = append(recorded, el)
+		// place looks only at the innermost open element, recorded (non-nil)
+		// for every element recorded.
+		deferred = env.place(el, recorded[:len(recorded)-1])
+	}
+	if deferred != nil {
+		return nil, deferred
+	}
+	if env.body == nil {
+		return nil, errorf(CodeInvalidSOAP, "the Envelope has no Body")
+	}
+	return env, nil
+}
+
+// elementScope is outer extended by the namespace declarations among attrs
+// (outer itself when there are none).
+func elementScope(outer nsScope, attrs []rawAttr) nsScope {
+	var ns nsScope
+	for j := range attrs {
+		a := &attrs[j]
+		if !a.decl {
+			continue
+		}
+		p := string(a.local)
+		if a.prefix == nil {
+			p = ""
+		}
+		if ns == nil {
+			ns = make(nsScope, len(outer)+2)
+			for k, v := range outer {
+				ns[k] = v
+			}
+		}
+		ns[p] = string(a.value)
+	}
+	if ns == nil {
+		return outer
+	}
+	return ns
 }

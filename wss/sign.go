@@ -1,7 +1,6 @@
 package wss
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -300,13 +299,11 @@ func Sign(raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
 	}
 	s.sm, s.dm = sm, dm
 
-	// Splice with empty digests, then one pass over the result digests every
-	// reference: each referenced element is canonicalised from those bytes
-	// straight into its hash, with the namespace context of its ancestors
-	// (the elements Sign generates and the wsu:Id attributes it adds are
-	// there exactly as they will be in the output).
-	draft := s.splice(nil, "")
-	digests, err := s.digestReferences(draft)
+	// Digest every reference: the caller's elements straight from raw in
+	// one pass, the generated ones from the Security content rendered
+	// alone; each canonical form goes straight into its hash. No copy of
+	// the envelope is made before the output.
+	digests, err := s.digestReferences()
 	if err != nil {
 		return nil, err
 	}
@@ -524,20 +521,18 @@ func (s *signer) splice(digests []string, sigValue string) []byte {
 		}
 	}
 	slices.SortStableFunc(edits, func(a, b edit) int { return a.off - b.off })
-	var out bytes.Buffer
 	grow := len(env.raw)
 	for _, e := range edits {
 		grow += len(e.ins)
 	}
-	out.Grow(grow)
+	out := make([]byte, 0, grow)
 	pos := 0
 	for _, e := range edits {
-		out.Write(env.raw[pos:e.off])
-		out.WriteString(e.ins)
+		out = append(out, env.raw[pos:e.off]...)
+		out = append(out, e.ins...)
 		pos = e.off + e.del
 	}
-	out.Write(env.raw[pos:])
-	return out.Bytes()
+	return append(out, env.raw[pos:]...)
 }
 
 func prependChild(parent *element, content string) edit {
@@ -790,33 +785,62 @@ func idAttrValue(t *xmlTokenizer, want map[string]int) (int, bool) {
 	return 0, false
 }
 
-// digestReferences digests every reference of s over draft, the envelope
-// with the Security header and the wsu:Id attributes spliced in. With
-// InclusivePrefixes a first pass computes each Reference's PrefixList (the
-// prefixes visibly used in the referenced subtree), which the canonical
-// form depends on.
-func (s *signer) digestReferences(draft []byte) ([]string, error) {
-	want := make(map[string]int, len(s.refs))
+// digestReferences digests every reference of s without building the
+// signed envelope: the caller's elements are canonicalised from the input
+// bytes (one pass), with the wsu:Id attribute (and its xmlns declaration)
+// that Sign adds injected into their start tags as they will be in the
+// output; the elements Sign generates are canonicalised from the Security
+// content it renders, read with the namespace scope of the place it goes.
+// With InclusivePrefixes a first pass computes each Reference's PrefixList
+// (the prefixes visibly used in the referenced subtree), which the
+// canonical form depends on.
+func (s *signer) digestReferences() ([]string, error) {
+	byStart := map[int]int{} // the caller's elements, by offset
+	byID := map[string]int{} // the generated ones, by Id
 	for i, r := range s.refs {
-		want[r.id] = i
+		if r.kind == refElement {
+			byStart[r.el.start] = i
+		} else {
+			byID[r.id] = i
+		}
 	}
+	frag, scope := s.securityFragment(nil)
 	pass := func(start func(i int) tokenSink) error {
 		seen := make([]bool, len(s.refs))
-		t := &xmlTokenizer{raw: draft, legacyAttrWS: true}
-		err := streamSinks(t, func(t *xmlTokenizer) tokenSink {
-			i, ok := idAttrValue(t, want)
-			if !ok || seen[i] {
-				return nil
+		if len(byStart) > 0 {
+			t := &xmlTokenizer{raw: s.env.raw, compat: true}
+			err := streamSinks(t, func(t *xmlTokenizer) tokenSink {
+				i, ok := byStart[t.start]
+				if !ok || seen[i] {
+					return nil
+				}
+				seen[i] = true
+				if r := s.refs[i]; r.addID {
+					s.injectID(t, r)
+				}
+				return start(i)
+			})
+			if err != nil {
+				return &Error{Code: CodeInternal, Msg: "re-reading the envelope failed", Err: err}
 			}
-			seen[i] = true
-			return start(i)
-		})
-		if err != nil {
-			return &Error{Code: CodeInternal, Msg: "re-reading the prepared envelope failed", Err: err}
+		}
+		if len(byID) > 0 {
+			t := s.fragmentTokenizer(frag, scope)
+			err := streamSinks(t, func(t *xmlTokenizer) tokenSink {
+				i, ok := idAttrValue(t, byID)
+				if !ok || seen[i] {
+					return nil
+				}
+				seen[i] = true
+				return start(i)
+			})
+			if err != nil {
+				return &Error{Code: CodeInternal, Msg: "reading the generated Security content failed", Err: err}
+			}
 		}
 		for i, ok := range seen {
 			if !ok {
-				return errorf(CodeInternal, "reference #%s not found after splicing", s.refs[i].id)
+				return errorf(CodeInternal, "reference #%s not found", s.refs[i].id)
 			}
 		}
 		return nil
@@ -837,6 +861,13 @@ func (s *signer) digestReferences(draft []byte) ([]string, error) {
 	dh := digestAlgs[s.dm].hash
 	sinks := make([]*c14nSink, len(s.refs))
 	hashes := make([]hash.Hash, len(s.refs))
+	defer func() {
+		for _, c := range sinks {
+			if c != nil {
+				c.release()
+			}
+		}
+	}()
 	if err := pass(func(i int) tokenSink {
 		hashes[i] = dh.New()
 		var pl []string
@@ -856,6 +887,31 @@ func (s *signer) digestReferences(draft []byte) ([]string, error) {
 		digests[i] = base64.StdEncoding.EncodeToString(h.Sum(nil))
 	}
 	return digests, nil
+}
+
+var bNSWSU = []byte(NSWSU)
+
+// injectID adds to the current start tag of t the wsu:Id attribute that
+// splice gives r's element, and the declaration of its prefix when splice
+// adds one (bound in t's scope until the element ends).
+func (s *signer) injectID(t *xmlTokenizer, r *reference) {
+	p, decl := prefixFor(r.el.scope, NSWSU, "wsu")
+	if decl {
+		t.attrs = append(t.attrs, rawAttr{qname: []byte("xmlns:" + p), prefix: bXMLNS, local: []byte(p), uri: bNSXMLNS, value: bNSWSU, decl: true})
+		t.ns = append(t.ns, nsBind{prefix: []byte(p), uri: bNSWSU})
+	}
+	t.attrs = append(t.attrs, rawAttr{qname: []byte(p + ":Id"), prefix: []byte(p), local: []byte("Id"), uri: bNSWSU, value: []byte(r.id)})
+}
+
+// fragmentTokenizer reads generated Security content in scope.
+func (s *signer) fragmentTokenizer(frag []byte, scope nsScope) *xmlTokenizer {
+	t := &xmlTokenizer{raw: frag, fragment: true, compat: true}
+	for p, u := range scope {
+		if p != "xml" {
+			t.ns = append(t.ns, nsBind{prefix: []byte(p), uri: []byte(u)})
+		}
+	}
+	return t
 }
 
 // securityFragment renders what Sign inserts into the Security header (or
@@ -879,13 +935,7 @@ func (s *signer) securityFragment(digests []string) ([]byte, nsScope) {
 // the CanonicalizationMethod's InclusiveNamespaces present).
 func (s *signer) canonicalizeSignedInfo(w io.Writer, digests []string) error {
 	pass := func(sink tokenSink) error {
-		frag, scope := s.securityFragment(digests)
-		t := &xmlTokenizer{raw: frag, fragment: true, legacyAttrWS: true}
-		for p, u := range scope {
-			if p != "xml" {
-				t.ns = append(t.ns, nsBind{prefix: []byte(p), uri: []byte(u)})
-			}
-		}
+		t := s.fragmentTokenizer(s.securityFragment(digests))
 		found := false
 		err := streamSinks(t, func(t *xmlTokenizer) tokenSink {
 			if found || string(t.local) != "SignedInfo" || string(t.uri) != NSDSig {
@@ -911,6 +961,7 @@ func (s *signer) canonicalizeSignedInfo(w io.Writer, digests []string) error {
 		s.siPL = u.sorted()
 	}
 	sink := newC14NSink(w, s.siPL)
+	defer sink.release()
 	if err := pass(sink); err != nil {
 		return err
 	}

@@ -24,6 +24,7 @@ package wss
 
 import (
 	"bytes"
+	"encoding/xml"
 	"fmt"
 	"unicode/utf8"
 )
@@ -48,6 +49,7 @@ type rawAttr struct {
 	decl                 bool   // a namespace declaration (xmlns or xmlns:p)
 	vs, ve               int    // value span in t.valBuf when inBuf
 	inBuf                bool
+	litWS                bool // the raw value holds a literal TAB, CR or LF
 }
 
 // nsBind is a namespace binding in scope; prefix "" is the default namespace.
@@ -83,17 +85,22 @@ type xmlTokenizer struct {
 	depth                     int       // elements open, the current one included for tokStart and tokEnd
 	maxDepth, maxElements     int       // 0: no limit
 	fragment                  bool      // content of an element: several top-level elements and text allowed
-	// legacyAttrWS reads attribute values as encoding/xml (and so etree and
-	// CanonicalizeExclusive) does: line ends normalised to LF, but literal
-	// TAB and LF kept instead of becoming spaces (XML 1.0 §3.3.3). The
-	// signing path uses it so that its digests equal the verifier's.
-	legacyAttrWS              bool
+	// compat makes the tokenizer read documents as encoding/xml (and so
+	// etree, the verifier and CanonicalizeExclusive) does, where that
+	// departs from XML 1.0 fifth edition: attribute values get line ends
+	// normalised to LF but keep literal TAB and LF (no §3.3.3
+	// normalisation); non-ASCII names must also be names for encoding/xml
+	// (its older Unicode tables); a byte order mark is refused. The signing
+	// path uses it so that it accepts only what the verifier reads and its
+	// digests equal the verifier's.
+	compat                    bool
 	elements                  int
 	stack                     []openElem
 	ns                        []nsBind
 	valBuf                    []byte
 	popPending, endPending    bool
 	rootSeen, rootDone, begun bool
+	stdNames                  map[string]bool
 	bigAttrSet                map[[2]string]bool
 }
 
@@ -188,10 +195,24 @@ func isXMLChar(r rune) bool {
 func (t *xmlTokenizer) name(i int) (end, colon int, err error) {
 	raw := t.raw
 	colon = -1
+	start, nonASCII := i, false
 	partStart := i
 	first := true
 	for i < len(raw) {
 		b := raw[i]
+		if !first {
+			// Fast path: the ASCII name characters after the first.
+			for b < 0x80 && asciiClass[b]&cName != 0 {
+				i++
+				if i == len(raw) {
+					break
+				}
+				b = raw[i]
+			}
+			if i == len(raw) {
+				break
+			}
+		}
 		if b < 0x80 {
 			cl := asciiClass[b]
 			if first && cl&cNameStart != 0 || !first && cl&cName != 0 {
@@ -222,12 +243,34 @@ func (t *xmlTokenizer) name(i int) (end, colon int, err error) {
 			break
 		}
 		first = false
+		nonASCII = true
 		i += size
 	}
 	if i == partStart {
 		return 0, 0, t.failAt(i, "expected a name")
 	}
+	if nonASCII && t.compat && !t.stdName(raw[start:i]) {
+		return 0, 0, t.failAt(start, "name %q is not accepted by encoding/xml", raw[start:i])
+	}
 	return i, colon, nil
+}
+
+// stdName reports whether encoding/xml accepts name (rare: only non-ASCII
+// names are asked; answers are cached per tokenizer).
+func (t *xmlTokenizer) stdName(name []byte) bool {
+	if ok, seen := t.stdNames[string(name)]; seen {
+		return ok
+	}
+	d := xml.NewDecoder(bytes.NewReader(append(append([]byte("<"), name...), "/>"...)))
+	d.Strict = true
+	_, err := d.RawToken()
+	if t.stdNames == nil {
+		t.stdNames = map[string]bool{}
+	}
+	if len(t.stdNames) < 1024 {
+		t.stdNames[string(name)] = err == nil
+	}
+	return err == nil
 }
 
 // checkChars validates raw[s:e] as a sequence of Chars.
@@ -376,7 +419,7 @@ func (t *xmlTokenizer) next() (tokKind, error) {
 	if !t.begun {
 		t.begun = true
 		if !t.fragment {
-			if bytes.HasPrefix(t.raw, []byte("\xEF\xBB\xBF")) {
+			if !t.compat && bytes.HasPrefix(t.raw, []byte("\xEF\xBB\xBF")) {
 				t.pos = 3
 			}
 			if bytes.HasPrefix(t.raw[t.pos:], []byte("<?xml")) && len(t.raw) > t.pos+5 && (isSpace(t.raw[t.pos+5]) || t.raw[t.pos+5] == '?') {
@@ -852,12 +895,14 @@ func (t *xmlTokenizer) attrValue(a *rawAttr, vs, ve int) error {
 			case b == '<':
 				return t.failAt(i, "< in an attribute value")
 			case b == '\t' || b == '\n':
-				if !t.legacyAttrWS {
+				if !t.compat {
 					clean = false
 				}
+				a.litWS = true
 				i++
 			case b == '\r':
 				clean = false
+				a.litWS = true
 				i++
 			case b < 0x20:
 				return t.failAt(i, "invalid character %#x", b)
@@ -888,7 +933,7 @@ func (t *xmlTokenizer) attrValue(a *rawAttr, vs, ve int) error {
 			t.valBuf = utf8.AppendRune(t.valBuf, r)
 			i = n
 		case '\r':
-			if t.legacyAttrWS {
+			if t.compat {
 				t.valBuf = append(t.valBuf, '\n')
 			} else {
 				t.valBuf = append(t.valBuf, ' ')
@@ -898,7 +943,7 @@ func (t *xmlTokenizer) attrValue(a *rawAttr, vs, ve int) error {
 				i++
 			}
 		case '\t', '\n':
-			if t.legacyAttrWS {
+			if t.compat {
 				t.valBuf = append(t.valBuf, b)
 			} else {
 				t.valBuf = append(t.valBuf, ' ')

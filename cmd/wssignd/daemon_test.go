@@ -61,6 +61,7 @@ func (b *logBuffer) count(s string) int {
 func testConfig(env *hsmtest.Env, socket string, extra string) string {
 	return fmt.Sprintf(`
 socket = %q
+state_dir = %q
 modules = [%q]
 [tokens.t]
 module = %q
@@ -71,7 +72,7 @@ token = "t"
 label = "rsa"
 [keys.ec]
 token = "t"
-id = "02"
+uri = "pkcs11:token=wssignd-test;id=%%02;type=private"
 [profiles.default]
 key = "rsa"
 allow_users = ["%d"]
@@ -81,7 +82,7 @@ allow_users = ["%d"]
 [profiles.other-user]
 key = "rsa"
 allow_users = ["4000000000"]
-%s`, socket, env.Soft.Module, env.Soft.Module, env.Soft.Label, env.Soft.PINFile, os.Getuid(), os.Getuid(), extra)
+%s`, socket, filepath.Join(filepath.Dir(socket), "state"), env.Soft.Module, env.Soft.Module, env.Soft.Label, env.Soft.PINFile, os.Getuid(), os.Getuid(), extra)
 }
 
 func startDaemon(t *testing.T, cfgText string, socket string) *daemon {

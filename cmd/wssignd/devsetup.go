@@ -302,13 +302,13 @@ allow_unsigned_addressing = true
 allow_users = ["{{.User}}"]
 
 # Encryption for the development RSA certificate, or for the certificate a
-# request sends in Wssignd-Recipient-Cert. SoftHSM2 2.6 decrypts RSA-OAEP
-# only with SHA-1, hence rsa-oaep-mgf1p here; real HSMs take the default
-# rsa-oaep with SHA-256.
+# request sends in Wssignd-Recipient-Cert: AES-256-GCM, the key wrapped with
+# RSA-OAEP (SHA-256, MGF1-SHA-256). SoftHSM2 2.6 cannot unwrap that OAEP
+# itself; wssignd then decrypts with raw RSA inside the token and decodes
+# OAEP in constant time.
 [encrypt.default]
 recipient_cert = "certs/dev-rsa.pem"
 allow_recipient_header = true
-key_transport = "rsa-oaep-mgf1p"
 allow_users = ["{{.User}}"]
 
 # Sign, then encrypt the signed Body for the encrypt profile's recipient

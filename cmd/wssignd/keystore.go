@@ -70,8 +70,10 @@ func hsmConfig(c *config.Config, name string, t *config.Token, log *slog.Logger)
 	return hsm.Config{
 		Module: t.Module, TokenLabel: t.Label, TokenSerial: t.Serial, PINFile: pinFile,
 		MaxSessions: t.MaxSessions, StateDir: c.StateDir,
-		OpTimeout: c.Limits.RequestTimeout.Duration,
-		Log:       log.With("token", name),
+		OpTimeout:        c.Limits.RequestTimeout.Duration,
+		KeepAlive:        t.KeepAlive.Duration,
+		MaxCallsInFlight: t.MaxCallsInFlight,
+		Log:              log.With("token", name),
 	}
 }
 
@@ -97,8 +99,10 @@ func openKeyStore(c *config.Config, log *slog.Logger) (*keyStore, error) {
 			default:
 				// A key that is missing, ambiguous or does not match its certificate is a
 				// configuration error, not a transient outage.
+				// So is a PIN file that cannot be read: exit 78, so that
+				// systemd does not restart into the same failure.
 				ks.Close()
-				return nil, fmt.Errorf("token %s: %w", name, err)
+				return nil, fmt.Errorf("%w: token %s: %w", errConfig, name, err)
 			}
 		}
 	}
@@ -152,8 +156,11 @@ func (ks *keyStore) open(slot *tokenSlot) error {
 		if k.Token != slot.name {
 			continue
 		}
-		id, _ := k.IDBytes()
-		key, err := tok.FindKey(hsm.KeyRef{Label: k.Label, ID: id})
+		ref, err := keyRef(k)
+		var key *hsm.Key
+		if err == nil {
+			key, err = tok.FindKey(ref)
+		}
 		if err != nil {
 			_ = tok.Close()
 			err = fmt.Errorf("key %s: %w", name, err)
@@ -323,4 +330,43 @@ func (ks *keyStore) Close() {
 		}
 		slot.mu.Unlock()
 	}
+}
+
+// CheckSign asks the named key's token whether it can sign as opts ask (mechanism present with
+// CKF_SIGN, key size in range; hsm.Key.CheckSign). Keys of tokens that are not online are not
+// checked (nil): they are checked when they serve. Meant for profile building at start.
+func (ks *keyStore) CheckSign(ctx context.Context, name string, opts crypto.SignerOpts) error {
+	k, ok := ks.keys[name]
+	if !ok {
+		return fmt.Errorf("no key named %q", name)
+	}
+	slot := ks.tokens[k.Token]
+	slot.mu.RLock()
+	key := slot.keys[name]
+	slot.mu.RUnlock()
+	if key == nil {
+		return nil
+	}
+	err := key.CheckSign(ctx, opts)
+	if errors.Is(err, hsm.ErrTokenUnavailable) || errors.Is(err, hsm.ErrBusy) {
+		return nil
+	}
+	return err
+}
+
+// keyRef is where a configured key is: its RFC 7512 URI's object part, or
+// its label and ID. A URI naming a token must name the key's token.
+func keyRef(k *config.Key) (hsm.KeyRef, error) {
+	if k.URI == "" {
+		id, err := k.IDBytes()
+		return hsm.KeyRef{Label: k.Label, ID: id}, err
+	}
+	u, err := hsm.ParseURI(k.URI)
+	if err != nil {
+		return hsm.KeyRef{}, err
+	}
+	if u.Type != "" && u.Type != "private" {
+		return hsm.KeyRef{}, fmt.Errorf("%w: uri type=%s: a key reference names the private key", hsm.ErrURI, u.Type)
+	}
+	return u.KeyRef(), nil
 }

@@ -162,3 +162,31 @@ func TestKeyStoreCredentialBound(t *testing.T) {
 		t.Errorf("Credential after Close: %v, want api.ErrTokenUnavailable", err)
 	}
 }
+
+// TestKeyStoreCheckSign: the token offers the mechanisms of the configured keys.
+func TestKeyStoreCheckSign(t *testing.T) {
+	env := hsmtest.New(t)
+	dir := shortDir(t)
+	cfgText := moduleConfig(filepath.Join(dir, "s.sock"), filepath.Join(dir, "state"), env.Soft.Module, env.Soft.Label, env.Soft.PINFile, "")
+	cfgPath := filepath.Join(dir, "wssignd.toml")
+	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := openKeyStore(c, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ks.Close()
+	for _, opts := range []crypto.SignerOpts{crypto.SHA256, &rsa.PSSOptions{Hash: crypto.SHA256, SaltLength: rsa.PSSSaltLengthEqualsHash}} {
+		if err := ks.CheckSign(context.Background(), "rsa", opts); err != nil {
+			t.Errorf("CheckSign(rsa, %T): %v", opts, err)
+		}
+	}
+	if err := ks.CheckSign(context.Background(), "nope", crypto.SHA256); err == nil {
+		t.Error("CheckSign of an unknown key succeeded")
+	}
+}

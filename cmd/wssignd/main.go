@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/wssignd/wssignd/api"
+	"github.com/wssignd/wssignd/hsm"
 	"github.com/wssignd/wssignd/internal/config"
 	"github.com/wssignd/wssignd/wss"
 )
@@ -39,6 +40,11 @@ const exitConfig = 78
 var osGetenv = os.Getenv
 
 func main() {
+	// No core dumps and no ptrace by other processes of the same user: the
+	// process holds PINs and session handles.
+	if err := hsm.HardenProcess(); err != nil {
+		fmt.Fprintln(os.Stderr, "wssignd: warning: cannot harden the process:", err)
+	}
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
 		case "dev-setup":

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/wssignd/wssignd/api"
 	"github.com/wssignd/wssignd/internal/config"
@@ -38,6 +39,8 @@ func buildProfiles(c *config.Config, ks *keyStore) (map[string]*api.Profile, err
 		ap.Access = acc
 		if cred, err := ks.Credential(context.Background(), p.Key); err == nil {
 			if err := wss.CheckSignOptions(ap.Sign, cred); err != nil {
+				probs = append(probs, fmt.Sprintf("profiles.%s: key %s: %v", name, p.Key, err))
+			} else if err := checkMechanism(ks, p.Key, ap.Sign, cred); err != nil {
 				probs = append(probs, fmt.Sprintf("profiles.%s: key %s: %v", name, p.Key, err))
 			}
 		}
@@ -163,4 +166,23 @@ func buildRawKeys(c *config.Config) (map[string]api.Access, error) {
 		out[name] = acc
 	}
 	return out, nil
+}
+
+// checkMechanism asks the key's token (C_GetMechanismInfo) whether it can
+// make the profile's signatures with this key.
+func checkMechanism(ks *keyStore, key string, o wss.SignOptions, cred wss.Credential) error {
+	sm := o.SignatureMethod
+	if sm == "" {
+		var err error
+		if sm, err = wss.DefaultSignatureMethod(cred.Signer.Public()); err != nil {
+			return err
+		}
+	}
+	so, ok := wss.SignerOpts(sm)
+	if !ok {
+		return fmt.Errorf("unknown signature method %q", sm)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return ks.CheckSign(ctx, key, so)
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -88,6 +89,15 @@ type Token struct {
 	PINCredential string `toml:"pin_credential"`
 	// MaxSessions is the session pool size. Default 8.
 	MaxSessions int `toml:"max_sessions"`
+	// KeepAlive, when set, probes the token this often (sign and verify
+	// with a key), so that an HSM that drops idle sessions, or a dead
+	// link, is noticed and recovered before a request needs it.
+	KeepAlive Duration `toml:"keep_alive"`
+	// MaxCallsInFlight bounds the PKCS#11 calls in flight at once in the
+	// token's module; a hung HSM holds at most this many threads. 0 means
+	// the hsm default (64; 1 for p11-kit-client.so, whose client cannot
+	// take concurrent calls across a server restart).
+	MaxCallsInFlight int `toml:"max_calls_in_flight"`
 }
 
 // Key is a private key with its certificate on a token.
@@ -98,6 +108,11 @@ type Key struct {
 	Label string `toml:"label"`
 	// ID is the key's CKA_ID in hex.
 	ID string `toml:"id"`
+	// URI is an RFC 7512 pkcs11: URI of the key (object and/or id), e.g.
+	// "pkcs11:object=invoice-sig;id=%01", instead of label and id. Its
+	// token, serial, manufacturer and model, if given, must match the key's
+	// token table.
+	URI string `toml:"uri"`
 	// RawSignUsers and RawSignGroups (names or numbers) may use
 	// POST /v1/keys/NAME/sign to sign digests of their own making; empty
 	// means no one. "*" in users allows every client of the socket.
@@ -293,6 +308,12 @@ func (c *Config) validate() []string {
 		if t.MaxSessions < 2 {
 			bad(f+".max_sessions", "must be at least 2")
 		}
+		if t.KeepAlive.Duration != 0 && t.KeepAlive.Duration < time.Second {
+			bad(f+".keep_alive", "must be at least 1s (or unset)")
+		}
+		if t.MaxCallsInFlight < 0 {
+			bad(f+".max_calls_in_flight", "must not be negative")
+		}
 	}
 	for _, name := range sortedKeys(c.Keys) {
 		k := c.Keys[name]
@@ -300,8 +321,21 @@ func (c *Config) validate() []string {
 		if _, ok := c.Tokens[k.Token]; !ok {
 			bad(f+".token", "no token named %q", k.Token)
 		}
-		if k.Label == "" && k.ID == "" {
-			bad(f, "set label, id or both")
+		switch {
+		case k.URI != "" && (k.Label != "" || k.ID != ""):
+			bad(f, "set uri, or label and id, not both")
+		case k.URI != "" && !strings.HasPrefix(k.URI, "pkcs11:"):
+			bad(f+".uri", "must be a pkcs11: URI (RFC 7512)")
+		case k.URI == "" && k.Label == "" && k.ID == "":
+			bad(f, "set label, id or both (or uri)")
+		}
+		if tok, ok := c.Tokens[k.Token]; ok && k.URI != "" {
+			if v, ok := uriAttr(k.URI, "token"); ok && tok.Label != "" && v != tok.Label {
+				bad(f+".uri", "names token %q but tokens.%s has label %q", v, k.Token, tok.Label)
+			}
+			if v, ok := uriAttr(k.URI, "serial"); ok && tok.Serial != "" && v != tok.Serial {
+				bad(f+".uri", "names serial %q but tokens.%s has serial %q", v, k.Token, tok.Serial)
+			}
 		}
 		if _, err := k.IDBytes(); err != nil {
 			bad(f+".id", "%v", err)
@@ -354,6 +388,20 @@ func (k *Key) IDBytes() ([]byte, error) {
 		return nil, fmt.Errorf("%q is not hex", k.ID)
 	}
 	return b, nil
+}
+
+// uriAttr returns a path attribute of a pkcs11: URI, percent-decoded.
+func uriAttr(uri, name string) (string, bool) {
+	path, _, _ := strings.Cut(strings.TrimPrefix(uri, "pkcs11:"), "?")
+	for _, a := range strings.Split(path, ";") {
+		if k, v, ok := strings.Cut(a, "="); ok && k == name {
+			if d, err := url.PathUnescape(v); err == nil {
+				return d, true
+			}
+			return v, true
+		}
+	}
+	return "", false
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -148,3 +148,38 @@ func TestParsePart(t *testing.T) {
 		}
 	}
 }
+
+func TestKeyURIAndTokenTuning(t *testing.T) {
+	base := `
+modules = ["/m.so"]
+[tokens.t]
+module = "/m.so"
+label = "prod"
+pin_file = "pin"
+keep_alive = "30s"
+max_calls_in_flight = 4
+[profiles.p]
+key = "k"
+allow_users = ["*"]
+`
+	for _, tc := range []struct {
+		key, problem string
+	}{
+		{`uri = "pkcs11:token=prod;object=sig;id=%01"`, ""},
+		{`uri = "pkcs11:object=sig"`, ""},
+		{`uri = "pkcs11:token=other;object=sig"`, `names token "other"`},
+		{`uri = "pkcs11:object=sig"` + "\nlabel = \"sig\"", "not both"},
+		{`uri = "object=sig"`, "pkcs11: URI"},
+	} {
+		p := writeConfig(t, base+"[keys.k]\ntoken = \"t\"\n"+tc.key+"\n", 0o600)
+		c, err := Load(p)
+		switch {
+		case tc.problem == "" && err != nil:
+			t.Errorf("%s: %v", tc.key, err)
+		case tc.problem != "" && (err == nil || !strings.Contains(err.Error(), tc.problem)):
+			t.Errorf("%s: %v, want %q", tc.key, err, tc.problem)
+		case err == nil && (c.Tokens["t"].KeepAlive.Duration != 30*time.Second || c.Tokens["t"].MaxCallsInFlight != 4):
+			t.Errorf("token tuning not read: %+v", c.Tokens["t"])
+		}
+	}
+}

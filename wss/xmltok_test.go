@@ -1,0 +1,249 @@
+package wss
+
+import (
+	"bytes"
+	"maps"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// TestXMLTokenizerWellFormedness: the tokenizer accepts well-formed,
+// namespace-well-formed UTF-8 documents and refuses every other case with
+// the right code.
+func TestXMLTokenizerWellFormedness(t *testing.T) {
+	for _, tc := range []struct {
+		name, doc string
+		code      Code // "" = accepted
+	}{
+		{"minimal", `<a/>`, ""},
+		{"declaration", `<?xml version="1.0" encoding="UTF-8" standalone="yes"?><a/>`, ""},
+		{"declaration lower-case utf-8", `<?xml version='1.0' encoding='utf-8'?><a/>`, ""},
+		{"bom", "\xEF\xBB\xBF<a/>", ""},
+		{"name outside the BMP", "<a\U00010000/>", ""},
+		{"comments and PIs around", "<!-- c --><?pi x?>\n<a/>\n<!-- d -->", ""},
+		{"combining mark inside a name", "<a\u0300b:c xmlns:a\u0300b=\"urn:x\"/>", ""},
+		{"combining mark starting a name", "<\u0300a/>", "malformed-xml"},
+		{"non-ASCII names", "<\u00e9l\u00e8ve \u00e2ge=\"1\">\u4e2d</\u00e9l\u00e8ve>", ""},
+		{"char refs", `<a b="&#x41;&#65;&lt;">&#x10FFFF;&amp;&gt;&quot;&apos;</a>`, ""},
+		{"cdata", `<a><![CDATA[<&]]]></a>`, ""},
+
+		{"empty", ``, "malformed-xml"},
+		{"encoding latin1", `<?xml version="1.0" encoding="ISO-8859-1"?><a/>`, "malformed-xml"},
+		{"version 1.1", `<?xml version="1.1"?><a/>`, "malformed-xml"},
+		{"declaration not first", ` <?xml version="1.0"?><a/>`, "malformed-xml"},
+		{"declaration twice", `<?xml version="1.0"?><?xml version="1.0"?><a/>`, "malformed-xml"},
+		{"reserved PI target", `<a><?XmL x?></a>`, "malformed-xml"},
+		{"doctype", `<!DOCTYPE a><a/>`, "dtd-forbidden"},
+		{"entity declaration", `<!DOCTYPE a [<!ENTITY e "x">]><a>&e;</a>`, "dtd-forbidden"},
+		{"undefined entity", `<a>&e;</a>`, "malformed-xml"},
+		{"bad char ref", `<a>&#0;</a>`, "malformed-xml"},
+		{"surrogate char ref", `<a>&#xD800;</a>`, "malformed-xml"},
+		{"control char", "<a>\x01</a>", "malformed-xml"},
+		{"invalid utf-8", "<a>\xff</a>", "malformed-xml"},
+		{"U+FFFE", "<a>\uFFFE</a>", "malformed-xml"},
+		{"]]> in text", `<a>]]></a>`, "malformed-xml"},
+		{"-- in comment", `<a><!-- a -- b --></a>`, "malformed-xml"},
+		{"comment ending --->", `<a><!-- a ---></a>`, "malformed-xml"},
+		{"mismatched end", `<a></b>`, "malformed-xml"},
+		{"unclosed", `<a><b></b>`, "malformed-xml"},
+		{"two roots", `<a/><b/>`, "malformed-xml"},
+		{"text outside", `<a/>x`, "malformed-xml"},
+		{"cdata outside", `<![CDATA[x]]><a/>`, "malformed-xml"},
+		{"duplicate attribute", `<a x="1" x="2"/>`, "malformed-xml"},
+		{"duplicate expanded name", `<a xmlns:p="urn:x" xmlns:q="urn:x" p:x="1" q:x="2"/>`, "malformed-xml"},
+		{"duplicate declaration", `<a xmlns:p="urn:x" xmlns:p="urn:y"/>`, "malformed-xml"},
+		{"unbound element prefix", `<p:a/>`, "malformed-xml"},
+		{"unbound attribute prefix", `<a p:x="1"/>`, "malformed-xml"},
+		{"xmlns element prefix", `<xmlns:a/>`, "malformed-xml"},
+		{"undeclaring a prefix", `<a xmlns:p=""/>`, "malformed-xml"},
+		{"rebinding xml", `<a xmlns:xml="urn:x"/>`, "malformed-xml"},
+		{"binding the xml namespace", `<a xmlns:p="http://www.w3.org/XML/1998/namespace"/>`, "malformed-xml"},
+		{"default namespace xmlns", `<a xmlns="http://www.w3.org/2000/xmlns/"/>`, "malformed-xml"},
+		{"two colons", `<a:b:c xmlns:a="urn:x"/>`, "malformed-xml"},
+		{"empty local name", `<a: xmlns:a="urn:x"/>`, "malformed-xml"},
+		{"< in attribute", `<a x="<"/>`, "malformed-xml"},
+		{"unquoted attribute", `<a x=1/>`, "malformed-xml"},
+		{"attributes without space", `<a x="1"y="2"/>`, "malformed-xml"},
+		{"PI target with colon", `<a><?p:i x?></a>`, "malformed-xml"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := streamSinks(&xmlTokenizer{raw: []byte(tc.doc)}, nil)
+			if got := CodeOf(err); got != tc.code || (tc.code != "" && err == nil) {
+				t.Fatalf("code %q (%v), want %q", got, err, tc.code)
+			}
+		})
+	}
+}
+
+// TestXMLTokenizerCompat: in compat mode the tokenizer refuses what
+// encoding/xml refuses although XML 1.0 fifth edition allows it.
+func TestXMLTokenizerCompat(t *testing.T) {
+	for _, doc := range []string{"\xEF\xBB\xBF<a/>", "<a\U00010000/>", "<a b\U00010000=\"1\"/>"} {
+		if err := streamSinks(&xmlTokenizer{raw: []byte(doc)}, nil); err != nil {
+			t.Fatalf("%q: %v", doc, err)
+		}
+		if err := streamSinks(&xmlTokenizer{raw: []byte(doc), compat: true}, nil); CodeOf(err) != CodeMalformedXML {
+			t.Fatalf("compat %q: %v", doc, err)
+		}
+	}
+	if err := streamSinks(&xmlTokenizer{raw: []byte("<\u00e9l\u00e8ve\u0e33/>"), compat: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestXMLTokenizerLimits: depth and element limits give too-complex.
+func TestXMLTokenizerLimits(t *testing.T) {
+	deep := strings.Repeat("<a>", 5) + strings.Repeat("</a>", 5)
+	if err := streamSinks(&xmlTokenizer{raw: []byte(deep), maxDepth: 4}, nil); CodeOf(err) != CodeTooComplex {
+		t.Fatalf("depth: %v", err)
+	}
+	if err := streamSinks(&xmlTokenizer{raw: []byte(deep), maxDepth: 5}, nil); err != nil {
+		t.Fatalf("depth 5: %v", err)
+	}
+	if err := streamSinks(&xmlTokenizer{raw: []byte(`<a><b/><b/><b/></a>`), maxElements: 3}, nil); CodeOf(err) != CodeTooComplex {
+		t.Fatalf("elements: %v", err)
+	}
+}
+
+// TestXMLTokenizerOffsets: token spans point at the markup they describe.
+func TestXMLTokenizerOffsets(t *testing.T) {
+	doc := `<?xml version="1.0"?>` + "\n" + `<p:a xmlns:p="urn:p" x='1'><b/>t&amp;<!--c--><?pi d?><![CDATA[z]]></p:a>`
+	tk := &xmlTokenizer{raw: []byte(doc)}
+	var got []string
+	for {
+		k, err := tk.next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k == tokEOF {
+			break
+		}
+		got = append(got, doc[tk.start:tk.end])
+	}
+	want := []string{`<p:a xmlns:p="urn:p" x='1'>`, `<b/>`, ``, `t&amp;`, `<!--c-->`, `<?pi d?>`, `<![CDATA[z]]>`, `</p:a>`}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("spans\n got %q\nwant %q", got, want)
+	}
+}
+
+// TestXMLTokenizerAttributeNormalisation: XML 1.0 §3.3.3 for CDATA
+// attributes (literal TAB/CR/LF and CR LF → one space each; references
+// kept), and the legacy (encoding/xml) reading that Sign uses.
+func TestXMLTokenizerAttributeNormalisation(t *testing.T) {
+	doc := "<a x=\"1\t2\n3\r\n4\r5&#9;6&#10;7&#13;8&amp;\"/>"
+	for _, tc := range []struct {
+		legacy bool
+		want   string
+	}{
+		{false, "1 2 3 4 5\t6\n7\r8&"},
+		{true, "1\t2\n3\n4\n5\t6\n7\r8&"},
+	} {
+		tk := &xmlTokenizer{raw: []byte(doc), compat: tc.legacy}
+		if k, err := tk.next(); err != nil || k != tokStart {
+			t.Fatal(k, err)
+		}
+		if got := string(tk.attrs[0].value); got != tc.want {
+			t.Fatalf("legacy=%v: %q, want %q", tc.legacy, got, tc.want)
+		}
+	}
+}
+
+// TestC14NStreamCases: canonical forms of the streaming canonicaliser on
+// hand-checked cases, including the ones where it departs from etree
+// (attribute-value normalisation).
+func TestC14NStreamCases(t *testing.T) {
+	for _, tc := range []struct {
+		name, doc string
+		n         int
+		pl        []string
+		want      string
+	}{
+		{"attribute order and namespaces", `<r xmlns:b="urn:b" xmlns:a="urn:a"><e b:x="1" a:y="2" z="3" xmlns="urn:d"/></r>`, 1, nil,
+			`<e xmlns="urn:d" xmlns:a="urn:a" xmlns:b="urn:b" z="3" a:y="2" b:x="1"></e>`},
+		{"line ends in text", "<a>x\r\ny\rz&#13;</a>", 0, nil, "<a>x\ny\nz&#xD;</a>"},
+		{"cdata escaped", `<a><![CDATA[<&>]]></a>`, 0, nil, `<a>&lt;&amp;&gt;</a>`},
+		{"comments dropped, PIs kept", "<a><!--c--><?p  d\r\n?><?q?></a>", 0, nil, "<a><?p d\n?><?q?></a>"},
+		{"attribute whitespace normalised", "<a x=\"1\t2\n3\" y=\"&#9;&#10;&#13;\"/>", 0, nil, `<a x="1 2 3" y="&#x9;&#xA;&#xD;"></a>`},
+		{"inclusive default", `<r xmlns="urn:d"><e xmlns:p="urn:p"><f/></e></r>`, 1, []string{"#default", "p"},
+			`<e xmlns="urn:d" xmlns:p="urn:p"><f></f></e>`},
+		{"undeclared default", `<r xmlns="urn:d"><e xmlns=""><f/></e></r>`, 1, nil, `<e><f></f></e>`},
+		{"default re-declared under output ancestor", `<r xmlns="urn:d"><e><f xmlns=""/></e></r>`, 1, nil, `<e xmlns="urn:d"><f xmlns=""></f></e>`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			ok, err := canonicalizeRawNth(&b, []byte(tc.doc), tc.n, tc.pl, false)
+			if err != nil || !ok {
+				t.Fatal(ok, err)
+			}
+			if b.String() != tc.want {
+				t.Fatalf("\n got %q\nwant %q", b.String(), tc.want)
+			}
+		})
+	}
+}
+
+// TestScanEnvelopeMatchesStd: the tokenizer-based scanEnvelope finds the
+// same structure as the encoding/xml one on every test envelope.
+func TestScanEnvelopeMatchesStd(t *testing.T) {
+	for _, doc := range [][]byte{genEnvelope(5), benchEnvelope(10 << 10)} {
+		compareScans(t, doc)
+	}
+}
+
+func compareScans(t *testing.T, raw []byte) {
+	t.Helper()
+	lim := Limits{MaxBytes: 1 << 20, MaxDepth: 64, MaxElements: 1 << 14}
+	got, gerr := scanEnvelope(raw, lim)
+	want, werr := scanEnvelopeStd(raw, lim)
+	if gerr != nil || werr != nil {
+		if gerr == nil {
+			t.Fatalf("scanEnvelope accepts what encoding/xml refuses (%v): %q", werr, raw)
+		}
+		return // the tokenizer may be stricter
+	}
+	if got.version != want.version || !maps.Equal(got.ids, want.ids) {
+		t.Fatalf("version or ids differ: %v %v / %v %v", got.version, got.ids, want.version, want.ids)
+	}
+	sameElement(t, "root", got.root, want.root)
+	sameElement(t, "header", got.header, want.header)
+	sameElement(t, "body", got.body, want.body)
+	if len(got.security) != len(want.security) {
+		t.Fatalf("%d Security headers, want %d", len(got.security), len(want.security))
+	}
+	for i := range got.security {
+		sameElement(t, "security", got.security[i], want.security[i])
+	}
+}
+
+func sameElement(t *testing.T, what string, g, w *element) {
+	t.Helper()
+	if (g == nil) != (w == nil) {
+		t.Fatalf("%s: %v, want %v", what, g, w)
+	}
+	if g == nil {
+		return
+	}
+	if g.rawName != w.rawName || g.prefix != w.prefix || g.space != w.space || g.local != w.local ||
+		g.start != w.start || g.startEnd != w.startEnd || g.selfClosing != w.selfClosing || g.endStart != w.endStart ||
+		g.depth != w.depth || g.wsuID != w.wsuID || !maps.Equal(g.scope, w.scope) || !reflect.DeepEqual(g.attrs, w.attrs) {
+		t.Fatalf("%s differs:\n got %+v\nwant %+v", what, *g, *w)
+	}
+	if len(g.children) != len(w.children) {
+		t.Fatalf("%s: %d children, want %d", what, len(g.children), len(w.children))
+	}
+	for i := range g.children {
+		sameElement(t, what+"/"+g.children[i].rawName, g.children[i], w.children[i])
+	}
+}
+
+// FuzzScanEnvelopeDifferential: whatever the tokenizer-based scanEnvelope
+// accepts, the encoding/xml one accepts too, with the same structure.
+//
+//	go test ./wss -run '^$' -fuzz FuzzScanEnvelopeDifferential -fuzztime 2m
+func FuzzScanEnvelopeDifferential(f *testing.F) {
+	fuzzSeeds(f, func(b []byte) { f.Add(b) })
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		compareScans(t, raw)
+	})
+}
