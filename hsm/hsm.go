@@ -185,6 +185,10 @@ type Status struct {
 	// LastProbeErr is its error, empty when it passed.
 	LastProbe    time.Time
 	LastProbeErr string
+	// SessionsInUse of SessionsMax pooled sessions are lent to operations
+	// now; Waiting operations wait for one.
+	SessionsInUse, SessionsMax int
+	Waiting                    int64
 }
 
 // Token is an open, logged-in PKCS#11 token. All methods are safe for concurrent use.
@@ -201,6 +205,7 @@ type Token struct {
 	serial    string
 
 	permits chan struct{} // one per pooled session: at most MaxSessions-1 operations at once
+	waiting atomic.Int64  // operations waiting for a permit
 	ops     gate          // this token's calls in flight; Close waits for them
 
 	mu       sync.Mutex // guards the fields below
@@ -467,7 +472,8 @@ func (t *Token) State() State {
 // Status returns a snapshot of the token's health at once, without calling into the module.
 func (t *Token) Status() Status {
 	t.mu.Lock()
-	st := Status{State: t.state, PINCountLow: t.countLow.Load(), Recoveries: t.recoveries.Load(), Overdue: t.overdue.Load(), LastProbe: t.lastProbe}
+	st := Status{State: t.state, PINCountLow: t.countLow.Load(), Recoveries: t.recoveries.Load(), Overdue: t.overdue.Load(), LastProbe: t.lastProbe,
+		SessionsInUse: len(t.permits), SessionsMax: cap(t.permits), Waiting: t.waiting.Load()}
 	if t.lastProbeErr != nil {
 		st.LastProbeErr = t.lastProbeErr.Error()
 	}

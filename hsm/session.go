@@ -53,9 +53,12 @@ func (t *Token) do(ctx context.Context, timeout time.Duration, retry bool, f opF
 		}
 		return fmt.Errorf("token %q: %w (%v)", t.label, ErrBusy, context.Cause(ctx))
 	}
+	t.waiting.Add(1)
 	select {
 	case t.permits <- struct{}{}:
+		t.waiting.Add(-1)
 	case <-ctx.Done():
+		t.waiting.Add(-1)
 		return nil, busy()
 	}
 	select {

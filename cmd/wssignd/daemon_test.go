@@ -235,6 +235,21 @@ func TestDaemonSignVerifiedByXMLSec1(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `"online"`) {
 		t.Errorf("readyz: %d %s", resp.StatusCode, body)
 	}
+	resp, body = d.do(t, "GET", "/metrics", "", nil)
+	for _, want := range []string{
+		`wssignd_key_operations_total{key="rsa",op="sign",outcome="ok"} 2`,
+		`wssignd_key_operations_total{key="ec",op="sign",outcome="ok"} 1`,
+		`wssignd_token_state{state="online",token="t"} 1`,
+		`wssignd_token_sessions_max{token="t"} 7`,
+		`wssignd_token_sessions_in_use{token="t"} 0`,
+		`wssignd_token_recoveries_total{token="t"} 0`,
+		`wssignd_token_pin_count_low{token="t"} 0`,
+		`wssignd_requests_total{code="403",route="/v1/soap/sign"} 1`,
+	} {
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 
 	if err := d.stop(); err != nil {
 		t.Fatalf("stop: %v", err)

@@ -207,6 +207,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func()
 	metrics.SetKeyStore(g.ks)
 	var d dispatcher
 	d.cur.Store(g)
+	metrics.Registry().MustRegister(tokenStats{current: func() *keyStore { return d.cur.Load().ks }})
 	defer func() { d.cur.Load().retire() }()
 
 	ln, err := apiListener(c)
