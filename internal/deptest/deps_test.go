@@ -1,0 +1,89 @@
+// Package deptest enforces the package seams of DESIGN.md: what each
+// package may import. It fails the build when a seam is crossed.
+package deptest
+
+import (
+	"encoding/json"
+	"io"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const mod = "github.com/wssignd/wssignd"
+
+// forbidden lists, per package, import path prefixes that must not appear
+// among its dependencies (direct or not; tests excluded).
+var forbidden = map[string][]string{
+	mod + "/wss":             {mod + "/hsm", mod + "/api", mod + "/cmd", "github.com/miekg/pkcs11", "github.com/ThalesGroup/crypto11"},
+	mod + "/api":             {mod + "/hsm", mod + "/cmd", "github.com/miekg/pkcs11", "github.com/ThalesGroup/crypto11"},
+	mod + "/internal/config": {mod + "/", "github.com/miekg/pkcs11", "github.com/ThalesGroup/crypto11"},
+	mod + "/cmd/wssign":      {mod + "/hsm", "github.com/miekg/pkcs11", "github.com/ThalesGroup/crypto11"},
+}
+
+// pkcs11Importers are the only packages that may import a PKCS#11 library
+// directly.
+var pkcs11Importers = map[string]bool{mod + "/hsm": true}
+
+type pkg struct {
+	ImportPath string
+	Imports    []string
+	Deps       []string
+}
+
+func listPackages(t *testing.T) []pkg {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-deps=false", "-json", mod+"/...")
+	cmd.Dir = "../.."
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	var pkgs []pkg
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for {
+		var p pkg
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	return pkgs
+}
+
+func TestSeams(t *testing.T) {
+	pkgs := listPackages(t)
+	if len(pkgs) < 8 {
+		t.Fatalf("go list found only %d packages", len(pkgs))
+	}
+	seen := map[string]bool{}
+	for _, p := range pkgs {
+		seen[p.ImportPath] = true
+		for _, imp := range p.Imports {
+			if (strings.HasPrefix(imp, "github.com/miekg/pkcs11") || strings.HasPrefix(imp, "github.com/ThalesGroup/crypto11")) && !pkcs11Importers[p.ImportPath] {
+				t.Errorf("%s imports %s: only hsm may talk PKCS#11", p.ImportPath, imp)
+			}
+		}
+		if p.ImportPath == mod+"/cmd/wssign" {
+			for _, imp := range p.Imports {
+				if strings.HasPrefix(imp, mod+"/") && imp != mod+"/api" {
+					t.Errorf("the CLI imports %s: it may use the api client only", imp)
+				}
+			}
+		}
+		for _, bad := range forbidden[p.ImportPath] {
+			for _, dep := range p.Deps {
+				if strings.HasPrefix(dep, bad) && dep != p.ImportPath {
+					t.Errorf("%s depends on %s", p.ImportPath, dep)
+				}
+			}
+		}
+	}
+	for path := range forbidden {
+		if !seen[path] {
+			t.Errorf("package %s not found: the rule checks nothing", path)
+		}
+	}
+}
