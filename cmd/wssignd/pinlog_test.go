@@ -1,0 +1,73 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wssignd/wssignd/hsm/hsmtest"
+	"github.com/wssignd/wssignd/internal/config"
+)
+
+// TestNoPINInLogs runs the daemon at debug level with a series of broken
+// configurations (wrong PIN, unknown token, missing key, key on the wrong
+// token, a bad reload) and greps every log line and error for the PIN, in
+// clear and in hex.
+func TestNoPINInLogs(t *testing.T) {
+	env := hsmtest.New(t)
+	env.Token.Close() // each start below logs in by itself
+	pin, err := os.ReadFile(env.Soft.PINFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := strings.TrimSpace(string(pin))
+	dir := shortDir(t)
+	wrong := filepath.Join(dir, "wrong-pin")
+	if err := os.WriteFile(wrong, []byte("87654321\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "s.sock")
+	good := testConfig(env, sock, "")
+	cases := map[string]string{
+		"unknown token":   strings.ReplaceAll(good, "wssignd-test", "no-such-token"),
+		"missing key":     strings.Replace(good, `label = "rsa"`, `label = "no-such-key"`, 1),
+		"wrong pin":       strings.Replace(good, env.Soft.PINFile, wrong, 1),
+		"good then stops": good,
+	}
+	var logs bytes.Buffer
+	for name, text := range cases {
+		cfgPath := filepath.Join(dir, "wssignd.toml")
+		if err := os.WriteFile(cfgPath, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := config.Load(cfgPath)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		err = serve(ctx, c, log, nil)
+		cancel()
+		if err != nil {
+			logs.WriteString(err.Error() + "\n")
+		}
+		if name == "wrong pin" {
+			// The marker from the wrong PIN would refuse the next starts.
+			os.RemoveAll(filepath.Join(dir, "state"))
+		}
+	}
+	if logs.Len() < 200 {
+		t.Fatalf("the runs logged almost nothing (%d bytes): the check would prove nothing", logs.Len())
+	}
+	for _, s := range []string{secret, hex.EncodeToString([]byte(secret)), "87654321", hex.EncodeToString([]byte("87654321"))} {
+		if strings.Contains(logs.String(), s) {
+			t.Errorf("a PIN (%q) appears in the logs", s)
+		}
+	}
+}
