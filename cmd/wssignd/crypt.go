@@ -101,7 +101,7 @@ func encryptProfile(p *config.EncryptProfile) (*api.EncryptProfile, error) {
 		o.Parts = append(o.Parts, wss.Part{Space: space, Local: local, Optional: opt})
 	}
 	if p.RecipientCert != "" {
-		certs, err := config.ReadCryptCerts(p.RecipientCert)
+		certs, err := config.ReadCertificates(p.RecipientCert)
 		if err != nil {
 			return nil, err
 		}
@@ -111,7 +111,7 @@ func encryptProfile(p *config.EncryptProfile) (*api.EncryptProfile, error) {
 		o.Recipient = certs[0]
 	}
 	if p.TrustAnchors != "" {
-		certs, err := config.ReadCryptCerts(p.TrustAnchors)
+		certs, err := config.ReadCertificates(p.TrustAnchors)
 		if err != nil {
 			return nil, err
 		}

@@ -363,28 +363,9 @@ func tokenImportCert(f *tokenFlags, certFile string, w io.Writer) error {
 	if certFile == "" {
 		return errors.New("-cert is required")
 	}
-	b, err := os.ReadFile(certFile)
+	chain, err := config.ReadCertificates(certFile)
 	if err != nil {
 		return err
-	}
-	var chain []*x509.Certificate
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return fmt.Errorf("%s: %v", certFile, err)
-		}
-		chain = append(chain, c)
-	}
-	if len(chain) == 0 {
-		return fmt.Errorf("%s: no PEM certificate", certFile)
 	}
 	tok, err := openToken(f)
 	if err != nil {

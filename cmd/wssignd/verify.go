@@ -28,7 +28,7 @@ func buildVerifyProfiles(c *config.Config) (map[string]*api.VerifyProfile, error
 		read := func(files []string) []*x509.Certificate {
 			var certs []*x509.Certificate
 			for _, file := range files {
-				cs, err := config.ReadVerifyCerts(file)
+				cs, err := config.ReadCertificates(file)
 				if err != nil {
 					probs = append(probs, fmt.Sprintf("%s: %v", f, err))
 				}

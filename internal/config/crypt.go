@@ -1,10 +1,7 @@
 package config
 
 import (
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 )
@@ -110,7 +107,7 @@ func (p *EncryptProfile) validate(f string, c *Config) []string {
 		bad(f, "set recipient_cert, allow_recipient_header or both")
 	}
 	if p.RecipientCert != "" {
-		if _, err := ReadCryptCerts(p.RecipientCert); err != nil {
+		if _, err := ReadCertificates(p.RecipientCert); err != nil {
 			bad(f+".recipient_cert", "%v", err)
 		}
 	}
@@ -118,7 +115,7 @@ func (p *EncryptProfile) validate(f string, c *Config) []string {
 		if !p.AllowRecipientHeader {
 			bad(f+".trust_anchors", "applies only with allow_recipient_header")
 		}
-		if _, err := ReadCryptCerts(p.TrustAnchors); err != nil {
+		if _, err := ReadCertificates(p.TrustAnchors); err != nil {
 			bad(f+".trust_anchors", "%v", err)
 		}
 	}
@@ -240,38 +237,4 @@ func (p *DecryptProfile) validate(f string, c *Config) []string {
 		bad(f, "allows nobody: set allow_users or allow_groups (\"*\" allows every client of the socket)")
 	}
 	return probs
-}
-
-// ReadCryptCerts reads one or more certificates from a PEM file (or one
-// from a DER file).
-func ReadCryptCerts(path string) ([]*x509.Certificate, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var out []*x509.Certificate
-	rest := b
-	for {
-		var blk *pem.Block
-		blk, rest = pem.Decode(rest)
-		if blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %v", path, err)
-		}
-		out = append(out, c)
-	}
-	if len(out) == 0 {
-		c, err := x509.ParseCertificate(b)
-		if err != nil {
-			return nil, fmt.Errorf("%s: no PEM certificate and not a DER certificate", path)
-		}
-		out = append(out, c)
-	}
-	return out, nil
 }

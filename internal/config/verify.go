@@ -1,11 +1,7 @@
 package config
 
 import (
-	"crypto/x509"
-	"encoding/pem"
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -115,7 +111,7 @@ func (p *VerifyProfile) validate(f string, c *Config) []string {
 	}
 	for field, files := range map[string][]string{"trusted_certs": p.TrustedCerts, "ca_certs": p.CACerts, "intermediate_certs": p.IntermediateCerts} {
 		for i, file := range files {
-			if _, err := ReadVerifyCerts(file); err != nil {
+			if _, err := ReadCertificates(file); err != nil {
 				bad(fmt.Sprintf("%s.%s[%d]", f, field, i), "%v", err)
 			}
 		}
@@ -160,33 +156,4 @@ func (p *VerifyProfile) validate(f string, c *Config) []string {
 	}
 	slices.Sort(probs) // map iteration order must not reorder the report
 	return probs
-}
-
-// ReadVerifyCerts reads every certificate of a PEM file.
-func ReadVerifyCerts(path string) ([]*x509.Certificate, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, errors.Unwrap(err)
-	}
-	var out []*x509.Certificate
-	rest := data
-	for {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("%s: unexpected PEM block %q", path, b.Type)
-		}
-		cert, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %v", path, err)
-		}
-		out = append(out, cert)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s: no PEM certificate", path)
-	}
-	return out, nil
 }
