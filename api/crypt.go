@@ -72,37 +72,8 @@ func cryptError(err error) error {
 	return err
 }
 
-func (s *Server) cryptProfile(r *http.Request, encrypt bool) (string, Access, error) {
-	q := r.URL.Query()
-	name := q.Get("profile")
-	if name == "" || len(q["profile"]) != 1 {
-		return "", Access{}, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Detail: "give exactly one profile query parameter"}
-	}
-	var acc Access
-	ok := false
-	if encrypt {
-		var p *EncryptProfile
-		if p, ok = s.cfg.EncryptProfiles[name]; ok {
-			acc = p.Access
-		}
-	} else {
-		var p *DecryptProfile
-		if p, ok = s.cfg.DecryptProfiles[name]; ok {
-			acc = p.Access
-		}
-	}
-	// Unknown and not allowed look alike, as for signing.
-	peer := PeerFrom(r.Context())
-	if !ok || !acc.Allows(peer) {
-		s.cfg.Audit.Warn("audit", "event", "refused", "request_id", requestID(r), "profile", name, "endpoint", r.URL.Path,
-			"peer_uid", peer.UID, "peer_gid", peer.GID, "peer_pid", peer.PID, "peer_groups", peer.Groups)
-		return "", acc, errNoProfile
-	}
-	return name, acc, nil
-}
-
 func (s *Server) handleEncrypt(w http.ResponseWriter, r *http.Request) error {
-	name, _, err := s.cryptProfile(r, true)
+	_, p, err := pickProfile(s, r, s.cfg.EncryptProfiles, func(p *EncryptProfile) Access { return p.Access })
 	if err != nil {
 		return err
 	}
@@ -110,7 +81,7 @@ func (s *Server) handleEncrypt(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.encrypt(r, s.cfg.EncryptProfiles[name], body)
+	res, err := s.encrypt(r, p, body)
 	if err != nil {
 		return err
 	}
@@ -208,11 +179,10 @@ func (s *Server) encryptWithProfile(r *http.Request, profile string, envelope []
 }
 
 func (s *Server) handleDecrypt(w http.ResponseWriter, r *http.Request) error {
-	name, _, err := s.cryptProfile(r, false)
+	name, p, err := pickProfile(s, r, s.cfg.DecryptProfiles, func(p *DecryptProfile) Access { return p.Access })
 	if err != nil {
 		return err
 	}
-	p := s.cfg.DecryptProfiles[name]
 	body, err := s.readEnvelope(w, r)
 	if err != nil {
 		return err

@@ -292,21 +292,28 @@ func (s *Server) readEnvelope(w http.ResponseWriter, r *http.Request) ([]byte, e
 // use: the two look alike, so a caller learns nothing of what exists.
 var errNoProfile = &Error{Status: http.StatusForbidden, Code: CodeForbidden, Detail: "no profile of that name is available to this caller"}
 
-// profileFor resolves ?profile= and checks the caller may use it.
-func (s *Server) profileFor(r *http.Request) (string, *Profile, error) {
+// pickProfile resolves ?profile= among profiles and checks that the caller
+// may use it; access returns a profile's access list. The refusal is audited
+// and looks the same for an unknown profile as for a forbidden one.
+func pickProfile[P any](s *Server, r *http.Request, profiles map[string]*P, access func(*P) Access) (string, *P, error) {
 	q := r.URL.Query()
 	name := q.Get("profile")
 	if name == "" || len(q["profile"]) != 1 {
 		return "", nil, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Detail: "give exactly one profile query parameter"}
 	}
-	p, ok := s.cfg.Profiles[name]
+	p, ok := profiles[name]
 	peer := PeerFrom(r.Context())
-	if !ok || !p.Access.Allows(peer) {
-		s.cfg.Audit.Warn("audit", "event", "refused", "request_id", requestID(r), "profile", name,
+	if !ok || p == nil || !access(p).Allows(peer) {
+		s.cfg.Audit.Warn("audit", "event", "refused", "request_id", requestID(r), "profile", name, "endpoint", r.URL.Path,
 			"peer_uid", peer.UID, "peer_gid", peer.GID, "peer_pid", peer.PID, "peer_groups", peer.Groups)
 		return "", nil, errNoProfile
 	}
 	return name, p, nil
+}
+
+// profileFor resolves the sign profile of a request.
+func (s *Server) profileFor(r *http.Request) (string, *Profile, error) {
+	return pickProfile(s, r, s.cfg.Profiles, func(p *Profile) Access { return p.Access })
 }
 
 func (s *Server) credential(ctx context.Context, key string) (wss.Credential, error) {

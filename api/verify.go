@@ -17,23 +17,9 @@ type VerifyProfile struct {
 	Access Access
 }
 
-// verifyProfileFor resolves ?profile= among the verify profiles and checks
-// the caller may use it, as profileFor does for signing: an unknown profile
-// and a forbidden one get the same 403.
+// verifyProfileFor resolves the verify profile of a request.
 func (s *Server) verifyProfileFor(r *http.Request) (string, *VerifyProfile, error) {
-	q := r.URL.Query()
-	name := q.Get("profile")
-	if name == "" || len(q["profile"]) != 1 {
-		return "", nil, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Detail: "give exactly one profile query parameter"}
-	}
-	p, ok := s.cfg.VerifyProfiles[name]
-	peer := PeerFrom(r.Context())
-	if !ok || p == nil || !p.Access.Allows(peer) {
-		s.cfg.Audit.Warn("audit", "event", "refused", "request_id", requestID(r), "verify_profile", name,
-			"peer_uid", peer.UID, "peer_gid", peer.GID, "peer_pid", peer.PID, "peer_groups", peer.Groups)
-		return "", nil, errNoProfile
-	}
-	return name, p, nil
+	return pickProfile(s, r, s.cfg.VerifyProfiles, func(p *VerifyProfile) Access { return p.Access })
 }
 
 // explainParam reads ?explain= (absent, 0, 1, false, true).
