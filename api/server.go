@@ -274,7 +274,10 @@ func (s *Server) readEnvelope(w http.ResponseWriter, r *http.Request) ([]byte, e
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
 		return nil, &Error{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMedia, Detail: "only UTF-8 envelopes are accepted"}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeBodyTooLarge, Detail: fmt.Sprintf("the body exceeds %d bytes", s.cfg.MaxBodyBytes)}
+	}
+	body, err := readBody(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), r.ContentLength)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -286,6 +289,21 @@ func (s *Server) readEnvelope(w http.ResponseWriter, r *http.Request) ([]byte, e
 		return nil, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Detail: "the request body is empty"}
 	}
 	return body, nil
+}
+
+// readBody reads a request body. With a Content-Length (already checked
+// against the limit; net/http never returns more than it announces) it
+// reads into one buffer of that size instead of growing one by doubling,
+// which for a 10 MB envelope saves a peak of about twice the body.
+func readBody(rd io.Reader, contentLength int64) ([]byte, error) {
+	if contentLength <= 0 {
+		return io.ReadAll(rd)
+	}
+	buf := make([]byte, contentLength)
+	if _, err := io.ReadFull(rd, buf); err != nil {
+		return nil, err
+	}
+	return buf, nil
 }
 
 // errNoProfile answers both an unknown profile and one the caller may not
