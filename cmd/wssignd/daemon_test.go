@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -409,5 +410,17 @@ func TestDaemonReloadUnderLoad(t *testing.T) {
 	t.Logf("signatures during reloads: %d ok, %d failed", total.ok, total.failed)
 	if total.failed != 0 || total.ok == 0 {
 		t.Errorf("%d requests failed during reloads (%d ok)", total.failed, total.ok)
+	}
+}
+
+// TestAuditIgnoresLogLevel: with log_level = "error", a signature still
+// writes its audit event.
+func TestAuditIgnoresLogLevel(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelError}))
+	log.Info("dropped")
+	auditLogger(log).With("k", "v").Info("audit", "event", "private-key-use")
+	if strings.Contains(buf.String(), "dropped") || !strings.Contains(buf.String(), "event=private-key-use") || !strings.Contains(buf.String(), "k=v") {
+		t.Errorf("log: %q", buf.String())
 	}
 }

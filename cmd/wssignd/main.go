@@ -105,6 +105,24 @@ func setLogLevel(c *config.Config) {
 
 var errConfig = errors.New("configuration error")
 
+// auditLogger writes through log's handler but ignores log_level: audit
+// events of private-key use are never dropped by a quieter log level.
+func auditLogger(log *slog.Logger) *slog.Logger {
+	return slog.New(alwaysEnabled{log.Handler()})
+}
+
+type alwaysEnabled struct{ slog.Handler }
+
+func (alwaysEnabled) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h alwaysEnabled) WithAttrs(as []slog.Attr) slog.Handler {
+	return alwaysEnabled{h.Handler.WithAttrs(as)}
+}
+
+func (h alwaysEnabled) WithGroup(name string) slog.Handler {
+	return alwaysEnabled{h.Handler.WithGroup(name)}
+}
+
 // generation is one loaded configuration with its open tokens and API
 // handler. Requests hold its gate for reading; retiring it takes the gate
 // for writing, so tokens close only when no request of it is in flight.
@@ -159,6 +177,7 @@ func buildHandler(c *config.Config, ks *keyStore, log *slog.Logger, metrics *api
 		RequestTimeout:  c.Limits.RequestTimeout.Duration,
 		MaxConcurrent:   c.Limits.MaxConcurrent,
 		Log:             log,
+		Audit:           auditLogger(log),
 		Metrics:         metrics,
 	})
 	return &generation{cfg: c, ks: ks, handler: h}, nil
