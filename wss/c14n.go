@@ -26,6 +26,12 @@ import (
 // rendered where the exclusive rules require it; xml:* attributes of the
 // ancestors are not inherited (that is the point of the exclusive variant).
 //
+// Sign and Verify do not use this canonicaliser on messages: they
+// canonicalise from the raw bytes with the streaming canonicaliser
+// (c14nstream.go), which has none of the limitations below. This one serves
+// callers holding an etree tree, and is the reference the streaming one is
+// fuzzed against.
+//
 // Known limitations, inherited from encoding/xml under etree:
 //   - Attribute-value normalisation (XML 1.0 §3.3.3) is not applied by the
 //     parser: a literal tab or newline inside an attribute value stays a tab

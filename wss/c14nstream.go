@@ -1,6 +1,7 @@
 package wss
 
-// Streaming Exclusive XML Canonicalization 1.0 (without comments) over the
+// Streaming Exclusive XML Canonicalization 1.0 (without comments, or with
+// them for a SignedInfo whose CanonicalizationMethod asks so) over the
 // tokens of xmlTokenizer: a c14nSink is started at a start tag and fed every
 // token until the element's end tag; it writes the canonical form of that
 // element's subtree straight into an io.Writer (a hash in the signing path).
@@ -8,7 +9,9 @@ package wss
 // which holds the whole context of the element. It produces the same bytes
 // as CanonicalizeExclusive (c14n.go) for the same document, except where
 // etree's parser deviates from XML 1.0 (attribute-value normalisation, see
-// c14n.go): FuzzC14NDifferential and TestC14NStreamOracle check both.
+// c14n.go): FuzzC14NDifferential and TestC14NStreamOracle check both. Sign
+// and Verify both use it, so both read attribute values as libxml2 (xmlsec1)
+// and other spec-conformant verifiers do.
 
 import (
 	"bytes"
@@ -145,6 +148,7 @@ type c14nSink struct {
 	nsOut     []nsBind
 	attrs     []*rawAttr
 	depth     int
+	comments  bool // exclusive c14n WithComments: comments in the subtree are output
 }
 
 // c14nBufPool recycles the output buffers of c14nSinks.
@@ -268,6 +272,12 @@ func (c *c14nSink) token(t *xmlTokenizer) bool {
 		o.copyRaw(t.data, rtText)
 	case tokCDATA:
 		o.copyRaw(t.data, rtCDATA)
+	case tokComment:
+		if c.comments {
+			o.str("<!--")
+			o.copyRaw(t.data, rtPI)
+			o.str("-->")
+		}
 	case tokPI:
 		o.str("<?")
 		o.bytes(t.target)
@@ -383,9 +393,9 @@ func streamSinks(t *xmlTokenizer, start func(t *xmlTokenizer) tokenSink) error {
 // canonicalizeRawNth writes the exclusive canonical form (without comments)
 // of the n-th element (document order, 0 = the document element) of the
 // document raw to w. It reports false when there is no such element. With
-// compat, the document is read as encoding/xml reads it (see xmlTokenizer.compat).
-func canonicalizeRawNth(w io.Writer, raw []byte, n int, inclusive []string, compat bool) (bool, error) {
-	t := &xmlTokenizer{raw: raw, compat: compat}
+// goNames, names encoding/xml refuses are refused (see xmlTokenizer.goNames).
+func canonicalizeRawNth(w io.Writer, raw []byte, n int, inclusive []string, goNames bool) (bool, error) {
+	t := &xmlTokenizer{raw: raw, goNames: goNames}
 	var sink *c14nSink
 	i := 0
 	err := streamSinks(t, func(t *xmlTokenizer) tokenSink {
@@ -404,4 +414,74 @@ func canonicalizeRawNth(w io.Writer, raw []byte, n int, inclusive []string, comp
 	}
 	defer sink.release()
 	return true, sink.out.err
+}
+
+// c14nTarget asks canonicalizeRawMany for the exclusive canonical form of
+// the n-th element (document order, 0 = the document element) written to w.
+type c14nTarget struct {
+	n         int
+	w         io.Writer
+	inclusive []string
+	comments  bool  // WithComments
+	found     bool  // set: the element exists
+	err       error // set: the first error of w
+}
+
+// multiSink feeds several sinks started at the same element.
+type multiSink []tokenSink
+
+func (m multiSink) token(t *xmlTokenizer) bool {
+	done := false
+	for _, s := range m {
+		done = s.token(t)
+	}
+	return done
+}
+
+// canonicalizeRawMany canonicalises every target's element of the document
+// raw in one pass of the tokenizer in spec mode (XML 1.0, attribute values
+// normalised per §3.3.3, as libxml2 and so xmlsec1 read them). The error is
+// the tokenizer's; a writer's error is recorded in its target.
+func canonicalizeRawMany(raw []byte, targets []*c14nTarget) error {
+	byIndex := make(map[int][]int, len(targets))
+	for j, tg := range targets {
+		byIndex[tg.n] = append(byIndex[tg.n], j)
+	}
+	sinks := make([]*c14nSink, len(targets))
+	defer func() {
+		for _, s := range sinks {
+			if s != nil {
+				s.release()
+			}
+		}
+	}()
+	i := 0
+	err := streamSinks(&xmlTokenizer{raw: raw}, func(t *xmlTokenizer) tokenSink {
+		js := byIndex[i]
+		i++
+		if len(js) == 0 {
+			return nil
+		}
+		m := make(multiSink, 0, len(js))
+		for _, j := range js {
+			s := newC14NSink(targets[j].w, targets[j].inclusive)
+			s.comments = targets[j].comments
+			targets[j].found = true
+			sinks[j] = s
+			m = append(m, s)
+		}
+		if len(m) == 1 {
+			return m[0]
+		}
+		return m
+	})
+	if err != nil {
+		return err
+	}
+	for j, s := range sinks {
+		if s != nil {
+			targets[j].err = s.out.err
+		}
+	}
+	return nil
 }

@@ -359,7 +359,7 @@ func scanEnvelope(raw []byte, lim Limits) (*envelope, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil, errorf(CodeMalformedXML, "empty document")
 	}
-	t := &xmlTokenizer{raw: raw, maxDepth: lim.MaxDepth, maxElements: lim.MaxElements, compat: true}
+	t := &xmlTokenizer{raw: raw, maxDepth: lim.MaxDepth, maxElements: lim.MaxElements, goNames: true}
 	env := &envelope{raw: raw, ids: map[string]bool{}}
 	base := nsScope{"xml": NSXML}
 	var recorded []*element // per open element: its record, or nil

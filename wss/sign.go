@@ -808,7 +808,7 @@ func (s *signer) digestReferences() ([]string, error) {
 	pass := func(start func(i int) tokenSink) error {
 		seen := make([]bool, len(s.refs))
 		if len(byStart) > 0 {
-			t := &xmlTokenizer{raw: s.env.raw, compat: true}
+			t := &xmlTokenizer{raw: s.env.raw}
 			err := streamSinks(t, func(t *xmlTokenizer) tokenSink {
 				i, ok := byStart[t.start]
 				if !ok || seen[i] {
@@ -905,7 +905,7 @@ func (s *signer) injectID(t *xmlTokenizer, r *reference) {
 
 // fragmentTokenizer reads generated Security content in scope.
 func (s *signer) fragmentTokenizer(frag []byte, scope nsScope) *xmlTokenizer {
-	t := &xmlTokenizer{raw: frag, fragment: true, compat: true}
+	t := &xmlTokenizer{raw: frag, fragment: true}
 	for p, u := range scope {
 		if p != "xml" {
 			t.ns = append(t.ns, nsBind{prefix: []byte(p), uri: []byte(u)})

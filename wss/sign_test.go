@@ -64,8 +64,9 @@ func loadCredential(t testing.TB, name string) Credential {
 }
 
 // checkSignature independently recomputes every Reference digest and the
-// signature of a signed envelope. It is the test's own verifier: it shares
-// only the canonicaliser with Sign (itself checked against libxml2).
+// signature of a signed envelope. It is the test's own verifier, built on
+// etree and the etree canonicaliser (checked against libxml2), which Sign
+// does not use: Sign canonicalises from the raw bytes.
 func checkSignature(signed []byte, pub crypto.PublicKey) error {
 	doc := etree.NewDocument()
 	if err := doc.ReadFromBytes(signed); err != nil {

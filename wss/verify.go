@@ -7,7 +7,9 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"hash"
 	"slices"
 	"strings"
 	"time"
@@ -516,29 +518,62 @@ func (v *verifier) checkSignature(sig *etree.Element) error {
 		return fail(CodeAlgorithmNotAllowed, "", "signature method %s does not fit the certificate's %s key", smURI, cert.PublicKeyAlgorithm)
 	}
 
-	// Every Reference. References may overlap (each may name the whole
-	// Body); bound the total work to a few times the message size.
-	budget := 4*len(v.env.raw) + 1<<20
-	var firstBad *verdict
-	for _, p := range plans {
-		var buf bytes.Buffer
-		if err := CanonicalizeExclusive(&buf, p.el, p.c14n); err != nil {
-			return fail(CodeSignatureStructure, p.uri, "the element of %s cannot be canonicalised: %v", p.uri, err)
+	// Every Reference and the SignedInfo are canonicalised from the raw
+	// message in one pass of the spec-mode tokenizer (attribute values
+	// normalised per XML 1.0 §3.3.3, as libxml2, xmlsec1 and WSS4J read
+	// them; encoding/xml, hence etree, does not). The etree element each
+	// Reference resolved to is found by its document-order index: both
+	// parsers see the same elements in the same order. References may
+	// overlap (each may name the whole Body); bound the total work to a few
+	// times the message size.
+	order := elementOrder(v.doc.Root())
+	budget := &c14nBudget{left: 4*len(v.env.raw) + 1<<20}
+	outs := make([]*refOut, len(plans))
+	targets := make([]*c14nTarget, 0, len(plans)+1)
+	for i, p := range plans {
+		n, ok := order[p.el]
+		if !ok {
+			return fail(CodeSignatureStructure, p.uri, "the element of %s is not in the document", p.uri)
 		}
-		if budget -= buf.Len(); budget < 0 {
+		o := &refOut{h: p.da.hash.New(), budget: budget}
+		if v.opts.Explain {
+			o.buf = new(bytes.Buffer)
+			o.sha = sha256.New()
+		}
+		outs[i] = o
+		targets = append(targets, &c14nTarget{n: n, w: o, inclusive: p.c14n.InclusivePrefixes, comments: p.c14n.WithComments})
+	}
+	siN, ok := order[si]
+	if !ok {
+		return fail(CodeSignatureStructure, "", "SignedInfo is not in the document")
+	}
+	h := sa.hash.New()
+	siTarget := &c14nTarget{n: siN, w: h, inclusive: siC14N.InclusivePrefixes, comments: siC14N.WithComments}
+	targets = append(targets, siTarget)
+	if err := canonicalizeRawMany(v.env.raw, targets); err != nil {
+		return fail(CodeSignatureStructure, "", "the message cannot be canonicalised: %v", err)
+	}
+	total := 0
+	for i, p := range plans {
+		tg := targets[i]
+		if total += outs[i].n; total > budget.limit() || errors.Is(tg.err, errC14NBudget) {
 			return fail(CodeSignatureStructure, p.uri, "the References cover more than four times the message")
 		}
-		dh := p.da.hash.New()
-		dh.Write(buf.Bytes())
-		computed := dh.Sum(nil)
+		if !tg.found || tg.err != nil {
+			return fail(CodeSignatureStructure, p.uri, "the element of %s cannot be canonicalised: %v", p.uri, tg.err)
+		}
+	}
+	var firstBad *verdict
+	for i, p := range plans {
+		o := outs[i]
+		computed := o.h.Sum(nil)
 		expected, derr := decodeB64(p.digest)
 		match := derr == nil && subtle.ConstantTimeCompare(computed, expected) == 1
 		if v.opts.Explain {
-			cs := sha256.Sum256(buf.Bytes())
 			v.res.Explain = append(v.res.Explain, RefExplain{
-				URI: p.uri, Path: pathOf(p.el), CanonicalSHA256: hex.EncodeToString(cs[:]), CanonicalLength: buf.Len(),
+				URI: p.uri, Path: pathOf(p.el), CanonicalSHA256: hex.EncodeToString(o.sha.Sum(nil)), CanonicalLength: o.n,
 				DigestMethod: p.dmURI, Expected: p.digest, Computed: base64.StdEncoding.EncodeToString(computed), Match: match,
-				Canonical: bytes.Clone(buf.Bytes()),
+				Canonical: o.buf.Bytes(),
 			})
 		}
 		if !match && firstBad == nil {
@@ -554,11 +589,10 @@ func (v *verifier) checkSignature(sig *etree.Element) error {
 	}
 
 	// SignatureValue over the canonical SignedInfo, with its own PrefixList
-	// (after the References, as XML-DSig core validation orders them, so
-	// that explain shows the References of a signature that fails).
-	h := sa.hash.New()
-	if err := CanonicalizeExclusive(h, si, siC14N); err != nil {
-		return fail(CodeSignatureStructure, "", "SignedInfo cannot be canonicalised: %v", err)
+	// (checked after the References, as XML-DSig core validation orders
+	// them, so that explain shows the References of a signature that fails).
+	if !siTarget.found || siTarget.err != nil {
+		return fail(CodeSignatureStructure, "", "SignedInfo cannot be canonicalised: %v", siTarget.err)
 	}
 	if err := verifyDigest(cert.PublicKey, sa, h.Sum(nil), sv); err != nil {
 		return fail(CodeSignatureInvalid, "", "the SignatureValue does not verify with the key of %s", cert.Subject)
@@ -580,6 +614,56 @@ func (v *verifier) checkSignature(sig *etree.Element) error {
 		NotAfter: cert.NotAfter.UTC(), SHA256: hex.EncodeToString(sum[:]), KeyRef: kind, Certificate: cert,
 	}
 	return nil
+}
+
+// elementOrder maps every element under root (root included) to its index
+// in document order, 0 being root.
+func elementOrder(root *etree.Element) map[*etree.Element]int {
+	order := make(map[*etree.Element]int)
+	var walk func(el *etree.Element)
+	walk = func(el *etree.Element) {
+		order[el] = len(order)
+		for _, c := range el.ChildElements() {
+			walk(c)
+		}
+	}
+	if root != nil {
+		walk(root)
+	}
+	return order
+}
+
+// errC14NBudget stops a Reference's canonicalisation once the References
+// together have produced more than the budget allows.
+var errC14NBudget = errors.New("the canonicalisation budget is exhausted")
+
+// c14nBudget is the number of canonical bytes all References may still produce.
+type c14nBudget struct{ left, spent int }
+
+func (b *c14nBudget) limit() int { return b.left + b.spent }
+
+// refOut receives a Reference's canonical bytes: it hashes and counts them
+// (and, for explain, keeps them and their SHA-256), within the budget.
+type refOut struct {
+	h, sha hash.Hash
+	buf    *bytes.Buffer
+	n      int
+	budget *c14nBudget
+}
+
+func (o *refOut) Write(p []byte) (int, error) {
+	if len(p) > o.budget.left {
+		return 0, errC14NBudget
+	}
+	o.budget.left -= len(p)
+	o.budget.spent += len(p)
+	o.n += len(p)
+	o.h.Write(p)
+	if o.buf != nil {
+		o.buf.Write(p)
+		o.sha.Write(p)
+	}
+	return len(p), nil
 }
 
 type plannedRef struct {

@@ -85,15 +85,14 @@ type xmlTokenizer struct {
 	depth                     int       // elements open, the current one included for tokStart and tokEnd
 	maxDepth, maxElements     int       // 0: no limit
 	fragment                  bool      // content of an element: several top-level elements and text allowed
-	// compat makes the tokenizer read documents as encoding/xml (and so
-	// etree, the verifier and CanonicalizeExclusive) does, where that
-	// departs from XML 1.0 fifth edition: attribute values get line ends
-	// normalised to LF but keep literal TAB and LF (no §3.3.3
-	// normalisation); non-ASCII names must also be names for encoding/xml
-	// (its older Unicode tables); a byte order mark is refused. The signing
-	// path uses it so that it accepts only what the verifier reads and its
-	// digests equal the verifier's.
-	compat                    bool
+	// goNames makes the tokenizer refuse non-ASCII names that encoding/xml
+	// (its older Unicode tables), and so etree and the verifier, refuses
+	// although XML 1.0 fifth edition allows them. Envelopes are scanned
+	// with it, so that Sign accepts only what Verify can read. Everything
+	// else is read as XML 1.0 says, as libxml2 does: attribute values get
+	// §3.3.3 normalisation (literal TAB, CR, LF and CR LF → one space each),
+	// a leading byte order mark is skipped.
+	goNames                   bool
 	elements                  int
 	stack                     []openElem
 	ns                        []nsBind
@@ -249,7 +248,7 @@ func (t *xmlTokenizer) name(i int) (end, colon int, err error) {
 	if i == partStart {
 		return 0, 0, t.failAt(i, "expected a name")
 	}
-	if nonASCII && t.compat && !t.stdName(raw[start:i]) {
+	if nonASCII && t.goNames && !t.stdName(raw[start:i]) {
 		return 0, 0, t.failAt(start, "name %q is not accepted by encoding/xml", raw[start:i])
 	}
 	return i, colon, nil
@@ -419,7 +418,7 @@ func (t *xmlTokenizer) next() (tokKind, error) {
 	if !t.begun {
 		t.begun = true
 		if !t.fragment {
-			if !t.compat && bytes.HasPrefix(t.raw, []byte("\xEF\xBB\xBF")) {
+			if bytes.HasPrefix(t.raw, []byte("\xEF\xBB\xBF")) {
 				t.pos = 3
 			}
 			if bytes.HasPrefix(t.raw[t.pos:], []byte("<?xml")) && len(t.raw) > t.pos+5 && (isSpace(t.raw[t.pos+5]) || t.raw[t.pos+5] == '?') {
@@ -895,9 +894,7 @@ func (t *xmlTokenizer) attrValue(a *rawAttr, vs, ve int) error {
 			case b == '<':
 				return t.failAt(i, "< in an attribute value")
 			case b == '\t' || b == '\n':
-				if !t.compat {
-					clean = false
-				}
+				clean = false
 				a.litWS = true
 				i++
 			case b == '\r':
@@ -933,21 +930,13 @@ func (t *xmlTokenizer) attrValue(a *rawAttr, vs, ve int) error {
 			t.valBuf = utf8.AppendRune(t.valBuf, r)
 			i = n
 		case '\r':
-			if t.compat {
-				t.valBuf = append(t.valBuf, '\n')
-			} else {
-				t.valBuf = append(t.valBuf, ' ')
-			}
+			t.valBuf = append(t.valBuf, ' ')
 			i++
 			if i < ve && raw[i] == '\n' {
 				i++
 			}
 		case '\t', '\n':
-			if t.compat {
-				t.valBuf = append(t.valBuf, b)
-			} else {
-				t.valBuf = append(t.valBuf, ' ')
-			}
+			t.valBuf = append(t.valBuf, ' ')
 			i++
 		default:
 			t.valBuf = append(t.valBuf, b)

@@ -2,10 +2,13 @@ package wss
 
 import (
 	"bytes"
+	"io"
 	"maps"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/beevik/etree"
 )
 
 // TestXMLTokenizerWellFormedness: the tokenizer accepts well-formed,
@@ -76,19 +79,24 @@ func TestXMLTokenizerWellFormedness(t *testing.T) {
 	}
 }
 
-// TestXMLTokenizerCompat: in compat mode the tokenizer refuses what
-// encoding/xml refuses although XML 1.0 fifth edition allows it.
-func TestXMLTokenizerCompat(t *testing.T) {
-	for _, doc := range []string{"\xEF\xBB\xBF<a/>", "<a\U00010000/>", "<a b\U00010000=\"1\"/>"} {
+// TestXMLTokenizerGoNames: with goNames the tokenizer refuses names that
+// encoding/xml refuses although XML 1.0 fifth edition allows them; a byte
+// order mark is skipped in both modes (etree accepts it too).
+func TestXMLTokenizerGoNames(t *testing.T) {
+	for _, doc := range []string{"<a\U00010000/>", "<a b\U00010000=\"1\"/>"} {
 		if err := streamSinks(&xmlTokenizer{raw: []byte(doc)}, nil); err != nil {
 			t.Fatalf("%q: %v", doc, err)
 		}
-		if err := streamSinks(&xmlTokenizer{raw: []byte(doc), compat: true}, nil); CodeOf(err) != CodeMalformedXML {
-			t.Fatalf("compat %q: %v", doc, err)
+		if err := streamSinks(&xmlTokenizer{raw: []byte(doc), goNames: true}, nil); CodeOf(err) != CodeMalformedXML {
+			t.Fatalf("goNames %q: %v", doc, err)
 		}
 	}
-	if err := streamSinks(&xmlTokenizer{raw: []byte("<\u00e9l\u00e8ve\u0e33/>"), compat: true}, nil); err != nil {
-		t.Fatal(err)
+	for _, doc := range []string{"<\u00e9l\u00e8ve\u0e33/>", "\xEF\xBB\xBF<a/>"} {
+		for _, goNames := range []bool{false, true} {
+			if err := streamSinks(&xmlTokenizer{raw: []byte(doc), goNames: goNames}, nil); err != nil {
+				t.Fatalf("goNames=%v %q: %v", goNames, doc, err)
+			}
+		}
 	}
 }
 
@@ -129,22 +137,16 @@ func TestXMLTokenizerOffsets(t *testing.T) {
 
 // TestXMLTokenizerAttributeNormalisation: XML 1.0 §3.3.3 for CDATA
 // attributes (literal TAB/CR/LF and CR LF → one space each; references
-// kept), and the legacy (encoding/xml) reading that Sign uses.
+// kept), in both modes (goNames only restricts names).
 func TestXMLTokenizerAttributeNormalisation(t *testing.T) {
 	doc := "<a x=\"1\t2\n3\r\n4\r5&#9;6&#10;7&#13;8&amp;\"/>"
-	for _, tc := range []struct {
-		legacy bool
-		want   string
-	}{
-		{false, "1 2 3 4 5\t6\n7\r8&"},
-		{true, "1\t2\n3\n4\n5\t6\n7\r8&"},
-	} {
-		tk := &xmlTokenizer{raw: []byte(doc), compat: tc.legacy}
+	for _, goNames := range []bool{false, true} {
+		tk := &xmlTokenizer{raw: []byte(doc), goNames: goNames}
 		if k, err := tk.next(); err != nil || k != tokStart {
 			t.Fatal(k, err)
 		}
-		if got := string(tk.attrs[0].value); got != tc.want {
-			t.Fatalf("legacy=%v: %q, want %q", tc.legacy, got, tc.want)
+		if got, want := string(tk.attrs[0].value), "1 2 3 4 5\t6\n7\r8&"; got != want {
+			t.Fatalf("goNames=%v: %q, want %q", goNames, got, want)
 		}
 	}
 }
@@ -246,4 +248,56 @@ func FuzzScanEnvelopeDifferential(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		compareScans(t, raw)
 	})
+}
+
+// TestC14NStreamMany: canonicalizeRawMany (Verify's one pass) gives each
+// target, several of them on the same or nested elements, the bytes
+// CanonicalizeExclusive gives its element, comments included for
+// WithComments (a SignedInfo may ask for them) and dropped otherwise.
+func TestC14NStreamMany(t *testing.T) {
+	doc := []byte("<r xmlns:p=\"urn:p\"><!--top--><p:a x=\"1\"><!-- in\r\na --><b><!--b--></b></p:a><c/></r>")
+	root := parseDoc(t, doc).Root()
+	var all []*etree.Element
+	var walk func(*etree.Element)
+	walk = func(el *etree.Element) {
+		all = append(all, el)
+		for _, c := range el.ChildElements() {
+			walk(c)
+		}
+	}
+	walk(root)
+	type want struct {
+		tg  *c14nTarget
+		out []byte
+	}
+	var wants []want
+	for _, n := range []int{0, 1, 1, 2, 3, 1} {
+		for _, opts := range []C14NOptions{{}, {WithComments: true}, {InclusivePrefixes: []string{"p"}, WithComments: true}} {
+			var w bytes.Buffer
+			if err := CanonicalizeExclusive(&w, all[n], opts); err != nil {
+				t.Fatal(err)
+			}
+			tg := &c14nTarget{n: n, w: new(bytes.Buffer), inclusive: opts.InclusivePrefixes, comments: opts.WithComments}
+			wants = append(wants, want{tg, w.Bytes()})
+		}
+	}
+	var targets []*c14nTarget
+	for _, w := range wants {
+		targets = append(targets, w.tg)
+	}
+	targets = append(targets, &c14nTarget{n: len(all), w: io.Discard})
+	if err := canonicalizeRawMany(doc, targets); err != nil {
+		t.Fatal(err)
+	}
+	if targets[len(targets)-1].found {
+		t.Error("an element past the last one was found")
+	}
+	for _, w := range wants {
+		if got := w.tg.w.(*bytes.Buffer).Bytes(); !w.tg.found || w.tg.err != nil || !bytes.Equal(got, w.out) {
+			t.Errorf("element %d comments=%v PrefixList %q: found=%v err=%v\n got %q\nwant %q", w.tg.n, w.tg.comments, w.tg.inclusive, w.tg.found, w.tg.err, got, w.out)
+		}
+	}
+	if !bytes.Contains(wants[1].out, []byte("<!-- in\na -->")) {
+		t.Fatalf("the comment case is not exercised: %q", wants[1].out)
+	}
 }
