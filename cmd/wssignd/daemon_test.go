@@ -86,7 +86,7 @@ allow_users = ["4000000000"]
 %s`, socket, filepath.Join(filepath.Dir(socket), "state"), env.Soft.Module, env.Soft.Module, env.Soft.Label, env.Soft.PINFile, os.Getuid(), os.Getuid(), extra)
 }
 
-func startDaemon(t *testing.T, cfgText string, socket string) *daemon {
+func startDaemon(t testing.TB, cfgText string, socket string) *daemon {
 	t.Helper()
 	dir := filepath.Dir(socket)
 	cfgPath := filepath.Join(dir, "wssignd.toml")
@@ -131,7 +131,7 @@ func startDaemon(t *testing.T, cfgText string, socket string) *daemon {
 
 // testWriter routes daemon logs to t.Log and keeps them.
 type testWriter struct {
-	t    *testing.T
+	t    testing.TB
 	logs *logBuffer
 }
 
