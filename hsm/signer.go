@@ -190,7 +190,6 @@ func (s tokenRSASigner) DecryptContext(ctx context.Context, _ io.Reader, msg []b
 		if !ok {
 			return nil, fmt.Errorf("decrypt: unsupported oaep hash %v", o.Hash)
 		}
-		mgf := hm.mgf
 		oaep = &rsa.OAEPOptions{Hash: o.Hash, MGFHash: o.MGFHash, Label: o.Label}
 		if oaep.MGFHash == 0 {
 			oaep.MGFHash = o.Hash
@@ -199,8 +198,7 @@ func (s tokenRSASigner) DecryptContext(ctx context.Context, _ io.Reader, msg []b
 		if !ok {
 			return nil, fmt.Errorf("decrypt: unsupported oaep mgf1 hash %v", o.MGFHash)
 		}
-		mgf = m.mgf
-		mech = pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_OAEP, pkcs11.NewOAEPParams(hm.mech, mgf, pkcs11.CKZ_DATA_SPECIFIED, o.Label))
+		mech = pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_OAEP, pkcs11.NewOAEPParams(hm.mech, m.mgf, pkcs11.CKZ_DATA_SPECIFIED, o.Label))
 	default:
 		return nil, fmt.Errorf("decrypt: unsupported options %T", opts)
 	}

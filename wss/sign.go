@@ -17,8 +17,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/beevik/etree"
 )
 
 // Credential is a private key, reachable only through its Signer, and its
@@ -969,29 +967,4 @@ func (s *signer) canonicalizeSignedInfo(w io.Writer, digests []string) error {
 		return &Error{Code: CodeInternal, Msg: "canonicalisation of SignedInfo", Err: sink.out.err}
 	}
 	return nil
-}
-
-// indexIDs maps every wsu:Id, Id, ID and xml:id value in the tree to its
-// element. The verifier uses it; Sign no longer parses into a tree.
-func indexIDs(root *etree.Element) map[string]*etree.Element {
-	m := map[string]*etree.Element{}
-	var walk func(el *etree.Element)
-	walk = func(el *etree.Element) {
-		for i := range el.Attr {
-			a := &el.Attr[i]
-			switch {
-			case a.Space == "" && (a.Key == "Id" || a.Key == "ID"):
-				m[a.Value] = el
-			case a.Space == "xml" && a.Key == "id":
-				m[a.Value] = el
-			case a.Space != "" && a.Key == "Id" && a.NamespaceURI() == NSWSU:
-				m[a.Value] = el
-			}
-		}
-		for _, c := range el.ChildElements() {
-			walk(c)
-		}
-	}
-	walk(root)
-	return m
 }

@@ -960,3 +960,28 @@ func hexSHA256(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
 }
+
+// indexIDs maps every wsu:Id, Id, ID and xml:id value in the tree to its
+// element. The verifier uses it; Sign no longer parses into a tree.
+func indexIDs(root *etree.Element) map[string]*etree.Element {
+	m := map[string]*etree.Element{}
+	var walk func(el *etree.Element)
+	walk = func(el *etree.Element) {
+		for i := range el.Attr {
+			a := &el.Attr[i]
+			switch {
+			case a.Space == "" && (a.Key == "Id" || a.Key == "ID"):
+				m[a.Value] = el
+			case a.Space == "xml" && a.Key == "id":
+				m[a.Value] = el
+			case a.Space != "" && a.Key == "Id" && a.NamespaceURI() == NSWSU:
+				m[a.Value] = el
+			}
+		}
+		for _, c := range el.ChildElements() {
+			walk(c)
+		}
+	}
+	walk(root)
+	return m
+}

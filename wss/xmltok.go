@@ -272,6 +272,19 @@ func (t *xmlTokenizer) stdName(name []byte) bool {
 	return err == nil
 }
 
+// nonASCIIChar checks the multi-byte UTF-8 sequence at raw[i:e] is one XML
+// Char and returns its length.
+func (t *xmlTokenizer) nonASCIIChar(i, e int) (int, error) {
+	r, size := utf8.DecodeRune(t.raw[i:e])
+	if r == utf8.RuneError && size <= 1 {
+		return 0, t.failAt(i, "invalid UTF-8")
+	}
+	if !isXMLChar(r) {
+		return 0, t.failAt(i, "invalid character %U", r)
+	}
+	return size, nil
+}
+
 // checkChars validates raw[s:e] as a sequence of Chars.
 func (t *xmlTokenizer) checkChars(s, e int) error {
 	raw := t.raw
@@ -284,12 +297,9 @@ func (t *xmlTokenizer) checkChars(s, e int) error {
 			i++
 			continue
 		}
-		r, size := utf8.DecodeRune(raw[i:e])
-		if r == utf8.RuneError && size <= 1 {
-			return t.failAt(i, "invalid UTF-8")
-		}
-		if !isXMLChar(r) {
-			return t.failAt(i, "invalid character %U", r)
+		size, err := t.nonASCIIChar(i, e)
+		if err != nil {
+			return err
 		}
 		i += size
 	}
@@ -382,12 +392,9 @@ func (t *xmlTokenizer) checkText(s, e int) error {
 			}
 			continue
 		}
-		r, size := utf8.DecodeRune(raw[i:e])
-		if r == utf8.RuneError && size <= 1 {
-			return t.failAt(i, "invalid UTF-8")
-		}
-		if !isXMLChar(r) {
-			return t.failAt(i, "invalid character %U", r)
+		size, err := t.nonASCIIChar(i, e)
+		if err != nil {
+			return err
 		}
 		i += size
 	}
@@ -908,12 +915,9 @@ func (t *xmlTokenizer) attrValue(a *rawAttr, vs, ve int) error {
 			}
 			continue
 		}
-		r, size := utf8.DecodeRune(raw[i:ve])
-		if r == utf8.RuneError && size <= 1 {
-			return t.failAt(i, "invalid UTF-8")
-		}
-		if !isXMLChar(r) {
-			return t.failAt(i, "invalid character %U", r)
+		size, err := t.nonASCIIChar(i, ve)
+		if err != nil {
+			return err
 		}
 		i += size
 	}

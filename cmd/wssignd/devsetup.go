@@ -102,7 +102,9 @@ func devSetup(dir, socket string) error {
 				return fmt.Errorf("importing certificate for %s: %w", k.Name, err)
 			}
 			fmt.Printf("generated %s on token %s (private key non-extractable)\n", k.Name, devTokenLabel)
-			key, err = tok.FindKey(ref)
+			if key, err = tok.FindKey(ref); err != nil {
+				return fmt.Errorf("%s after generation: %w", k.Name, err)
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", k.Name, err)
