@@ -359,7 +359,9 @@ func scanEnvelope(raw []byte, lim Limits) (*envelope, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil, errorf(CodeMalformedXML, "empty document")
 	}
-	t := &xmlTokenizer{raw: raw, maxDepth: lim.MaxDepth, maxElements: lim.MaxElements, goNames: true}
+	t := getTokenizer(raw)
+	defer putTokenizer(t)
+	t.maxDepth, t.maxElements, t.goNames = lim.MaxDepth, lim.MaxElements, true
 	env := &envelope{raw: raw, ids: map[string]bool{}}
 	base := nsScope{"xml": NSXML}
 	var recorded []*element // per open element: its record, or nil

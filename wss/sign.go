@@ -1,6 +1,7 @@
 package wss
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -107,6 +108,10 @@ type SignOptions struct {
 	Actor string
 	// Layout orders the Security header; "" means LayoutStrict.
 	Layout Layout
+	// NoCopy leaves SignResult.Envelope nil: the result refers to the
+	// input's bytes, which must not change until it is written with
+	// SignResult.WriteTo. It saves a copy of the envelope.
+	NoCopy bool
 	// SOAPVersion "1.1" or "1.2" refuses envelopes of the other version;
 	// "" accepts both.
 	SOAPVersion string
@@ -122,8 +127,11 @@ type SignOptions struct {
 
 // SignResult describes what Sign produced, for audit and metrics.
 type SignResult struct {
+	// Envelope is the signed envelope; nil with SignOptions.NoCopy (use
+	// WriteTo or Bytes).
 	Envelope       []byte
-	SignedInfoHash []byte // the digest that the private key signed
+	parts          [][]byte // with NoCopy: the input's bytes and the inserted ones, in order
+	SignedInfoHash []byte   // the digest that the private key signed
 	// SignedInfoSHA256 is the SHA-256 of the canonical SignedInfo whatever
 	// the signature's hash, so audit records compare across profiles.
 	SignedInfoSHA256 []byte
@@ -296,6 +304,7 @@ func Sign(raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
 		}
 	}
 	s.sm, s.dm = sm, dm
+	s.render()
 
 	// Digest every reference: the caller's elements straight from raw in
 	// one pass, the generated ones from the Security content rendered
@@ -323,8 +332,11 @@ func Sign(raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
 		// faulty signature can even reveal the key.
 		return nil, &Error{Code: CodeSigningFailed, Msg: "the token's signature does not verify against the certificate", Err: err}
 	}
-	out := s.splice(digests, base64.StdEncoding.EncodeToString(sigValue))
-	res := &SignResult{Envelope: out, SignedInfoHash: sum, SignedInfoSHA256: h256.Sum(nil), SignatureMethod: sm}
+	res := &SignResult{parts: s.splice(base64.StdEncoding.EncodeToString(sigValue)), SignedInfoHash: sum, SignedInfoSHA256: h256.Sum(nil), SignatureMethod: sm}
+	if !opts.NoCopy {
+		res.Envelope = bytes.Join(res.parts, nil)
+		res.parts = nil
+	}
 	for _, r := range s.refs {
 		res.References = append(res.References, "#"+r.id)
 	}
@@ -358,6 +370,7 @@ type signer struct {
 	bstID, tsID, sigID, strID, utID string
 	created, expires, bst, sm, dm   string
 	nonce                           []byte
+	ins                             insertion
 	refPL                           [][]string // per reference, with InclusivePrefixes
 	siPL                            []string   // for SignedInfo, with InclusivePrefixes
 }
@@ -465,234 +478,6 @@ func (s *signer) newID(prefix string) (string, error) {
 	return "", errorf(CodeInternal, "could not draw a unique Id")
 }
 
-// edit replaces raw[off:off+del] by ins.
-type edit struct {
-	off, del int
-	ins      string
-}
-
-// splice returns the envelope with the Security header and the wsu:Id
-// attributes inserted. With digests nil, DigestValue and SignatureValue are
-// left empty and PrefixLists hold a placeholder.
-func (s *signer) splice(digests []string, sigValue string) []byte {
-	env := s.env
-	var edits []edit
-	for _, r := range s.refs {
-		if r.kind != refElement || !r.addID {
-			continue
-		}
-		p, decl := prefixFor(r.el.scope, NSWSU, "wsu")
-		attr := " " + p + ":Id=\"" + r.id + "\""
-		if decl {
-			attr = " xmlns:" + p + "=\"" + NSWSU + "\"" + attr
-		}
-		off := r.el.startEnd - 1
-		if r.el.selfClosing {
-			off--
-		}
-		edits = append(edits, edit{off: off, ins: attr})
-	}
-
-	if s.sec != nil {
-		// Extend the caller's Security header: our elements go last (the
-		// Timestamp first with LayoutTimestampFirst), each declaring what
-		// its scope lacks.
-		head, tail := s.securityContent(s.sec.scope, digests, sigValue)
-		switch {
-		case head == "":
-			edits = append(edits, appendChild(s.sec, tail))
-		case s.sec.selfClosing:
-			edits = append(edits, prependChild(s.sec, head+tail))
-		default:
-			edits = append(edits, prependChild(s.sec, head), appendChild(s.sec, tail))
-		}
-	} else {
-		sec := s.securityHeader(digests, sigValue)
-		if h := env.header; h != nil {
-			edits = append(edits, prependChild(h, sec))
-		} else {
-			hn := "Header"
-			if env.root.prefix != "" {
-				hn = env.root.prefix + ":Header"
-			}
-			edits = append(edits, edit{off: env.body.start, ins: "<" + hn + ">" + sec + "</" + hn + ">"})
-		}
-	}
-	slices.SortStableFunc(edits, func(a, b edit) int { return a.off - b.off })
-	grow := len(env.raw)
-	for _, e := range edits {
-		grow += len(e.ins)
-	}
-	out := make([]byte, 0, grow)
-	pos := 0
-	for _, e := range edits {
-		out = append(out, env.raw[pos:e.off]...)
-		out = append(out, e.ins...)
-		pos = e.off + e.del
-	}
-	return append(out, env.raw[pos:]...)
-}
-
-func prependChild(parent *element, content string) edit {
-	if parent.selfClosing {
-		return edit{off: parent.startEnd - 2, del: 2, ins: ">" + content + "</" + parent.rawName + ">"}
-	}
-	return edit{off: parent.startEnd, ins: content}
-}
-
-func appendChild(parent *element, content string) edit {
-	if parent.selfClosing {
-		return prependChild(parent, content)
-	}
-	return edit{off: parent.endStart, ins: content}
-}
-
-// prefixFor returns a prefix bound to uri in scope, or a fresh one (based on
-// want) with decl=true when none is.
-func prefixFor(scope nsScope, uri, want string) (prefix string, decl bool) {
-	if scope[want] == uri {
-		return want, false
-	}
-	for p, u := range scope {
-		if u == uri && p != "" {
-			return p, false
-		}
-	}
-	return freePrefix(scope, want, nil), true
-}
-
-// freePrefix returns want, or want1, want2, ... : the first that scope does
-// not bind and taken does not hold.
-func freePrefix(scope nsScope, want string, taken []string) string {
-	p := want
-	for i := 1; ; i++ {
-		if _, bound := scope[p]; !bound && !slices.Contains(taken, p) {
-			return p
-		}
-		p = fmt.Sprintf("%s%d", want, i)
-	}
-}
-
-// securityHeader renders a new wsse:Security header block.
-func (s *signer) securityHeader(digests []string, sigValue string) string {
-	env := s.env
-	scope := env.root.scope
-	if env.header != nil {
-		scope = env.header.scope
-	}
-	var b strings.Builder
-	soapP, soapDecl := prefixFor(scope, env.version.ns, "soapenv")
-	// Our declarations shadow the scope inside the header, so only the SOAP
-	// prefix (used on Security itself) must not be reused.
-	wsse := freePrefix(nil, "wsse", []string{soapP})
-	wsu := freePrefix(nil, "wsu", []string{soapP})
-	b.WriteString("<" + wsse + ":Security xmlns:" + wsse + "=\"" + NSWSSE + "\" xmlns:" + wsu + "=\"" + NSWSU + "\"")
-	if soapDecl {
-		b.WriteString(" xmlns:" + soapP + "=\"" + env.version.ns + "\"")
-	}
-	b.WriteString(" " + soapP + ":mustUnderstand=\"" + env.version.mustUnderstand + "\"")
-	if s.opts.Actor != "" {
-		b.WriteString(" " + soapP + ":" + actorAttr(env.version) + "=\"" + escapeAttr(s.opts.Actor) + "\"")
-	}
-	b.WriteString(">")
-	inner := nsScope{wsse: NSWSSE, wsu: NSWSU, soapP: env.version.ns}
-	head, tail := s.securityContent(inner, digests, sigValue)
-	b.WriteString(head)
-	b.WriteString(tail)
-	b.WriteString("</" + wsse + ":Security>")
-	return b.String()
-}
-
-// securityContent renders the UsernameToken, the BinarySecurityToken, the
-// Timestamp and the Signature for insertion where scope is in force, in
-// layout order. head goes first in the Security header (the Timestamp with
-// LayoutTimestampFirst, else empty), tail last.
-func (s *signer) securityContent(scope nsScope, digests []string, sigValue string) (head, tail string) {
-	wsse, wsseDecl := prefixFor(scope, NSWSSE, "wsse")
-	wsu, wsuDecl := prefixFor(scope, NSWSU, "wsu")
-	if wsuDecl && wsu == wsse {
-		wsu = freePrefix(scope, "wsu", []string{wsse})
-	}
-	decls := func(wantWSSE, wantWSU bool) string {
-		d := ""
-		if wantWSSE && wsseDecl {
-			d += " xmlns:" + wsse + "=\"" + NSWSSE + "\""
-		}
-		if wantWSU && wsuDecl {
-			d += " xmlns:" + wsu + "=\"" + NSWSU + "\""
-		}
-		return d
-	}
-	var ut, bst, ts strings.Builder
-	if s.utID != "" {
-		ut.WriteString(renderUsernameToken(s.opts.UsernameToken, wsse, wsu, decls(true, true), s.utID, s.nonce, s.created))
-	}
-	bstVT := s.opts.BSTValueType
-	if bstVT == "" {
-		bstVT = ValueTypeX509v3
-	}
-	if s.bstID != "" {
-		fmt.Fprintf(&bst, `<%[1]s:BinarySecurityToken%[3]s EncodingType="%[4]s" ValueType="%[5]s" %[2]s:Id="%[6]s">%[7]s</%[1]s:BinarySecurityToken>`,
-			wsse, wsu, decls(true, true), EncodingBase64, bstVT, s.bstID, s.bst)
-	}
-	fmt.Fprintf(&ts, `<%[1]s:Timestamp%[2]s %[1]s:Id="%[3]s"><%[1]s:Created>%[4]s</%[1]s:Created>`, wsu, decls(false, true), s.tsID, s.created)
-	if s.expires != "" {
-		fmt.Fprintf(&ts, `<%[1]s:Expires>%[2]s</%[1]s:Expires>`, wsu, s.expires)
-	}
-	fmt.Fprintf(&ts, `</%s:Timestamp>`, wsu)
-
-	var b strings.Builder
-	ds := freePrefix(nil, "ds", []string{wsse, wsu})
-	ec := freePrefix(nil, "ec", []string{wsse, wsu, ds})
-	inclusive := func(pl []string) string {
-		if !s.opts.InclusivePrefixes {
-			return ""
-		}
-		v := "placeholder"
-		if digests != nil {
-			if len(pl) == 0 {
-				return ""
-			}
-			v = strings.Join(pl, " ")
-		}
-		return fmt.Sprintf(`<%[1]s:InclusiveNamespaces xmlns:%[1]s="%[2]s" PrefixList="%[3]s"/>`, ec, AlgExcC14N, v)
-	}
-	fmt.Fprintf(&b, `<%[1]s:Signature xmlns:%[1]s="%[2]s"%[3]s Id="%[4]s">`, ds, NSDSig, decls(true, true), s.sigID)
-	if s.opts.InclusivePrefixes {
-		fmt.Fprintf(&b, `<%[1]s:SignedInfo><%[1]s:CanonicalizationMethod Algorithm="%[2]s">%[4]s</%[1]s:CanonicalizationMethod><%[1]s:SignatureMethod Algorithm="%[3]s"/>`, ds, AlgExcC14N, s.sm, inclusive(s.siPL))
-	} else {
-		fmt.Fprintf(&b, `<%[1]s:SignedInfo><%[1]s:CanonicalizationMethod Algorithm="%[2]s"/><%[1]s:SignatureMethod Algorithm="%[3]s"/>`, ds, AlgExcC14N, s.sm)
-	}
-	for i, r := range s.refs {
-		dv := ""
-		var pl []string
-		if digests != nil {
-			dv = digests[i]
-			if s.refPL != nil {
-				pl = s.refPL[i]
-			}
-		}
-		transform := fmt.Sprintf(`<%[1]s:Transform Algorithm="%[2]s"/>`, ds, AlgExcC14N)
-		if in := inclusive(pl); in != "" {
-			transform = fmt.Sprintf(`<%[1]s:Transform Algorithm="%[2]s">%[3]s</%[1]s:Transform>`, ds, AlgExcC14N, in)
-		}
-		fmt.Fprintf(&b, `<%[1]s:Reference URI="#%[2]s"><%[1]s:Transforms>%[3]s</%[1]s:Transforms><%[1]s:DigestMethod Algorithm="%[4]s"/><%[1]s:DigestValue>%[5]s</%[1]s:DigestValue></%[1]s:Reference>`,
-			ds, r.id, transform, s.dm, dv)
-	}
-	fmt.Fprintf(&b, `</%[1]s:SignedInfo><%[1]s:SignatureValue>%[2]s</%[1]s:SignatureValue>`, ds, sigValue)
-	fmt.Fprintf(&b, `<%[1]s:KeyInfo><%[2]s:SecurityTokenReference %[3]s:Id="%[4]s">%[5]s</%[2]s:SecurityTokenReference></%[1]s:KeyInfo></%[1]s:Signature>`,
-		ds, wsse, wsu, s.strID, strContent(s.opts.TokenReference, s.leaf, s.bstID, bstVT, ds, wsse))
-	sig := b.String()
-
-	switch s.opts.Layout {
-	case LayoutTimestampFirst:
-		return ts.String(), ut.String() + bst.String() + sig
-	case LayoutTimestampLast:
-		return "", ut.String() + bst.String() + sig + ts.String()
-	}
-	return "", ut.String() + bst.String() + ts.String() + sig
-}
-
 // signDigest has the signer sign sum and returns the signature in XML-DSig
 // form (r‖s, each left-padded to the curve size, for ECDSA).
 func signDigest(signer crypto.Signer, rnd io.Reader, sa signatureAlg, sum []byte) ([]byte, error) {
@@ -761,28 +546,6 @@ func verifyDigest(pub crypto.PublicKey, sa signatureAlg, sum, sig []byte) error 
 	return fmt.Errorf("unsupported public key type %T", pub)
 }
 
-// idAttrValue returns the value of the Id attribute (wsu:Id, Id, ID or
-// xml:id, as isIDAttr) of the current start tag that want holds, if any.
-func idAttrValue(t *xmlTokenizer, want map[string]int) (int, bool) {
-	for j := range t.attrs {
-		a := &t.attrs[j]
-		if a.decl {
-			continue
-		}
-		switch {
-		case a.uri == nil && (string(a.local) == "Id" || string(a.local) == "ID"):
-		case a.uri != nil && string(a.local) == "Id" && string(a.uri) == NSWSU:
-		case a.uri != nil && string(a.local) == "id" && string(a.uri) == NSXML:
-		default:
-			continue
-		}
-		if i, ok := want[string(a.value)]; ok {
-			return i, true
-		}
-	}
-	return 0, false
-}
-
 // digestReferences digests every reference of s without building the
 // signed envelope: the caller's elements are canonicalised from the input
 // bytes (one pass), with the wsu:Id attribute (and its xmlns declaration)
@@ -794,19 +557,19 @@ func idAttrValue(t *xmlTokenizer, want map[string]int) (int, bool) {
 // canonical form depends on.
 func (s *signer) digestReferences() ([]string, error) {
 	byStart := map[int]int{} // the caller's elements, by offset
-	byID := map[string]int{} // the generated ones, by Id
+	var generated []int      // the ones Sign adds
 	for i, r := range s.refs {
 		if r.kind == refElement {
 			byStart[r.el.start] = i
 		} else {
-			byID[r.id] = i
+			generated = append(generated, i)
 		}
 	}
-	frag, scope := s.securityFragment(nil)
 	pass := func(start func(i int) tokenSink) error {
 		seen := make([]bool, len(s.refs))
 		if len(byStart) > 0 {
-			t := &xmlTokenizer{raw: s.env.raw}
+			t := getTokenizer(s.env.raw)
+			defer putTokenizer(t)
 			err := streamSinks(t, func(t *xmlTokenizer) tokenSink {
 				i, ok := byStart[t.start]
 				if !ok || seen[i] {
@@ -822,19 +585,20 @@ func (s *signer) digestReferences() ([]string, error) {
 				return &Error{Code: CodeInternal, Msg: "re-reading the envelope failed", Err: err}
 			}
 		}
-		if len(byID) > 0 {
-			t := s.fragmentTokenizer(frag, scope)
-			err := streamSinks(t, func(t *xmlTokenizer) tokenSink {
-				i, ok := idAttrValue(t, byID)
-				if !ok || seen[i] {
-					return nil
-				}
-				seen[i] = true
-				return start(i)
-			})
-			if err != nil {
+		for _, i := range generated {
+			// The element is the piece's root, read in the scope of the
+			// Security header's children.
+			piece := s.ins.ts
+			switch s.refs[i].kind {
+			case refBST:
+				piece = s.ins.bst
+			case refUsernameToken:
+				piece = s.ins.ut
+			}
+			if err := s.canonicalizePiece(piece, s.ins.scope, start(i)); err != nil {
 				return &Error{Code: CodeInternal, Msg: "reading the generated Security content failed", Err: err}
 			}
+			seen[i] = true
 		}
 		for i, ok := range seen {
 			if !ok {
@@ -903,7 +667,8 @@ func (s *signer) injectID(t *xmlTokenizer, r *reference) {
 
 // fragmentTokenizer reads generated Security content in scope.
 func (s *signer) fragmentTokenizer(frag []byte, scope nsScope) *xmlTokenizer {
-	t := &xmlTokenizer{raw: frag, fragment: true}
+	t := getTokenizer(frag)
+	t.fragment = true
 	for p, u := range scope {
 		if p != "xml" {
 			t.ns = append(t.ns, nsBind{prefix: []byte(p), uri: []byte(u)})
@@ -912,56 +677,40 @@ func (s *signer) fragmentTokenizer(frag []byte, scope nsScope) *xmlTokenizer {
 	return t
 }
 
-// securityFragment renders what Sign inserts into the Security header (or
-// the whole new Security header) with digests and an empty SignatureValue,
-// and returns the namespace scope in force where it goes.
-func (s *signer) securityFragment(digests []string) ([]byte, nsScope) {
-	if s.sec != nil {
-		head, tail := s.securityContent(s.sec.scope, digests, "")
-		return []byte(head + tail), s.sec.scope
-	}
-	scope := s.env.root.scope
-	if s.env.header != nil {
-		scope = s.env.header.scope
-	}
-	return []byte(s.securityHeader(digests, "")), scope
+// canonicalizePiece streams the generated element piece (one element,
+// read with the namespaces of scope in force) into sink.
+func (s *signer) canonicalizePiece(piece []byte, scope nsScope, sink tokenSink) error {
+	t := s.fragmentTokenizer(piece, scope)
+	defer putTokenizer(t)
+	first := true
+	return streamSinks(t, func(t *xmlTokenizer) tokenSink {
+		if !first {
+			return nil
+		}
+		first = false
+		return sink
+	})
 }
 
-// canonicalizeSignedInfo writes the exclusive canonical form of the
-// SignedInfo, as it will be in the output, to w. With InclusivePrefixes it
-// first computes the SignedInfo PrefixList (its visibly used prefixes, with
-// the CanonicalizationMethod's InclusiveNamespaces present).
+// canonicalizeSignedInfo renders SignedInfo with digests into s.ins and
+// writes its exclusive canonical form, read in the namespace scope of the
+// Signature it goes into, to w. With InclusivePrefixes it first computes the
+// SignedInfo PrefixList (its visibly used prefixes, with the
+// CanonicalizationMethod's InclusiveNamespaces present).
 func (s *signer) canonicalizeSignedInfo(w io.Writer, digests []string) error {
-	pass := func(sink tokenSink) error {
-		t := s.fragmentTokenizer(s.securityFragment(digests))
-		found := false
-		err := streamSinks(t, func(t *xmlTokenizer) tokenSink {
-			if found || string(t.local) != "SignedInfo" || string(t.uri) != NSDSig {
-				return nil
-			}
-			found = true
-			return sink
-		})
-		if err != nil {
-			return &Error{Code: CodeInternal, Msg: "reading the generated Signature failed", Err: err}
-		}
-		if !found {
-			return errorf(CodeInternal, "SignedInfo not found in the generated Signature")
-		}
-		return nil
-	}
 	if s.opts.InclusivePrefixes {
 		s.siPL = []string{"placeholder"}
 		u := &usedPrefixSink{set: map[string]struct{}{}}
-		if err := pass(u); err != nil {
-			return err
+		if err := s.canonicalizePiece(s.renderSignedInfo(digests), s.ins.siScope, u); err != nil {
+			return &Error{Code: CodeInternal, Msg: "reading the generated SignedInfo failed", Err: err}
 		}
 		s.siPL = u.sorted()
 	}
+	s.ins.signedInfo = s.renderSignedInfo(digests)
 	sink := newC14NSink(w, s.siPL)
 	defer sink.release()
-	if err := pass(sink); err != nil {
-		return err
+	if err := s.canonicalizePiece(s.ins.signedInfo, s.ins.siScope, sink); err != nil {
+		return &Error{Code: CodeInternal, Msg: "reading the generated SignedInfo failed", Err: err}
 	}
 	if sink.out.err != nil {
 		return &Error{Code: CodeInternal, Msg: "canonicalisation of SignedInfo", Err: sink.out.err}

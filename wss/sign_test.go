@@ -164,6 +164,30 @@ func TestSignGolden(t *testing.T) {
 			if out, ok := testutil.XMLSec1Verify(t, res.Envelope, cred.Chain[0]); !ok {
 				t.Errorf("xmlsec1 rejects the signature:\n%s", out)
 			}
+
+			// NoCopy: the same bytes, written from the segments.
+			opts.Rand = &countingReader{}
+			opts.NoCopy = true
+			nc, err := Sign(in, cred, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			n, err := nc.WriteTo(&buf)
+			switch {
+			case err != nil:
+				t.Fatal(err)
+			case nc.Envelope != nil:
+				t.Error("NoCopy: Envelope is set")
+			case !bytes.Equal(buf.Bytes(), want) || n != int64(len(want)) || nc.Len() != len(want):
+				t.Errorf("NoCopy: WriteTo wrote %d bytes (Len %d), want the %d of the golden file:\n%s", n, nc.Len(), len(want), buf.Bytes())
+			case !bytes.Equal(nc.Bytes(), want):
+				t.Errorf("NoCopy: Bytes differs from the golden file:\n%s", nc.Bytes())
+			}
+			buf.Reset()
+			if n, err := res.WriteTo(&buf); err != nil || n != int64(len(want)) || !bytes.Equal(buf.Bytes(), want) || res.Len() != len(want) {
+				t.Errorf("WriteTo of a copied result: %d bytes, %v", n, err)
+			}
 		})
 	}
 }

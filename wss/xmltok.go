@@ -26,6 +26,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"fmt"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -101,6 +102,29 @@ type xmlTokenizer struct {
 	rootSeen, rootDone, begun bool
 	stdNames                  map[string]bool
 	bigAttrSet                map[[2]string]bool
+}
+
+var tokenizerPool = sync.Pool{New: func() any { return new(xmlTokenizer) }}
+
+// getTokenizer returns a tokenizer for raw whose slices come from the pool.
+// Give it back with putTokenizer once nothing refers to its tokens.
+func getTokenizer(raw []byte) *xmlTokenizer {
+	t := tokenizerPool.Get().(*xmlTokenizer)
+	*t = xmlTokenizer{raw: raw, attrs: t.attrs[:0], stack: t.stack[:0], ns: t.ns[:0], valBuf: t.valBuf[:0]}
+	return t
+}
+
+// putTokenizer returns t to the pool, without its input: the slices keep
+// their capacity, not what they pointed into. Large ones are dropped.
+func putTokenizer(t *xmlTokenizer) {
+	if cap(t.valBuf) > 64<<10 || cap(t.attrs) > 256 || cap(t.stack) > 256 || cap(t.ns) > 256 {
+		return
+	}
+	clear(t.attrs[:cap(t.attrs)])
+	clear(t.stack[:cap(t.stack)])
+	clear(t.ns[:cap(t.ns)])
+	*t = xmlTokenizer{attrs: t.attrs[:0], stack: t.stack[:0], ns: t.ns[:0], valBuf: t.valBuf[:0]}
+	tokenizerPool.Put(t)
 }
 
 func (t *xmlTokenizer) fail(format string, args ...any) error {

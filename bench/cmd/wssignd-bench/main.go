@@ -8,13 +8,16 @@
 //   - hsm.Key.Signer, the crypto.Signer the daemon uses;
 //   - wss.Sign in this process with the token key;
 //   - end to end: the real daemon binary (-daemon) on a Unix socket, N concurrent HTTP clients;
+//   - the HTTP floor: GET /healthz of the same daemon with the same client (no key, no
+//     envelope), the least any request over the socket costs;
 //   - xmlsec1 --sign, one process per message, from a template, with the PEM key of
 //     testdata/keys (xmlsec1 cannot use the token without its PKCS#11 engine);
 //
 // at concurrency 1, 2, 4, 8 for 1 KB envelopes and at concurrency 1 for 10 KB … 10 MB, and
-// writes one table to stdout, <out>/results.md and <out>/results.tsv. Absolute numbers depend on
-// the machine and its load (the load average is recorded with the results); the ratios between
-// rows of the same run are what the harness is for. It makes no assertion: targets are reported
+// writes one table to stdout, <out>/results.md and <out>/results.tsv. During the 10 MB
+// end-to-end cells it samples the daemon's RssAnon and RssFile every millisecond. Absolute
+// numbers depend on the machine and its load (the load average is recorded with the results);
+// the ratios between rows of the same run are what the harness is for. It makes no assertion: targets are reported
 // as met or not met.
 package main
 
@@ -68,6 +71,7 @@ const (
 	pathSigner = "hsm.Key.Signer"
 	pathWSS    = "wss.Sign (token key)"
 	pathE2E    = "end-to-end (Unix socket)"
+	pathFloor  = "HTTP floor: GET /healthz (Unix socket)"
 	pathXMLSec = "xmlsec1 --sign (PEM key)"
 )
 
@@ -210,6 +214,10 @@ func run() error {
 			}
 		}
 	}
+	// The transport floor, at every concurrency of the 1KB cells, interleaved with them.
+	for _, c := range concs {
+		small = append(small, floorCell(d, c))
+	}
 	// Order the small cells by concurrency, then key, so that comparable cells run back to back.
 	slices.SortStableFunc(small, func(a, b *cell) int { return a.r.Conc - b.r.Conc })
 	rounds := max(1, *flagRounds)
@@ -223,19 +231,30 @@ func run() error {
 			}
 		}
 	}
-	var rssBase int64 = -1 // kB
+	// The daemon's memory around the 10 MB end-to-end cells: VmRSS, RssAnon and RssFile before
+	// the first, RssAnon sampled every millisecond while they run, VmHWM after them.
+	memBase := procMem{-1, -1, -1, -1}
+	mem := &memSampler{pid: d.cmd.Process.Pid, anonPeak: -1, fileAtPeak: -1}
 	for _, c := range large {
-		if c.r.SizeBytes >= 10<<20 && c.r.Path == pathE2E && rssBase < 0 {
-			rssBase = procStatus(d.cmd.Process.Pid, "VmRSS")
+		tenMB := c.r.SizeBytes >= 10<<20 && c.r.Path == pathE2E
+		if tenMB {
+			if mem.samples == 0 {
+				memBase = readProcMem(d.cmd.Process.Pid)
+			}
+			mem.start()
 		}
-		if err := c.step(*flagDur, *flagMinOps); err != nil {
+		err := c.step(*flagDur, *flagMinOps)
+		if tenMB {
+			mem.finish()
+		}
+		if err != nil {
 			return err
 		}
 		c.log()
 	}
-	rssPeak := int64(-1)
-	if rssBase >= 0 {
-		rssPeak = procStatus(d.cmd.Process.Pid, "VmHWM")
+	rssBase, rssPeak := int64(-1), int64(-1)
+	if mem.samples > 0 {
+		rssBase, rssPeak = memBase.VmRSS, readProcMem(d.cmd.Process.Pid).VmHWM
 	}
 	if err := d.stop(); err != nil {
 		return err
@@ -259,7 +278,8 @@ func run() error {
 
 	rep := report{
 		rows: rows, keys: keys, sizes: sizes, concs: concs,
-		rssBase: rssBase, rssPeak: rssPeak, sessions: hsm.DefaultMaxSessions - 1,
+		rssBase: rssBase, rssPeak: rssPeak, anonBase: memBase.RssAnon, fileBase: memBase.RssFile,
+		anonPeak: mem.anonPeak, fileAtPeak: mem.fileAtPeak, memSamples: mem.samples, sessions: hsm.DefaultMaxSessions - 1,
 		loadBefore: loadBefore, loadAfter: loadavg(), elapsed: time.Since(started),
 	}
 	md, tsv := rep.markdown(), rep.tsv()
@@ -396,6 +416,16 @@ func e2eCell(d *daemon, k *keySpec, s bench.Size, env []byte, conc int) *cell {
 	}
 }
 
+// floorCell measures GET /healthz with the client of the end-to-end cells: two cross-process
+// wake-ups and an HTTP request parsed and answered, no key and no envelope.
+func floorCell(d *daemon, conc int) *cell {
+	return &cell{
+		r:    row{Path: pathFloor, Conc: conc, Note: "no key, no body: the least a request over the socket costs"},
+		heap: d.mallocs,
+		op:   func(int) error { return d.healthz() },
+	}
+}
+
 func xmlsecCell(xmlsec1 string, k *keySpec, s bench.Size, tmpl, dir string, conc int) *cell {
 	key := filepath.Join(*flagRepo, "testdata", "keys", k.PEM+".key")
 	return &cell{
@@ -426,7 +456,7 @@ func xmlsecSetup(xmlsec1 string, k *keySpec, s bench.Size, env []byte, dir strin
 }
 
 func pathOrder(p string) int {
-	return slices.Index([]string{pathRaw, pathSigner, pathWSS, pathE2E, pathXMLSec}, p)
+	return slices.Index([]string{pathRaw, pathSigner, pathWSS, pathE2E, pathFloor, pathXMLSec}, p)
 }
 
 // runOps runs op on conc workers until d has passed and at least minOps operations are done,
@@ -576,6 +606,23 @@ func (d *daemon) sign(profile string, env []byte) error {
 	return nil
 }
 
+// healthz is GET /healthz with the client sign uses, the body read to the end.
+func (d *daemon) healthz() error {
+	resp, err := d.client.Get("http://wssignd/healthz")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("daemon answered %s: %.300s", resp.Status, body)
+	}
+	return nil
+}
+
 // mallocs returns go_memstats_mallocs_total of the daemon's /metrics, or -1.
 func (d *daemon) mallocs() int64 {
 	resp, err := d.client.Get("http://wssignd/metrics")
@@ -617,22 +664,77 @@ func (d *daemon) stop() error {
 	}
 }
 
-// procStatus returns a "kB" field of /proc/PID/status, or -1.
-func procStatus(pid int, field string) int64 {
+// procMem holds fields of /proc/PID/status in kB; -1 where absent or unreadable.
+type procMem struct{ VmRSS, VmHWM, RssAnon, RssFile int64 }
+
+// readProcMem reads /proc/PID/status.
+func readProcMem(pid int) procMem {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return -1
+		return procMem{-1, -1, -1, -1}
 	}
-	for l := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, field+":"); ok {
-			n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err != nil {
-				return -1
-			}
-			return n
+	return parseProcStatus(string(b))
+}
+
+// parseProcStatus picks the memory fields ("Name:  123 kB" lines) out of a /proc/PID/status text.
+func parseProcStatus(text string) procMem {
+	m := procMem{-1, -1, -1, -1}
+	fields := map[string]*int64{"VmRSS": &m.VmRSS, "VmHWM": &m.VmHWM, "RssAnon": &m.RssAnon, "RssFile": &m.RssFile}
+	for l := range strings.SplitSeq(text, "\n") {
+		name, v, ok := strings.Cut(l, ":")
+		p := fields[name]
+		if !ok || p == nil {
+			continue
+		}
+		v, ok = strings.CutSuffix(strings.TrimSpace(v), "kB")
+		if !ok {
+			continue
+		}
+		if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+			*p = n
 		}
 	}
-	return -1
+	return m
+}
+
+// memSampler records the highest RssAnon of a process, and its RssFile in that sample, read
+// every millisecond between start and finish; it may be started and finished repeatedly.
+type memSampler struct {
+	pid                  int
+	anonPeak, fileAtPeak int64 // kB; start them at -1
+	samples              int
+	stop, done           chan struct{}
+}
+
+func (s *memSampler) start() {
+	s.stop, s.done = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			s.sample()
+			select {
+			case <-s.stop:
+				s.sample()
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}
+
+func (s *memSampler) finish() {
+	close(s.stop)
+	<-s.done
+}
+
+func (s *memSampler) sample() {
+	m := readProcMem(s.pid)
+	s.samples++
+	if m.RssAnon > s.anonPeak {
+		s.anonPeak, s.fileAtPeak = m.RssAnon, m.RssFile
+	}
 }
 
 // xmlsecTemplate turns a generated envelope into an xmlsec1 signing template: a wsse:Security

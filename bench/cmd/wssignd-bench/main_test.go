@@ -105,3 +105,98 @@ func TestTargets(t *testing.T) {
 		t.Errorf("markdown row missing or changed:\n%s", md)
 	}
 }
+
+func TestParseProcStatus(t *testing.T) {
+	const status = "Name:\twssignd\nVmPeak:\t 1300000 kB\nVmHWM:\t   71000 kB\nVmRSS:\t   30600 kB\nRssAnon:\t   18432 kB\nRssFile:\t   12168 kB\nRssShmem:\t       0 kB\nThreads:\t12\n"
+	if got, want := parseProcStatus(status), (procMem{VmRSS: 30600, VmHWM: 71000, RssAnon: 18432, RssFile: 12168}); got != want {
+		t.Errorf("parseProcStatus = %+v, want %+v", got, want)
+	}
+	// A kernel without RssAnon/RssFile (before 4.5), or a garbled value: -1, not 0.
+	if got, want := parseProcStatus("VmHWM:\t 100 kB\nVmRSS:\t x kB\nRssAnonX:\t 5 kB\n"), (procMem{VmRSS: -1, VmHWM: 100, RssAnon: -1, RssFile: -1}); got != want {
+		t.Errorf("parseProcStatus = %+v, want %+v", got, want)
+	}
+	// The sampler reads this process's status: a sample when started and one when finished.
+	s := &memSampler{pid: os.Getpid(), anonPeak: -1, fileAtPeak: -1}
+	s.start()
+	s.finish()
+	if s.samples < 2 || s.anonPeak <= 0 || s.fileAtPeak <= 0 {
+		t.Errorf("sampler of this process: %d samples, RssAnon peak %d kB, RssFile %d kB", s.samples, s.anonPeak, s.fileAtPeak)
+	}
+}
+
+// TestMemoryLine checks the memory line under the targets table and that the target line keeps
+// comparing VmHWM itself.
+func TestMemoryLine(t *testing.T) {
+	rp := &report{rssBase: 30 * 1024, rssPeak: 70 * 1024, anonBase: 18 * 1024, fileBase: 12 * 1024, anonPeak: 48 * 1024, fileAtPeak: 12 * 1024, memSamples: 812}
+	want := "memory of the 10MB cells: VmRSS before 30.0 MiB (anon 18.0, file 12.0), VmHWM 70.0 MiB = 7.00 × envelope; growth VmHWM − VmRSS before = 40.0 MiB = 4.00 × envelope; peak RssAnon 48.0 MiB − 18.0 MiB before = 30.0 MiB = 3.00 × envelope (RssFile 12.0 MiB in that sample; 812 samples at 1 ms)."
+	if got := rp.memoryLine(); got != want {
+		t.Errorf("memoryLine:\n got %s\nwant %s", got, want)
+	}
+	md := rp.markdown()
+	target := strings.Index(md, "| daemon peak RSS (VmHWM) ≤ 3 × the 10MB envelope | 70.0 MiB = 7.00 × | **not met** |\n")
+	if line := strings.Index(md, "\n\n"+want+"\n"); target < 0 || line < target {
+		t.Errorf("target line, or the memory line under the targets table, missing:\n%s", md)
+	}
+	if strings.Count(md, "memory of the 10MB cells") != 1 {
+		t.Errorf("memory line not exactly once:\n%s", md)
+	}
+	tsv := rp.tsv()
+	for _, l := range []string{"#\tdaemon_vmhwm_kb\t71680\n", "#\tdaemon_rssanon_before_10mb_kb\t18432\n", "#\tdaemon_rssanon_peak_10mb_kb\t49152\n", "#\tdaemon_rssfile_at_rssanon_peak_kb\t12288\n"} {
+		if !strings.Contains(tsv, l) {
+			t.Errorf("tsv lacks %q:\n%s", l, tsv)
+		}
+	}
+	// Without RssAnon (old kernel), the line says so; without the 10MB cells, there is none.
+	rp.anonBase, rp.fileBase, rp.anonPeak, rp.fileAtPeak = -1, -1, -1, -1
+	if got := rp.memoryLine(); !strings.HasSuffix(got, "(anon n/a, file n/a), VmHWM 70.0 MiB = 7.00 × envelope; growth VmHWM − VmRSS before = 40.0 MiB = 4.00 × envelope; peak RssAnon n/a.") {
+		t.Errorf("memoryLine without RssAnon: %s", got)
+	}
+	if got := (&report{rssBase: -1, rssPeak: -1}).memoryLine(); got != "" {
+		t.Errorf("memoryLine without the 10MB cells: %q", got)
+	}
+}
+
+// TestFloor checks the HTTP floor row (no key, no envelope, no ratio to raw C_Sign), its TSV row
+// with the same columns, and transport above the floor in the XML overhead section.
+func TestFloor(t *testing.T) {
+	rsa := &keySpec{Alg: "RSA-2048"}
+	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
+	rp := &report{
+		keys: []*keySpec{rsa}, sizes: []bench.Size{{Name: "1KB", Bytes: 1 << 10}, {Name: "10KB", Bytes: 10 << 10}}, sessions: 7,
+		rows: []row{
+			{Path: pathRaw, Alg: rsa.Alg, Conc: 1, OpsPerSec: 1000},
+			{Path: pathSigner, Alg: rsa.Alg, Conc: 1, P50: ms(0.6)},
+			{Path: pathWSS, Alg: rsa.Alg, Size: "1KB", SizeBytes: 1 << 10, Conc: 1, P50: ms(0.8)},
+			{Path: pathWSS, Alg: rsa.Alg, Size: "10KB", SizeBytes: 10 << 10, Conc: 1, P50: ms(0.9)},
+			{Path: pathE2E, Alg: rsa.Alg, Size: "1KB", SizeBytes: 1 << 10, Conc: 1, P50: ms(1.2)},
+			{Path: pathE2E, Alg: rsa.Alg, Size: "10KB", SizeBytes: 10 << 10, Conc: 1, P50: ms(1.4)},
+			{Path: pathFloor, Conc: 1, Ops: 5000, OpsPerSec: 10000, P50: ms(0.1), P99: ms(0.3), Allocs: 60, Note: "n"},
+		},
+	}
+	md := rp.markdown()
+	for _, l := range []string{
+		"| HTTP floor: GET /healthz (Unix socket) | — | — | 1 | 5000 | 10000.0 | 0.100 | 0.300 | 3.0 | 60 | — | n |\n",
+		"| RSA-2048 | 1KB | 0.800 | 0.600 | 0.200 | 4.9 | 204.80 | 1.200 | 0.400 | 0.100 | 0.300 | — |\n",
+		"| RSA-2048 | 10KB | 0.900 | 0.600 | 0.300 | 32.6 | 30.72 | 1.400 | 0.500 | — | — | — |\n",
+		"Transport at 1KB, concurrency 1, against the HTTP floor (GET /healthz p50 0.100 ms): RSA-2048: end-to-end − wss.Sign = 0.400 ms, of which the floor is 25 %; 0.300 ms above it.\n",
+	} {
+		if !strings.Contains(md, l) {
+			t.Errorf("markdown lacks %q:\n%s", l, md)
+		}
+	}
+	// The floor is no end-to-end cell: its p99/p50 of 3.0 (with ≥ 100 ops) does not enter that target.
+	for _, tg := range rp.targets() {
+		if strings.HasPrefix(tg.name, "end-to-end p99") && tg.verdict != "—" {
+			t.Errorf("%s: %s %s", tg.name, tg.measured, tg.verdict)
+		}
+	}
+	tsv := rp.tsv()
+	line := "HTTP floor: GET /healthz (Unix socket)\t\t\t0\t1\t5000\t10000.00\t0.100\t0.300\t60.0\t\tn\n"
+	if !strings.Contains(tsv, line) {
+		t.Errorf("tsv lacks %q:\n%s", line, tsv)
+	}
+	header := strings.Count(strings.SplitN(tsv, "\n", 2)[0], "\t")
+	if got := strings.Count(line, "\t"); got != header {
+		t.Errorf("floor tsv row has %d tabs, header %d", got, header)
+	}
+}

@@ -15,7 +15,10 @@ type report struct {
 	keys                  []*keySpec
 	sizes                 []bench.Size
 	concs                 []int
-	rssBase, rssPeak      int64 // kB; VmRSS before the 10 MB cells, VmHWM after them
+	rssBase, rssPeak      int64 // kB; VmRSS before the 10 MB end-to-end cells, VmHWM after them
+	anonBase, fileBase    int64 // kB; RssAnon and RssFile before them
+	anonPeak, fileAtPeak  int64 // kB; the highest RssAnon sampled during them, RssFile in that sample
+	memSamples            int   // samples of /proc/PID/status taken during them (every 1 ms)
 	sessions              int   // pool sessions of the daemon's token (max_sessions − 1)
 	loadBefore, loadAfter string
 	elapsed               time.Duration
@@ -36,7 +39,7 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.3f", float64(d)/1e6) }
 // vsRaw is r's signatures/s ÷ raw C_Sign's at the same key and concurrency.
 func (rp *report) vsRaw(r *row) (float64, bool) {
 	raw := rp.find(pathRaw, r.Alg, "", r.Conc)
-	if raw == nil || raw.OpsPerSec == 0 || r.Path == pathRaw {
+	if raw == nil || raw.OpsPerSec == 0 || r.Path == pathRaw || r.Path == pathFloor {
 		return 0, false
 	}
 	return r.OpsPerSec / raw.OpsPerSec, true
@@ -69,7 +72,10 @@ func (rp *report) markdown() string {
 	b.WriteString("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
 	for i := range rp.rows {
 		r := &rp.rows[i]
-		size := r.Size
+		alg, size := r.Alg, r.Size
+		if alg == "" {
+			alg = "—"
+		}
 		if size == "" {
 			size = "—"
 		}
@@ -86,13 +92,13 @@ func (rp *report) markdown() string {
 			spread = fmt.Sprintf("%.1f", float64(r.P99)/float64(r.P50))
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %.1f | %s | %s | %s | %s | %s | %s |\n",
-			r.Path, r.Alg, size, r.Conc, r.Ops, r.OpsPerSec, ms(r.P50), ms(r.P99), spread, allocs, ratio, r.Note)
+			r.Path, alg, size, r.Conc, r.Ops, r.OpsPerSec, ms(r.P50), ms(r.P99), spread, allocs, ratio, r.Note)
 	}
 
 	b.WriteString("\n## XML overhead per envelope (concurrency 1)\n\n")
-	b.WriteString("XML overhead = wss.Sign p50 with the token key − hsm.Key.Signer p50 (the private-key operation); it includes Sign's public-key check of the signature. Transport = end-to-end p50 − wss.Sign p50 (HTTP over the Unix socket, the daemon's request handling). ms/MB shows whether time is linear in size.\n\n")
-	b.WriteString("| key | envelope | wss.Sign p50 | private key p50 | XML overhead ms | XML MB/s | ms/MB | end-to-end p50 | transport ms | xmlsec1 process p50 |\n")
-	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	b.WriteString("XML overhead = wss.Sign p50 with the token key − hsm.Key.Signer p50 (the private-key operation); it includes Sign's public-key check of the signature. Transport = end-to-end p50 − wss.Sign p50 (HTTP over the Unix socket, the daemon's request handling). HTTP floor = p50 of GET /healthz at concurrency 1 (same daemon, same client, no key, no body: two cross-process wake-ups and an HTTP parse), measured with the 1KB cells; transport above floor = transport − floor, shown for 1KB. ms/MB shows whether time is linear in size.\n\n")
+	b.WriteString("| key | envelope | wss.Sign p50 | private key p50 | XML overhead ms | XML MB/s | ms/MB | end-to-end p50 | transport ms | HTTP floor p50 | transport above floor ms | xmlsec1 process p50 |\n")
+	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, k := range rp.keys {
 		for _, s := range rp.sizes {
 			w, sg := rp.find(pathWSS, k.Alg, s.Name, 1), rp.find(pathSigner, k.Alg, "", 1)
@@ -100,27 +106,93 @@ func (rp *report) markdown() string {
 				continue
 			}
 			ov := w.P50 - sg.P50
-			e2e, tr, xs := "—", "—", "—"
+			e2e, tr, fl, above, xs := "—", "—", "—", "—", "—"
 			if e := rp.find(pathE2E, k.Alg, s.Name, 1); e != nil {
 				e2e, tr = ms(e.P50), ms(e.P50-w.P50)
+				if f := rp.find(pathFloor, "", "", 1); f != nil && s.Bytes <= 1<<10 {
+					fl, above = ms(f.P50), ms(e.P50-w.P50-f.P50)
+				}
 			}
 			if x := rp.find(pathXMLSec, k.Alg, s.Name, 1); x != nil {
 				xs = ms(x.P50)
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %.1f | %.2f | %s | %s | %s |\n",
-				k.Alg, s.Name, ms(w.P50), ms(sg.P50), ms(ov), mbps(s.Bytes, ov), ov.Seconds()*1000/(float64(s.Bytes)/(1<<20)), e2e, tr, xs)
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %.1f | %.2f | %s | %s | %s | %s | %s |\n",
+				k.Alg, s.Name, ms(w.P50), ms(sg.P50), ms(ov), mbps(s.Bytes, ov), ov.Seconds()*1000/(float64(s.Bytes)/(1<<20)), e2e, tr, fl, above, xs)
 		}
 	}
-	if rp.rssPeak > 0 {
-		fmt.Fprintf(&b, "\nDaemon memory: VmRSS before the 10MB cells %.1f MiB; VmHWM (peak RSS over the daemon's life) after them %.1f MiB = %.2f × the 10 MiB envelope (%.2f × counting only the growth over the baseline).\n",
-			float64(rp.rssBase)/1024, float64(rp.rssPeak)/1024, float64(rp.rssPeak)/1024/10, float64(rp.rssPeak-rp.rssBase)/1024/10)
+	if note := rp.floorNote(); note != "" {
+		b.WriteString("\n" + note + "\n")
 	}
 
 	b.WriteString("\n## Targets of issue #9\n\n| target | measured | verdict |\n|---|---|---|\n")
 	for _, t := range rp.targets() {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", t.name, t.measured, t.verdict)
 	}
+	if line := rp.memoryLine(); line != "" {
+		b.WriteString("\n" + line + "\n\n")
+		b.WriteString("VmHWM is the peak of VmRSS over the daemon's whole life: it counts the file-backed pages (RssFile: the binary and shared libraries, clean and shared with other processes) and what the daemon held before these cells (Go heap kept from earlier cells, SoftHSM2). Growth counts only what VmRSS rose during them; peak RssAnon − RssAnon before is the anonymous memory (heap, stacks) the 10MB requests added, sampled every 1 ms, so a shorter peak can be missed. The target line above compares VmHWM itself, as the issue states it.\n")
+	}
 	return b.String()
+}
+
+// mib formats kB as MiB, or "n/a" for a value not read.
+func mib(kB int64) string {
+	if kB < 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.1f", float64(kB)/1024)
+}
+
+// tenMiB is the 10MB envelope in kB, the unit of the memory ratios.
+const tenMiB = 10 << 10
+
+// memoryLine describes the daemon's memory around the 10MB end-to-end cells, or "" if they did
+// not run.
+func (rp *report) memoryLine() string {
+	if rp.rssPeak <= 0 {
+		return ""
+	}
+	ratio := func(kB int64) string { return fmt.Sprintf("%.2f × envelope", float64(kB)/tenMiB) }
+	line := fmt.Sprintf("memory of the 10MB cells: VmRSS before %s MiB (anon %s, file %s), VmHWM %s MiB = %s",
+		mib(rp.rssBase), mib(rp.anonBase), mib(rp.fileBase), mib(rp.rssPeak), ratio(rp.rssPeak))
+	if rp.rssBase >= 0 {
+		line += fmt.Sprintf("; growth VmHWM − VmRSS before = %s MiB = %s", mib(rp.rssPeak-rp.rssBase), ratio(rp.rssPeak-rp.rssBase))
+	} else {
+		line += "; growth n/a"
+	}
+	if rp.anonPeak >= 0 && rp.anonBase >= 0 {
+		line += fmt.Sprintf("; peak RssAnon %s MiB − %s MiB before = %s MiB = %s (RssFile %s MiB in that sample; %d samples at 1 ms)",
+			mib(rp.anonPeak), mib(rp.anonBase), mib(rp.anonPeak-rp.anonBase), ratio(rp.anonPeak-rp.anonBase), mib(rp.fileAtPeak), rp.memSamples)
+	} else {
+		line += "; peak RssAnon n/a"
+	}
+	return line + "."
+}
+
+// floorNote says, for each key at 1KB and concurrency 1, how much of end-to-end − wss.Sign the
+// HTTP floor accounts for, or "" without the rows.
+func (rp *report) floorNote() string {
+	f := rp.find(pathFloor, "", "", 1)
+	if f == nil {
+		return ""
+	}
+	var parts []string
+	for _, k := range rp.keys {
+		w, e := rp.find(pathWSS, k.Alg, "1KB", 1), rp.find(pathE2E, k.Alg, "1KB", 1)
+		if w == nil || e == nil {
+			continue
+		}
+		tr := e.P50 - w.P50
+		share := "—"
+		if tr > 0 {
+			share = fmt.Sprintf("%.0f %%", 100*float64(f.P50)/float64(tr))
+		}
+		parts = append(parts, fmt.Sprintf("%s: end-to-end − wss.Sign = %s ms, of which the floor is %s; %s ms above it", k.Alg, ms(tr), share, ms(tr-f.P50)))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("Transport at 1KB, concurrency 1, against the HTTP floor (GET /healthz p50 %s ms): %s.", ms(f.P50), strings.Join(parts, "; "))
 }
 
 type target struct{ name, measured, verdict string }
@@ -229,5 +301,7 @@ func (rp *report) tsv() string {
 			r.Path, r.Alg, r.Size, r.SizeBytes, r.Conc, r.Ops, r.OpsPerSec, ms(r.P50), ms(r.P99), allocs, ratio, r.Note)
 	}
 	fmt.Fprintf(&b, "#\tload_before\t%s\n#\tload_after\t%s\n#\tdaemon_vmrss_before_10mb_kb\t%d\n#\tdaemon_vmhwm_kb\t%d\n", rp.loadBefore, rp.loadAfter, rp.rssBase, rp.rssPeak)
+	fmt.Fprintf(&b, "#\tdaemon_rssanon_before_10mb_kb\t%d\n#\tdaemon_rssfile_before_10mb_kb\t%d\n#\tdaemon_rssanon_peak_10mb_kb\t%d\n#\tdaemon_rssfile_at_rssanon_peak_kb\t%d\n#\tdaemon_memory_samples_10mb\t%d\n",
+		rp.anonBase, rp.fileBase, rp.anonPeak, rp.fileAtPeak, rp.memSamples)
 	return b.String()
 }
