@@ -366,8 +366,18 @@ type tokenSink interface {
 // streamSinks tokenises t to the end, starting a sink where start returns
 // one (at a tokStart) and feeding every active sink each token of its subtree.
 func streamSinks(t *xmlTokenizer, start func(t *xmlTokenizer) tokenSink) error {
+	return streamSinksN(t, -1, start)
+}
+
+// streamSinksN is streamSinks that stops once n sinks were started and all
+// of them are complete (n < 0: at the end of the document).
+func streamSinksN(t *xmlTokenizer, n int, start func(t *xmlTokenizer) tokenSink) error {
 	var active []tokenSink
+	started := 0
 	for {
+		if n >= 0 && started == n && len(active) == 0 {
+			return nil
+		}
 		k, err := t.next()
 		if err != nil {
 			return err
@@ -378,6 +388,7 @@ func streamSinks(t *xmlTokenizer, start func(t *xmlTokenizer) tokenSink) error {
 		if k == tokStart && start != nil {
 			if s := start(t); s != nil {
 				active = append(active, s)
+				started++
 			}
 		}
 		for i := 0; i < len(active); {

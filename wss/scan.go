@@ -352,6 +352,15 @@ func syntaxError(err error) error {
 // blocks and the children of the last Security header: the rest of the
 // document costs no allocation beyond the Ids it holds.
 func scanEnvelope(raw []byte, lim Limits) (*envelope, error) {
+	return scanEnvelopeBody(raw, lim, nil)
+}
+
+// scanEnvelopeBody is scanEnvelope; onBody, if not nil, is called on the
+// Body's start tag (recorded and checked) and may return a sink that then
+// gets the Body's tokens, its start tag included, in the same pass. The
+// sink must not change the tokenizer's namespace bindings: the scan goes on
+// with them.
+func scanEnvelopeBody(raw []byte, lim Limits, onBody func(t *xmlTokenizer, body *element) tokenSink) (*envelope, error) {
 	lim = lim.withDefaults()
 	if int64(len(raw)) > lim.MaxBytes {
 		return nil, errorf(CodeTooLarge, "envelope is %d bytes; the limit is %d", len(raw), lim.MaxBytes)
@@ -368,6 +377,7 @@ func scanEnvelope(raw []byte, lim Limits) (*envelope, error) {
 	// Structural errors wait until the whole document is known to be
 	// well-formed, so that malformed input is reported as such.
 	var deferred error
+	var bodySink tokenSink
 	for {
 		k, err := t.next()
 		if err != nil {
@@ -375,6 +385,9 @@ func scanEnvelope(raw []byte, lim Limits) (*envelope, error) {
 		}
 		if k == tokEOF {
 			break
+		}
+		if bodySink != nil && bodySink.token(t) {
+			bodySink = nil
 		}
 		switch k {
 		case tokEnd:
@@ -461,6 +474,11 @@ func scanEnvelope(raw []byte, lim Limits) (*envelope, error) {
 		// place looks only at the innermost open element, recorded (non-nil)
 		// for every element recorded.
 		deferred = env.place(el, recorded[:len(recorded)-1])
+		if onBody != nil && deferred == nil && env.body == el {
+			if bodySink = onBody(t, el); bodySink != nil && bodySink.token(t) {
+				bodySink = nil
+			}
+		}
 	}
 	if deferred != nil {
 		return nil, deferred

@@ -11,6 +11,7 @@ import (
 	"encoding/asn1"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -233,8 +234,22 @@ func Sign(raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
 		ttl = defaultTTL
 	}
 
-	env, err := scanEnvelope(raw, opts.Limits)
+	// The Body, signed by nearly every profile, is canonicalised into its
+	// hash during the scan's one pass over the input (with InclusivePrefixes
+	// its PrefixList must be known first, so it is not).
+	var body *bodyDigest
+	if !opts.InclusivePrefixes && slices.ContainsFunc(parts, isBodyPart) {
+		body = &bodyDigest{h: digestAlgs[dm].hash.New(), rnd: rnd}
+		defer body.release()
+	}
+	env, err := scanEnvelopeBody(raw, opts.Limits, body.hook())
 	if err != nil {
+		return nil, err
+	}
+	if err := body.settle(env); errors.Is(err, errBodyIDTaken) {
+		body.release()
+		body = nil
+	} else if err != nil {
 		return nil, err
 	}
 	switch {
@@ -243,7 +258,7 @@ func Sign(raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
 	case opts.SOAPVersion == "1.2" && env.version != soap12:
 		return nil, errorf(CodeInvalidSOAP, "the profile accepts SOAP 1.2 only; this is a SOAP 1.1 envelope")
 	}
-	s := &signer{env: env, rnd: rnd, opts: &opts, leaf: cred.Chain[0]}
+	s := &signer{env: env, rnd: rnd, opts: &opts, leaf: cred.Chain[0], body: body}
 	if err := s.plan(parts); err != nil {
 		return nil, err
 	}
@@ -281,6 +296,9 @@ func Sign(raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
 		case refUsernameToken:
 			r.id = s.utID
 		default:
+			if body != nil && r.el == env.body {
+				r.id, r.addID = body.id, body.addID
+			}
 			if r.id == "" {
 				if r.id, err = s.newID("id-"); err != nil {
 					return nil, err
@@ -371,8 +389,9 @@ type signer struct {
 	created, expires, bst, sm, dm   string
 	nonce                           []byte
 	ins                             insertion
-	refPL                           [][]string // per reference, with InclusivePrefixes
-	siPL                            []string   // for SignedInfo, with InclusivePrefixes
+	body                            *bodyDigest // the Body's digest, made by the scan; nil if not
+	refPL                           [][]string  // per reference, with InclusivePrefixes
+	siPL                            []string    // for SignedInfo, with InclusivePrefixes
 }
 
 // actorOf is the actor/role an element's attribute names, normalised so
@@ -421,7 +440,7 @@ func (s *signer) plan(parts []Part) error {
 	}
 	for _, p := range parts {
 		switch {
-		case p.Local == "Body" && (p.Space == NSSOAP11 || p.Space == NSSOAP12 || p.Space == ""):
+		case isBodyPart(p):
 			add(env.body)
 		case p == PartTimestamp || p == (Part{Space: NSWSU, Local: "Timestamp", Optional: true}):
 			addOwn(refTimestamp)
@@ -558,8 +577,11 @@ func verifyDigest(pub crypto.PublicKey, sa signatureAlg, sum, sig []byte) error 
 func (s *signer) digestReferences() ([]string, error) {
 	byStart := map[int]int{} // the caller's elements, by offset
 	var generated []int      // the ones Sign adds
+	bodyRef := -1
 	for i, r := range s.refs {
-		if r.kind == refElement {
+		if r.kind == refElement && s.body != nil && r.el == s.env.body {
+			bodyRef = i
+		} else if r.kind == refElement {
 			byStart[r.el.start] = i
 		} else {
 			generated = append(generated, i)
@@ -567,10 +589,15 @@ func (s *signer) digestReferences() ([]string, error) {
 	}
 	pass := func(start func(i int) tokenSink) error {
 		seen := make([]bool, len(s.refs))
+		if bodyRef >= 0 {
+			seen[bodyRef] = true
+		}
 		if len(byStart) > 0 {
+			// The caller's other elements are headers: the pass stops once
+			// they are read, before the Body.
 			t := getTokenizer(s.env.raw)
 			defer putTokenizer(t)
-			err := streamSinks(t, func(t *xmlTokenizer) tokenSink {
+			err := streamSinksN(t, len(byStart), func(t *xmlTokenizer) tokenSink {
 				i, ok := byStart[t.start]
 				if !ok || seen[i] {
 					return nil
@@ -643,6 +670,10 @@ func (s *signer) digestReferences() ([]string, error) {
 	}
 	digests := make([]string, len(s.refs))
 	for i, h := range hashes {
+		if i == bodyRef {
+			digests[i] = base64.StdEncoding.EncodeToString(s.body.h.Sum(nil))
+			continue
+		}
 		if err := sinks[i].out.err; err != nil {
 			return nil, &Error{Code: CodeInternal, Msg: "canonicalisation", Err: err}
 		}

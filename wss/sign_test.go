@@ -952,3 +952,57 @@ func TestSignECDSACurves(t *testing.T) {
 		})
 	}
 }
+
+// constByteReader reads b forever: every Id drawn from it is the same.
+type constByteReader byte
+
+func (r constByteReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(r)
+	}
+	return len(p), nil
+}
+
+// TestSignBodyIDInScan covers the Body digested during the scan: an Id
+// drawn for the Body that a later element of the document already holds is
+// not used (the Body is digested again with a fresh Id), and the wsu
+// declaration added for the Body's Id does not make the scan accept an
+// undeclared wsu prefix inside the Body.
+func TestSignBodyIDInScan(t *testing.T) {
+	cred := loadCredential(t, "rsa2048")
+	taken := "id-" + strings.Repeat("07", 16)
+	in := []byte(`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><p:x xmlns:p="urn:p" xmlns:u="` + NSWSU + `" u:Id="` + taken + `">v</p:x></s:Body></s:Envelope>`)
+	// The first Id drawn (the Body's, during the scan) is the taken one;
+	// later draws differ.
+	rnd := io.MultiReader(bytes.NewReader(bytes.Repeat([]byte{7}, 16)), &countingReader{})
+	res, err := Sign(in, cred, SignOptions{Rand: rnd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Count(res.Envelope, []byte(`Id="`+taken+`"`)) != 1 {
+		t.Errorf("the Body took the Id %s of another element:\n%s", taken, res.Envelope)
+	}
+	if err := checkSignature(res.Envelope, cred.Chain[0].PublicKey); err != nil {
+		t.Errorf("signature: %v\n%s", err, res.Envelope)
+	}
+	if out, ok := testutil.XMLSec1Verify(t, res.Envelope, cred.Chain[0]); !ok {
+		t.Errorf("xmlsec1 rejects the signature:\n%s", out)
+	}
+
+	// The same draw with no clash: the Body gets it.
+	res, err = Sign([]byte(`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><p:x xmlns:p="urn:p">v</p:x></s:Body></s:Envelope>`), cred, SignOptions{Rand: constByteReader(7)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(res.Envelope, []byte(`<s:Body xmlns:wsu="`+NSWSU+`" wsu:Id="`+taken+`">`)) {
+		t.Errorf("the Body did not get the Id drawn for it:\n%s", res.Envelope)
+	}
+	if err := checkSignature(res.Envelope, cred.Chain[0].PublicKey); err != nil {
+		t.Errorf("signature: %v\n%s", err, res.Envelope)
+	}
+
+	unbound := []byte(`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><wsu:x>v</wsu:x></s:Body></s:Envelope>`)
+	if _, err := Sign(unbound, cred, SignOptions{}); CodeOf(err) != CodeMalformedXML {
+		t.Errorf("undeclared wsu prefix in the Body: %v, want %s", err, CodeMalformedXML)
+	}
+}

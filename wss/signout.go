@@ -2,7 +2,10 @@ package wss
 
 import (
 	"bytes"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net"
 	"slices"
@@ -339,4 +342,80 @@ func (r *SignResult) WriteTo(w io.Writer) (int64, error) {
 	}
 	bufs := net.Buffers(slices.Clone(r.parts))
 	return bufs.WriteTo(w)
+}
+
+// isBodyPart reports whether p names the SOAP Body.
+func isBodyPart(p Part) bool {
+	return p.Local == "Body" && (p.Space == NSSOAP11 || p.Space == NSSOAP12 || p.Space == "")
+}
+
+// bodyDigest canonicalises the Body into h during the scan (see
+// scanEnvelopeBody), with the wsu:Id Sign adds to it, if any, in its start
+// tag as it will be in the output.
+type bodyDigest struct {
+	h     hash.Hash
+	rnd   io.Reader
+	id    string // the Body's wsu:Id: its own, or the one Sign adds
+	addID bool
+	sink  *c14nSink
+	err   error
+}
+
+// hook returns the scan's callback at the Body start tag (nil for a nil b).
+func (b *bodyDigest) hook() func(t *xmlTokenizer, el *element) tokenSink {
+	if b == nil {
+		return nil
+	}
+	return func(t *xmlTokenizer, el *element) tokenSink {
+		b.id = el.wsuID
+		if b.id == "" {
+			var r [16]byte
+			if _, err := io.ReadFull(b.rnd, r[:]); err != nil {
+				b.err = &Error{Code: CodeInternal, Msg: "random source", Err: err}
+				return nil
+			}
+			b.id, b.addID = "id-"+hex.EncodeToString(r[:]), true
+			// Only the attribute: the sink renders its prefix's declaration
+			// from the attribute's namespace, and the scan must go on with
+			// the input's own bindings.
+			p, _ := prefixFor(el.scope, NSWSU, "wsu")
+			t.attrs = append(t.attrs, rawAttr{qname: []byte(p + ":Id"), prefix: []byte(p), local: []byte("Id"), uri: bNSWSU, value: []byte(b.id)})
+		}
+		b.sink = newC14NSink(b.h, nil)
+		return b.sink
+	}
+}
+
+// settle checks the Body digest after the scan: a canonicalisation error
+// fails; an added Id that the document turned out to hold already makes Sign
+// digest the Body the usual way, with a new Id.
+func (b *bodyDigest) settle(env *envelope) error {
+	if b == nil {
+		return nil
+	}
+	if b.err != nil {
+		return b.err
+	}
+	if b.sink == nil {
+		return errorf(CodeInternal, "the Body was not canonicalised during the scan")
+	}
+	if err := b.sink.out.err; err != nil {
+		return &Error{Code: CodeInternal, Msg: "canonicalisation of the Body", Err: err}
+	}
+	if b.addID {
+		if env.ids[b.id] {
+			return errBodyIDTaken
+		}
+		env.ids[b.id] = true
+	}
+	return nil
+}
+
+var errBodyIDTaken = errors.New("the Id drawn for the Body is in the document")
+
+func (b *bodyDigest) release() {
+	if b != nil && b.sink != nil {
+		b.sink.release()
+		b.sink = nil
+	}
 }
