@@ -324,10 +324,10 @@ func Sign(raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
 	s.sm, s.dm = sm, dm
 	s.render()
 
-	// Digest every reference: the caller's elements straight from raw in
-	// one pass, the generated ones from the Security content rendered
-	// alone; each canonical form goes straight into its hash. No copy of
-	// the envelope is made before the output.
+	// Digest every reference: the Body during the scan, the caller's other
+	// elements straight from raw, the generated ones from the pieces
+	// rendered alone; each canonical form goes straight into its hash. No
+	// copy of the envelope is made (none at all with NoCopy).
 	digests, err := s.digestReferences()
 	if err != nil {
 		return nil, err
@@ -566,14 +566,15 @@ func verifyDigest(pub crypto.PublicKey, sa signatureAlg, sum, sig []byte) error 
 }
 
 // digestReferences digests every reference of s without building the
-// signed envelope: the caller's elements are canonicalised from the input
-// bytes (one pass), with the wsu:Id attribute (and its xmlns declaration)
-// that Sign adds injected into their start tags as they will be in the
-// output; the elements Sign generates are canonicalised from the Security
-// content it renders, read with the namespace scope of the place it goes.
-// With InclusivePrefixes a first pass computes each Reference's PrefixList
-// (the prefixes visibly used in the referenced subtree), which the
-// canonical form depends on.
+// signed envelope. The Body's digest was made by the scan when s.body is
+// set; the caller's other elements are canonicalised from the input bytes
+// in a pass that ends once they are read, with the wsu:Id attribute (and its
+// xmlns declaration) that Sign adds injected into their start tags as they
+// will be in the output; the elements Sign generates are canonicalised from
+// the pieces render made, read with the namespace scope of the place they
+// go. With InclusivePrefixes a first pass computes each Reference's
+// PrefixList (the prefixes visibly used in the referenced subtree), which
+// the canonical form depends on.
 func (s *signer) digestReferences() ([]string, error) {
 	byStart := map[int]int{} // the caller's elements, by offset
 	var generated []int      // the ones Sign adds
