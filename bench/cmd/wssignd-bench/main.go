@@ -588,17 +588,9 @@ allow_users = ["%d"]
 }
 
 func (d *daemon) sign(profile string, env []byte) error {
-	resp, err := d.client.Post("http://wssignd/v1/soap/sign?profile="+profile, "text/xml", bytes.NewReader(env))
+	body, err := okBody(d.client.Post("http://wssignd/v1/soap/sign?profile="+profile, "text/xml", bytes.NewReader(env)))
 	if err != nil {
 		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("daemon answered %s: %.300s", resp.Status, body)
 	}
 	if !bytes.Contains(body, []byte("SignatureValue")) {
 		return fmt.Errorf("daemon answered 200 without a signature: %.300s", body)
@@ -606,21 +598,26 @@ func (d *daemon) sign(profile string, env []byte) error {
 	return nil
 }
 
-// healthz is GET /healthz with the client sign uses, the body read to the end.
-func (d *daemon) healthz() error {
-	resp, err := d.client.Get("http://wssignd/healthz")
+// okBody reads a response to the end and fails unless it is a 200.
+func okBody(resp *http.Response, err error) ([]byte, error) {
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("daemon answered %s: %.300s", resp.Status, body)
+		return nil, fmt.Errorf("daemon answered %s: %.300s", resp.Status, body)
 	}
-	return nil
+	return body, nil
+}
+
+// healthz is GET /healthz with the client sign uses, the body read to the end.
+func (d *daemon) healthz() error {
+	_, err := okBody(d.client.Get("http://wssignd/healthz"))
+	return err
 }
 
 // mallocs returns go_memstats_mallocs_total of the daemon's /metrics, or -1.
