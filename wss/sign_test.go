@@ -1006,3 +1006,24 @@ func TestSignBodyIDInScan(t *testing.T) {
 		t.Errorf("undeclared wsu prefix in the Body: %v, want %s", err, CodeMalformedXML)
 	}
 }
+
+// TestSignPrefixChoiceStable: with two prefixes other than wsu bound to the
+// wsu namespace where the Body's Id goes, the digest and the output use the
+// same one, every time.
+func TestSignPrefixChoiceStable(t *testing.T) {
+	cred := loadCredential(t, "rsa2048")
+	in := []byte(`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:u2="` + NSWSU + `" xmlns:u1="` + NSWSU + `"><s:Header><a:To xmlns:a="urn:a">x</a:To></s:Header><s:Body><p:x xmlns:p="urn:p">v</p:x></s:Body></s:Envelope>`)
+	parts := []Part{PartBody, PartTimestamp, {Space: "urn:a", Local: "To"}}
+	for range 20 {
+		res, err := Sign(in, cred, SignOptions{Parts: parts})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(res.Envelope, []byte(`<s:Body u1:Id="id-`)) || !bytes.Contains(res.Envelope, []byte(`<a:To xmlns:a="urn:a" u1:Id="id-`)) {
+			t.Fatalf("the Ids do not use u1, the least prefix bound to the wsu namespace:\n%s", res.Envelope)
+		}
+		if err := checkSignature(res.Envelope, cred.Chain[0].PublicKey); err != nil {
+			t.Fatalf("signature: %v\n%s", err, res.Envelope)
+		}
+	}
+}

@@ -285,16 +285,21 @@ func appendSegs(parent *element, content [][]byte) segEdit {
 	return segEdit{off: parent.endStart, ins: content}
 }
 
-// prefixFor returns a prefix bound to uri in scope, or a fresh one (based on
-// want) with decl=true when none is.
+// prefixFor returns a prefix bound to uri in scope (want if it is, else the
+// least in byte order: the digest pass and the output must pick the same
+// one), or a fresh one (based on want) with decl=true when none is.
 func prefixFor(scope nsScope, uri, want string) (prefix string, decl bool) {
 	if scope[want] == uri {
 		return want, false
 	}
+	found := false
 	for p, u := range scope {
-		if u == uri && p != "" {
-			return p, false
+		if u == uri && p != "" && (!found || p < prefix) {
+			prefix, found = p, true
 		}
+	}
+	if found {
+		return prefix, false
 	}
 	return freePrefix(scope, want, nil), true
 }
