@@ -54,6 +54,18 @@ type element struct {
 	scope       nsScope // namespaces in scope inside this element (its own declarations included)
 	attrs       []xml.Attr
 	children    []*element // recorded only for the Envelope, the Header and Security headers
+	idPrefix    string     // see wsuPrefix
+	idDecl      bool
+}
+
+// wsuPrefix is the prefix of the wsu:Id attribute Sign adds to el, and
+// whether el must declare it. It is chosen once, so that the digest pass
+// and the output cannot differ.
+func (el *element) wsuPrefix() (string, bool) {
+	if el.idPrefix == "" {
+		el.idPrefix, el.idDecl = prefixFor(el.scope, NSWSU, "wsu")
+	}
+	return el.idPrefix, el.idDecl
 }
 
 // envelope is what one scan learns about a SOAP envelope.

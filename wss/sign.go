@@ -689,7 +689,7 @@ var bNSWSU = []byte(NSWSU)
 // splice gives r's element, and the declaration of its prefix when splice
 // adds one (bound in t's scope until the element ends).
 func (s *signer) injectID(t *xmlTokenizer, r *reference) {
-	p, decl := prefixFor(r.el.scope, NSWSU, "wsu")
+	p, decl := r.el.wsuPrefix()
 	if decl {
 		t.attrs = append(t.attrs, rawAttr{qname: []byte("xmlns:" + p), prefix: bXMLNS, local: []byte(p), uri: bNSXMLNS, value: bNSWSU, decl: true})
 		t.ns = append(t.ns, nsBind{prefix: []byte(p), uri: bNSWSU})

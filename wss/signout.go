@@ -210,7 +210,7 @@ func (s *signer) splice(sigValue string) [][]byte {
 		if r.kind != refElement || !r.addID {
 			continue
 		}
-		p, decl := prefixFor(r.el.scope, NSWSU, "wsu")
+		p, decl := r.el.wsuPrefix()
 		attr := " " + p + ":Id=\"" + r.id + "\""
 		if decl {
 			attr = " xmlns:" + p + "=\"" + NSWSU + "\"" + attr
@@ -383,7 +383,7 @@ func (b *bodyDigest) hook() func(t *xmlTokenizer, el *element) tokenSink {
 			// Only the attribute: the sink renders its prefix's declaration
 			// from the attribute's namespace, and the scan must go on with
 			// the input's own bindings.
-			p, _ := prefixFor(el.scope, NSWSU, "wsu")
+			p, _ := el.wsuPrefix()
 			t.attrs = append(t.attrs, rawAttr{qname: []byte(p + ":Id"), prefix: []byte(p), local: []byte("Id"), uri: bNSWSU, value: []byte(b.id)})
 		}
 		b.sink = newC14NSink(b.h, nil)
