@@ -16,6 +16,7 @@ package wss
 import (
 	"bytes"
 	"io"
+	"maps"
 	"slices"
 	"sync"
 	"unicode/utf8"
@@ -350,12 +351,7 @@ func (u *usedPrefixSink) sorted() []string {
 	if len(u.set) == 0 {
 		return nil
 	}
-	out := make([]string, 0, len(u.set))
-	for p := range u.set {
-		out = append(out, p)
-	}
-	slices.Sort(out)
-	return out
+	return slices.Sorted(maps.Keys(u.set))
 }
 
 // tokenSink receives the tokens of one element subtree.

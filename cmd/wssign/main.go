@@ -48,9 +48,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -386,11 +387,7 @@ func (c *command) health(args []string) error {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "ready: %s\n", r.Status)
-	names := make([]string, 0, len(r.Tokens))
-	for n := range r.Tokens {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(r.Tokens))
 	for _, n := range names {
 		fmt.Fprintf(c.stdout, "token %s: %s\n", n, r.Tokens[n])
 	}

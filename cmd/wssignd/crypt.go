@@ -7,7 +7,8 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/wssignd/wssignd/api"
@@ -24,7 +25,7 @@ func buildCryptProfiles(c *config.Config, ks *keyStore) (map[string]*api.Encrypt
 	enc := map[string]*api.EncryptProfile{}
 	dec := map[string]*api.DecryptProfile{}
 	var probs []string
-	for _, name := range cryptSortedNames(c.Encrypt) {
+	for _, name := range slices.Sorted(maps.Keys(c.Encrypt)) {
 		p := c.Encrypt[name]
 		ep, err := encryptProfile(p)
 		if err != nil {
@@ -33,7 +34,7 @@ func buildCryptProfiles(c *config.Config, ks *keyStore) (map[string]*api.Encrypt
 		}
 		enc[name] = ep
 	}
-	for _, name := range cryptSortedNames(c.Decrypt) {
+	for _, name := range slices.Sorted(maps.Keys(c.Decrypt)) {
 		p := c.Decrypt[name]
 		dp, err := decryptProfile(p, ks, name)
 		if err != nil {
@@ -46,15 +47,6 @@ func buildCryptProfiles(c *config.Config, ks *keyStore) (map[string]*api.Encrypt
 		return nil, nil, fmt.Errorf("%s", strings.Join(probs, "; "))
 	}
 	return enc, dec, nil
-}
-
-func cryptSortedNames[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func xencURIs(names []string) ([]string, error) {

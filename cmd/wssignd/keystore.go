@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -79,11 +81,7 @@ func hsmConfig(c *config.Config, name string, t *config.Token, log *slog.Logger)
 
 func openKeyStore(c *config.Config, log *slog.Logger) (*keyStore, error) {
 	ks := &keyStore{log: log, tokens: map[string]*tokenSlot{}, keys: c.Keys, stop: make(chan struct{})}
-	names := make([]string, 0, len(c.Tokens))
-	for name := range c.Tokens {
-		names = append(names, name)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(c.Tokens))
 	for _, name := range names {
 		slot := &tokenSlot{name: name, state: stateOffline, keys: map[string]*hsm.Key{}, cfg: hsmConfig(c, name, c.Tokens[name], log)}
 		ks.tokens[name] = slot
@@ -146,11 +144,7 @@ func (ks *keyStore) open(slot *tokenSlot) error {
 		return err
 	}
 	keys := map[string]*hsm.Key{}
-	names := make([]string, 0, len(ks.keys))
-	for name := range ks.keys {
-		names = append(names, name)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(ks.keys))
 	for _, name := range names {
 		k := ks.keys[name]
 		if k.Token != slot.name {

@@ -3,8 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os/user"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,11 +21,7 @@ import (
 func buildProfiles(c *config.Config, ks *keyStore) (map[string]*api.Profile, error) {
 	out := map[string]*api.Profile{}
 	var probs []string
-	names := make([]string, 0, len(c.Profiles))
-	for n := range c.Profiles {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(c.Profiles))
 	for _, name := range names {
 		p := c.Profiles[name]
 		opts, err := signOptions(p, c.File)

@@ -3,9 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -129,11 +130,7 @@ func watchdog(ctx context.Context) {
 // statusLine renders "STATUS=<what>; tokens: a=online, b=offline" with the
 // tokens sorted by name, on one line whatever the names contain.
 func statusLine(what string, tokenStates map[string]string) string {
-	names := make([]string, 0, len(tokenStates))
-	for n := range tokenStates {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(tokenStates))
 	var b strings.Builder
 	b.WriteString("STATUS=" + what)
 	if len(names) > 0 {

@@ -3,7 +3,8 @@ package main
 import (
 	"crypto/x509"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/wssignd/wssignd/api"
@@ -17,11 +18,7 @@ import (
 func buildVerifyProfiles(c *config.Config) (map[string]*api.VerifyProfile, error) {
 	out := map[string]*api.VerifyProfile{}
 	var probs []string
-	names := make([]string, 0, len(c.Verify))
-	for n := range c.Verify {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(c.Verify))
 	for _, name := range names {
 		p := c.Verify[name]
 		f := "verify." + name

@@ -10,11 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -283,7 +283,7 @@ func (c *Config) validate() []string {
 	if l.MaxConcurrent < 1 {
 		bad("limits.max_concurrent", "must be at least 1")
 	}
-	for _, name := range sortedKeys(c.Tokens) {
+	for _, name := range slices.Sorted(maps.Keys(c.Tokens)) {
 		t := c.Tokens[name]
 		f := "tokens." + name
 		if t.Module == "" {
@@ -315,7 +315,7 @@ func (c *Config) validate() []string {
 			bad(f+".max_calls_in_flight", "must not be negative")
 		}
 	}
-	for _, name := range sortedKeys(c.Keys) {
+	for _, name := range slices.Sorted(maps.Keys(c.Keys)) {
 		k := c.Keys[name]
 		f := "keys." + name
 		if _, ok := c.Tokens[k.Token]; !ok {
@@ -344,7 +344,7 @@ func (c *Config) validate() []string {
 	if len(c.Profiles) == 0 {
 		bad("profiles", "no profile is configured")
 	}
-	for _, name := range sortedKeys(c.Profiles) {
+	for _, name := range slices.Sorted(maps.Keys(c.Profiles)) {
 		p := c.Profiles[name]
 		if _, ok := c.Keys[p.Key]; !ok {
 			bad("profiles."+name+".key", "no key named %q", p.Key)
@@ -357,13 +357,13 @@ func (c *Config) validate() []string {
 			bad("profiles."+name+".encrypt_before_sign", "needs encrypt")
 		}
 	}
-	for _, name := range sortedKeys(c.Verify) {
+	for _, name := range slices.Sorted(maps.Keys(c.Verify)) {
 		probs = append(probs, c.Verify[name].validate("verify."+name, c)...)
 	}
-	for _, name := range sortedKeys(c.Encrypt) {
+	for _, name := range slices.Sorted(maps.Keys(c.Encrypt)) {
 		probs = append(probs, c.Encrypt[name].validate("encrypt."+name, c)...)
 	}
-	for _, name := range sortedKeys(c.Decrypt) {
+	for _, name := range slices.Sorted(maps.Keys(c.Decrypt)) {
 		probs = append(probs, c.Decrypt[name].validate("decrypt."+name, c)...)
 	}
 	return probs
@@ -402,13 +402,4 @@ func uriAttr(uri, name string) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }
