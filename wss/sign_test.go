@@ -68,6 +68,14 @@ func loadCredential(t testing.TB, name string) Credential {
 // etree and the etree canonicaliser (checked against libxml2), which Sign
 // does not use: Sign canonicalises from the raw bytes.
 func checkSignature(signed []byte, pub crypto.PublicKey) error {
+	return checkSignatureWith(signed, pub, func(_ *etree.Document, w io.Writer, el *etree.Element, pl []string) error {
+		return CanonicalizeExclusive(w, el, C14NOptions{InclusivePrefixes: pl})
+	})
+}
+
+// checkSignatureWith is checkSignature with canon writing the canonical
+// form of el (of doc, parsed from signed) with PrefixList pl.
+func checkSignatureWith(signed []byte, pub crypto.PublicKey, canon func(doc *etree.Document, w io.Writer, el *etree.Element, pl []string) error) error {
 	doc := etree.NewDocument()
 	if err := doc.ReadFromBytes(signed); err != nil {
 		return err
@@ -84,9 +92,8 @@ func checkSignature(signed []byte, pub crypto.PublicKey) error {
 		if el == nil {
 			return fmt.Errorf("reference %s not found", uri)
 		}
-		da := digestAlgs[ref.SelectElement("DigestMethod").SelectAttrValue("Algorithm", "")]
-		h := da.hash.New()
-		if err := CanonicalizeExclusive(h, el, C14NOptions{InclusivePrefixes: prefixList(ref.FindElement("Transforms/Transform"))}); err != nil {
+		h := digestAlgs[ref.SelectElement("DigestMethod").SelectAttrValue("Algorithm", "")].hash.New()
+		if err := canon(doc, h, el, prefixList(ref.FindElement("Transforms/Transform"))); err != nil {
 			return err
 		}
 		if got, want := base64.StdEncoding.EncodeToString(h.Sum(nil)), ref.SelectElement("DigestValue").Text(); got != want {
@@ -95,7 +102,7 @@ func checkSignature(signed []byte, pub crypto.PublicKey) error {
 	}
 	sa := signatureAlgs[si.SelectElement("SignatureMethod").SelectAttrValue("Algorithm", "")]
 	h := sa.hash.New()
-	if err := CanonicalizeExclusive(h, si, C14NOptions{InclusivePrefixes: prefixList(si.SelectElement("CanonicalizationMethod"))}); err != nil {
+	if err := canon(doc, h, si, prefixList(si.SelectElement("CanonicalizationMethod"))); err != nil {
 		return err
 	}
 	sv, err := base64.StdEncoding.DecodeString(sigs[0].SelectElement("SignatureValue").Text())
