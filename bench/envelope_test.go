@@ -2,9 +2,7 @@ package bench_test
 
 import (
 	"bytes"
-	"crypto"
 	"crypto/x509"
-	"encoding/pem"
 	"encoding/xml"
 	"errors"
 	"io"
@@ -124,19 +122,6 @@ func TestEnvelopeSigns(t *testing.T) {
 }
 
 func credential(t *testing.T) (wss.Credential, *x509.Certificate) {
-	t.Helper()
-	kb, _ := pem.Decode(testutil.ReadTestdata(t, "keys/rsa2048.key"))
-	cb, _ := pem.Decode(testutil.ReadTestdata(t, "keys/rsa2048.crt"))
-	if kb == nil || cb == nil {
-		t.Fatal("bad PEM in testdata/keys/rsa2048.*")
-	}
-	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(cb.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return wss.Credential{Signer: k.(crypto.Signer), Chain: []*x509.Certificate{c}}, c
+	k, c := testutil.TestKey(t, "rsa2048")
+	return wss.Credential{Signer: k, Chain: []*x509.Certificate{c}}, c
 }

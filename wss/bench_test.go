@@ -7,7 +7,6 @@ package wss
 import (
 	"crypto"
 	"crypto/x509"
-	"encoding/pem"
 	"io"
 	"runtime"
 	"sync"
@@ -20,21 +19,8 @@ import (
 
 // benchCredential loads testdata/keys/<name>.{key,crt} as an in-memory credential.
 func benchCredential(b *testing.B, name string) Credential {
-	b.Helper()
-	kb, _ := pem.Decode(testutil.ReadTestdata(b, "keys/"+name+".key"))
-	cb, _ := pem.Decode(testutil.ReadTestdata(b, "keys/"+name+".crt"))
-	if kb == nil || cb == nil {
-		b.Fatalf("bad PEM in testdata/keys/%s", name)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
-	if err != nil {
-		b.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(cb.Bytes)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return Credential{Signer: k.(crypto.Signer), Chain: []*x509.Certificate{c}}
+	k, c := testutil.TestKey(b, name)
+	return Credential{Signer: k, Chain: []*x509.Certificate{c}}
 }
 
 var benchEnvelopes = struct {

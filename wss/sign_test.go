@@ -12,7 +12,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/base64"
-	"encoding/pem"
 	"flag"
 	"fmt"
 	"io"
@@ -44,23 +43,8 @@ func (r *countingReader) Read(p []byte) (int, error) {
 }
 
 func loadCredential(t testing.TB, name string) Credential {
-	t.Helper()
-	keyPEM := testutil.ReadTestdata(t, "keys/"+name+".key")
-	crtPEM := testutil.ReadTestdata(t, "keys/"+name+".crt")
-	kb, _ := pem.Decode(keyPEM)
-	cb, _ := pem.Decode(crtPEM)
-	if kb == nil || cb == nil {
-		t.Fatalf("bad PEM in testdata/keys/%s", name)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(cb.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return Credential{Signer: k.(crypto.Signer), Chain: []*x509.Certificate{c}}
+	k, c := testutil.TestKey(t, name)
+	return Credential{Signer: k, Chain: []*x509.Certificate{c}}
 }
 
 // checkSignature independently recomputes every Reference digest and the

@@ -55,18 +55,8 @@ func (m *memKeys) Ready(context.Context) (map[string]string, error) {
 }
 
 func loadCred(t *testing.T, name string) wss.Credential {
-	t.Helper()
-	kb, _ := pem.Decode(testutil.ReadTestdata(t, "keys/"+name+".key"))
-	cb, _ := pem.Decode(testutil.ReadTestdata(t, "keys/"+name+".crt"))
-	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(cb.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return wss.Credential{Signer: k.(crypto.Signer), Chain: []*x509.Certificate{c}}
+	k, c := testutil.TestKey(t, name)
+	return wss.Credential{Signer: k, Chain: []*x509.Certificate{c}}
 }
 
 // ctypeRecorder remembers the Content-Type of the last request, to check

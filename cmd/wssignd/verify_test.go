@@ -1,10 +1,8 @@
 package main
 
 import (
-	"crypto"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -76,11 +74,8 @@ allow_users = ["*"]
 	if err != nil {
 		t.Fatal(err)
 	}
-	kb, _ := pem.Decode(testutil.ReadTestdata(t, "keys/rsa2048.key"))
-	cb, _ := pem.Decode(testutil.ReadTestdata(t, "keys/rsa2048.crt"))
-	k, _ := x509.ParsePKCS8PrivateKey(kb.Bytes)
-	cert, _ := x509.ParseCertificate(cb.Bytes)
-	res, err := wss.Sign(testutil.ReadTestdata(t, "envelope-soap11.xml"), wss.Credential{Signer: k.(crypto.Signer), Chain: []*x509.Certificate{cert}}, wss.SignOptions{})
+	k, cert := testutil.TestKey(t, "rsa2048")
+	res, err := wss.Sign(testutil.ReadTestdata(t, "envelope-soap11.xml"), wss.Credential{Signer: k, Chain: []*x509.Certificate{cert}}, wss.SignOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@
 package testutil
 
 import (
+	"crypto"
 	"crypto/x509"
 	"encoding/pem"
 	"os"
@@ -52,6 +53,26 @@ func ReadTestdata(t testing.TB, name string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestKey loads the test-only key pair testdata/keys/<name>.{key,crt}
+// (PKCS #8 key, one certificate) into memory.
+func TestKey(t testing.TB, name string) (crypto.Signer, *x509.Certificate) {
+	t.Helper()
+	kb, _ := pem.Decode(ReadTestdata(t, "keys/"+name+".key"))
+	cb, _ := pem.Decode(ReadTestdata(t, "keys/"+name+".crt"))
+	if kb == nil || cb == nil {
+		t.Fatalf("bad PEM in testdata/keys/%s", name)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.(crypto.Signer), c
 }
 
 // CertPEM encodes a certificate as PEM.
