@@ -86,17 +86,23 @@ allow_users = ["4000000000"]
 %s`, socket, filepath.Join(filepath.Dir(socket), "state"), env.Soft.Module, env.Soft.Module, env.Soft.Label, env.Soft.PINFile, os.Getuid(), os.Getuid(), extra)
 }
 
-func startDaemon(t testing.TB, cfgText string, socket string) *daemon {
+// loadConfig writes text to dir/wssignd.toml (mode 0600) and loads it.
+func loadConfig(t testing.TB, dir, text string) *config.Config {
 	t.Helper()
-	dir := filepath.Dir(socket)
 	cfgPath := filepath.Join(dir, "wssignd.toml")
-	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+func startDaemon(t testing.TB, cfgText string, socket string) *daemon {
+	t.Helper()
+	c := loadConfig(t, filepath.Dir(socket), cfgText)
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	done := make(chan error, 1)
@@ -295,18 +301,10 @@ func TestDaemonWrongPIN(t *testing.T) {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(dir, "wssignd.sock")
-	cfgText := strings.Replace(testConfig(env, sock, ""), env.Soft.PINFile, pin, 1)
-	cfgPath := filepath.Join(dir, "wssignd.toml")
-	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := loadConfig(t, dir, strings.Replace(testConfig(env, sock, ""), env.Soft.PINFile, pin, 1))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err = serve(ctx, c, slog.New(slog.DiscardHandler), nil)
+	err := serve(ctx, c, slog.New(slog.DiscardHandler), nil)
 	if !errors.Is(err, errPINRejected) {
 		t.Fatalf("serve with a wrong PIN: %v, want errPINRejected (exit 78)", err)
 	}

@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,7 +16,6 @@ import (
 	"github.com/wssignd/wssignd/api"
 	"github.com/wssignd/wssignd/hsm"
 	"github.com/wssignd/wssignd/hsm/hsmtest"
-	"github.com/wssignd/wssignd/internal/config"
 	"github.com/wssignd/wssignd/internal/testutil"
 )
 
@@ -119,15 +117,7 @@ func TestKeyStoreErrorsWrapAPI(t *testing.T) {
 func TestKeyStoreCredentialBound(t *testing.T) {
 	env := hsmtest.New(t)
 	dir := shortDir(t)
-	cfgText := moduleConfig(filepath.Join(dir, "s.sock"), filepath.Join(dir, "state"), env.Soft.Module, env.Soft.Label, env.Soft.PINFile, "")
-	cfgPath := filepath.Join(dir, "wssignd.toml")
-	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := loadConfig(t, dir, moduleConfig(filepath.Join(dir, "s.sock"), filepath.Join(dir, "state"), env.Soft.Module, env.Soft.Label, env.Soft.PINFile, ""))
 	ks, err := openKeyStore(c, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -167,15 +157,7 @@ func TestKeyStoreCredentialBound(t *testing.T) {
 func TestKeyStoreCheckSign(t *testing.T) {
 	env := hsmtest.New(t)
 	dir := shortDir(t)
-	cfgText := moduleConfig(filepath.Join(dir, "s.sock"), filepath.Join(dir, "state"), env.Soft.Module, env.Soft.Label, env.Soft.PINFile, "")
-	cfgPath := filepath.Join(dir, "wssignd.toml")
-	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := loadConfig(t, dir, moduleConfig(filepath.Join(dir, "s.sock"), filepath.Join(dir, "state"), env.Soft.Module, env.Soft.Label, env.Soft.PINFile, ""))
 	ks, err := openKeyStore(c, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

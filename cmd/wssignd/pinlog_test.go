@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/wssignd/wssignd/hsm/hsmtest"
-	"github.com/wssignd/wssignd/internal/config"
 )
 
 // TestNoPINInLogs runs the daemon at debug level with a series of broken
@@ -42,17 +41,10 @@ func TestNoPINInLogs(t *testing.T) {
 	}
 	var logs bytes.Buffer
 	for name, text := range cases {
-		cfgPath := filepath.Join(dir, "wssignd.toml")
-		if err := os.WriteFile(cfgPath, []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		c, err := config.Load(cfgPath)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
+		c := loadConfig(t, dir, text)
 		log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		err = serve(ctx, c, log, nil)
+		err := serve(ctx, c, log, nil)
 		cancel()
 		if err != nil {
 			logs.WriteString(err.Error() + "\n")
