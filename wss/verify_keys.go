@@ -212,89 +212,12 @@ func (v *verifier) issuerSerial(x509Data *etree.Element) (*x509.Certificate, []*
 	if !ok || name == "" {
 		return nil, nil, "", fail(CodeKeyNotFound, "", "X509IssuerSerial needs an issuer name and a decimal serial number")
 	}
-	want := vNormDN(name)
 	for _, c := range v.candidates() {
-		if c.SerialNumber.Cmp(n) == 0 && vDNEqual(c.Issuer, want) {
+		if c.SerialNumber.Cmp(n) == 0 && dnEqual(name, c) {
 			return c, []*x509.Certificate{c}, SignerRefIssuerSerial, nil
 		}
 	}
 	return nil, nil, "", fail(CodeKeyNotFound, "", "no certificate in the Security header or the trust store has issuer %q and serial %s", name, serial)
-}
-
-// vNormDN normalises an RFC 2253/4514 string for comparison: RDNs split on
-// unescaped commas, spaces around them and around "=" dropped, attribute
-// types upper-cased and common aliases mapped.
-func vNormDN(s string) []string {
-	var rdns []string
-	var cur strings.Builder
-	esc := false
-	for _, r := range s {
-		switch {
-		case esc:
-			cur.WriteRune(r)
-			esc = false
-		case r == '\\':
-			cur.WriteRune(r)
-			esc = true
-		case r == ',' || r == ';':
-			rdns = append(rdns, cur.String())
-			cur.Reset()
-		default:
-			cur.WriteRune(r)
-		}
-	}
-	rdns = append(rdns, cur.String())
-	for i, r := range rdns {
-		typ, val, _ := strings.Cut(r, "=")
-		typ = strings.ToUpper(strings.TrimSpace(typ))
-		switch typ {
-		case "EMAILADDRESS", "E", "1.2.840.113549.1.9.1":
-			typ = "EMAIL"
-		case "S", "2.5.4.8":
-			typ = "ST"
-		case "2.5.4.3":
-			typ = "CN"
-		case "2.5.4.10":
-			typ = "O"
-		case "2.5.4.11":
-			typ = "OU"
-		case "2.5.4.6":
-			typ = "C"
-		case "2.5.4.7":
-			typ = "L"
-		}
-		rdns[i] = typ + "=" + strings.TrimSpace(val)
-	}
-	return rdns
-}
-
-// vDNEqual compares a certificate name with a normalised DN string, in
-// either RDN order (RFC 2253 writes the last RDN first; some stacks do not).
-func vDNEqual(n pkix.Name, want []string) bool {
-	var got []string
-	seq := n.ToRDNSequence()
-	for i := len(seq) - 1; i >= 0; i-- {
-		var one pkix.RDNSequence
-		one = append(one, seq[i])
-		got = append(got, one.String())
-	}
-	got = vNormDN(strings.Join(got, ","))
-	if len(got) != len(want) {
-		return false
-	}
-	eq := func(rev bool) bool {
-		for i := range got {
-			j := i
-			if rev {
-				j = len(want) - 1 - i
-			}
-			if !strings.EqualFold(got[i], want[j]) {
-				return false
-			}
-		}
-		return true
-	}
-	return eq(false) || eq(true)
 }
 
 // verr is an error message about a token (not a verdict by itself).
