@@ -2,8 +2,8 @@ package wss
 
 import (
 	"bytes"
-	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/beevik/etree"
@@ -51,26 +51,14 @@ func hasLiteralAttrWhitespace(data []byte) bool {
 //
 //	go test ./wss -run '^$' -fuzz FuzzC14NDifferential -fuzztime 10m
 func FuzzC14NDifferential(f *testing.F) {
-	names, err := filepath.Glob(filepath.Join(c14nCorpusDir, "*.xml"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, name := range names {
-		data, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, data := range readFiles(f, filepath.Join(c14nCorpusDir, "*.xml")) {
 		f.Add(data)
 	}
-	for _, s := range []string{
-		`<a xmlns="urn:x"><b xmlns=""><c/></b></a>`,
-		`<p:a xmlns:p="urn:p" xmlns="urn:d"><b xsi:type="p:T" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"/></p:a>`,
-		"<a>\r\n<!--\r\n-->&#13;<?pi \r?></a>",
-		`<a x="&#9;&#10;&#13;&lt;&amp;&quot;"><![CDATA[]]>]]&gt;</a>`,
+	for _, s := range append(slices.Clone(c14nSeedDocs),
 		`<?xml version="1.0" encoding="utf-8"?><a:b xmlns:a="urn:a" a:z="1" y="2" xmlns:c="urn:c" c:y="3"><c:d a:x="&gt;">x&#x10000;y</c:d></a:b>`,
 		`<a xmlns:p="urn:1"><b xmlns:p="urn:2" p:x="1"><p:c xmlns:p="urn:1"/></b></a>`,
 		`<e xml:lang="en" xmlns="urn:d"><f xml:space="preserve"> <g xmlns=""/> </f></e>`,
-	} {
+	) {
 		f.Add([]byte(s))
 	}
 	f.Add(genEnvelope(3))
@@ -100,15 +88,7 @@ func FuzzC14NDifferential(f *testing.F) {
 		compare := !hasLiteralAttrWhitespace(data)
 		var targets []*c14nTarget
 		var singles [][]byte
-		var all []*etree.Element
-		var walk func(*etree.Element)
-		walk = func(el *etree.Element) {
-			all = append(all, el)
-			for _, c := range el.ChildElements() {
-				walk(c)
-			}
-		}
-		walk(doc.Root())
+		all := allElements(doc.Root())
 		idx := []int{0}
 		if n := len(all); n > 1 {
 			step := max(1, n/4)

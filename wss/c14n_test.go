@@ -829,19 +829,16 @@ func BenchmarkCanonicalizeExclusive(b *testing.B) {
 
 // preorderIndex is the document-order index of el below root (0 = root).
 func preorderIndex(root, el *etree.Element) int {
-	n, found := 0, -1
-	var walk func(*etree.Element)
-	walk = func(e *etree.Element) {
-		if e == el {
-			found = n
-		}
-		n++
-		for _, c := range e.ChildElements() {
-			walk(c)
-		}
+	return slices.Index(allElements(root), el)
+}
+
+// allElements lists root and its descendant elements in document order.
+func allElements(root *etree.Element) []*etree.Element {
+	all := []*etree.Element{root}
+	for _, c := range root.ChildElements() {
+		all = append(all, allElements(c)...)
 	}
-	walk(root)
-	return found
+	return all
 }
 
 // TestC14NStreamLibxml2 runs the streaming canonicaliser of the signing

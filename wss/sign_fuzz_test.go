@@ -15,16 +15,30 @@ import (
 )
 
 // fuzzSeeds adds every testdata envelope and a few hostile shapes.
-func fuzzSeeds(f *testing.F, add func(data []byte)) {
-	files, err := filepath.Glob(filepath.Join(testutil.RepoRoot(f), "testdata", "envelope-*.xml"))
-	if err != nil || len(files) == 0 {
-		f.Fatalf("no seed envelopes: %v", err)
+// readFiles returns the contents of the files pattern matches.
+func readFiles(t testing.TB, pattern string) [][]byte {
+	t.Helper()
+	names, err := filepath.Glob(pattern)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, name := range files {
-		b, err := os.ReadFile(name)
+	var out [][]byte
+	for _, name := range names {
+		data, err := os.ReadFile(name)
 		if err != nil {
-			f.Fatal(err)
+			t.Fatal(err)
 		}
+		out = append(out, data)
+	}
+	return out
+}
+
+func fuzzSeeds(f *testing.F, add func(data []byte)) {
+	envs := readFiles(f, filepath.Join(testutil.RepoRoot(f), "testdata", "envelope-*.xml"))
+	if len(envs) == 0 {
+		f.Fatal("no seed envelopes")
+	}
+	for _, b := range envs {
 		add(b)
 	}
 	for _, s := range []string{

@@ -2,7 +2,6 @@ package wss
 
 import (
 	"errors"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -20,15 +19,7 @@ import (
 func FuzzVerify(f *testing.F) {
 	root := testutil.RepoRoot(f)
 	for _, pat := range []string{"testdata/attacks/*.xml", "testdata/interop/generated/*.xml"} {
-		names, err := filepath.Glob(filepath.Join(root, pat))
-		if err != nil {
-			f.Fatal(err)
-		}
-		for _, name := range names {
-			data, err := os.ReadFile(name)
-			if err != nil {
-				f.Fatal(err)
-			}
+		for _, data := range readFiles(f, filepath.Join(root, pat)) {
 			f.Add(data)
 		}
 	}

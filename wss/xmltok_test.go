@@ -8,8 +8,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-
-	"github.com/beevik/etree"
 )
 
 // TestXMLTokenizerWellFormedness: the tokenizer accepts well-formed,
@@ -292,15 +290,7 @@ func FuzzScanEnvelopeDifferential(f *testing.F) {
 func TestC14NStreamMany(t *testing.T) {
 	doc := []byte("<r xmlns:p=\"urn:p\"><!--top--><p:a x=\"1\"><!-- in\r\na --><b><!--b--></b></p:a><c/></r>")
 	root := parseDoc(t, doc).Root()
-	var all []*etree.Element
-	var walk func(*etree.Element)
-	walk = func(el *etree.Element) {
-		all = append(all, el)
-		for _, c := range el.ChildElements() {
-			walk(c)
-		}
-	}
-	walk(root)
+	all := allElements(root)
 	type want struct {
 		tg  *c14nTarget
 		out []byte
