@@ -6,7 +6,7 @@ export CGO_ENABLED := 1
 DEV_DIR := var
 DEV_SOCKET := run/wssignd.sock
 
-.PHONY: all deps build run test lint bench clean
+.PHONY: all deps build run test lint bench clean distclean
 
 all: build
 
@@ -46,8 +46,14 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 
+## clean: removes what the build and make bench make. distclean also removes the dev token,
+## its keys and config under var/ and the socket directory run/ (make run creates new ones).
 clean:
-	rm -rf bin dist
+	rm -rf bin dist bench/out
+	rm -f bench/*.prof bench/*.test
+
+distclean: clean
+	rm -rf var run
 
 ## deb, rpm: the packages in dist/, built with nfpm (pinned, compiled from
 ## the Go module proxy; no prebuilt download) from packaging/nfpm.yaml. The
@@ -73,19 +79,21 @@ rpm:
 test-package:
 	scripts/package-test.sh
 
-## bench (issue #9; not part of make test): builds the daemon and the harness, which makes its
-## own SoftHSM2 token and prints one table measured in one run (raw C_Sign, hsm Signer, wss.Sign,
-## end to end over the socket, xmlsec1), also written to bench/results.md and bench/results.tsv;
-## then the Go benchmarks of the signing path (bench/gobench.txt) and the CPU and memory
-## profiles of signing a 100KB envelope without the private-key operation (bench/profile-*.txt).
+## bench (not part of make test): builds the daemon and the harness, which makes its own
+## SoftHSM2 token and prints one table measured in one run (raw C_Sign, hsm Signer, wss.Sign,
+## end to end over the socket, xmlsec1), also written to bench/out/results.md and results.tsv;
+## then the Go benchmarks of the signing path (bench/out/gobench.txt) and the CPU and memory
+## profiles of signing a 100KB envelope without the private-key operation (bench/out/profile-*.txt).
+## Everything it writes is under bench/out/ (ignored by git, removed by make clean).
 ## BENCH_FLAGS passes options to the harness (e.g. BENCH_FLAGS='-d 3s -rounds 5').
 bench: deps
 	$(GO) build -trimpath -o bin/wssignd ./cmd/wssignd
 	$(GO) build -trimpath -o bin/wssignd-bench ./bench/cmd/wssignd-bench
-	bin/wssignd-bench -daemon bin/wssignd -out bench -repo . $(BENCH_FLAGS)
-	$(GO) test -run '^$$' -bench '^Benchmark(Sign|SignXMLOverhead|ScanEnvelope)$$' -benchtime 300ms ./wss | tee bench/gobench.txt
-	$(GO) test -run '^$$' -bench '^BenchmarkSignXMLOverhead$$/^100KB$$' -benchtime 3s -o bench/wss.test \
-		-cpuprofile bench/cpu.prof -memprofile bench/mem.prof ./wss
-	$(GO) tool pprof -top -nodecount=15 bench/wss.test bench/cpu.prof | tee bench/profile-cpu.txt
-	$(GO) tool pprof -top -cum -nodecount=25 bench/wss.test bench/cpu.prof > bench/profile-cpu-cum.txt
-	$(GO) tool pprof -top -nodecount=15 -sample_index=alloc_space bench/wss.test bench/mem.prof | tee bench/profile-mem.txt
+	mkdir -p bench/out
+	bin/wssignd-bench -daemon bin/wssignd -out bench/out -repo . $(BENCH_FLAGS)
+	$(GO) test -run '^$$' -bench '^Benchmark(Sign|SignXMLOverhead|ScanEnvelope)$$' -benchtime 300ms ./wss | tee bench/out/gobench.txt
+	$(GO) test -run '^$$' -bench '^BenchmarkSignXMLOverhead$$/^100KB$$' -benchtime 3s -o bench/out/wss.test \
+		-cpuprofile bench/out/cpu.prof -memprofile bench/out/mem.prof ./wss
+	$(GO) tool pprof -top -nodecount=15 bench/out/wss.test bench/out/cpu.prof | tee bench/out/profile-cpu.txt
+	$(GO) tool pprof -top -cum -nodecount=25 bench/out/wss.test bench/out/cpu.prof > bench/out/profile-cpu-cum.txt
+	$(GO) tool pprof -top -nodecount=15 -sample_index=alloc_space bench/out/wss.test bench/out/mem.prof | tee bench/out/profile-mem.txt

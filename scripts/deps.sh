@@ -23,6 +23,24 @@ need rpm            command -v rpm
 need systemd        command -v systemd-socket-activate
 need systemd-container command -v systemd-nspawn
 need binutils       command -v objdump
+# The second, real token: a TPM 2.0 through tpm2-pkcs11, over swtpm in tests
+# (tpm2-abrmd is its resource manager, on a private D-Bus bus).
+need swtpm          command -v swtpm
+need swtpm-tools    command -v swtpm_setup
+need tpm2-abrmd     test -x /usr/sbin/tpm2-abrmd
+need tpm2-tools     command -v tpm2_startup
+need libtpm2-pkcs11-1 test -e /usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so -o -e /usr/lib/aarch64-linux-gnu/pkcs11/libtpm2_pkcs11.so
+need libtpm2-pkcs11-tools command -v tpm2_ptool
+need dbus           command -v dbus-daemon
+# The SOAP-stack adapters in clients/ and the SOAP service they are tested against.
+need python3-zeep   /usr/bin/python3 -c 'import zeep'
+need python3-spyne  /usr/bin/python3 -c 'import spyne'
+need php-cli        command -v php
+need php-soap       php -r 'exit(class_exists("SoapClient") ? 0 : 1);'
+need php-curl       php -r 'exit(function_exists("curl_init") ? 0 : 1);'
+need php-xml        php -r 'exit(class_exists("DOMDocument") ? 0 : 1);'
+need nodejs         command -v node
+need npm            command -v npm
 
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0
