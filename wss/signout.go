@@ -132,7 +132,8 @@ func (s *signer) render() {
 		in.siScope[wsu] = NSWSU
 	}
 	ds := in.ds
-	in.keyInfo = "</" + ds + ":SignatureValue><" + ds + ":KeyInfo><" + wsse + ":SecurityTokenReference " + wsu + `:Id="` + s.strID + `">` +
+	in.keyInfo = "</" + ds + ":SignatureValue><" + ds + ":KeyInfo><" + wsse + ":SecurityTokenReference " + wsu + `:Id="` + s.strID + `"` +
+		strTokenType(s.opts.TokenReference, bstVT, []string{ds, wsse, wsu}) + `>` +
 		strContent(s.opts.TokenReference, s.leaf, s.bstID, bstVT, ds, wsse) + "</" + wsse + ":SecurityTokenReference></" + ds + ":KeyInfo></" + ds + ":Signature>"
 }
 
