@@ -17,7 +17,6 @@ import (
 	"io"
 	"math/big"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -91,6 +90,26 @@ type SignOptions struct {
 	TimestampMillis bool
 	// NoExpires leaves wsu:Expires out of the Timestamp.
 	NoExpires bool
+	// TimestampZone is how Created and Expires, always in UTC, name their
+	// zone: "" or "Z" (the usual form), or "+00:00" (the same instant as
+	// an offset, which some services' clients write).
+	TimestampZone string
+	// NoTimestamp sends no wsu:Timestamp (a Timestamp part must then be
+	// optional).
+	NoTimestamp bool
+	// NoSignature sends the Security header without a Signature: only the
+	// UsernameToken and, unless NoTimestamp, the Timestamp. Parts must be
+	// empty, and Sign needs no credential.
+	NoSignature bool
+	// NoTransforms writes References without Transforms. XML-DSig
+	// §4.3.3.2 then digests each referenced element's Canonical XML 1.0
+	// (inclusive) form, which Sign computes (ancestors of the signed
+	// elements must carry no xml:* attribute). WS-I BSP 1.1 R5416 requires
+	// Transforms: this is for services whose clients send none.
+	NoTransforms bool
+	// NoMustUnderstand leaves the mustUnderstand attribute off a new
+	// Security header.
+	NoMustUnderstand bool
 	// TokenReference is how KeyInfo references the certificate; "" means RefDirect.
 	TokenReference TokenReference
 	// IncludeBST adds the BinarySecurityToken even when TokenReference does
@@ -166,6 +185,12 @@ func (opts *SignOptions) includeBST() bool { return opts.TokenReference.needsBST
 // that mismatches are configuration errors, not request errors; Sign calls
 // it too.
 func CheckSignOptions(opts SignOptions, cred Credential) error {
+	if err := checkHeaderOptions(&opts); err != nil {
+		return err
+	}
+	if opts.NoSignature {
+		return nil
+	}
 	if cred.Signer == nil || len(cred.Chain) == 0 || cred.Chain[0] == nil {
 		return errorf(CodeInternal, "credential without signer or certificate")
 	}
@@ -179,25 +204,6 @@ func CheckSignOptions(opts SignOptions, cred Credential) error {
 	}
 	if err := checkTokenReference(&opts, cred.Chain); err != nil {
 		return err
-	}
-	if opts.Layout != "" && !slices.Contains(Layouts, opts.Layout) {
-		return errorf(CodeUnsupported, "unknown layout %q", opts.Layout)
-	}
-	switch opts.SOAPVersion {
-	case "", "1.1", "1.2":
-	default:
-		return errorf(CodeUnsupported, "unknown SOAP version %q", opts.SOAPVersion)
-	}
-	if opts.TTL < 0 {
-		return errorf(CodeUnsupported, "negative Timestamp TTL")
-	}
-	if opts.UsernameToken != nil {
-		if err := opts.UsernameToken.check(); err != nil {
-			return err
-		}
-	}
-	if strings.ContainsFunc(opts.Actor, func(r rune) bool { return r < 0x20 && r != '\t' && r != '\n' && r != '\r' }) {
-		return errorf(CodeUnsupported, "actor holds characters XML cannot carry")
 	}
 	for _, p := range opts.Parts {
 		if p == PartBST && !opts.includeBST() {
@@ -215,6 +221,9 @@ func CheckSignOptions(opts SignOptions, cred Credential) error {
 func Sign(raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
 	if err := CheckSignOptions(opts, cred); err != nil {
 		return nil, err
+	}
+	if opts.NoSignature {
+		return addHeader(raw, opts)
 	}
 	sm, dm, _ := opts.methods(cred.Signer.Public())
 	parts := opts.Parts
@@ -238,7 +247,7 @@ func Sign(raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
 	// hash during the scan's one pass over the input (with InclusivePrefixes
 	// its PrefixList must be known first, so it is not).
 	var body *bodyDigest
-	if !opts.InclusivePrefixes && slices.ContainsFunc(parts, isBodyPart) {
+	if !opts.InclusivePrefixes && !opts.NoTransforms && slices.ContainsFunc(parts, isBodyPart) {
 		body = &bodyDigest{h: digestAlgs[dm].hash.New(), rnd: rnd}
 		defer body.release()
 	}
@@ -252,11 +261,8 @@ func Sign(raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
 	} else if err != nil {
 		return nil, err
 	}
-	switch {
-	case opts.SOAPVersion == "1.1" && env.version != soap11:
-		return nil, errorf(CodeInvalidSOAP, "the profile accepts SOAP 1.1 only; this is a SOAP 1.2 envelope")
-	case opts.SOAPVersion == "1.2" && env.version != soap12:
-		return nil, errorf(CodeInvalidSOAP, "the profile accepts SOAP 1.2 only; this is a SOAP 1.1 envelope")
+	if err := checkVersion(&opts, env); err != nil {
+		return nil, err
 	}
 	s := &signer{env: env, rnd: rnd, opts: &opts, leaf: cred.Chain[0], body: body}
 	if err := s.plan(parts); err != nil {
@@ -278,8 +284,10 @@ func Sign(raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
 			}
 		}
 	}
-	if s.tsID, err = s.newID("TS-"); err != nil {
-		return nil, err
+	if !opts.NoTimestamp {
+		if s.tsID, err = s.newID("TS-"); err != nil {
+			return nil, err
+		}
 	}
 	if s.sigID, err = s.newID("SIG-"); err != nil {
 		return nil, err
@@ -307,15 +315,7 @@ func Sign(raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
 			}
 		}
 	}
-	layout, precision := "2006-01-02T15:04:05Z", time.Second
-	if opts.TimestampMillis {
-		layout, precision = "2006-01-02T15:04:05.000Z", time.Millisecond
-	}
-	created := now().UTC().Truncate(precision)
-	s.created = created.Format(layout)
-	if !opts.NoExpires {
-		s.expires = created.Add(ttl).Format(layout)
-	}
+	s.created, s.expires = timestampTimes(&opts, now(), ttl)
 	if s.bstID != "" {
 		if s.bst, err = bstValue(opts.BSTValueType, cred.Chain); err != nil {
 			return nil, err
@@ -443,7 +443,11 @@ func (s *signer) plan(parts []Part) error {
 		case isBodyPart(p):
 			add(env.body)
 		case p == PartTimestamp || p == (Part{Space: NSWSU, Local: "Timestamp", Optional: true}):
-			addOwn(refTimestamp)
+			if !s.opts.NoTimestamp {
+				addOwn(refTimestamp)
+			} else if !p.Optional {
+				return errorf(CodeMissingPart, "required part Timestamp is not sent (the profile sends no Timestamp)")
+			}
 		case p.Space == NSWSSE && p.Local == "BinarySecurityToken":
 			if s.opts.includeBST() {
 				addOwn(refBST)
@@ -635,7 +639,24 @@ func (s *signer) digestReferences() ([]string, error) {
 		}
 		return nil
 	}
-	if s.opts.InclusivePrefixes {
+	if s.opts.NoTransforms {
+		// Each Reference's digest is its Canonical XML 1.0 form: exclusive
+		// C14N with every namespace in scope or declared listed.
+		if s.inheritedXMLAttrs() {
+			return nil, errorf(CodeUnsupported, "References without Transforms digest inclusive C14N, which would copy the xml:* attributes of the Envelope, Header or Security header onto each signed element; remove them or use Transforms")
+		}
+		sinks := make([]*inclusiveSink, len(s.refs))
+		if err := pass(func(i int) tokenSink {
+			sinks[i] = newInclusiveSink()
+			return sinks[i]
+		}); err != nil {
+			return nil, err
+		}
+		s.refPL = make([][]string, len(s.refs))
+		for i, u := range sinks {
+			s.refPL[i] = u.sorted()
+		}
+	} else if s.opts.InclusivePrefixes {
 		used := make([]*usedPrefixSink, len(s.refs))
 		if err := pass(func(i int) tokenSink {
 			used[i] = &usedPrefixSink{set: map[string]struct{}{}}

@@ -68,7 +68,9 @@ func (s *signer) render() {
 		if soapDecl {
 			b.WriteString(" xmlns:" + soapP + "=\"" + env.version.ns + "\"")
 		}
-		b.WriteString(" " + soapP + ":mustUnderstand=\"" + env.version.mustUnderstand + "\"")
+		if !s.opts.NoMustUnderstand {
+			b.WriteString(" " + soapP + ":mustUnderstand=\"" + env.version.mustUnderstand + "\"")
+		}
 		if s.opts.Actor != "" {
 			b.WriteString(" " + soapP + ":" + actorAttr(env.version) + "=\"" + escapeAttr(s.opts.Actor) + "\"")
 		}
@@ -114,8 +116,10 @@ func (s *signer) render() {
 	if s.expires != "" {
 		expires = "<" + wsu + ":Expires>" + s.expires + "</" + wsu + ":Expires>"
 	}
-	in.ts = cat("<", wsu, ":Timestamp", decls(false, true), " ", wsu, `:Id="`, s.tsID, `"><`, wsu, ":Created>", s.created, "</", wsu, ":Created>",
-		expires, "</", wsu, ":Timestamp>")
+	if s.tsID != "" {
+		in.ts = cat("<", wsu, ":Timestamp", decls(false, true), " ", wsu, `:Id="`, s.tsID, `"><`, wsu, ":Created>", s.created, "</", wsu, ":Created>",
+			expires, "</", wsu, ":Timestamp>")
+	}
 
 	in.ds = freePrefix(nil, "ds", []string{wsse, wsu})
 	in.ec = freePrefix(nil, "ec", []string{wsse, wsu, in.ds})
@@ -132,6 +136,9 @@ func (s *signer) render() {
 		in.siScope[wsu] = NSWSU
 	}
 	ds := in.ds
+	if s.opts.NoSignature {
+		return
+	}
 	in.keyInfo = "</" + ds + ":SignatureValue><" + ds + ":KeyInfo><" + wsse + ":SecurityTokenReference " + wsu + `:Id="` + s.strID + `"` +
 		strTokenType(s.opts.TokenReference, bstVT, []string{ds, wsse, wsu}) + `>` +
 		strContent(s.opts.TokenReference, s.leaf, s.bstID, bstVT, ds, wsse) + "</" + wsse + ":SecurityTokenReference></" + ds + ":KeyInfo></" + ds + ":Signature>"
@@ -171,13 +178,17 @@ func (s *signer) renderSignedInfo(digests []string) []byte {
 				pl = s.refPL[i]
 			}
 		}
-		b = append(b, "<"+ds+":Reference URI=\"#"+r.id+"\"><"+ds+":Transforms><"+ds+":Transform Algorithm=\""+AlgExcC14N+"\""...)
-		if in := inclusive(pl); in != "" {
-			b = append(b, ">"+in+"</"+ds+":Transform>"...)
-		} else {
-			b = append(b, "/>"...)
+		b = append(b, "<"+ds+":Reference URI=\"#"+r.id+"\">"...)
+		if !s.opts.NoTransforms {
+			b = append(b, "<"+ds+":Transforms><"+ds+":Transform Algorithm=\""+AlgExcC14N+"\""...)
+			if in := inclusive(pl); in != "" {
+				b = append(b, ">"+in+"</"+ds+":Transform>"...)
+			} else {
+				b = append(b, "/>"...)
+			}
+			b = append(b, "</"+ds+":Transforms>"...)
 		}
-		b = append(b, "</"+ds+":Transforms><"+ds+":DigestMethod Algorithm=\""+s.dm+"\"/><"+ds+":DigestValue>"+dv+"</"+ds+":DigestValue></"+ds+":Reference>"...)
+		b = append(b, "<"+ds+":DigestMethod Algorithm=\""+s.dm+"\"/><"+ds+":DigestValue>"+dv+"</"+ds+":DigestValue></"+ds+":Reference>"...)
 	}
 	return append(b, "</"+ds+":SignedInfo>"...)
 }
@@ -224,6 +235,9 @@ func (s *signer) splice(sigValue string) [][]byte {
 	}
 
 	sig := [][]byte{[]byte(in.sigOpen), in.signedInfo, []byte("<" + in.ds + ":SignatureValue>" + sigValue + in.keyInfo)}
+	if s.opts.NoSignature {
+		sig = nil
+	}
 	var head, tail [][]byte
 	switch s.opts.Layout {
 	case LayoutTimestampFirst:

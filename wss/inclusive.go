@@ -1,0 +1,81 @@
+package wss
+
+import (
+	"maps"
+	"slices"
+)
+
+// inclusiveSink collects, for one element subtree, the prefixes whose
+// namespace declarations Canonical XML 1.0 (inclusive) renders: every
+// namespace in scope at the subtree's root and every prefix declared inside
+// it ("#default" for the default namespace). Exclusive C14N given all of
+// them as its InclusiveNamespaces PrefixList treats every namespace node by
+// the inclusive rules (Exclusive XML Canonicalization §3), so its output is
+// the subtree's Canonical XML 1.0 form, save for the xml:* attributes that
+// inclusive C14N copies from ancestors onto the root (checked apart, see
+// inheritedXMLAttrs). Sign uses it for References without Transforms,
+// whose node-set XML-DSig §4.3.3.2 turns into octets with Canonical XML 1.0.
+type inclusiveSink struct {
+	set   map[string]struct{}
+	depth int
+}
+
+func newInclusiveSink() *inclusiveSink { return &inclusiveSink{set: map[string]struct{}{}} }
+
+func (u *inclusiveSink) add(prefix []byte, uri []byte) {
+	switch {
+	case len(prefix) == 0:
+		// An empty default namespace is rendered (xmlns="") only to undo
+		// a non-empty one, which is then listed too.
+		if len(uri) > 0 {
+			u.set["#default"] = struct{}{}
+		}
+	case string(prefix) == "xml":
+	default:
+		u.set[string(prefix)] = struct{}{}
+	}
+}
+
+func (u *inclusiveSink) token(t *xmlTokenizer) bool {
+	switch t.kind {
+	case tokStart:
+		if u.depth == 0 {
+			for _, b := range t.ns {
+				u.add(b.prefix, b.uri)
+			}
+		}
+		for j := range t.attrs {
+			switch a := &t.attrs[j]; {
+			case a.decl && a.prefix == nil: // xmlns="…"
+				u.add(nil, a.value)
+			case a.decl:
+				u.add(a.local, a.value)
+			}
+		}
+		u.depth++
+	case tokEnd:
+		u.depth--
+		return u.depth == 0
+	}
+	return false
+}
+
+func (u *inclusiveSink) sorted() []string { return slices.Sorted(maps.Keys(u.set)) }
+
+// inheritedXMLAttrs reports whether an element on the path from the
+// Envelope to the Security header (the ancestors of everything Sign
+// references) carries an xml:* attribute, which Canonical XML 1.0 would
+// copy onto a referenced subtree's root.
+func (s *signer) inheritedXMLAttrs() bool {
+	for _, el := range []*element{s.env.root, s.env.header, s.sec} {
+		if el == nil {
+			continue
+		}
+		for _, a := range el.attrs {
+			if a.Name.Space == "xml" {
+				return true
+			}
+		}
+	}
+	return false
+}
