@@ -32,7 +32,8 @@ type Credential struct {
 // the Timestamp and BinarySecurityToken that Sign adds; the UsernameToken
 // that Sign adds, else the caller's in the Security header Sign extends);
 // any other QName is looked up among the SOAP header blocks and the
-// children of the Security header Sign extends.
+// children of the Security header Sign extends (Space AnyNamespace matches
+// the local name in any namespace).
 type Part struct {
 	Space    string // namespace URI
 	Local    string // local name
@@ -466,7 +467,7 @@ func (s *signer) plan(parts []Part) error {
 				candidates = append(candidates, s.sec.children...)
 			}
 			for _, el := range candidates {
-				if el.space == p.Space && el.local == p.Local {
+				if (el.space == p.Space || p.Space == AnyNamespace) && el.local == p.Local {
 					add(el)
 					found = true
 				}
