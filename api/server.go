@@ -355,9 +355,12 @@ func (s *Server) handleSign(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	cred, err := s.credential(r.Context(), p.Key)
-	if err != nil {
-		return err
+	// A profile without a signature (UsernameToken only) uses no key.
+	var cred wss.Credential
+	if !p.Sign.NoSignature {
+		if cred, err = s.credential(r.Context(), p.Key); err != nil {
+			return err
+		}
 	}
 	if p.Encrypt != "" && p.EncryptBeforeSign {
 		if body, err = s.encryptWithProfile(r, p.Encrypt, body); err != nil {
@@ -374,9 +377,11 @@ func (s *Server) handleSign(w http.ResponseWriter, r *http.Request) error {
 	start := time.Now()
 	res, err := wss.Sign(body, cred, opts)
 	dur := time.Since(start)
-	s.cfg.Metrics.observeKeyOp(p.Key, "sign", err, dur)
-	if err == nil || wss.CodeOf(err) == wss.CodeSigningFailed {
-		s.audit(r, name, p.Key, cred, res, err, dur)
+	if !p.Sign.NoSignature {
+		s.cfg.Metrics.observeKeyOp(p.Key, "sign", err, dur)
+		if err == nil || wss.CodeOf(err) == wss.CodeSigningFailed {
+			s.audit(r, name, p.Key, cred, res, err, dur)
+		}
 	}
 	if err != nil {
 		if wss.CodeOf(err) == wss.CodeSigningFailed && errors.Is(err, ErrTokenUnavailable) {
@@ -392,8 +397,10 @@ func (s *Server) handleSign(w http.ResponseWriter, r *http.Request) error {
 	}
 	h := w.Header()
 	h.Set("Content-Type", r.Header.Get("Content-Type"))
-	h.Set("Wssignd-Key", p.Key)
-	h.Set("Wssignd-Cert-Serial", certSerial(cred.Chain[0]))
+	if !p.Sign.NoSignature {
+		h.Set("Wssignd-Key", p.Key)
+		h.Set("Wssignd-Cert-Serial", certSerial(cred.Chain[0]))
+	}
 	if out != nil {
 		_, _ = w.Write(out)
 		return nil
@@ -443,7 +450,7 @@ func (s *Server) handleKeys(w http.ResponseWriter, r *http.Request) error {
 	peer := PeerFrom(r.Context())
 	byKey := map[string][]string{}
 	for name, p := range s.cfg.Profiles {
-		if p.Access.Allows(peer) {
+		if p.Access.Allows(peer) && p.Key != "" {
 			byKey[p.Key] = append(byKey[p.Key], name)
 		}
 	}
