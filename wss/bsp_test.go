@@ -134,6 +134,11 @@ func (c *bspChecker) security(sec *etree.Element) {
 	for _, ut := range children(sec, NSWSSE, "UsernameToken") {
 		c.usernameToken(ut)
 	}
+	for _, sc := range children(sec, NSWSSE11, "SignatureConfirmation") {
+		if _, ok := attrNS(sc, NSWSU, "Id"); !ok {
+			c.fail("R5441", "SignatureConfirmation without wsu:Id")
+		}
+	}
 	for _, sig := range children(sec, NSDSig, "Signature") {
 		c.signature(sec, sig)
 	}

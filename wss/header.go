@@ -42,6 +42,9 @@ func checkHeaderOptions(opts *SignOptions) error {
 			return err
 		}
 	}
+	if err := checkConfirmations(opts); err != nil {
+		return err
+	}
 	if opts.NoTransforms && opts.InclusivePrefixes {
 		return errorf(CodeUnsupported, "an InclusiveNamespaces PrefixList needs Transforms to go in")
 	}

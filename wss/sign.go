@@ -111,6 +111,15 @@ type SignOptions struct {
 	// NoMustUnderstand leaves the mustUnderstand attribute off a new
 	// Security header.
 	NoMustUnderstand bool
+	// SignatureConfirmation adds, before the Signature, one signed
+	// wsse11:SignatureConfirmation (WS-Security 1.1 §8.5) per value of
+	// ConfirmValues, or a single one without Value when ConfirmValues is
+	// empty (the request answered was unsigned).
+	SignatureConfirmation bool
+	// ConfirmValues are the ds:SignatureValue octets of the request's
+	// signatures (see RequestSignatureValues); per request, at most
+	// MaxConfirmations.
+	ConfirmValues [][]byte
 	// TokenReference is how KeyInfo references the certificate; "" means RefDirect.
 	TokenReference TokenReference
 	// IncludeBST adds the BinarySecurityToken even when TokenReference does
@@ -290,6 +299,16 @@ func Sign(raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
 			return nil, err
 		}
 	}
+	if opts.SignatureConfirmation {
+		for i := range max(1, len(opts.ConfirmValues)) {
+			id, err := s.newID("SC-")
+			if err != nil {
+				return nil, err
+			}
+			s.scIDs = append(s.scIDs, id)
+			s.refs = append(s.refs, &reference{kind: refSigConf, n: i, id: id})
+		}
+	}
 	if s.sigID, err = s.newID("SIG-"); err != nil {
 		return nil, err
 	}
@@ -304,6 +323,7 @@ func Sign(raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
 			r.id = s.bstID
 		case refUsernameToken:
 			r.id = s.utID
+		case refSigConf:
 		default:
 			if body != nil && r.el == env.body {
 				r.id, r.addID = body.id, body.addID
@@ -369,6 +389,7 @@ const (
 	refTimestamp
 	refBST
 	refUsernameToken // the UsernameToken Sign adds
+	refSigConf       // a SignatureConfirmation Sign adds
 )
 
 type reference struct {
@@ -376,6 +397,7 @@ type reference struct {
 	el    *element // for refElement
 	id    string
 	addID bool // the element gets a new wsu:Id attribute
+	n     int  // for refSigConf: which one
 }
 
 type signer struct {
@@ -387,6 +409,7 @@ type signer struct {
 
 	sec                             *element // the caller's Security header we extend, or nil
 	bstID, tsID, sigID, strID, utID string
+	scIDs                           []string // the SignatureConfirmations' Ids
 	created, expires, bst, sm, dm   string
 	nonce                           []byte
 	ins                             insertion
@@ -627,6 +650,8 @@ func (s *signer) digestReferences() ([]string, error) {
 				piece = s.ins.bst
 			case refUsernameToken:
 				piece = s.ins.ut
+			case refSigConf:
+				piece = s.ins.sc[s.refs[i].n]
 			}
 			if err := s.canonicalizePiece(piece, s.ins.scope, start(i)); err != nil {
 				return &Error{Code: CodeInternal, Msg: "reading the generated Security content failed", Err: err}

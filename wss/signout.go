@@ -24,6 +24,7 @@ type insertion struct {
 	// the Signature); siScope inside the Signature, for SignedInfo.
 	scope, siScope nsScope
 	ut, bst, ts    []byte
+	sc             [][]byte // the SignatureConfirmations
 	sigOpen        string // <ds:Signature …>
 	signedInfo     []byte // with the digests; set by canonicalizeSignedInfo
 	keyInfo        string // </ds:SignatureValue><ds:KeyInfo>…</ds:Signature>
@@ -121,6 +122,7 @@ func (s *signer) render() {
 			expires, "</", wsu, ":Timestamp>")
 	}
 
+	in.sc = renderConfirmations(s.opts.ConfirmValues, s.scIDs, wsu, decls(false, true))
 	in.ds = freePrefix(nil, "ds", []string{wsse, wsu})
 	in.ec = freePrefix(nil, "ec", []string{wsse, wsu, in.ds})
 	in.sigOpen = "<" + in.ds + ":Signature xmlns:" + in.ds + "=\"" + NSDSig + "\"" + decls(true, true) + " Id=\"" + s.sigID + "\">"
@@ -238,6 +240,7 @@ func (s *signer) splice(sigValue string) [][]byte {
 	if s.opts.NoSignature {
 		sig = nil
 	}
+	sig = slices.Concat(in.sc, sig)
 	var head, tail [][]byte
 	switch s.opts.Layout {
 	case LayoutTimestampFirst:

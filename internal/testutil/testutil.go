@@ -97,6 +97,7 @@ var XMLSec1IDAttrs = []string{
 	"--id-attr:Id", "RelatesTo",
 	"--id-attr:Id", "ACATransmitterManifestReqDtl",
 	"--id-attr:Id", "ACABusinessHeader",
+	"--id-attr:Id", "SignatureConfirmation",
 }
 
 // XMLSec1Verify has xmlsec1 verify the signature in signed with the public
