@@ -25,10 +25,10 @@ type insertion struct {
 	scope, siScope nsScope
 	ut, bst, ts    []byte
 	sc             [][]byte // the SignatureConfirmations
-	sigOpen        string // <ds:Signature …>
-	signedInfo     []byte // with the digests; set by canonicalizeSignedInfo
-	keyInfo        string // </ds:SignatureValue><ds:KeyInfo>…</ds:Signature>
-	ds, ec         string // prefixes inside the Signature
+	sigOpen        string   // <ds:Signature …>
+	signedInfo     []byte   // with the digests; set by canonicalizeSignedInfo
+	keyInfo        string   // </ds:SignatureValue><ds:KeyInfo>…</ds:Signature>
+	ds, ec         string   // prefixes inside the Signature
 }
 
 // cat returns the concatenation of parts as one new byte slice.
