@@ -368,6 +368,9 @@ func (s *Server) handleSign(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	opts := p.Sign
+	if opts.ConfirmValues, err = confirmValues(r, p.Sign.SignatureConfirmation); err != nil {
+		return err
+	}
 	opts.Limits = s.cfg.Limits
 	opts.Now = s.cfg.Now
 	encryptAfter := p.Encrypt != "" && !p.EncryptBeforeSign

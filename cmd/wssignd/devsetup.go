@@ -217,6 +217,16 @@ key = "dev-rsa"
 preset = "digikoppeling"
 allow_users = ["{{.User}}"]
 
+# A Digikoppeling service provider's responses: each sign call passes the
+# request's SignatureValue(s) in the Wssignd-Signature-Confirmation header
+# (or "unsigned"); the response confirms them in signed
+# wsse11:SignatureConfirmation elements.
+[profiles.digikoppeling-response]
+key = "dev-rsa"
+preset = "digikoppeling"
+signature_confirmation = true
+allow_users = ["{{.User}}"]
+
 # SOAP 1.1 only; BinarySecurityToken, Timestamp and Body signed; 60 s.
 [profiles.ehealth-be]
 key = "dev-rsa"

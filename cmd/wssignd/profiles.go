@@ -102,6 +102,7 @@ func signOptions(p *config.Profile, configFile string) (wss.SignOptions, error) 
 	setNot(&o.NoSignature, p.Signature)
 	setNot(&o.NoTransforms, p.ReferenceTransforms)
 	setNot(&o.NoMustUnderstand, p.MustUnderstand)
+	setBool(&o.SignatureConfirmation, p.SignatureConfirmation)
 	if p.TokenReference != "" {
 		o.TokenReference = wss.TokenReference(p.TokenReference)
 	}

@@ -56,7 +56,7 @@ func devProfileEnv(t *testing.T) (*config.Config, *keyStore, map[string]*api.Pro
 // missing) are checked for their error code.
 func TestDevProfilesSignAndXMLSec1Verifies(t *testing.T) {
 	_, ks, profiles := devProfileEnv(t)
-	want := []string{"default", "bsp-default", "digikoppeling", "ehealth-be", "dian-co", "sat-mx", "face-es", "irs-aca", "sunat-pe",
+	want := []string{"default", "bsp-default", "digikoppeling", "digikoppeling-response", "ehealth-be", "dian-co", "sat-mx", "face-es", "irs-aca", "sunat-pe",
 		"ref-direct", "ref-issuer-serial", "ref-ski", "ref-thumbprint", "ref-x509-key-identifier", "ref-pkipath",
 		"ecdsa-p256", "rsa-pss", "username-token"}
 	var names []string
@@ -72,27 +72,32 @@ func TestDevProfilesSignAndXMLSec1Verifies(t *testing.T) {
 	envelopes := []string{"envelope-soap11.xml", "envelope-soap12.xml", "envelope-wsa.xml", "envelope-existing-security.xml", "envelope-soap12-wsa.xml", "envelope-irs-aca.xml"}
 	// What must fail, and how; everything else must sign and verify.
 	refuse := map[string]wss.Code{
-		"digikoppeling/envelope-soap11.xml":            wss.CodeMissingPart, // no wsa:To
-		"digikoppeling/envelope-soap12.xml":            wss.CodeInvalidSOAP, // SOAP 1.2
-		"digikoppeling/envelope-existing-security.xml": wss.CodeMissingPart,
-		"digikoppeling/envelope-soap12-wsa.xml":        wss.CodeInvalidSOAP,
-		"dian-co/envelope-soap11.xml":                  wss.CodeInvalidSOAP, // SOAP 1.1
-		"dian-co/envelope-wsa.xml":                     wss.CodeInvalidSOAP,
-		"dian-co/envelope-existing-security.xml":       wss.CodeInvalidSOAP,
-		"dian-co/envelope-soap12.xml":                  wss.CodeMissingPart, // no wsa:To
-		"digikoppeling/envelope-irs-aca.xml":           wss.CodeMissingPart,
-		"dian-co/envelope-irs-aca.xml":                 wss.CodeInvalidSOAP,
-		"ehealth-be/envelope-soap12.xml":               wss.CodeInvalidSOAP, // SOAP 1.2
-		"ehealth-be/envelope-soap12-wsa.xml":           wss.CodeInvalidSOAP,
-		"sat-mx/envelope-soap12.xml":                   wss.CodeInvalidSOAP,
-		"sat-mx/envelope-soap12-wsa.xml":               wss.CodeInvalidSOAP,
-		"face-es/envelope-soap12.xml":                  wss.CodeInvalidSOAP,
-		"face-es/envelope-soap12-wsa.xml":              wss.CodeInvalidSOAP,
-		"irs-aca/envelope-soap11.xml":                  wss.CodeMissingPart, // no ACA headers
-		"irs-aca/envelope-wsa.xml":                     wss.CodeMissingPart,
-		"irs-aca/envelope-existing-security.xml":       wss.CodeMissingPart,
-		"irs-aca/envelope-soap12.xml":                  wss.CodeInvalidSOAP,
-		"irs-aca/envelope-soap12-wsa.xml":              wss.CodeInvalidSOAP,
+		"digikoppeling/envelope-soap11.xml":                     wss.CodeMissingPart, // no wsa:To
+		"digikoppeling/envelope-soap12.xml":                     wss.CodeInvalidSOAP, // SOAP 1.2
+		"digikoppeling/envelope-existing-security.xml":          wss.CodeMissingPart,
+		"digikoppeling/envelope-soap12-wsa.xml":                 wss.CodeInvalidSOAP,
+		"dian-co/envelope-soap11.xml":                           wss.CodeInvalidSOAP, // SOAP 1.1
+		"dian-co/envelope-wsa.xml":                              wss.CodeInvalidSOAP,
+		"dian-co/envelope-existing-security.xml":                wss.CodeInvalidSOAP,
+		"dian-co/envelope-soap12.xml":                           wss.CodeMissingPart, // no wsa:To
+		"digikoppeling/envelope-irs-aca.xml":                    wss.CodeMissingPart,
+		"digikoppeling-response/envelope-soap11.xml":            wss.CodeMissingPart,
+		"digikoppeling-response/envelope-soap12.xml":            wss.CodeInvalidSOAP,
+		"digikoppeling-response/envelope-existing-security.xml": wss.CodeMissingPart,
+		"digikoppeling-response/envelope-soap12-wsa.xml":        wss.CodeInvalidSOAP,
+		"digikoppeling-response/envelope-irs-aca.xml":           wss.CodeMissingPart,
+		"dian-co/envelope-irs-aca.xml":                          wss.CodeInvalidSOAP,
+		"ehealth-be/envelope-soap12.xml":                        wss.CodeInvalidSOAP, // SOAP 1.2
+		"ehealth-be/envelope-soap12-wsa.xml":                    wss.CodeInvalidSOAP,
+		"sat-mx/envelope-soap12.xml":                            wss.CodeInvalidSOAP,
+		"sat-mx/envelope-soap12-wsa.xml":                        wss.CodeInvalidSOAP,
+		"face-es/envelope-soap12.xml":                           wss.CodeInvalidSOAP,
+		"face-es/envelope-soap12-wsa.xml":                       wss.CodeInvalidSOAP,
+		"irs-aca/envelope-soap11.xml":                           wss.CodeMissingPart, // no ACA headers
+		"irs-aca/envelope-wsa.xml":                              wss.CodeMissingPart,
+		"irs-aca/envelope-existing-security.xml":                wss.CodeMissingPart,
+		"irs-aca/envelope-soap12.xml":                           wss.CodeInvalidSOAP,
+		"irs-aca/envelope-soap12-wsa.xml":                       wss.CodeInvalidSOAP,
 	}
 	ctx := context.Background()
 	signed := 0
@@ -268,8 +273,11 @@ func TestSignOptionsFromProfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.NoTransforms || o.TimestampZone != "Z" || !o.NoMustUnderstand || !o.NoTimestamp || o.NoSignature {
+	if o.NoTransforms || o.TimestampZone != "Z" || !o.NoMustUnderstand || !o.NoTimestamp || o.NoSignature || o.SignatureConfirmation {
 		t.Errorf("header settings not applied: %+v", o)
+	}
+	if o, err = signOptions(&config.Profile{Preset: "digikoppeling", SignatureConfirmation: &yes}, filepath.Join(dir, "c.toml")); err != nil || !o.SignatureConfirmation {
+		t.Errorf("signature_confirmation: %v %+v", err, o)
 	}
 	o, err = signOptions(&config.Profile{Preset: "sunat-pe", Username: "u", PasswordFile: "pw"}, filepath.Join(dir, "c.toml"))
 	if err != nil {

@@ -59,6 +59,12 @@ type Profile struct {
 	// MustUnderstand = false leaves the mustUnderstand attribute off the
 	// Security header wssignd adds. Default: the preset's, else true.
 	MustUnderstand *bool `toml:"must_understand"`
+	// SignatureConfirmation = true makes the profile a responder's: each
+	// sign request passes the SignatureValue(s) of the request it answers
+	// (header Wssignd-Signature-Confirmation, or "unsigned"), and the
+	// response carries a signed wsse11:SignatureConfirmation for each
+	// (WS-Security 1.1 §8.5; Digikoppeling WB014). Default false.
+	SignatureConfirmation *bool `toml:"signature_confirmation"`
 	// TokenReference is how the signature names its certificate: direct (a
 	// reference to the BinarySecurityToken, default), issuer-serial, ski,
 	// thumbprint or x509-key-identifier.
@@ -152,6 +158,9 @@ func (p *Profile) validate(f string) []string {
 	if isFalse(p.Signature) {
 		if len(p.Parts) > 0 {
 			bad(f+".parts", "nothing is signed with signature = false")
+		}
+		if p.SignatureConfirmation != nil && *p.SignatureConfirmation {
+			bad(f+".signature_confirmation", "a SignatureConfirmation must be signed: it needs signature = true")
 		}
 		if p.Username == "" && isFalse(p.Timestamp) {
 			bad(f, "signature = false and timestamp = false need a username: the Security header would be empty")

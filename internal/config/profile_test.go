@@ -174,6 +174,7 @@ must_understand = false
 		{"bad zone", `timestamp_zone = "+01:00"`, "profiles.p.timestamp_zone"},
 		{"parts without signature", "signature = false\nparts = [\"Body\"]\nusername = \"u\"\npassword_file = \"pw\"", "profiles.p.parts: nothing is signed"},
 		{"empty header", "signature = false\ntimestamp = false", "the Security header would be empty"},
+		{"confirmation without signature", "signature = false\nsignature_confirmation = true\nusername = \"u\"\npassword_file = \"pw\"", "profiles.p.signature_confirmation"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("w.toml", []byte(profileBase+tc.extra+"\n"))
