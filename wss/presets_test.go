@@ -12,9 +12,10 @@ import (
 )
 
 // signChecked signs in and checks the output with what can check it:
-// the test's own verifier (exclusive C14N References only) and xmlsec1 (any
-// signature; References without Transforms digest Canonical XML 1.0, which
-// xmlsec1 computes independently). Without a signature it only parses.
+// the test's own verifier and xmlsec1 (for References without Transforms,
+// which digest Canonical XML 1.0, xmlsec1 is the independent check, and
+// the own verifier's inclusive form is checked against it). Without a
+// signature it only parses.
 func signChecked(t *testing.T, in []byte, cred Credential, opts SignOptions) *SignResult {
 	t.Helper()
 	if opts.NoSignature {
@@ -37,6 +38,9 @@ func signChecked(t *testing.T, in []byte, cred Credential, opts SignOptions) *Si
 	}
 	if out, ok := testutil.XMLSec1Verify(t, res.Envelope, cred.Chain[0]); !ok {
 		t.Fatalf("xmlsec1 rejects the signature:\n%s\n%s", out, res.Envelope)
+	}
+	if err := checkSignatureNoTransforms(res.Envelope, cred); err != nil {
+		t.Fatalf("own check: %v\n%s", err, res.Envelope)
 	}
 	return res
 }

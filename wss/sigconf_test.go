@@ -3,6 +3,7 @@ package wss
 import (
 	"bytes"
 	"encoding/base64"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -108,4 +109,26 @@ func TestSignatureConfirmation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzRequestSignatureValues: reading a remote party's request never
+// panics, fails with a client's error code, and finds no more values than
+// the request has Signature elements.
+func FuzzRequestSignatureValues(f *testing.F) {
+	fuzzSeeds(f, func(b []byte) { f.Add(b) })
+	for _, g := range []string{"preset-bsp-default-soap11.golden.xml", "preset-sat-mx-soap11.golden.xml"} {
+		f.Add(testutil.ReadTestdata(f, filepath.Join("golden", g)))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		values, err := RequestSignatureValues(raw, "", Limits{MaxBytes: 1 << 16, MaxDepth: 64, MaxElements: 4096})
+		if err != nil {
+			if CodeOf(err) == "" || CodeOf(err) == CodeInternal {
+				t.Fatalf("error without a client code: %v", err)
+			}
+			return
+		}
+		if n := bytes.Count(raw, []byte("Signature")); len(values) > n {
+			t.Fatalf("%d values from %d Signature names", len(values), n)
+		}
+	})
 }
