@@ -55,6 +55,7 @@ func TestPresetsGolden(t *testing.T) {
 		}), "envelope-soap11.xml"},
 		{"ref-ski", preset(PresetBSPDefault, func(o *SignOptions) { o.TokenReference, o.Parts = RefSKI, []Part{PartBody, PartTimestamp} }), "envelope-soap11.xml"},
 		{"ref-thumbprint-bst", preset(PresetBSPDefault, func(o *SignOptions) { o.TokenReference, o.IncludeBST = RefThumbprint, true }), "envelope-soap11.xml"},
+		{"ref-pkipath", preset(PresetBSPDefault, func(o *SignOptions) { o.BSTValueType = ValueTypeX509PKIPath }), "envelope-soap11.xml"},
 		{"ref-x509-keyid", preset(PresetBSPDefault, func(o *SignOptions) {
 			o.TokenReference, o.Parts = RefX509KeyIdentifier, []Part{PartBody, PartTimestamp}
 		}), "envelope-soap11.xml"},

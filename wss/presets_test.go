@@ -340,3 +340,24 @@ func TestHeaderOnly(t *testing.T) {
 		t.Errorf("references %v", res2.References)
 	}
 }
+
+// TestHeaderOnlyExtendsSecurity: a UsernameToken-only profile extends the
+// caller's Security header even when it already holds a Timestamp, since
+// it adds none.
+func TestHeaderOnlyExtendsSecurity(t *testing.T) {
+	in := []byte(`<s:Envelope xmlns:s="` + NSSOAP11 + `"><s:Header><wsse:Security xmlns:wsse="` + NSWSSE + `" xmlns:wsu="` + NSWSU + `">` +
+		`<wsu:Timestamp><wsu:Created>2026-11-29T12:00:00Z</wsu:Created></wsu:Timestamp></wsse:Security></s:Header><s:Body/></s:Envelope>`)
+	opts, _ := Preset(PresetSUNATPE)
+	opts.UsernameToken.Username, opts.UsernameToken.Password = "u", "p"
+	res, err := Sign(in, Credential{}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(res.Envelope); err != nil {
+		t.Fatal(err)
+	}
+	if got := childTags(doc.FindElement("//Header/Security")); got != "Timestamp,UsernameToken" || len(doc.FindElements("//Security")) != 1 {
+		t.Errorf("Security holds %s", got)
+	}
+}

@@ -441,7 +441,7 @@ func (s *signer) plan(parts []Part) error {
 		}
 		s.sec = sec
 	}
-	if s.sec != nil {
+	if s.sec != nil && !s.opts.NoTimestamp {
 		for _, c := range s.sec.children {
 			if c.space == NSWSU && c.local == "Timestamp" {
 				return errorf(CodeInvalidSOAP, "the Security header for this actor already holds a Timestamp; a second one is not allowed")
