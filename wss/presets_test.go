@@ -155,6 +155,11 @@ func TestPresetEvidence(t *testing.T) {
 				}
 			}
 
+			// Security is the first header block (DIAN: Security, then the
+			// caller's wsa:Action and wsa:To).
+			if hdr := doc.Root().SelectElement("Header"); hdr == nil || hdr.ChildElements()[0] != sec {
+				t.Error("Security is not the first header block")
+			}
 			if got := childTags(sec); got != strings.Join(ev.security, ",") {
 				t.Errorf("Security holds %s, want %s", got, strings.Join(ev.security, ","))
 			}
