@@ -8,6 +8,8 @@ import (
 	"encoding/base64"
 	"fmt"
 	"math/big"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -649,5 +651,66 @@ func TestBSPCheckerCatches(t *testing.T) {
 				t.Errorf("broken rules %v, want [%s]", got, tc.rule)
 			}
 		})
+	}
+}
+
+// TestBSPGoldens runs every golden signed message through the checker:
+// only the presets and reference forms that break a rule on purpose do.
+func TestBSPGoldens(t *testing.T) {
+	cert := loadCredential(t, "rsa2048").Chain[0]
+	want := map[string][]string{
+		"preset-ref-thumbprint-bst-soap11.golden.xml": {"R3022"},
+		"preset-ref-x509-keyid-soap11.golden.xml":     {"R5206"},
+		"preset-face-es-soap11.golden.xml":            {"R5416"},
+		"preset-irs-aca-irs-aca.golden.xml":           {"R5206"},
+	}
+	files, err := filepath.Glob(filepath.Join(testutil.RepoRoot(t), "testdata", "golden", "*.golden.xml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no goldens: %v", err)
+	}
+	for _, f := range files {
+		name := filepath.Base(f)
+		t.Run(name, func(t *testing.T) {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := checkBSP(t, b, cert)
+			if got := c.rules(); !slices.Equal(got, want[name]) {
+				t.Errorf("breaks %v, want %v: %v", got, want[name], c.out)
+			}
+		})
+	}
+}
+
+// TestQNamePrefixesProtected: a signed element whose xsi:type value uses a
+// prefix declared only for it gets that prefix in an InclusiveNamespaces
+// PrefixList (R5405, R5407), in the Body and in a header, so that changing
+// the binding breaks the signature (xmlsec1 checks both ways); an element
+// without QName values gets none.
+func TestQNamePrefixesProtected(t *testing.T) {
+	cred := loadCredential(t, "rsa2048")
+	in := []byte(`<s:Envelope xmlns:s="` + NSSOAP11 + `" xmlns:xsi="` + NSXSI + `"><s:Header>` +
+		`<h:To xmlns:h="urn:h" xmlns:t="urn:types"><h:V xsi:type="t:code">1</h:V></h:To><h:From xmlns:h="urn:h">2</h:From></s:Header>` +
+		`<s:Body><m:Q xmlns:m="urn:m" xmlns:xs="http://www.w3.org/2001/XMLSchema"><m:S xsi:type="xs:string">x</m:S></m:Q></s:Body></s:Envelope>`)
+	res, doc := signOK(t, in, cred, SignOptions{Parts: []Part{PartBody, {Space: "urn:h", Local: "To"}, {Space: "urn:h", Local: "From"}, PartTimestamp}})
+	var lists []string
+	for _, tr := range doc.FindElements("//SignedInfo/Reference/Transforms/Transform") {
+		lists = append(lists, strings.Join(prefixList(tr), " "))
+	}
+	if strings.Join(lists, "|") != "xs|t||" {
+		t.Errorf("PrefixLists %q, want xs, t and none", lists)
+	}
+	if c := checkBSP(t, res.Envelope, cred.Chain[0]); len(c.out) != 0 {
+		t.Errorf("BSP: %v", c.out)
+	}
+	for _, tc := range []struct{ from, to string }{
+		{`xmlns:xs="http://www.w3.org/2001/XMLSchema"`, `xmlns:xs="urn:evil"`},
+		{`xmlns:t="urn:types"`, `xmlns:t="urn:evil"`},
+	} {
+		tampered := bytes.Replace(res.Envelope, []byte(tc.from), []byte(tc.to), 1)
+		if _, ok := testutil.XMLSec1Verify(t, tampered, cred.Chain[0]); ok {
+			t.Errorf("xmlsec1 accepts the message with %s", tc.to)
+		}
 	}
 }

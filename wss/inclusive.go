@@ -1,6 +1,7 @@
 package wss
 
 import (
+	"bytes"
 	"maps"
 	"slices"
 )
@@ -78,4 +79,67 @@ func (s *signer) inheritedXMLAttrs() bool {
 		}
 	}
 	return false
+}
+
+// qnamePrefixSink collects the prefixes of the QNames in xsi:type values of
+// a subtree ("#default" for an unprefixed one under a default namespace).
+// Exclusive C14N renders a namespace declaration only where its prefix is
+// visibly used, so without an InclusiveNamespaces PrefixList naming these
+// prefixes the binding a QName value depends on is not signed: WS-I BSP 1.1
+// R5405 requires them listed, and R5407 the list present when not empty.
+type qnamePrefixSink struct {
+	set   map[string]struct{}
+	depth int
+}
+
+func newQNamePrefixSink() *qnamePrefixSink { return &qnamePrefixSink{set: map[string]struct{}{}} }
+
+func (q *qnamePrefixSink) token(t *xmlTokenizer) bool {
+	switch t.kind {
+	case tokStart:
+		q.depth++
+		for j := range t.attrs {
+			a := &t.attrs[j]
+			if a.decl || string(a.local) != "type" || !bytes.Equal(a.uri, bXSI) {
+				continue
+			}
+			v := bytes.TrimSpace(a.value)
+			prefix, _, found := bytes.Cut(v, []byte(":"))
+			if !found {
+				if len(v) == 0 {
+					continue
+				}
+				prefix = nil
+			}
+			if string(prefix) == "xml" || string(prefix) == "xmlns" {
+				continue
+			}
+			uri, ok := t.lookup(prefix)
+			switch {
+			case len(prefix) == 0 && len(uri) > 0:
+				q.set["#default"] = struct{}{}
+			case len(prefix) > 0 && ok:
+				q.set[string(prefix)] = struct{}{}
+			}
+		}
+	case tokEnd:
+		q.depth--
+		return q.depth == 0
+	}
+	return false
+}
+
+func (q *qnamePrefixSink) sorted() []string {
+	if q == nil || len(q.set) == 0 {
+		return nil
+	}
+	return slices.Sorted(maps.Keys(q.set))
+}
+
+// teeSink feeds two sinks the same tokens.
+type teeSink struct{ a, b tokenSink }
+
+func (s teeSink) token(t *xmlTokenizer) bool {
+	s.b.token(t)
+	return s.a.token(t)
 }

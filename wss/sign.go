@@ -130,7 +130,9 @@ type SignOptions struct {
 	BSTValueType string
 	// InclusivePrefixes adds an ec:InclusiveNamespaces PrefixList, computed
 	// with VisiblyUsedPrefixes, to the SignedInfo CanonicalizationMethod and
-	// to each Reference's exclusive C14N transform.
+	// to each Reference's exclusive C14N transform. Without it a Reference
+	// gets a PrefixList only when its element holds xsi:type values, naming
+	// their prefixes (WS-I BSP 1.1 R5405, R5407).
 	InclusivePrefixes bool
 	// Actor is the SOAP 1.1 actor / SOAP 1.2 role of the Security header;
 	// "" means none (the ultimate receiver). A Security header already in
@@ -265,7 +267,9 @@ func Sign(raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := body.settle(env); errors.Is(err, errBodyIDTaken) {
+	if err := body.settle(env); errors.Is(err, errBodyIDTaken) || err == nil && body != nil && len(body.qnames.set) > 0 {
+		// The Body's Id was taken, or its xsi:type values need a
+		// PrefixList: digest it the usual way.
 		body.release()
 		body = nil
 	} else if err != nil {
@@ -682,7 +686,24 @@ func (s *signer) digestReferences() ([]string, error) {
 		for i, u := range sinks {
 			s.refPL[i] = u.sorted()
 		}
-	} else if s.opts.InclusivePrefixes {
+	} else if !s.opts.InclusivePrefixes {
+		// Only the prefixes of QName values need listing (BSP R5405).
+		qn := make([]*qnamePrefixSink, len(s.refs))
+		if err := pass(func(i int) tokenSink {
+			qn[i] = newQNamePrefixSink()
+			return qn[i]
+		}); err != nil {
+			return nil, err
+		}
+		for i, q := range qn {
+			if pl := q.sorted(); pl != nil {
+				if s.refPL == nil {
+					s.refPL = make([][]string, len(s.refs))
+				}
+				s.refPL[i] = pl
+			}
+		}
+	} else {
 		used := make([]*usedPrefixSink, len(s.refs))
 		if err := pass(func(i int) tokenSink {
 			used[i] = &usedPrefixSink{set: map[string]struct{}{}}

@@ -151,7 +151,7 @@ func (s *signer) render() {
 func (s *signer) renderSignedInfo(digests []string) []byte {
 	ds, ec := s.ins.ds, s.ins.ec
 	inclusive := func(pl []string) string {
-		if !s.opts.InclusivePrefixes {
+		if !s.opts.InclusivePrefixes && len(pl) == 0 {
 			return ""
 		}
 		v := "placeholder"
@@ -381,7 +381,10 @@ type bodyDigest struct {
 	id    string // the Body's wsu:Id: its own, or the one Sign adds
 	addID bool
 	sink  *c14nSink
-	err   error
+	// qnames finds the prefixes the Body's xsi:type values use; if there
+	// are any, the Body is digested again with them as its PrefixList.
+	qnames *qnamePrefixSink
+	err    error
 }
 
 // hook returns the scan's callback at the Body start tag (nil for a nil b).
@@ -405,7 +408,8 @@ func (b *bodyDigest) hook() func(t *xmlTokenizer, el *element) tokenSink {
 			t.attrs = append(t.attrs, rawAttr{qname: []byte(p + ":Id"), prefix: []byte(p), local: []byte("Id"), uri: bNSWSU, value: []byte(b.id)})
 		}
 		b.sink = newC14NSink(b.h, nil)
-		return b.sink
+		b.qnames = newQNamePrefixSink()
+		return teeSink{b.sink, b.qnames}
 	}
 }
 

@@ -173,7 +173,11 @@ func pssVerify(signed []byte, pub *rsa.PublicKey) error {
 			return fmt.Errorf("unexpected digest method")
 		}
 		h := crypto.SHA256.New()
-		if err := wss.CanonicalizeExclusive(h, el, wss.C14NOptions{}); err != nil {
+		var pl []string
+		if in := ref.FindElement("Transforms/Transform/InclusiveNamespaces"); in != nil {
+			pl = strings.Fields(in.SelectAttrValue("PrefixList", ""))
+		}
+		if err := wss.CanonicalizeExclusive(h, el, wss.C14NOptions{InclusivePrefixes: pl}); err != nil {
 			return err
 		}
 		if got := base64.StdEncoding.EncodeToString(h.Sum(nil)); got != ref.SelectElement("DigestValue").Text() {
