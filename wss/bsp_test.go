@@ -375,30 +375,30 @@ func (c *bspChecker) inclusiveNamespaces(subtree, method *etree.Element, rule st
 		}
 		listed = strings.Fields(pl)
 	}
-	visible := map[string]bool{}
-	var qnamePrefixes []string
 	for _, el := range allElements(subtree) {
-		visible[el.Space] = true
+		// Exclusive C14N fixes the binding of a prefix at an element only
+		// where that element visibly uses it.
+		visible := map[string]bool{el.Space: true}
 		for _, a := range el.Attr {
-			if a.Space != "" && a.Space != "xmlns" && !(a.Space == "" && a.Key == "xmlns") {
+			if a.Space != "" && a.Space != "xmlns" {
 				visible[a.Space] = true
 			}
-			if a.Key == "type" && a.NamespaceURI() == NSXSI {
-				p, _, found := strings.Cut(strings.TrimSpace(a.Value), ":")
-				if !found {
-					p = ""
-				}
-				qnamePrefixes = append(qnamePrefixes, p)
+		}
+		for _, a := range el.Attr {
+			if a.Key != "type" || a.NamespaceURI() != NSXSI {
+				continue
 			}
-		}
-	}
-	for _, p := range qnamePrefixes {
-		name := p
-		if p == "" {
-			name = "#default"
-		}
-		if !visible[p] && !slices.Contains(listed, name) {
-			c.fail("R5405", "prefix %q used only in an xsi:type value is not protected", name)
+			p, _, found := strings.Cut(strings.TrimSpace(a.Value), ":")
+			if !found {
+				p = ""
+			}
+			name := p
+			if p == "" {
+				name = "#default"
+			}
+			if !visible[p] && !slices.Contains(listed, name) {
+				c.fail("R5405", "prefix %q of an xsi:type value on %s is not protected", name, el.Tag)
+			}
 		}
 	}
 }
@@ -623,6 +623,10 @@ func TestBSPCheckerCatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	qname, err := Sign(testutil.ReadTestdata(t, "envelope-soap12.xml"), cred, SignOptions{Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		in   []byte
@@ -637,6 +641,7 @@ func TestBSPCheckerCatches(t *testing.T) {
 		{"Created with microseconds", pkiPath.Envelope, regexp.MustCompile(`(<wsu:Created>[^<]*)Z`), "${1}.123456Z", "R3220"},
 		{"Created in local time", pkiPath.Envelope, regexp.MustCompile(`(<wsu:Created>[^<]*)Z`), "${1}+01:00", "R3217"},
 		{"KeyIdentifier without EncodingType", ski.Envelope, regexp.MustCompile(`(<wsse:KeyIdentifier) EncodingType="[^"]*"`), "$1", "R3070"},
+		{"xsi:type prefix not listed", qname.Envelope, regexp.MustCompile(`<ec:InclusiveNamespaces [^>]*/>`), "", "R5405"},
 		{"KeyIdentifier without ValueType", ski.Envelope, regexp.MustCompile(`(<wsse:KeyIdentifier [^>]*) ValueType="[^"]*"`), "$1", "R3054"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -684,14 +689,15 @@ func TestBSPGoldens(t *testing.T) {
 }
 
 // TestQNamePrefixesProtected: a signed element whose xsi:type value uses a
-// prefix declared only for it gets that prefix in an InclusiveNamespaces
-// PrefixList (R5405, R5407), in the Body and in a header, so that changing
-// the binding breaks the signature (xmlsec1 checks both ways); an element
-// without QName values gets none.
+// prefix the element does not use itself gets that prefix in an
+// InclusiveNamespaces PrefixList (R5405, R5407), in the Body and in a
+// header, so that changing the binding breaks the signature (xmlsec1 checks
+// both ways); an element that uses its xsi:type prefix itself, and one
+// without QName values, get none.
 func TestQNamePrefixesProtected(t *testing.T) {
 	cred := loadCredential(t, "rsa2048")
 	in := []byte(`<s:Envelope xmlns:s="` + NSSOAP11 + `" xmlns:xsi="` + NSXSI + `"><s:Header>` +
-		`<h:To xmlns:h="urn:h" xmlns:t="urn:types"><h:V xsi:type="t:code">1</h:V></h:To><h:From xmlns:h="urn:h">2</h:From></s:Header>` +
+		`<h:To xmlns:h="urn:h" xmlns:t="urn:types"><h:V xsi:type="t:code">1</h:V></h:To><h:From xmlns:h="urn:h" xsi:type="h:Kind">2</h:From></s:Header>` +
 		`<s:Body><m:Q xmlns:m="urn:m" xmlns:xs="http://www.w3.org/2001/XMLSchema"><m:S xsi:type="xs:string">x</m:S></m:Q></s:Body></s:Envelope>`)
 	res, doc := signOK(t, in, cred, SignOptions{Parts: []Part{PartBody, {Space: "urn:h", Local: "To"}, {Space: "urn:h", Local: "From"}, PartTimestamp}})
 	var lists []string

@@ -82,11 +82,13 @@ func (s *signer) inheritedXMLAttrs() bool {
 }
 
 // qnamePrefixSink collects the prefixes of the QNames in xsi:type values of
-// a subtree ("#default" for an unprefixed one under a default namespace).
-// Exclusive C14N renders a namespace declaration only where its prefix is
-// visibly used, so without an InclusiveNamespaces PrefixList naming these
-// prefixes the binding a QName value depends on is not signed: WS-I BSP 1.1
-// R5405 requires them listed, and R5407 the list present when not empty.
+// a subtree ("#default" for an unprefixed one under a default namespace)
+// that the element carrying the value does not visibly use itself.
+// Exclusive C14N renders the binding of a prefix in scope at an element
+// only when that element visibly uses it, so the binding such a QName
+// depends on is not signed unless an InclusiveNamespaces PrefixList names
+// the prefix: WS-I BSP 1.1 R5405 requires it listed, and R5407 the list
+// present when not empty.
 type qnamePrefixSink struct {
 	set   map[string]struct{}
 	depth int
@@ -112,6 +114,9 @@ func (q *qnamePrefixSink) token(t *xmlTokenizer) bool {
 				prefix = nil
 			}
 			if string(prefix) == "xml" || string(prefix) == "xmlns" {
+				continue
+			}
+			if visiblyUses(t, prefix) {
 				continue
 			}
 			uri, ok := t.lookup(prefix)
@@ -142,4 +147,22 @@ type teeSink struct{ a, b tokenSink }
 func (s teeSink) token(t *xmlTokenizer) bool {
 	s.b.token(t)
 	return s.a.token(t)
+}
+
+// visiblyUses reports whether the current start tag's name or one of its
+// attribute names uses prefix (nil: the element is in the default
+// namespace, which unprefixed attributes never use).
+func visiblyUses(t *xmlTokenizer, prefix []byte) bool {
+	if bytes.Equal(t.prefix, prefix) {
+		return true
+	}
+	if len(prefix) == 0 {
+		return false
+	}
+	for j := range t.attrs {
+		if a := &t.attrs[j]; !a.decl && bytes.Equal(a.prefix, prefix) {
+			return true
+		}
+	}
+	return false
 }
