@@ -306,6 +306,9 @@ func TestConfigNamesMatchWSS(t *testing.T) {
 	if !slices.Equal(config.Presets, wss.PresetNames) {
 		t.Errorf("config presets %v, wss %v", config.Presets, wss.PresetNames)
 	}
+	if config.AnyNamespace != wss.AnyNamespace {
+		t.Errorf("config any-namespace %q, wss %q", config.AnyNamespace, wss.AnyNamespace)
+	}
 	var refs, layouts []string
 	for _, r := range wss.TokenReferences {
 		refs = append(refs, string(r))

@@ -228,6 +228,10 @@ func (p *Profile) ReadPassword(configFile string) (string, error) {
 	return s, nil
 }
 
+// AnyNamespace is the namespace of a "{*}localName" part: a signing
+// profile's part that matches the local name in any namespace.
+const AnyNamespace = "*"
+
 // ParsePart parses a parts entry into a namespace URI and local name. The
 // names Body, Timestamp, BinarySecurityToken and UsernameToken stand for
 // their WS-Security elements; namespace "" with local "Body" means the SOAP

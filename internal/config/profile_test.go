@@ -184,3 +184,29 @@ must_understand = false
 		})
 	}
 }
+
+// TestAnyNamespacePart: "{*}local" is a signing profile's part; verify and
+// encrypt profiles, which match exact QNames, refuse it.
+func TestAnyNamespacePart(t *testing.T) {
+	space, local, _, err := ParsePart("{*}ACATransmitterManifestReqDtl")
+	if err != nil || space != AnyNamespace || local != "ACATransmitterManifestReqDtl" {
+		t.Fatalf("ParsePart: %q %q %v", space, local, err)
+	}
+	if _, err := Parse("w.toml", []byte(profileBase+`parts = ["Timestamp", "{*}X"]`+"\n")); err != nil {
+		t.Errorf("signing profile: %v", err)
+	}
+	has := func(probs []string, want string) bool {
+		for _, p := range probs {
+			if strings.Contains(p, want) {
+				return true
+			}
+		}
+		return false
+	}
+	if probs := (&VerifyProfile{Parts: []string{"{*}X"}}).validate("verify.v", &Config{}); !has(probs, "verify.v.parts[0]") {
+		t.Errorf("verify profile: %v", probs)
+	}
+	if probs := (&EncryptProfile{Parts: []string{"{*}X"}}).validate("encrypt.e", &Config{}); !has(probs, "encrypt.e.parts[0]") {
+		t.Errorf("encrypt profile: %v", probs)
+	}
+}
