@@ -100,10 +100,14 @@ try:
     zeep.Client(os.environ["TAMPER_WSDL"], wsse=WssigndSignature(verify_profile="partner")).service.greet("Ada")
 except SignatureVerificationFailed as e:
     print(type(e).__name__, e.code, e.verdict["valid"])
+try:
+    zeep.Client(os.environ["WSDL"], wsse=WssigndSignature(socket_path="/nonexistent.sock")).service.greet("Ada")
+except WssigndError as e:
+    print(e.code, e.status)
 `)
-	if got := strings.TrimSpace(out); got != "forbidden 403 True\nInvalidSignature digest-mismatch False" {
-		t.Errorf("an unknown profile, a tampered response: got %q, want WssigndError forbidden 403 with a request id, "+
-			"then zeep's SignatureVerificationFailed (InvalidSignature) digest-mismatch", got)
+	if got := strings.TrimSpace(out); got != "forbidden 403 True\nInvalidSignature digest-mismatch False\nunreachable 0" {
+		t.Errorf("an unknown profile, a tampered response, no daemon: got %q, want WssigndError forbidden 403 with a request id, "+
+			"zeep's SignatureVerificationFailed (InvalidSignature) digest-mismatch, WssigndError unreachable", got)
 	}
 }
 
@@ -148,10 +152,15 @@ try {
 } catch (SoapFault $e) {
     echo get_class($e), ' ', $e->faultcode, ' ', $e->getProblemCode(), "\n";
 }
+try {
+    (new Wssignd\WssigndSoapClient(getenv('WSDL'), [], ['socket' => '/nonexistent.sock']))->greet(['name' => 'Ada']);
+} catch (Wssignd\WssigndException $e) {
+    echo $e->getProblemCode(), ' ', $e->status, "\n";
+}
 `)
-	if got := strings.TrimSpace(out); got != "forbidden 403 id\nWssignd\\WssigndException Client digest-mismatch" {
-		t.Errorf("an unknown profile, a tampered response: got %q, want WssigndException forbidden 403 with a request id, "+
-			"then a SoapFault (WssigndException) digest-mismatch", got)
+	if got := strings.TrimSpace(out); got != "forbidden 403 id\nWssignd\\WssigndException Client digest-mismatch\nunreachable 0" {
+		t.Errorf("an unknown profile, a tampered response, no daemon: got %q, want WssigndException forbidden 403 with a request id, "+
+			"a SoapFault (WssigndException) digest-mismatch, WssigndException unreachable", got)
 	}
 }
 
@@ -184,10 +193,13 @@ const { WssigndSecurity, WssigndError } = require('wssignd-soap');
   client.setSecurity(new WssigndSecurity({ signProfile: 'no-such-profile' }));
   try { await client.greetAsync({ name: 'Ada' }); console.log('not refused'); }
   catch (e) { console.log(e instanceof WssigndError, e.code, e.status, Boolean(e.requestId)); }
+  client.setSecurity(new WssigndSecurity({ socketPath: '/nonexistent.sock' }));
+  try { await client.greetAsync({ name: 'Ada' }); console.log('not refused'); }
+  catch (e) { console.log(e instanceof WssigndError, e.code, e.status); }
 })();
 `)
-	if got := strings.TrimSpace(out); got != "true forbidden 403 true" {
-		t.Errorf("an unknown profile: got %q, want WssigndError forbidden 403 with a request id", got)
+	if got := strings.TrimSpace(out); got != "true forbidden 403 true\ntrue unreachable 0" {
+		t.Errorf("an unknown profile, no daemon: got %q, want WssigndError forbidden 403 with a request id, WssigndError unreachable", got)
 	}
 }
 
