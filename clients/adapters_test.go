@@ -29,6 +29,11 @@ const (
 	wantRefusal  = "wssignd refused: digest-mismatch"
 )
 
+// soap12 is a SOAP 1.2 envelope, which the Python and Node adapters sign
+// and verify directly (the spyne service speaks SOAP 1.1).
+const soap12 = `<?xml version="1.0" encoding="UTF-8"?>
+<env:Envelope xmlns:env="http://www.w3.org/2003/05/soap-envelope"><env:Body><greet xmlns="urn:wssignd:test:greeter"><name>Ada</name></greet></env:Body></env:Envelope>`
+
 // The profiles appended to the configuration "wssignd dev-setup" writes:
 // the client signs with profile default (dev-rsa) and accepts responses
 // signed by the service's key only (verify.partner); the service accepts
@@ -88,7 +93,7 @@ func testPython(t *testing.T, w *world) {
 	example := writeExample(t, w, "Python: zeep", "python", "example.py")
 	runExample(t, w, env, "/usr/bin/python3", example)
 
-	out := run(t, "", append(env, "WSDL="+w.wsdl, "TAMPER_WSDL="+w.tamperWSDL, "WSSIGN_SOCKET="+w.socket), "/usr/bin/python3", "-c", `
+	out := run(t, "", append(env, "WSDL="+w.wsdl, "TAMPER_WSDL="+w.tamperWSDL, "WSSIGN_SOCKET="+w.socket, "SOAP12="+soap12), "/usr/bin/python3", "-c", `
 import os, zeep
 from zeep.exceptions import SignatureVerificationFailed
 from wssignd_zeep import InvalidSignature, WssigndError, WssigndSignature
@@ -104,10 +109,15 @@ try:
     zeep.Client(os.environ["WSDL"], wsse=WssigndSignature(socket_path="/nonexistent.sock")).service.greet("Ada")
 except WssigndError as e:
     print(e.code, e.status)
+from lxml import etree
+soap12 = WssigndSignature(verify_profile="from-client")
+signed, _ = soap12.apply(etree.fromstring(os.environb[b"SOAP12"]), {})
+soap12.verify(signed)
+print("soap12", etree.QName(signed[0]).localname)
 `)
-	if got := strings.TrimSpace(out); got != "forbidden 403 True\nInvalidSignature digest-mismatch False\nunreachable 0" {
-		t.Errorf("an unknown profile, a tampered response, no daemon: got %q, want WssigndError forbidden 403 with a request id, "+
-			"zeep's SignatureVerificationFailed (InvalidSignature) digest-mismatch, WssigndError unreachable", got)
+	if got := strings.TrimSpace(out); got != "forbidden 403 True\nInvalidSignature digest-mismatch False\nunreachable 0\nsoap12 Header" {
+		t.Errorf("an unknown profile, a tampered response, no daemon, SOAP 1.2: got %q, want WssigndError forbidden 403 with a request id, "+
+			"zeep's SignatureVerificationFailed (InvalidSignature) digest-mismatch, WssigndError unreachable, a SOAP 1.2 envelope signed and verified", got)
 	}
 }
 
@@ -185,7 +195,7 @@ func testNode(t *testing.T, w *world) {
 	example := writeExample(t, w, "Node: soap", "js", "example.js")
 	runExample(t, w, env, "node", example)
 
-	out := run(t, "", append(env, "WSDL="+w.wsdl, "WSSIGN_SOCKET="+w.socket), "node", "-e", `
+	out := run(t, "", append(env, "WSDL="+w.wsdl, "WSSIGN_SOCKET="+w.socket, "SOAP12="+soap12), "node", "-e", `
 const soap = require('soap');
 const { WssigndSecurity, WssigndError } = require('wssignd-soap');
 (async () => {
@@ -196,10 +206,14 @@ const { WssigndSecurity, WssigndError } = require('wssignd-soap');
   client.setSecurity(new WssigndSecurity({ socketPath: '/nonexistent.sock' }));
   try { await client.greetAsync({ name: 'Ada' }); console.log('not refused'); }
   catch (e) { console.log(e instanceof WssigndError, e.code, e.status); }
+  const soap12 = new WssigndSecurity({ verifyProfile: 'from-client' });
+  const verdict = await soap12.verify(soap12.postProcess(process.env.SOAP12));
+  console.log('soap12', verdict.valid, verdict.signed.length);
 })();
 `)
-	if got := strings.TrimSpace(out); got != "true forbidden 403 true\ntrue unreachable 0" {
-		t.Errorf("an unknown profile, no daemon: got %q, want WssigndError forbidden 403 with a request id, WssigndError unreachable", got)
+	if got := strings.TrimSpace(out); got != "true forbidden 403 true\ntrue unreachable 0\nsoap12 true 3" {
+		t.Errorf("an unknown profile, no daemon, SOAP 1.2: got %q, want WssigndError forbidden 403 with a request id, WssigndError unreachable, "+
+			"a SOAP 1.2 envelope signed and verified", got)
 	}
 }
 

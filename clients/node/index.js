@@ -81,8 +81,13 @@ class WssigndSecurity {
 
   callSync(route, profile, body) {
     if (!this.worker) {
-      this.worker = new Worker(path.join(__dirname, 'sign-worker.js'));
-      this.worker.unref();
+      const worker = new Worker(path.join(__dirname, 'sign-worker.js'));
+      worker.unref();
+      // A worker that died is replaced at the next call; a call waiting on
+      // it ends with "unreachable" at its timeout.
+      worker.on('error', () => { if (this.worker === worker) this.worker = null; });
+      worker.on('exit', () => { if (this.worker === worker) this.worker = null; });
+      this.worker = worker;
     }
     const flag = new Int32Array(new SharedArrayBuffer(4));
     const { port1, port2 } = new MessageChannel();
