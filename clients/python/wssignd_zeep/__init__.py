@@ -93,7 +93,7 @@ class WssigndSignature:
         if self.sign_profile is None:
             return envelope, headers
         body = etree.tostring(envelope, encoding="utf-8", xml_declaration=True)
-        _, signed = self._call("/v1/soap/sign", self.sign_profile, body, _content_type(envelope))
+        signed = self._call("/v1/soap/sign", self.sign_profile, body, _content_type(envelope))
         parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
         return etree.fromstring(signed, parser=parser), headers
 
@@ -103,13 +103,15 @@ class WssigndSignature:
         if self.verify_profile is None:
             return envelope
         body = etree.tostring(envelope, encoding="utf-8", xml_declaration=True)
-        _, out = self._call("/v1/soap/verify", self.verify_profile, body, _content_type(envelope))
+        out = self._call("/v1/soap/verify", self.verify_profile, body, _content_type(envelope))
         verdict = json.loads(out)
-        if not verdict.get("valid"):
+        if verdict.get("valid") is not True:
             raise InvalidSignature(verdict)
         return envelope
 
     def _call(self, route, profile, body, content_type):
+        """POSTs body to the route with ?profile=; returns the body of a
+        2xx answer, raises WssigndError otherwise."""
         path = route + "?" + urlencode({"profile": profile})
         conn = _UnixHTTPConnection(self.socket_path, self.timeout)
         try:
@@ -130,7 +132,7 @@ class WssigndSignature:
             raise WssigndError(code, "wssignd: %s: %s (%s, request %s)" % (
                 problem.get("title", resp.reason), problem.get("detail", ""), code,
                 problem.get("request_id")), resp.status, problem)
-        return resp, data
+        return data
 
 
 def _content_type(envelope):
