@@ -150,6 +150,26 @@ func (c *Client) SignMeta(ctx context.Context, profile string, envelope []byte, 
 	return c.envelope(ctx, "/v1/soap/sign", profile, envelope, contentType, nil)
 }
 
+// SignatureConfirmationHeader carries, on a sign request for a profile with
+// signature_confirmation, the SignatureValue of each signature of the
+// request being answered (standard base64), or "unsigned".
+const SignatureConfirmationHeader = "Wssignd-Signature-Confirmation"
+
+// SignConfirming signs a response with a profile that confirms the answered
+// request's signatures (wsse11:SignatureConfirmation): requestSignatureValues
+// are the raw ds:SignatureValue bytes of that request's signatures; none
+// means the request was unsigned.
+func (c *Client) SignConfirming(ctx context.Context, profile string, envelope []byte, contentType string, requestSignatureValues [][]byte) ([]byte, Meta, error) {
+	vals := make([]string, 0, len(requestSignatureValues))
+	for _, v := range requestSignatureValues {
+		vals = append(vals, base64.StdEncoding.EncodeToString(v))
+	}
+	if len(vals) == 0 {
+		vals = []string{"unsigned"}
+	}
+	return c.envelope(ctx, "/v1/soap/sign", profile, envelope, contentType, http.Header{SignatureConfirmationHeader: vals})
+}
+
 // Encrypt encrypts envelope for the recipient configured in the profile, or
 // for recipient when not nil and the profile allows a certificate to come
 // with the request (header Wssignd-Recipient-Cert).

@@ -361,3 +361,50 @@ func TestClientEncryptDecrypt(t *testing.T) {
 
 // hexSerial is a certificate serial as the daemon writes it: lowercase hex.
 func hexSerial(c *x509.Certificate) string { return c.SerialNumber.Text(16) }
+
+// TestClientSignConfirming: the response carries one signed
+// SignatureConfirmation per request SignatureValue the client passed, or
+// one without Value for an unsigned request; a confirming profile refuses
+// a plain Sign.
+func TestClientSignConfirming(t *testing.T) {
+	keys := apitest.Keys(t)
+	c := serveClient(t, clientTestConfig(t, keys))
+	ctx := context.Background()
+	env := testutil.ReadTestdata(t, "envelope-soap11.xml")
+	request, err := c.Sign(ctx, "default", env, "text/xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sv, err := wss.RequestSignatureValues(request, "", wss.Limits{})
+	if err != nil || len(sv) != 1 {
+		t.Fatalf("request signature values %d, %v", len(sv), err)
+	}
+	for _, tc := range []struct {
+		name   string
+		values [][]byte
+		want   []string
+	}{
+		{"signed request", sv, []string{`Value="` + base64.StdEncoding.EncodeToString(sv[0]) + `"`}},
+		{"unsigned request", nil, []string{"SignatureConfirmation", "/>"}},
+	} {
+		out, _, err := c.SignConfirming(ctx, "confirm", env, "text/xml", tc.values)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if n := bytes.Count(out, []byte("<wsse11:SignatureConfirmation")); n != 1 {
+			t.Errorf("%s: %d SignatureConfirmation elements, want 1", tc.name, n)
+		}
+		for _, w := range tc.want {
+			if !bytes.Contains(out, []byte(w)) {
+				t.Errorf("%s: response lacks %q", tc.name, w)
+			}
+		}
+		if tc.values == nil && bytes.Contains(out, []byte("SignatureConfirmation Value=")) {
+			t.Errorf("%s: a Value on the confirmation of an unsigned request", tc.name)
+		}
+	}
+	var pe *client.ProblemError
+	if _, err := c.Sign(ctx, "confirm", env, "text/xml"); !errors.As(err, &pe) || pe.Code != api.CodeBadRequest {
+		t.Errorf("plain sign with a confirming profile: %v, want %s", err, api.CodeBadRequest)
+	}
+}

@@ -65,10 +65,12 @@ func Keys(t testing.TB) *MemKeys {
 const OtherUID = 4_000_000_000
 
 // Config is the configuration the client tests use, for the caller's uid:
-// sign profiles "default" (rsa), "ec" and "nobody" (another uid's);
+// sign profiles "default" (rsa), "ec", "nobody" (another uid's) and
+// "confirm";
 // verify profile "rsa" trusting the rsa certificate; encrypt profiles
 // "to-rsa" and "requester"; decrypt profile "rsa"; raw signing with "rsa",
-// "ec" and "other" (another uid's).
+// "ec" and "other" (another uid's); sign profile "confirm" (rsa) answers a
+// request with SignatureConfirmation.
 func Config(t testing.TB, keys *MemKeys) api.Config {
 	t.Helper()
 	me := api.Access{UIDs: []uint32{uint32(os.Getuid())}}
@@ -91,6 +93,7 @@ func Config(t testing.TB, keys *MemKeys) api.Config {
 			"default": {Key: "rsa", Access: me},
 			"ec":      {Key: "ec", Access: me},
 			"nobody":  {Key: "ec", Access: other},
+			"confirm": {Key: "rsa", Sign: wss.SignOptions{SignatureConfirmation: true}, Access: me},
 		},
 		RawKeys: map[string]api.Access{"rsa": me, "ec": me, "other": other},
 	}

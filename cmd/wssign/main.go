@@ -4,7 +4,7 @@
 //
 // Usage:
 //
-//	wssign [-socket PATH] sign    [-profile P] [-content-type T] [FILE|-]
+//	wssign [-socket PATH] sign    [-profile P] [-content-type T] [-confirm VALUES|unsigned] [FILE|-]
 //	wssign [-socket PATH] verify  [-profile P] [-content-type T] [-explain] [FILE|-]
 //	wssign [-socket PATH] encrypt [-profile P] [-content-type T] [-recipient-cert PEM] [FILE|-]
 //	wssign [-socket PATH] decrypt [-profile P] [-content-type T] [FILE|-]
@@ -78,7 +78,7 @@ func main() {
 }
 
 const usage = `usage:
-  wssign [-socket PATH] sign    [-profile P] [-content-type T] [FILE|-]
+  wssign [-socket PATH] sign    [-profile P] [-content-type T] [-confirm VALUES|unsigned] [FILE|-]
   wssign [-socket PATH] verify  [-profile P] [-content-type T] [-explain] [FILE|-]
   wssign [-socket PATH] encrypt [-profile P] [-content-type T] [-recipient-cert PEM] [FILE|-]
   wssign [-socket PATH] decrypt [-profile P] [-content-type T] [FILE|-]
@@ -221,8 +221,10 @@ func (c *command) envelope(args []string) error {
 	ctype := fs.String("content-type", "", "text/xml (SOAP 1.1) or application/soap+xml (SOAP 1.2); default by the envelope's namespace")
 	timeout := fs.Duration("timeout", time.Minute, "request timeout")
 	var explain *bool
-	var recipient *string
+	var recipient, confirm *string
 	switch c.name {
+	case "sign":
+		confirm = fs.String("confirm", "", "for a profile with signature_confirmation: the answered request's SignatureValues (base64, comma-separated), or \"unsigned\"")
 	case "verify":
 		explain = fs.Bool("explain", false, "per-reference digests in the verdict")
 	case "encrypt":
@@ -256,7 +258,15 @@ func (c *command) envelope(args []string) error {
 	var out []byte
 	switch c.name {
 	case "sign":
-		out, err = cl.Sign(ctx, *profile, in, *ctype)
+		if *confirm == "" {
+			out, err = cl.Sign(ctx, *profile, in, *ctype)
+			break
+		}
+		var values [][]byte
+		if values, err = confirmValues(*confirm); err != nil {
+			return err
+		}
+		out, _, err = cl.SignConfirming(ctx, *profile, in, *ctype, values)
 	case "encrypt":
 		out, err = cl.Encrypt(ctx, *profile, in, *ctype, cert)
 	case "decrypt":
@@ -290,6 +300,23 @@ func (c *command) envelope(args []string) error {
 	}
 	_, err = c.stdout.Write(out)
 	return err
+}
+
+// confirmValues decodes -confirm: "unsigned", or base64 SignatureValues
+// separated by commas.
+func confirmValues(s string) ([][]byte, error) {
+	if s == "unsigned" {
+		return nil, nil
+	}
+	var out [][]byte
+	for _, v := range strings.Split(s, ",") {
+		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v))
+		if err != nil || len(b) == 0 {
+			return nil, usagef("sign: -confirm takes base64 SignatureValues separated by commas, or \"unsigned\"")
+		}
+		out = append(out, b)
+	}
+	return out, nil
 }
 
 // soap12 is the SOAP 1.2 envelope namespace.

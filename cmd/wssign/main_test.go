@@ -23,6 +23,7 @@ import (
 	"github.com/wssignd/wssignd/api/apitest"
 	"github.com/wssignd/wssignd/client"
 	"github.com/wssignd/wssignd/internal/testutil"
+	"github.com/wssignd/wssignd/wss"
 )
 
 // ctypeRecorder remembers the Content-Type of the last request, to check
@@ -380,5 +381,35 @@ func TestCLIEncryptDecrypt(t *testing.T) {
 	r = runCLI(in, "-socket", srv.socket, "decrypt", "-profile", "rsa")
 	if m := problemLine.FindStringSubmatch(r.stderr); r.code != 1 || m == nil || m[1] != "no-encrypted-key" {
 		t.Errorf("decrypt of a plain envelope: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// TestCLISignConfirm: -confirm sends the answered request's SignatureValues
+// (or "unsigned") to a confirming profile; a bad value is a usage error.
+func TestCLISignConfirm(t *testing.T) {
+	srv := startServer(t, false)
+	env := string(testutil.ReadTestdata(t, "envelope-soap11.xml"))
+	req := runCLI(env, "-socket", srv.socket, "sign")
+	if req.code != 0 {
+		t.Fatalf("sign: exit %d, %s", req.code, req.stderr)
+	}
+	sv, err := wss.RequestSignatureValues([]byte(req.stdout), "", wss.Limits{})
+	if err != nil || len(sv) != 1 {
+		t.Fatalf("request signature values %d, %v", len(sv), err)
+	}
+	b64 := base64.StdEncoding.EncodeToString(sv[0])
+	r := runCLI(env, "-socket", srv.socket, "sign", "-profile", "confirm", "-confirm", b64)
+	if r.code != 0 || !strings.Contains(r.stdout, `SignatureConfirmation`) || !strings.Contains(r.stdout, `Value="`+b64+`"`) {
+		t.Errorf("confirm a signed request: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = runCLI(env, "-socket", srv.socket, "sign", "-profile", "confirm", "-confirm", "unsigned")
+	if r.code != 0 || !strings.Contains(r.stdout, `SignatureConfirmation`) || strings.Contains(r.stdout, `SignatureConfirmation Value=`) {
+		t.Errorf("confirm an unsigned request: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := runCLI(env, "-socket", srv.socket, "sign", "-profile", "confirm", "-confirm", "not base64!"); r.code != 2 {
+		t.Errorf("bad -confirm value: exit %d, want 2 (usage)", r.code)
+	}
+	if r := runCLI(env, "-socket", srv.socket, "sign", "-profile", "confirm"); r.code == 0 || !strings.Contains(r.stderr, "bad-request") {
+		t.Errorf("confirming profile without -confirm: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
