@@ -174,6 +174,8 @@ func New(cfg Config) *Server {
 	return s
 }
 
+var _ http.Handler = (*Server)(nil)
+
 type requestIDKey struct{}
 
 // ServeHTTP routes, applies the browser and concurrency guards, and writes

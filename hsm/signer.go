@@ -118,6 +118,13 @@ func rawSign(p *pkcs11.Ctx, sh pkcs11.SessionHandle, h pkcs11.ObjectHandle, pub 
 // tokenSigner is a crypto.Signer whose private key is a token object.
 type tokenSigner struct{ k *keyEntry }
 
+// The interfaces the signers promise (Key.Signer's documentation).
+var (
+	_ ContextSigner    = (*tokenSigner)(nil)
+	_ ContextSigner    = tokenRSASigner{}
+	_ ContextDecrypter = tokenRSASigner{}
+)
+
 // tokenRSASigner adds crypto.Decrypter to RSA keys.
 type tokenRSASigner struct{ *tokenSigner }
 
@@ -202,7 +209,10 @@ func (s tokenRSASigner) DecryptContext(ctx context.Context, _ io.Reader, msg []b
 	default:
 		return nil, fmt.Errorf("decrypt: unsupported options %T", opts)
 	}
-	pub := s.k.pub.(*rsa.PublicKey)
+	pub, ok := s.k.pub.(*rsa.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("decrypt: not an RSA key (%T)", s.k.pub)
+	}
 	if len(msg) != pub.Size() {
 		return nil, fmt.Errorf("decrypt: ciphertext is %d bytes, the key needs %d", len(msg), pub.Size())
 	}

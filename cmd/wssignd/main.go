@@ -37,6 +37,12 @@ import (
 
 const exitConfig = 78
 
+// The interfaces the daemon's types promise.
+var (
+	_ api.KeyStore = (*keyStore)(nil)
+	_ http.Handler = (*dispatcher)(nil)
+)
+
 var osGetenv = os.Getenv
 
 func main() {
