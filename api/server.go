@@ -208,7 +208,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
 	// A browser page must never reach the socket (DNS rebinding, CSRF via
 	// a local proxy): refuse anything carrying browser headers.
-	if r.Header.Get("Origin") != "" || r.Header.Get("Referer") != "" {
+	if hasHeader(r.Header, "Origin") || hasHeader(r.Header, "Referer") {
 		return &Error{Status: http.StatusForbidden, Code: CodeBrowserForbidden, Detail: "requests with Origin or Referer headers are refused"}
 	}
 	rt, ok := s.mux[r.URL.Path]
@@ -239,6 +239,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
 	return rt.h(w, r.WithContext(ctx))
+}
+
+// hasHeader reports whether h carries the header name at all, with any
+// value, empty ones included, under any spelling of the name.
+func hasHeader(h http.Header, name string) bool {
+	for k := range h {
+		if strings.EqualFold(k, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // routeLabel bounds the metrics' route label to the known routes.

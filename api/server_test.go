@@ -59,6 +59,18 @@ func loadCred(t *testing.T, name string) wss.Credential {
 // returns a client bound to it.
 func serveUnix(t *testing.T, h http.Handler) *http.Client {
 	t.Helper()
+	sock := serveSocket(t, h)
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		},
+	}}
+}
+
+// serveSocket serves h on a fresh Unix socket with peer credentials, as
+// the daemon does, and returns the socket's path.
+func serveSocket(t *testing.T, h http.Handler) string {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "wsapi")
 	if err != nil {
 		t.Fatal(err)
@@ -72,11 +84,7 @@ func serveUnix(t *testing.T, h http.Handler) *http.Client {
 	srv := &http.Server{Handler: h, ConnContext: ConnContext}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	return &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-		},
-	}}
+	return sock
 }
 
 func newTestServer(t *testing.T, keys *memKeys, access Access) *http.Client {
