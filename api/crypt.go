@@ -229,6 +229,20 @@ func (s *Server) handleDecrypt(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// decryptCause is what the audit event says of why a decryption failed:
+// the first step of the cause only ("key unwrap", "decrypted envelope",
+// "verification after decryption", ...). What follows it may quote the
+// plaintext (element names, Ids of the decrypted envelope), which the audit
+// log must not hold.
+func decryptCause(err error) string {
+	u := errors.Unwrap(err)
+	if u == nil {
+		return ""
+	}
+	step, _, _ := strings.Cut(u.Error(), ":")
+	return logSafe(step)
+}
+
 // auditDecrypt writes the one event of a decryption with a private key. The
 // cause of a failure is logged here (the audit log is the operator's), never
 // sent to the caller.
@@ -237,14 +251,11 @@ func (s *Server) auditDecrypt(r *http.Request, profile, key string, cred wss.Cre
 	attrs := []any{
 		"event", "private-key-use", "operation", "decrypt", "request_id", requestID(r),
 		"peer_uid", peer.UID, "peer_gid", peer.GID, "peer_pid", peer.PID, "peer_groups", peer.Groups,
-		"profile", profile, "key", key, "cert_serial", certSerial(cred.Chain[0]),
+		"profile", logSafe(profile), "key", logSafe(key), "cert_serial", certSerial(cred.Chain[0]),
 		"duration_ms", float64(dur.Microseconds()) / 1000,
 	}
 	if err != nil {
-		cause := ""
-		if u := errors.Unwrap(err); u != nil {
-			cause = u.Error()
-		}
+		cause := decryptCause(err)
 		attrs = append(attrs, "outcome", "error", "error_code", string(wss.CodeOf(err)), "cause", cause)
 		s.cfg.Audit.Warn("audit", attrs...)
 		return

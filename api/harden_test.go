@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
+	"log/slog"
+	"net/url"
 	"net"
 	"net/http"
 	"os"
@@ -79,5 +81,58 @@ func TestBrowserHeadersAnyValue(t *testing.T) {
 		if strings.Contains(string(body), "Security") {
 			t.Errorf("%q: signed", hdr)
 		}
+	}
+}
+
+// TestClientStringsBoundedInLogs: profile and key names and paths of any
+// size and content are written to the logs and audit events bounded and
+// escaped: one short line per event, no forged line or field.
+func TestClientStringsBoundedInLogs(t *testing.T) {
+	keys := &memKeys{creds: map[string]wss.Credential{"rsa": loadCred(t, "rsa2048")}}
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	me := Access{UIDs: []uint32{uint32(os.Getuid())}}
+	c := serveUnix(t, New(Config{
+		Keys:            keys,
+		Profiles:        map[string]*Profile{"default": {Key: "rsa", Access: me}},
+		VerifyProfiles:  map[string]*VerifyProfile{},
+		DecryptProfiles: map[string]*DecryptProfile{},
+		RawKeys:         map[string]Access{"rsa": me},
+		Log:             log,
+	}))
+	env := string(testutil.ReadTestdata(t, "envelope-soap11.xml"))
+	huge := strings.Repeat("A", 64<<10)
+	evil := url.QueryEscape("x\n" + `time=2026 level=ERROR msg="forged" "` + "\x1b[31m\u202e" + huge)
+	requests := []struct{ method, path, ctype, body string }{
+		{"POST", "/v1/soap/sign?profile=" + evil, "text/xml", env},
+		{"POST", "/v1/soap/verify?profile=" + evil, "text/xml", env},
+		{"POST", "/v1/soap/decrypt?profile=" + evil, "text/xml", env},
+		{"POST", "/v1/keys/" + url.PathEscape("k\n"+huge) + "/sign", "application/json", `{}`},
+		{"GET", "/" + url.PathEscape("p\r\n"+huge), "", ""},
+	}
+	for _, rq := range requests {
+		resp, body := do(t, c, rq.method, rq.path, rq.ctype, rq.body, nil)
+		if resp.StatusCode < 400 {
+			t.Errorf("%s %.40s: %d %s", rq.method, rq.path, resp.StatusCode, body)
+		}
+	}
+	out := logs.String()
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(out) > 16<<10 {
+		t.Errorf("%d requests wrote %d bytes of logs", len(requests), len(out))
+	}
+	for _, l := range lines {
+		if len(l) > 1024 {
+			t.Errorf("log line of %d bytes: %.200s...", len(l), l)
+		}
+		if !strings.HasPrefix(l, "time=") || strings.Contains(l, "\x1b") || strings.Contains(l, "\u202e") {
+			t.Errorf("forged or unescaped line: %q", l)
+		}
+	}
+	if n := strings.Count(out, `msg="forged"`); n != 0 {
+		t.Errorf("a client forged %d log fields", n)
+	}
+	if !strings.Contains(out, "bytes)") {
+		t.Errorf("no truncation noted in %s", out)
 	}
 }

@@ -62,7 +62,7 @@ func (s *Server) handleRawSign(w http.ResponseWriter, r *http.Request) error {
 	peer := PeerFrom(r.Context())
 	acc, ok := s.cfg.RawKeys[name]
 	if !ok || !acc.Allows(peer) {
-		s.cfg.Audit.Warn("audit", "event", "refused", "request_id", requestID(r), "raw_sign_key", name,
+		s.cfg.Audit.Warn("audit", "event", "refused", "request_id", requestID(r), "raw_sign_key", logSafe(name),
 			"peer_uid", peer.UID, "peer_gid", peer.GID, "peer_pid", peer.PID, "peer_groups", peer.Groups)
 		return &Error{Status: http.StatusForbidden, Code: CodeForbidden, Detail: "no key of that name is available to this caller for raw signing"}
 	}
@@ -124,7 +124,7 @@ func (s *Server) handleRawSign(w http.ResponseWriter, r *http.Request) error {
 	s.cfg.Metrics.observeKeyOp(name, "raw-sign", err, dur)
 	peerAttrs := []any{"event", "private-key-use", "request_id", requestID(r),
 		"peer_uid", peer.UID, "peer_gid", peer.GID, "peer_pid", peer.PID, "peer_groups", peer.Groups,
-		"operation", "raw-sign", "key", name, "cert_serial", certSerial(cred.Chain[0]),
+		"operation", "raw-sign", "key", logSafe(name), "cert_serial", certSerial(cred.Chain[0]),
 		"hash", req.Hash, "scheme", req.Scheme, "signed_digest", hex.EncodeToString(digest),
 		"duration_ms", float64(dur.Microseconds()) / 1000}
 	if err != nil {

@@ -198,9 +198,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w = rec
 	p := toProblem(err)
 	if p.Status >= 500 {
-		s.cfg.Log.Error("request failed", "request_id", id, "path", r.URL.Path, "code", p.Code, "err", err)
+		s.cfg.Log.Error("request failed", "request_id", id, "path", logSafe(r.URL.Path), "code", p.Code, "err", logSafeErr(err))
 	} else {
-		s.cfg.Log.Info("request refused", "request_id", id, "path", r.URL.Path, "code", p.Code, "status", p.Status)
+		s.cfg.Log.Info("request refused", "request_id", id, "path", logSafe(r.URL.Path), "code", p.Code, "status", p.Status)
 	}
 	writeProblem(w, p, id)
 }
@@ -336,7 +336,7 @@ func pickProfile[P any](s *Server, r *http.Request, profiles map[string]*P, acce
 	p, ok := profiles[name]
 	peer := PeerFrom(r.Context())
 	if !ok || p == nil || !access(p).Allows(peer) {
-		s.cfg.Audit.Warn("audit", "event", "refused", "request_id", requestID(r), "profile", name, "endpoint", r.URL.Path,
+		s.cfg.Audit.Warn("audit", "event", "refused", "request_id", requestID(r), "profile", logSafe(name), "endpoint", logSafe(r.URL.Path),
 			"peer_uid", peer.UID, "peer_gid", peer.GID, "peer_pid", peer.PID, "peer_groups", peer.Groups)
 		return "", nil, errNoProfile
 	}
@@ -422,7 +422,7 @@ func (s *Server) audit(r *http.Request, profile, key string, cred wss.Credential
 	attrs := []any{
 		"event", "private-key-use", "request_id", requestID(r),
 		"peer_uid", peer.UID, "peer_gid", peer.GID, "peer_pid", peer.PID, "peer_groups", peer.Groups,
-		"profile", profile, "key", key, "cert_serial", certSerial(cred.Chain[0]),
+		"profile", logSafe(profile), "key", logSafe(key), "cert_serial", certSerial(cred.Chain[0]),
 		"duration_ms", float64(dur.Microseconds()) / 1000,
 	}
 	if err != nil {

@@ -66,7 +66,7 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	peer := PeerFrom(r.Context())
-	attrs := []any{"event", "verify", "request_id", requestID(r), "verify_profile", name,
+	attrs := []any{"event", "verify", "request_id", requestID(r), "verify_profile", logSafe(name),
 		"peer_uid", peer.UID, "peer_gid", peer.GID, "peer_pid", peer.PID,
 		"valid", res.Valid, "code", string(res.Code), "duration_ms", float64(time.Since(start).Microseconds()) / 1000}
 	if res.Signer != nil {
