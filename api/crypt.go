@@ -51,27 +51,6 @@ type DecryptProfile struct {
 	Access  Access
 }
 
-// cryptStatus maps the wss codes of encryption and decryption to statuses.
-// Every decryption failure has the same status, code and detail.
-var cryptStatus = map[wss.Code]int{
-	wss.CodeDecryptionFailed: http.StatusUnprocessableEntity,
-	wss.CodeNoEncryptedKey:   http.StatusUnprocessableEntity,
-	wss.CodeBadRecipient:     http.StatusUnprocessableEntity,
-	wss.CodeUnsignedBody:     http.StatusUnprocessableEntity,
-}
-
-// cryptError turns the wss errors that problem.go does not know into API
-// errors; others pass through.
-func cryptError(err error) error {
-	var we *wss.Error
-	if errors.As(err, &we) {
-		if st, ok := cryptStatus[we.Code]; ok {
-			return &Error{Status: st, Code: string(we.Code), Detail: we.Msg, Err: err}
-		}
-	}
-	return err
-}
-
 func (s *Server) handleEncrypt(w http.ResponseWriter, r *http.Request) error {
 	_, p, err := pickProfile(s, r, s.cfg.EncryptProfiles, func(p *EncryptProfile) Access { return p.Access })
 	if err != nil {
@@ -117,7 +96,7 @@ func (s *Server) encrypt(r *http.Request, p *EncryptProfile, envelope []byte) (*
 	}
 	res, err := wss.Encrypt(envelope, opts)
 	if err != nil {
-		return nil, cryptError(err)
+		return nil, err
 	}
 	return &encrypted{res, opts.Recipient}, nil
 }
@@ -219,7 +198,7 @@ func (s *Server) handleDecrypt(w http.ResponseWriter, r *http.Request) error {
 		if errors.Is(err, ErrTokenUnavailable) {
 			return &Error{Status: http.StatusServiceUnavailable, Code: CodeTokenUnavailable, Detail: "the key's token is not available", RetryAfter: 5 * time.Second, Err: err}
 		}
-		return cryptError(err)
+		return err
 	}
 	h := w.Header()
 	h.Set("Content-Type", r.Header.Get("Content-Type"))

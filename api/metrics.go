@@ -76,10 +76,19 @@ func (m *Metrics) observeRequest(route string, status int, d time.Duration) {
 func (m *Metrics) observeKeyOp(key, op string, err error, d time.Duration) {
 	outcome := "ok"
 	if err != nil {
-		outcome = "error"
+		outcome = outcomeOf(err)
 	}
 	m.keyOps.WithLabelValues(key, op, outcome).Inc()
 	m.keyLatency.WithLabelValues(key, op).Observe(d.Seconds())
+}
+
+// outcomeOf is the outcome label of a failed key operation: "timeout" when
+// the request's deadline passed (not the token's fault), else "error".
+func outcomeOf(err error) string {
+	if isTimeout(err) {
+		return "timeout"
+	}
+	return "error"
 }
 
 // tokenCollector reports token states at scrape time, within a bound, so a

@@ -278,6 +278,18 @@ func newRequestID() string {
 
 var soapMediaTypes = []string{"text/xml", "application/soap+xml"}
 
+// soapMediaType is the media type of each SOAP version.
+var soapMediaType = map[string]string{"1.1": "text/xml", "1.2": "application/soap+xml"}
+
+// soapVersionOf returns the SOAP version a checked SOAP media type names.
+func soapVersionOf(ct string) string {
+	mt, _, _ := mime.ParseMediaType(ct)
+	if mt == "application/soap+xml" {
+		return "1.2"
+	}
+	return "1.1"
+}
+
 // readEnvelope checks the media type and reads the bounded body.
 func (s *Server) readEnvelope(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	ct := r.Header.Get("Content-Type")
@@ -380,6 +392,14 @@ func (s *Server) handleSign(w http.ResponseWriter, r *http.Request) error {
 	opts := p.Sign
 	opts.Limits = s.cfg.Limits
 	opts.Now = s.cfg.Now
+	// The media type names the SOAP version (text/xml 1.1,
+	// application/soap+xml 1.2): an envelope of the other version is
+	// refused, and so is a media type the profile's version excludes.
+	ver := soapVersionOf(r.Header.Get("Content-Type"))
+	if opts.SOAPVersion != "" && opts.SOAPVersion != ver {
+		return &Error{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMedia, Detail: "this profile signs SOAP " + opts.SOAPVersion + " envelopes (" + soapMediaType[opts.SOAPVersion] + ")"}
+	}
+	opts.SOAPVersion = ver
 	encryptAfter := p.Encrypt != "" && !p.EncryptBeforeSign
 	// The response is written from the request body and the inserted bytes
 	// without a joined copy (a 10 MB envelope costs 10 MB, not 20).
@@ -387,8 +407,10 @@ func (s *Server) handleSign(w http.ResponseWriter, r *http.Request) error {
 	start := time.Now()
 	res, err := wss.Sign(body, cred, opts)
 	dur := time.Since(start)
-	s.cfg.Metrics.observeKeyOp(p.Key, "sign", err, dur)
 	if err == nil || wss.CodeOf(err) == wss.CodeSigningFailed {
+		// The key was used (or its use was attempted); an envelope refused
+		// before signing is not a key operation.
+		s.cfg.Metrics.observeKeyOp(p.Key, "sign", err, dur)
 		s.audit(r, name, p.Key, cred, res, err, dur)
 	}
 	if err != nil {
@@ -426,7 +448,7 @@ func (s *Server) audit(r *http.Request, profile, key string, cred wss.Credential
 		"duration_ms", float64(dur.Microseconds()) / 1000,
 	}
 	if err != nil {
-		attrs = append(attrs, "outcome", "error", "error_code", string(wss.CodeOf(err)))
+		attrs = append(attrs, "outcome", outcomeOf(err), "error_code", string(wss.CodeOf(err)))
 		s.cfg.Audit.Warn("audit", attrs...)
 		return
 	}

@@ -250,7 +250,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func()
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(api.Listener(ln)) }()
 	log.Info("wssignd serving", "socket", ln.Addr().String(), "profiles", len(c.Profiles))
 	states, _ := g.ks.Ready(ctx)
 	notifyReady(states)
