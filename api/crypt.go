@@ -189,6 +189,14 @@ func (s *Server) handleDecrypt(w http.ResponseWriter, r *http.Request) error {
 	start := time.Now()
 	res, err := wss.Decrypt(body, dec, opts)
 	dur := time.Since(start)
+	if err == nil && res.Verify != nil {
+		if vp := s.cfg.VerifyProfiles[p.VerifyProfile]; vp.mayBeReplay(res.Verify.Timestamp, s.cfg.Now()) {
+			// Like every other decryption failure.
+			err = &wss.Error{Code: wss.CodeDecryptionFailed, Msg: "the envelope could not be decrypted",
+				Err: errors.New("signature over the Body: the message may be a replay (created before the replay cache began)")}
+			res = nil
+		}
+	}
 	if err == nil || wss.CodeOf(err) == wss.CodeDecryptionFailed {
 		// An EncryptedKey for this key was found: the key was (or was
 		// about to be) used.

@@ -140,13 +140,25 @@ type generation struct {
 	retired bool
 }
 
+// lasting is what outlives configuration generations: the metrics, and
+// the verify profiles' replay caches (a reload must not forget which
+// messages were seen).
+type lasting struct {
+	metrics *api.Metrics
+	replays *replayCaches
+}
+
+func newLasting() *lasting {
+	return &lasting{metrics: api.NewMetrics(), replays: newReplayCaches()}
+}
+
 // build opens the tokens of c and makes its API handler.
-func build(c *config.Config, log *slog.Logger, metrics *api.Metrics) (*generation, error) {
+func build(c *config.Config, log *slog.Logger, l *lasting) (*generation, error) {
 	ks, err := openKeyStore(c, log)
 	if err != nil {
 		return nil, err
 	}
-	g, err := buildHandler(c, ks, log, metrics)
+	g, err := buildHandler(c, ks, log, l)
 	if err != nil {
 		ks.Close()
 		return nil, fmt.Errorf("%w: %v", errConfig, err)
@@ -154,12 +166,12 @@ func build(c *config.Config, log *slog.Logger, metrics *api.Metrics) (*generatio
 	return g, nil
 }
 
-func buildHandler(c *config.Config, ks *keyStore, log *slog.Logger, metrics *api.Metrics) (*generation, error) {
+func buildHandler(c *config.Config, ks *keyStore, log *slog.Logger, l *lasting) (*generation, error) {
 	profiles, err := buildProfiles(c, ks)
 	if err != nil {
 		return nil, err
 	}
-	vprofiles, err := buildVerifyProfiles(c)
+	vprofiles, err := buildVerifyProfiles(c, l.replays)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +196,7 @@ func buildHandler(c *config.Config, ks *keyStore, log *slog.Logger, metrics *api
 		MaxConcurrent:   c.Limits.MaxConcurrent,
 		Log:             log,
 		Audit:           auditLogger(log),
-		Metrics:         metrics,
+		Metrics:         l.metrics,
 	})
 	return &generation{cfg: c, ks: ks, handler: h}, nil
 }
@@ -224,8 +236,9 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func()
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	metrics := api.NewMetrics()
-	g, err := build(c, log, metrics)
+	l := newLasting()
+	metrics := l.metrics
+	g, err := build(c, log, l)
 	if err != nil {
 		return err
 	}
@@ -263,7 +276,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func()
 		case err := <-errc:
 			return err
 		case <-hup:
-			reload(&d, log, metrics)
+			reload(&d, log, l)
 		case <-ctx.Done():
 			log.Info("stopping: draining requests in flight")
 			running = false
@@ -279,7 +292,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func()
 }
 
 // reload loads the configuration file again and swaps it in if it is good.
-func reload(d *dispatcher, log *slog.Logger, metrics *api.Metrics) {
+func reload(d *dispatcher, log *slog.Logger, l *lasting) {
 	old := d.cur.Load()
 	notifyReloading()
 	defer func() {
@@ -294,13 +307,13 @@ func reload(d *dispatcher, log *slog.Logger, metrics *api.Metrics) {
 	if c.Socket != old.cfg.Socket || c.SocketMode != old.cfg.SocketMode {
 		log.Warn("reload: socket settings change only at restart")
 	}
-	g, err := build(c, log, metrics)
+	g, err := build(c, log, l)
 	if err != nil {
 		log.Error("reload refused: the old configuration keeps serving", "err", err)
 		return
 	}
 	d.cur.Store(g)
-	metrics.SetKeyStore(g.ks)
+	l.metrics.SetKeyStore(g.ks)
 	setLogLevel(c)
 	log.Info("configuration reloaded", "file", c.File, "profiles", len(c.Profiles))
 	go old.retire()
