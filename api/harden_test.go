@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wssignd/wssignd/internal/testutil"
 	"github.com/wssignd/wssignd/wss"
@@ -327,5 +329,67 @@ func TestHeaderTooLargeIsProblem(t *testing.T) {
 	resp, body = rawExchange(t, sock, "GET /v1/keys HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `"keys"`) {
 		t.Errorf("keys through the wrapped listener: %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestBodyBudget: the body bytes in flight are bounded in total and per
+// caller, a stalled body is cut off after BodyIdleTimeout (408), and the
+// bytes it held are free again afterwards.
+func TestBodyBudget(t *testing.T) {
+	keys := &memKeys{creds: map[string]wss.Credential{"rsa": loadCred(t, "rsa2048")}}
+	env := string(testutil.ReadTestdata(t, "envelope-soap11.xml"))
+	sock := serveSocket(t, New(Config{
+		Keys:                 keys,
+		Profiles:             map[string]*Profile{"default": {Key: "rsa", Access: Access{UIDs: []uint32{uint32(os.Getuid())}}}},
+		MaxBodyBytes:         8192,
+		MaxInFlightBodyBytes: 16384, // one caller: max(16384/4, 8192) = 8192
+		BodyIdleTimeout:      300 * time.Millisecond,
+	}))
+	head := func(n int) string {
+		return "POST /v1/soap/sign?profile=default HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: " + strconv.Itoa(n) + "\r\n\r\n"
+	}
+	// A stalled body of 8192 announced bytes holds this caller's share of
+	// body bytes until it is cut off; then the bytes are free again.
+	stalled, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	if _, err := io.WriteString(stalled, head(8192)+"<"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(stalled), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	checkProblem(t, resp, b, 408, CodeBodyTimeout)
+	resp, b = rawExchange(t, sock, head(len(env))+env)
+	if resp.StatusCode != 200 {
+		t.Errorf("after the stalled body: %d %s", resp.StatusCode, b)
+	}
+
+	// The accounting: per caller, in total, and released.
+	l := NewLimiter()
+	me := peerKeyID{uid: 1, known: true}
+	release, err := l.reserve(me, 8192, 16384, 8192)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.reserve(me, 1, 16384, 8192); !errors.Is(err, errPeerBytes) {
+		t.Errorf("over the caller's share: %v", err)
+	}
+	other := peerKeyID{uid: 2, known: true}
+	r2, err := l.reserve(other, 8192, 16384, 8192)
+	if err != nil {
+		t.Fatalf("another caller: %v", err)
+	}
+	if _, err := l.reserve(peerKeyID{uid: 3, known: true}, 1, 16384, 8192); !errors.Is(err, errTotalBytes) {
+		t.Errorf("over the total: %v", err)
+	}
+	release()
+	r2()
+	if _, err := l.reserve(peerKeyID{uid: 3, known: true}, 16384, 16384, 16384); err != nil {
+		t.Errorf("after the releases: %v", err)
 	}
 }

@@ -75,6 +75,8 @@ var titles = map[string]string{
 	CodeBrowserForbidden:             "Browser requests are refused",
 	CodeInternalError:                "Internal error",
 	CodeHeaderTooLarge:               "Request header fields too large",
+	CodeTooManyRequests:              "Too many requests from this caller",
+	CodeBodyTimeout:                  "Request body too slow",
 	string(wss.CodeMalformedXML):     "Malformed XML",
 	string(wss.CodeDTDForbidden):     "DTDs and entity declarations are refused",
 	string(wss.CodeTooLarge):         "Envelope too large",

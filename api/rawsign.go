@@ -44,6 +44,9 @@ var rawHashes = map[string]crypto.Hash{
 
 const rawSignPrefix, rawSignSuffix = "/v1/keys/", "/sign"
 
+// rawSignMaxBody bounds a raw-sign request body.
+const rawSignMaxBody = 4096
+
 // rawSignKey returns the key name of a /v1/keys/{name}/sign path.
 func rawSignKey(path string) (string, bool) {
 	if !strings.HasPrefix(path, rawSignPrefix) || !strings.HasSuffix(path, rawSignSuffix) {
@@ -146,13 +149,12 @@ func (s *Server) handleRawSign(w http.ResponseWriter, r *http.Request) error {
 	if err := checkJSONMediaType(r.Header.Get("Content-Type")); err != nil {
 		return err
 	}
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4096))
+	data, err := s.readBodyLimited(w, r, rawSignMaxBody)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeBodyTooLarge, Detail: "the body exceeds 4096 bytes"}
-		}
-		return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Detail: "could not read the request body", Err: err}
+		return err
+	}
+	if err := s.takeSlot(r); err != nil {
+		return err
 	}
 	req, err := decodeRawSignRequest(data)
 	if err != nil {

@@ -97,8 +97,26 @@ type Config struct {
 	Limits wss.Limits
 	// RequestTimeout bounds each request (504 beyond).
 	RequestTimeout time.Duration
-	// MaxConcurrent bounds requests in flight (503 beyond).
+	// MaxConcurrent bounds requests doing work (signing, verifying, ...) at
+	// once (503 overloaded beyond). A request takes its slot once its body
+	// is read.
 	MaxConcurrent int
+	// MaxConcurrentPerPeer bounds the requests of one caller (uid) in
+	// flight, body reading included (429 too-many-requests beyond), so that
+	// one caller cannot take every slot. Default MaxConcurrent/4, at least 1.
+	MaxConcurrentPerPeer int
+	// MaxInFlightBodyBytes bounds the request-body bytes held at once (503
+	// overloaded beyond): the announced length of each body in flight, or
+	// MaxBodyBytes for one without. One caller may hold a quarter of it (at
+	// least MaxBodyBytes; 429 beyond). Default 8 × MaxBodyBytes.
+	MaxInFlightBodyBytes int64
+	// BodyIdleTimeout is how long a request body may make no progress (408
+	// body-timeout beyond). Default 5s.
+	BodyIdleTimeout time.Duration
+	// Limiter counts what MaxConcurrentPerPeer and MaxInFlightBodyBytes
+	// bound; Servers that share one (the generations of a daemon) share
+	// the counts. nil makes a private one.
+	Limiter *Limiter
 	// Log receives operational logs; nil discards them.
 	Log *slog.Logger
 	// Audit receives one event per private-key use and per refusal; nil
@@ -131,6 +149,9 @@ type prefixRoute struct {
 type route struct {
 	method string
 	h      func(w http.ResponseWriter, r *http.Request) error
+	// body routes read a request body, then take a slot (takeSlot);
+	// the others take it before the handler runs.
+	body bool
 }
 
 // New returns the API handler for cfg.
@@ -156,16 +177,29 @@ func New(cfg Config) *Server {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics()
 	}
+	if cfg.MaxConcurrentPerPeer <= 0 {
+		cfg.MaxConcurrentPerPeer = max(1, cfg.MaxConcurrent/4)
+	}
+	if cfg.MaxInFlightBodyBytes <= 0 {
+		cfg.MaxInFlightBodyBytes = 8 * cfg.MaxBodyBytes
+	}
+	cfg.MaxInFlightBodyBytes = max(cfg.MaxInFlightBodyBytes, cfg.MaxBodyBytes)
+	if cfg.BodyIdleTimeout <= 0 {
+		cfg.BodyIdleTimeout = 5 * time.Second
+	}
+	if cfg.Limiter == nil {
+		cfg.Limiter = NewLimiter()
+	}
 	s := &Server{cfg: cfg, slots: make(chan struct{}, cfg.MaxConcurrent)}
 	s.mux = map[string]route{
-		"/v1/soap/sign":    {http.MethodPost, s.handleSign},
-		"/v1/soap/verify":  {http.MethodPost, s.handleVerify},
-		"/v1/soap/encrypt": {http.MethodPost, s.handleEncrypt},
-		"/v1/soap/decrypt": {http.MethodPost, s.handleDecrypt},
-		"/v1/keys":         {http.MethodGet, s.handleKeys},
-		"/healthz":         {http.MethodGet, s.handleHealth},
-		"/readyz":          {http.MethodGet, s.handleReady},
-		"/metrics":         {http.MethodGet, s.handleMetrics},
+		"/v1/soap/sign":    {http.MethodPost, s.handleSign, true},
+		"/v1/soap/verify":  {http.MethodPost, s.handleVerify, true},
+		"/v1/soap/encrypt": {http.MethodPost, s.handleEncrypt, true},
+		"/v1/soap/decrypt": {http.MethodPost, s.handleDecrypt, true},
+		"/v1/keys":         {http.MethodGet, s.handleKeys, false},
+		"/healthz":         {http.MethodGet, s.handleHealth, false},
+		"/readyz":          {http.MethodGet, s.handleReady, false},
+		"/metrics":         {http.MethodGet, s.handleMetrics, false},
 	}
 	s.prefixRoutes = []prefixRoute{{
 		method: http.MethodPost, pattern: rawSignPrefix + "{name}" + rawSignSuffix, h: s.handleRawSign,
@@ -202,6 +236,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		s.cfg.Log.Info("request refused", "request_id", id, "path", logSafe(r.URL.Path), "code", p.Code, "status", p.Status)
 	}
+	if r.ContentLength != 0 {
+		// The body may be unread: close the connection after the answer
+		// rather than let net/http read what is left of it first (a slow
+		// client would hold the answer back).
+		w.Header().Set("Connection", "close")
+	}
 	writeProblem(w, p, id)
 }
 
@@ -215,7 +255,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		for _, pr := range s.prefixRoutes {
 			if pr.match(r.URL.Path) {
-				rt, ok = route{pr.method, pr.h}, true
+				rt, ok = route{pr.method, pr.h, true}, true
 				break
 			}
 		}
@@ -230,15 +270,22 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
 	if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics" {
 		return rt.h(w, r) // never queued behind signing work
 	}
-	select {
-	case s.slots <- struct{}{}:
-		defer func() { <-s.slots }()
-	default:
-		return &Error{Status: http.StatusServiceUnavailable, Code: CodeOverloaded, Detail: "too many requests in flight", RetryAfter: time.Second}
+	leave, ok := s.cfg.Limiter.enter(peerID(PeerFrom(r.Context())), s.cfg.MaxConcurrentPerPeer)
+	if !ok {
+		return &Error{Status: http.StatusTooManyRequests, Code: CodeTooManyRequests, Detail: "this caller has too many requests in flight", RetryAfter: time.Second}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	rs := &releases{}
+	rs.add(leave)
+	defer rs.run()
+	ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), releasesKey{}, rs), s.cfg.RequestTimeout)
 	defer cancel()
-	return rt.h(w, r.WithContext(ctx))
+	r = r.WithContext(ctx)
+	if !rt.body {
+		if err := s.takeSlot(r); err != nil {
+			return err
+		}
+	}
+	return rt.h(w, r)
 }
 
 // hasHeader reports whether h carries the header name at all, with any
@@ -290,7 +337,8 @@ func soapVersionOf(ct string) string {
 	return "1.1"
 }
 
-// readEnvelope checks the media type and reads the bounded body.
+// readEnvelope checks the media type, reads the bounded body
+// (readBodyLimited) and then takes a slot of signing work.
 func (s *Server) readEnvelope(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	ct := r.Header.Get("Content-Type")
 	mt, params, err := mime.ParseMediaType(ct)
@@ -300,19 +348,15 @@ func (s *Server) readEnvelope(w http.ResponseWriter, r *http.Request) ([]byte, e
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
 		return nil, &Error{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMedia, Detail: "only UTF-8 envelopes are accepted"}
 	}
-	if r.ContentLength > s.cfg.MaxBodyBytes {
-		return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeBodyTooLarge, Detail: fmt.Sprintf("the body exceeds %d bytes", s.cfg.MaxBodyBytes)}
-	}
-	body, err := readBody(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), r.ContentLength)
+	body, err := s.readBodyLimited(w, r, s.cfg.MaxBodyBytes)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeBodyTooLarge, Detail: fmt.Sprintf("the body exceeds %d bytes", s.cfg.MaxBodyBytes)}
-		}
-		return nil, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Detail: "could not read the request body", Err: err}
+		return nil, err
 	}
 	if len(body) == 0 {
 		return nil, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Detail: "the request body is empty"}
+	}
+	if err := s.takeSlot(r); err != nil {
+		return nil, err
 	}
 	return body, nil
 }

@@ -24,6 +24,10 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -79,6 +83,7 @@ func serveMain(args []string) int {
 		return 0
 	}
 	log := newLogger(c)
+	setMemoryLimit(log)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := serve(ctx, c, log, nil); err != nil {
@@ -89,6 +94,50 @@ func serveMain(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// setMemoryLimit gives the Go runtime a soft memory limit of 80% of the
+// service's cgroup memory.max (systemd's MemoryMax=), so that the garbage
+// collector works harder before the kernel kills the service. GOMEMLIMIT,
+// when set, wins (the runtime has applied it); without a cgroup limit
+// nothing changes.
+func setMemoryLimit(log *slog.Logger) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	hard, ok := cgroupMemoryMax("/proc/self/cgroup", "/sys/fs/cgroup")
+	if !ok {
+		return
+	}
+	soft := hard / 10 * 8
+	debug.SetMemoryLimit(soft)
+	log.Info("go memory limit set", "bytes", soft, "cgroup_memory_max", hard)
+}
+
+// cgroupMemoryMax reads the memory.max of the cgroup (v2) that procCgroup
+// (/proc/self/cgroup) names, under root (/sys/fs/cgroup); false when there
+// is none or it is "max".
+func cgroupMemoryMax(procCgroup, root string) (int64, bool) {
+	b, err := os.ReadFile(procCgroup)
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		path, ok := strings.CutPrefix(line, "0::")
+		if !ok {
+			continue
+		}
+		v, err := os.ReadFile(filepath.Join(root, filepath.Clean("/"+path), "memory.max"))
+		if err != nil {
+			return 0, false
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(string(v)), 10, 64)
+		if err != nil || n <= 0 {
+			return 0, false
+		}
+		return n, true
+	}
+	return 0, false
 }
 
 // logLevel is the level of the logger newLogger made; a reload changes it.
@@ -146,10 +195,11 @@ type generation struct {
 type lasting struct {
 	metrics *api.Metrics
 	replays *replayCaches
+	limiter *api.Limiter // requests and body bytes in flight, per peer and in total
 }
 
 func newLasting() *lasting {
-	return &lasting{metrics: api.NewMetrics(), replays: newReplayCaches()}
+	return &lasting{metrics: api.NewMetrics(), replays: newReplayCaches(), limiter: api.NewLimiter()}
 }
 
 // build opens the tokens of c and makes its API handler.
@@ -184,19 +234,23 @@ func buildHandler(c *config.Config, ks *keyStore, log *slog.Logger, l *lasting) 
 		return nil, err
 	}
 	h := api.New(api.Config{
-		Keys:            ks,
-		Profiles:        profiles,
-		VerifyProfiles:  vprofiles,
-		EncryptProfiles: eprofiles,
-		DecryptProfiles: dprofiles,
-		RawKeys:         rawKeys,
-		MaxBodyBytes:    c.Limits.MaxBodyBytes,
-		Limits:          wss.Limits{MaxBytes: c.Limits.MaxBodyBytes, MaxDepth: c.Limits.MaxDepth, MaxElements: c.Limits.MaxElements},
-		RequestTimeout:  c.Limits.RequestTimeout.Duration,
-		MaxConcurrent:   c.Limits.MaxConcurrent,
-		Log:             log,
-		Audit:           auditLogger(log),
-		Metrics:         l.metrics,
+		Keys:                 ks,
+		Profiles:             profiles,
+		VerifyProfiles:       vprofiles,
+		EncryptProfiles:      eprofiles,
+		DecryptProfiles:      dprofiles,
+		RawKeys:              rawKeys,
+		MaxBodyBytes:         c.Limits.MaxBodyBytes,
+		Limits:               wss.Limits{MaxBytes: c.Limits.MaxBodyBytes, MaxDepth: c.Limits.MaxDepth, MaxElements: c.Limits.MaxElements},
+		RequestTimeout:       c.Limits.RequestTimeout.Duration,
+		MaxConcurrent:        c.Limits.MaxConcurrent,
+		MaxConcurrentPerPeer: c.Limits.MaxConcurrentPerPeer,
+		MaxInFlightBodyBytes: c.Limits.MaxInFlightBodyBytes,
+		BodyIdleTimeout:      c.Limits.BodyIdleTimeout.Duration,
+		Limiter:              l.limiter,
+		Log:                  log,
+		Audit:                auditLogger(log),
+		Metrics:              l.metrics,
 	})
 	return &generation{cfg: c, ks: ks, handler: h}, nil
 }
