@@ -40,7 +40,14 @@ func (p *VerifyProfile) mayBeReplay(ts *wss.TimestampInfo, now time.Time) bool {
 		}
 		return now.Before(p.ReplaySince.Add(maxAge + skew))
 	}
-	return ts.Created.Before(p.ReplaySince)
+	// A Created without a fraction of a second stands for its whole
+	// second: it is compared with the second the cache began in, or every
+	// message of that second, sent after the start, would be refused.
+	since := p.ReplaySince
+	if ts.Created.Equal(ts.Created.Truncate(time.Second)) {
+		since = since.Truncate(time.Second)
+	}
+	return ts.Created.Before(since)
 }
 
 // replayVerdict turns a valid verdict into a replay when the message may

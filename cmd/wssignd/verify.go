@@ -16,10 +16,10 @@ import (
 
 // replayCaches keeps the replay cache of each verify profile for the life
 // of the process, so that a reload (a new generation of profiles) does not
-// forget the messages verified before it. A profile whose replay_cache_size
-// changes gets a new cache, which like the first one of a process knows
-// nothing from before it began: the API refuses messages created before
-// then (api.VerifyProfile.ReplaySince).
+// forget the messages verified before it. A new replay_cache_size takes
+// effect at the next start: a new cache would not know what the old one
+// saw. A cache knows nothing from before it began; the API refuses
+// messages created before then (api.VerifyProfile.ReplaySince).
 type replayCaches struct {
 	mu sync.Mutex
 	m  map[string]replayCache
@@ -27,14 +27,13 @@ type replayCaches struct {
 
 type replayCache struct {
 	cache *wss.ReplayCache
-	size  int
 	since time.Time
 }
 
 func newReplayCaches() *replayCaches { return &replayCaches{m: map[string]replayCache{}} }
 
-// get returns the cache of verify profile name, holding size entries, and
-// when it began.
+// get returns the cache of verify profile name (made with size entries
+// when the process first built the profile) and when it began.
 func (r *replayCaches) get(name string, size int) (*wss.ReplayCache, time.Time) {
 	if r == nil {
 		return wss.NewReplayCache(size), time.Now()
@@ -42,8 +41,8 @@ func (r *replayCaches) get(name string, size int) (*wss.ReplayCache, time.Time) 
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	rc, ok := r.m[name]
-	if !ok || rc.size != size {
-		rc = replayCache{cache: wss.NewReplayCache(size), size: size, since: time.Now()}
+	if !ok {
+		rc = replayCache{cache: wss.NewReplayCache(size), since: time.Now()}
 		r.m[name] = rc
 	}
 	return rc.cache, rc.since
