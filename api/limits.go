@@ -141,7 +141,7 @@ func (s *Server) readBodyLimited(w http.ResponseWriter, r *http.Request, max int
 	release, err := s.cfg.Limiter.reserve(peerID(PeerFrom(r.Context())), n, s.cfg.MaxInFlightBodyBytes, s.perPeerBodyBytes())
 	if err != nil {
 		if errors.Is(err, errPeerBytes) {
-			return nil, &Error{Status: http.StatusTooManyRequests, Code: CodeTooManyRequests, Detail: err.Error(), RetryAfter: time.Second}
+			return nil, &Error{Status: http.StatusServiceUnavailable, Code: CodeTooManyRequests, Detail: err.Error(), RetryAfter: time.Second}
 		}
 		return nil, &Error{Status: http.StatusServiceUnavailable, Code: CodeOverloaded, Detail: err.Error(), RetryAfter: time.Second}
 	}

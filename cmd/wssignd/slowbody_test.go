@@ -57,7 +57,7 @@ func (d *daemon) inFlight(t *testing.T) int {
 // dribble the body, over the daemon's real socket, hold no slot of
 // signing work (max_concurrent = 8): all 64 are in flight, reading, and a
 // well-behaved client still gets every signature. A caller over its
-// per-peer cap is refused with 429 at once.
+// per-peer cap is refused at once (503 too-many-requests).
 func TestSlowBodiesDoNotStarve(t *testing.T) {
 	env := hsmtest.New(t)
 	dir := shortDir(t)
@@ -104,14 +104,14 @@ request_timeout = "120s"
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 429 || !strings.Contains(string(body), `"code":"too-many-requests"`) || resp.Header.Get("Retry-After") == "" {
+	if resp.StatusCode != 503 || !strings.Contains(string(body), `"code":"too-many-requests"`) || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("over the per-peer cap: %d %v %s", resp.StatusCode, resp.Header, body)
 	}
 }
 
 // TestSlowBodiesOtherUser: one caller (another uid, run with setpriv)
 // dribbling 64 bodies gets only its share (max_concurrent_per_peer), the
-// rest refused with 429, and cannot starve another caller.
+// rest refused (503 too-many-requests), and cannot starve another caller.
 func TestSlowBodiesOtherUser(t *testing.T) {
 	setpriv := requireRootSetpriv(t)
 	uid := unusedIDs(t, 1)[0]
@@ -160,7 +160,7 @@ allow_users = ["`+strconv.Itoa(uid)+`"]
 		lines := bufio.NewScanner(out)
 		refused := 0
 		for refused < 64-16 && lines.Scan() {
-			if l := lines.Text(); strings.HasPrefix(l, "refused 429 too-many-requests") {
+			if l := lines.Text(); strings.HasPrefix(l, "refused 503 too-many-requests") {
 				refused++
 			} else if strings.HasPrefix(l, "refused") {
 				counted <- fmt.Errorf("dribbler: %s", l)
