@@ -393,3 +393,54 @@ func TestBodyBudget(t *testing.T) {
 		t.Errorf("after the releases: %v", err)
 	}
 }
+
+// TestMetricsAndReadyAudience: /metrics in full and /readyz's token states
+// are for the administrators; any other caller gets only the series of the
+// keys it may use, and the readiness verdict.
+func TestMetricsAndReadyAudience(t *testing.T) {
+	keys := &memKeys{creds: map[string]wss.Credential{"rsa": loadCred(t, "rsa2048"), "ec": loadCred(t, "ecp256")}}
+	me := Access{UIDs: []uint32{uint32(os.Getuid())}}
+	other := Access{UIDs: []uint32{4_000_000_000}}
+	env := string(testutil.ReadTestdata(t, "envelope-soap11.xml"))
+	for _, tc := range []struct {
+		name  string
+		admin Access
+		want  []string // in /metrics
+		not   []string
+	}{
+		{"administrator", me,
+			[]string{`wssignd_key_operations_total{key="rsa"`, `wssignd_key_operations_total{key="ec"`, `wssignd_token_state{state="online",token="mem"} 1`, "wssignd_requests_total", "go_goroutines"},
+			nil},
+		{"client", other,
+			[]string{`wssignd_key_operations_total{key="rsa",op="sign",outcome="ok"} 1`},
+			[]string{`key="ec"`, "token", "wssignd_requests_total", "go_goroutines", "process_"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := NewMetrics()
+			m.SetKeyStore(keys)
+			c := serveUnix(t, New(Config{Keys: keys, Metrics: m, Admin: tc.admin,
+				Profiles: map[string]*Profile{"mine": {Key: "rsa", Access: me}, "theirs": {Key: "ec", Access: other}}}))
+			// A key operation on each key (the other's made as if by them).
+			do(t, c, "POST", "/v1/soap/sign?profile=mine", "text/xml", env, nil)
+			m.observeKeyOp("ec", "sign", nil, time.Millisecond)
+			resp, body := do(t, c, "GET", "/metrics", "", "", nil)
+			if resp.StatusCode != 200 {
+				t.Fatalf("metrics: %d %s", resp.StatusCode, body)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(string(body), w) {
+					t.Errorf("metrics lack %s", w)
+				}
+			}
+			for _, n := range tc.not {
+				if strings.Contains(string(body), n) {
+					t.Errorf("metrics show %s:\n%s", n, body)
+				}
+			}
+			resp, body = do(t, c, "GET", "/readyz", "", "", nil)
+			if resp.StatusCode != 200 || strings.Contains(string(body), "mem") != (tc.name == "administrator") {
+				t.Errorf("readyz: %d %s", resp.StatusCode, body)
+			}
+		})
+	}
+}

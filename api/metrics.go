@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Metrics are the daemon's Prometheus metrics. They outlive any one Server,
@@ -60,6 +61,32 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 // Handler serves the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// keySeriesHandler serves only the series with a "key" label whose value
+// is in keys: what a caller who is not an administrator may see.
+func (m *Metrics) keySeriesHandler(keys map[string]bool) http.Handler {
+	g := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		mfs, err := m.reg.Gather()
+		var out []*dto.MetricFamily
+		for _, mf := range mfs {
+			var kept []*dto.Metric
+			for _, mt := range mf.GetMetric() {
+				for _, lp := range mt.GetLabel() {
+					if lp.GetName() == "key" && keys[lp.GetValue()] {
+						kept = append(kept, mt)
+						break
+					}
+				}
+			}
+			if len(kept) > 0 {
+				mf.Metric = kept
+				out = append(out, mf)
+			}
+		}
+		return out, err
+	})
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{})
 }
 
 // SetKeyStore points the token-state collector at ks (the current one after

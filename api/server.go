@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -102,13 +103,13 @@ type Config struct {
 	// is read.
 	MaxConcurrent int
 	// MaxConcurrentPerPeer bounds the requests of one caller (uid) in
-	// flight, body reading included (429 too-many-requests beyond), so that
+	// flight, body reading included (503 too-many-requests beyond), so that
 	// one caller cannot take every slot. Default MaxConcurrent/4, at least 1.
 	MaxConcurrentPerPeer int
 	// MaxInFlightBodyBytes bounds the request-body bytes held at once (503
 	// overloaded beyond): the announced length of each body in flight, or
 	// MaxBodyBytes for one without. One caller may hold a quarter of it (at
-	// least MaxBodyBytes; 429 beyond). Default 8 × MaxBodyBytes.
+	// least MaxBodyBytes; 503 too-many-requests beyond). Default 8 × MaxBodyBytes.
 	MaxInFlightBodyBytes int64
 	// BodyIdleTimeout is how long a request body may make no progress (408
 	// body-timeout beyond). Default 5s.
@@ -129,6 +130,13 @@ type Config struct {
 	RawKeys map[string]Access
 	// Metrics records request and key metrics; nil makes a private set.
 	Metrics *Metrics
+	// Admin may read the daemon's details: every series of /metrics and
+	// the token states of /readyz. Other callers get from /metrics only
+	// the series labelled with a key they may use (by a sign, decrypt
+	// profile or raw signing, as GET /v1/keys), and from /readyz only the
+	// verdict. The zero value means root and this process's own user and
+	// group.
+	Admin Access
 }
 
 // Server is the API handler.
@@ -189,6 +197,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Limiter == nil {
 		cfg.Limiter = NewLimiter()
+	}
+	if !cfg.Admin.Anyone && len(cfg.Admin.UIDs) == 0 && len(cfg.Admin.GIDs) == 0 {
+		cfg.Admin = Access{UIDs: []uint32{0, uint32(os.Geteuid())}, GIDs: []uint32{uint32(os.Getegid())}}
 	}
 	s := &Server{cfg: cfg, slots: make(chan struct{}, cfg.MaxConcurrent)}
 	s.mux = map[string]route{
@@ -272,7 +283,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
 	}
 	leave, ok := s.cfg.Limiter.enter(peerID(PeerFrom(r.Context())), s.cfg.MaxConcurrentPerPeer)
 	if !ok {
-		return &Error{Status: http.StatusTooManyRequests, Code: CodeTooManyRequests, Detail: "this caller has too many requests in flight", RetryAfter: time.Second}
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodeTooManyRequests, Detail: "this caller has too many requests in flight", RetryAfter: time.Second}
 	}
 	rs := &releases{}
 	rs.add(leave)
@@ -564,8 +575,35 @@ func keyAlgorithm(c *x509.Certificate) string {
 }
 
 func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) error {
-	s.cfg.Metrics.Handler().ServeHTTP(w, r)
+	peer := PeerFrom(r.Context())
+	if s.cfg.Admin.Allows(peer) {
+		s.cfg.Metrics.Handler().ServeHTTP(w, r)
+		return nil
+	}
+	s.cfg.Metrics.keySeriesHandler(s.visibleKeys(peer)).ServeHTTP(w, r)
 	return nil
+}
+
+// visibleKeys are the keys peer may use: through a sign or decrypt profile,
+// or for raw signing.
+func (s *Server) visibleKeys(peer Peer) map[string]bool {
+	keys := map[string]bool{}
+	for _, p := range s.cfg.Profiles {
+		if p.Access.Allows(peer) {
+			keys[p.Key] = true
+		}
+	}
+	for _, p := range s.cfg.DecryptProfiles {
+		if p.Access.Allows(peer) {
+			keys[p.Key] = true
+		}
+	}
+	for name, a := range s.cfg.RawKeys {
+		if a.Allows(peer) {
+			keys[name] = true
+		}
+	}
+	return keys
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {
@@ -576,7 +614,10 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	states, err := s.cfg.Keys.Ready(ctx)
-	body := map[string]any{"status": "ready", "tokens": states}
+	body := map[string]any{"status": "ready"}
+	if s.cfg.Admin.Allows(PeerFrom(r.Context())) {
+		body["tokens"] = states // token names and states: for the daemon's administrators
+	}
 	if err != nil {
 		body["status"] = "not-ready"
 		return writeJSON(w, http.StatusServiceUnavailable, body)

@@ -97,6 +97,7 @@ func newTestServer(t *testing.T, keys *memKeys, access Access) *http.Client {
 		},
 		RawKeys:      map[string]Access{"rsa": access, "ec": access, "locked": {UIDs: []uint32{4_000_000_000}}},
 		MaxBodyBytes: 4096,
+		Admin:        access,
 	}))
 }
 
@@ -329,7 +330,7 @@ func TestMetricsAndRoutes(t *testing.T) {
 	keys := &memKeys{creds: map[string]wss.Credential{"rsa": loadCred(t, "rsa2048"), "ec": loadCred(t, "ecp256")}}
 	m := NewMetrics()
 	m.SetKeyStore(keys)
-	srv := New(Config{Keys: keys, Metrics: m, Profiles: map[string]*Profile{"default": {Key: "rsa", Access: Access{Anyone: true}}}})
+	srv := New(Config{Keys: keys, Metrics: m, Profiles: map[string]*Profile{"default": {Key: "rsa", Access: Access{Anyone: true}}}, Admin: Access{Anyone: true}})
 	c := serveUnix(t, srv)
 	do(t, c, "POST", "/v1/soap/sign?profile=default", "text/xml", string(testutil.ReadTestdata(t, "envelope-soap11.xml")), nil)
 	do(t, c, "POST", "/v1/soap/sign?profile=default", "text/xml", "<x", nil)

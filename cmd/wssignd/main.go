@@ -233,6 +233,10 @@ func buildHandler(c *config.Config, ks *keyStore, log *slog.Logger, l *lasting) 
 	if err != nil {
 		return nil, err
 	}
+	admin, err := adminAccess(c)
+	if err != nil {
+		return nil, err
+	}
 	h := api.New(api.Config{
 		Keys:                 ks,
 		Profiles:             profiles,
@@ -248,11 +252,25 @@ func buildHandler(c *config.Config, ks *keyStore, log *slog.Logger, l *lasting) 
 		MaxInFlightBodyBytes: c.Limits.MaxInFlightBodyBytes,
 		BodyIdleTimeout:      c.Limits.BodyIdleTimeout.Duration,
 		Limiter:              l.limiter,
+		Admin:                admin,
 		Log:                  log,
 		Audit:                auditLogger(log),
 		Metrics:              l.metrics,
 	})
 	return &generation{cfg: c, ks: ks, handler: h}, nil
+}
+
+// adminAccess resolves admin_users and admin_groups; without either, the
+// administrators are root and the daemon's own user and group.
+func adminAccess(c *config.Config) (api.Access, error) {
+	if len(c.AdminUsers) == 0 && len(c.AdminGroups) == 0 {
+		return api.Access{}, nil // api.Config's default
+	}
+	a, err := resolveAccess(c.AdminUsers, c.AdminGroups)
+	if err != nil {
+		return a, fmt.Errorf("admin: %v", err)
+	}
+	return a, nil
 }
 
 // retire waits for the generation's requests in flight, then closes its tokens.

@@ -37,6 +37,17 @@ type Config struct {
 	LogLevel string `toml:"log_level"`
 	// LogFormat is text or json. Default text.
 	LogFormat string `toml:"log_format"`
+	// AdminUsers and AdminGroups (names or numbers) may read the daemon's
+	// details: every series of GET /metrics (token names and states, every
+	// key's counts, the Go runtime and the process) and each token's state
+	// in GET /readyz. Any other client of the socket gets from /metrics
+	// only the series labelled with a key it may use (the access of
+	// GET /v1/keys, plus decrypt profiles and raw signing), and from
+	// /readyz only the verdict. Default (both empty): root, and the
+	// daemon's own user and group (wssignd under the shipped unit): put a
+	// Prometheus scraper in that group, or name it here.
+	AdminUsers  []string `toml:"admin_users"`
+	AdminGroups []string `toml:"admin_groups"`
 	// Modules is the allow-list of PKCS#11 module paths a token may load.
 	// PKCS#11 modules are native code: nothing else is ever loaded.
 	Modules []string `toml:"modules"`
@@ -74,13 +85,13 @@ type Limits struct {
 	// clients that send slowly do not hold places. Default 64.
 	MaxConcurrent int `toml:"max_concurrent"`
 	// MaxConcurrentPerPeer is the most requests one caller (uid) may have
-	// in flight, body reading included; more get 429 too-many-requests.
+	// in flight, body reading included; more get 503 too-many-requests.
 	// Default max_concurrent / 4 (at least 1).
 	MaxConcurrentPerPeer int `toml:"max_concurrent_per_peer"`
 	// MaxInFlightBodyBytes bounds the request-body bytes held at once
 	// (each body counts its Content-Length, or max_body_bytes without one);
 	// more get 503 overloaded, and one caller may hold a quarter of it (at
-	// least max_body_bytes; more get 429). Memory per request is a small
+	// least max_body_bytes; more get 503 too-many-requests). Memory per request is a small
 	// multiple of its body, so this, not max_concurrent × max_body_bytes,
 	// bounds the memory requests use. Default 8 × max_body_bytes (128 MiB);
 	// at least max_body_bytes.
