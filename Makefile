@@ -42,9 +42,9 @@ test: deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
+## lint: gofmt, go vet, staticcheck and govulncheck (pinned, from the Go module proxy)
 lint:
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
-	$(GO) vet ./...
+	@GO=$(GO) scripts/lint.sh
 
 ## clean: removes what the build and make bench make. distclean also removes the dev token,
 ## its keys and config under var/ and the socket directory run/ (make run creates new ones).

@@ -2,6 +2,7 @@ package api
 
 import (
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"fmt"
 	"go/ast"
@@ -19,6 +20,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/wssignd/wssignd/client"
 	"github.com/wssignd/wssignd/internal/testutil"
 	"github.com/wssignd/wssignd/wss"
 )
@@ -266,19 +268,24 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"KeyInfo", reflect.TypeFor[KeyInfo]()},
 		{"RawSignRequest", reflect.TypeFor[RawSignRequest]()},
 		{"RawSignResponse", reflect.TypeFor[RawSignResponse]()},
-		{"VerifyResult", reflect.TypeFor[VerifyResult]()},
-		{"VerifySigner", reflect.TypeFor[VerifySigner]()},
-		{"VerifyTimestamp", reflect.TypeFor[VerifyTimestamp]()},
-		{"VerifyAlgorithms", reflect.TypeFor[VerifyAlgorithms]()},
-		{"VerifyExplain", reflect.TypeFor[VerifyExplain]()},
-		// What the server encodes (wss), besides the client's mirror types.
+		// What the Go client decodes.
+		{"Problem", reflect.TypeFor[client.Problem]()},
+		{"KeyInfo", reflect.TypeFor[client.KeyInfo]()},
+		{"RawSignRequest", reflect.TypeFor[client.RawSignRequest]()},
+		{"RawSignResponse", reflect.TypeFor[client.RawSignResponse]()},
+		{"VerifyResult", reflect.TypeFor[client.VerifyResult]()},
+		{"VerifySigner", reflect.TypeFor[client.VerifySigner]()},
+		{"VerifyTimestamp", reflect.TypeFor[client.VerifyTimestamp]()},
+		{"VerifyAlgorithms", reflect.TypeFor[client.VerifyAlgorithms]()},
+		{"VerifyExplain", reflect.TypeFor[client.VerifyExplain]()},
+		{"Health", reflect.TypeFor[client.Health]()},
+		{"Readiness", reflect.TypeFor[client.Readiness]()},
+		// What the server encodes (wss).
 		{"VerifyResult", reflect.TypeFor[wss.VerifyResult]()},
 		{"VerifySigner", reflect.TypeFor[wss.SignerInfo]()},
 		{"VerifyTimestamp", reflect.TypeFor[wss.TimestampInfo]()},
 		{"VerifyAlgorithms", reflect.TypeFor[wss.AlgorithmInfo]()},
 		{"VerifyExplain", reflect.TypeFor[wss.RefExplain]()},
-		{"Health", reflect.TypeFor[Health]()},
-		{"Readiness", reflect.TypeFor[Readiness]()},
 	} {
 		name, typ := tc.name, tc.typ
 		schema := get(t, doc, "components", "schemas", name).(yamlMap)
@@ -388,4 +395,38 @@ func keysOf(m yamlMap) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// testKeys and clientTestConfig mirror apitest.Keys and apitest.Config,
+// which this package's own tests cannot import (apitest imports api).
+func clientTestConfig(t *testing.T, keys *memKeys) Config {
+	t.Helper()
+	me := Access{UIDs: []uint32{uint32(os.Getuid())}}
+	other := Access{UIDs: []uint32{4_000_000_000}}
+	trust, err := wss.NewTrustStore(wss.TrustConfig{Pinned: []*x509.Certificate{keys.creds["rsa"].Chain[0]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Config{
+		EncryptProfiles: map[string]*EncryptProfile{
+			"to-rsa":    {Encrypt: wss.EncryptOptions{Recipient: keys.creds["rsa"].Chain[0]}, Access: me},
+			"requester": {AllowRecipientHeader: true, Access: me},
+		},
+		DecryptProfiles: map[string]*DecryptProfile{"rsa": {Key: "rsa", Access: me}},
+		VerifyProfiles: map[string]*VerifyProfile{
+			"rsa": {Verify: wss.VerifyOptions{Trust: trust, Replay: wss.NewReplayCache(100)}, Access: me},
+		},
+		Keys: keys,
+		Profiles: map[string]*Profile{
+			"default": {Key: "rsa", Access: me},
+			"ec":      {Key: "ec", Access: me},
+			"nobody":  {Key: "ec", Access: other},
+		},
+		RawKeys:      map[string]Access{"rsa": me, "ec": me, "other": other},
+		MaxBodyBytes: 4096,
+	}
+}
+
+func testKeys(t *testing.T) *memKeys {
+	return &memKeys{creds: map[string]wss.Credential{"rsa": loadCred(t, "rsa2048"), "ec": loadCred(t, "ecp256")}}
 }

@@ -435,9 +435,12 @@ func (s *Server) handleSign(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	cred, err := s.credential(r.Context(), p.Key)
-	if err != nil {
-		return err
+	// A profile without a signature (UsernameToken only) uses no key.
+	var cred wss.Credential
+	if !p.Sign.NoSignature {
+		if cred, err = s.credential(r.Context(), p.Key); err != nil {
+			return err
+		}
 	}
 	if p.Encrypt != "" && p.EncryptBeforeSign {
 		if body, err = s.encryptWithProfile(r, p.Encrypt, body); err != nil {
@@ -445,6 +448,9 @@ func (s *Server) handleSign(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	opts := p.Sign
+	if opts.ConfirmValues, err = confirmValues(r, p.Sign.SignatureConfirmation); err != nil {
+		return err
+	}
 	opts.Limits = s.cfg.Limits
 	opts.Now = s.cfg.Now
 	// The media type names the SOAP version (text/xml 1.1,
@@ -462,7 +468,7 @@ func (s *Server) handleSign(w http.ResponseWriter, r *http.Request) error {
 	start := time.Now()
 	res, err := wss.Sign(body, cred, opts)
 	dur := time.Since(start)
-	if err == nil || wss.CodeOf(err) == wss.CodeSigningFailed {
+	if !p.Sign.NoSignature && (err == nil || wss.CodeOf(err) == wss.CodeSigningFailed) {
 		// The key was used (or its use was attempted); an envelope refused
 		// before signing is not a key operation.
 		s.cfg.Metrics.observeKeyOp(p.Key, "sign", err, dur)
@@ -482,8 +488,10 @@ func (s *Server) handleSign(w http.ResponseWriter, r *http.Request) error {
 	}
 	h := w.Header()
 	h.Set("Content-Type", r.Header.Get("Content-Type"))
-	h.Set("Wssignd-Key", p.Key)
-	h.Set("Wssignd-Cert-Serial", certSerial(cred.Chain[0]))
+	if !p.Sign.NoSignature {
+		h.Set("Wssignd-Key", p.Key)
+		h.Set("Wssignd-Cert-Serial", certSerial(cred.Chain[0]))
+	}
 	if out != nil {
 		_, _ = w.Write(out)
 		return nil
@@ -533,7 +541,7 @@ func (s *Server) handleKeys(w http.ResponseWriter, r *http.Request) error {
 	peer := PeerFrom(r.Context())
 	byKey := map[string][]string{}
 	for name, p := range s.cfg.Profiles {
-		if p.Access.Allows(peer) {
+		if p.Access.Allows(peer) && p.Key != "" {
 			byKey[p.Key] = append(byKey[p.Key], name)
 		}
 	}

@@ -45,11 +45,17 @@ func TestPresetsGolden(t *testing.T) {
 		{"ehealth-be", preset(PresetEHealthBE, nil), "envelope-soap11.xml"},
 		{"dian-co", preset(PresetDIANCo, nil), "envelope-soap12-wsa.xml"},
 		{"sat-mx", preset(PresetSATMX, nil), "envelope-soap11.xml"},
+		{"face-es", preset(PresetFACeES, nil), "envelope-soap11.xml"},
+		{"irs-aca", preset(PresetIRSACA, nil), "envelope-irs-aca.xml"},
+		{"sunat-pe", preset(PresetSUNATPE, func(o *SignOptions) {
+			o.UsernameToken.Username, o.UsernameToken.Password = "20123456789MODDATOS", "moddatos"
+		}), "envelope-soap11.xml"},
 		{"ref-issuer-serial", preset(PresetBSPDefault, func(o *SignOptions) {
 			o.TokenReference, o.Parts = RefIssuerSerial, []Part{PartBody, PartTimestamp}
 		}), "envelope-soap11.xml"},
 		{"ref-ski", preset(PresetBSPDefault, func(o *SignOptions) { o.TokenReference, o.Parts = RefSKI, []Part{PartBody, PartTimestamp} }), "envelope-soap11.xml"},
 		{"ref-thumbprint-bst", preset(PresetBSPDefault, func(o *SignOptions) { o.TokenReference, o.IncludeBST = RefThumbprint, true }), "envelope-soap11.xml"},
+		{"ref-pkipath", preset(PresetBSPDefault, func(o *SignOptions) { o.BSTValueType = ValueTypeX509PKIPath }), "envelope-soap11.xml"},
 		{"ref-x509-keyid", preset(PresetBSPDefault, func(o *SignOptions) {
 			o.TokenReference, o.Parts = RefX509KeyIdentifier, []Part{PartBody, PartTimestamp}
 		}), "envelope-soap11.xml"},
@@ -65,7 +71,7 @@ func TestPresetsGolden(t *testing.T) {
 		t.Run(golden, func(t *testing.T) {
 			opts := tc.opts()
 			opts.Now, opts.Rand = fixedNow, &countingReader{}
-			res, _ := signOK(t, testutil.ReadTestdata(t, tc.envelope), cred, opts)
+			res := signChecked(t, testutil.ReadTestdata(t, tc.envelope), cred, opts)
 			path := filepath.Join(testutil.RepoRoot(t), "testdata", "golden", golden)
 			if *update {
 				if err := os.WriteFile(path, res.Envelope, 0o644); err != nil {
@@ -94,7 +100,7 @@ func TestPresetShapes(t *testing.T) {
 	}{
 		{PresetBSPDefault, "envelope-soap11.xml", []string{"Body", "Timestamp", "BinarySecurityToken"}, false, AlgRSASHA256},
 		{PresetDigikoppeling, "envelope-wsa.xml", []string{"Body", "To", "Action", "MessageID", "ReplyTo", "Timestamp"}, false, AlgRSASHA256},
-		{PresetEHealthBE, "envelope-soap12.xml", []string{"BinarySecurityToken", "Timestamp", "Body"}, false, AlgRSASHA256},
+		{PresetEHealthBE, "envelope-soap11.xml", []string{"BinarySecurityToken", "Timestamp", "Body"}, false, AlgRSASHA256},
 		{PresetDIANCo, "envelope-soap12-wsa.xml", []string{"To"}, true, AlgRSASHA256},
 		{PresetSATMX, "envelope-soap11.xml", []string{"Timestamp"}, false, AlgRSASHA1},
 	} {

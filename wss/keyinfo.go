@@ -18,7 +18,8 @@ type TokenReference string
 
 const (
 	// RefDirect: wsse:Reference URI="#BST-Id" to the BinarySecurityToken
-	// (the default, and the only one WS-I BSP 1.1 recommends).
+	// (the default, and the only one WS-I BSP 1.1 recommends). A reference
+	// to an X509PKIPathv1 token carries wsse11:TokenType (BSP R5215).
 	RefDirect TokenReference = "direct"
 	// RefIssuerSerial: ds:X509Data/ds:X509IssuerSerial, issuer DN as
 	// RFC 4514 text, serial in decimal.
@@ -31,7 +32,10 @@ const (
 	// certificate's DER.
 	RefThumbprint TokenReference = "thumbprint"
 	// RefX509KeyIdentifier: wsse:KeyIdentifier of ValueType #X509v3 holding
-	// the whole certificate (X.509 Token Profile 1.0 style).
+	// the whole certificate (X.509 Token Profile 1.0 style, WSS4J's
+	// X509KeyIdentifier). WS-I BSP 1.1 R5206 allows only the subject key
+	// identifier and thumbprint KeyIdentifiers for X.509 tokens, so this
+	// form is for services that ask for it (WSS4J accepts it).
 	RefX509KeyIdentifier TokenReference = "x509-key-identifier"
 )
 
@@ -63,6 +67,24 @@ func bstValue(valueType string, chain []*x509.Certificate) (string, error) {
 		return base64.StdEncoding.EncodeToString(der), nil
 	}
 	return "", errorf(CodeUnsupported, "unknown BinarySecurityToken value type %q", valueType)
+}
+
+// strTokenType returns the wsse11:TokenType attribute (with its namespace
+// declaration) that the SecurityTokenReference for ref carries, or "".
+//
+// WS-I BSP 1.1 R5215 requires it on every reference to an X509PKIPathv1
+// token: a direct reference to a PkiPath BinarySecurityToken. The other
+// forms name one certificate (the leaf), not the PkiPath token, even when a
+// PkiPath BinarySecurityToken is sent beside them, so they carry none: BSP
+// requires no TokenType for an X509v3 token, and WS-Security 1.1 §7.1 makes
+// the attribute optional, to be consistent with the ValueType when present
+// (R3074). taken are the prefixes the STR element already uses.
+func strTokenType(ref TokenReference, bstValueType string, taken []string) string {
+	if !ref.needsBST() || bstValueType != ValueTypeX509PKIPath {
+		return ""
+	}
+	p := freePrefix(nil, "wsse11", taken)
+	return ` xmlns:` + p + `="` + NSWSSE11 + `" ` + p + `:TokenType="` + ValueTypeX509PKIPath + `"`
 }
 
 // strContent renders the children of the SecurityTokenReference for ref.

@@ -17,7 +17,6 @@ import (
 	"io"
 	"math/big"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -33,7 +32,8 @@ type Credential struct {
 // the Timestamp and BinarySecurityToken that Sign adds; the UsernameToken
 // that Sign adds, else the caller's in the Security header Sign extends);
 // any other QName is looked up among the SOAP header blocks and the
-// children of the Security header Sign extends.
+// children of the Security header Sign extends (Space AnyNamespace matches
+// the local name in any namespace).
 type Part struct {
 	Space    string // namespace URI
 	Local    string // local name
@@ -91,6 +91,35 @@ type SignOptions struct {
 	TimestampMillis bool
 	// NoExpires leaves wsu:Expires out of the Timestamp.
 	NoExpires bool
+	// TimestampZone is how Created and Expires, always in UTC, name their
+	// zone: "" or "Z" (the usual form), or "+00:00" (the same instant as
+	// an offset, which some services' clients write).
+	TimestampZone string
+	// NoTimestamp sends no wsu:Timestamp (a Timestamp part must then be
+	// optional).
+	NoTimestamp bool
+	// NoSignature sends the Security header without a Signature: only the
+	// UsernameToken and, unless NoTimestamp, the Timestamp. Parts must be
+	// empty, and Sign needs no credential.
+	NoSignature bool
+	// NoTransforms writes References without Transforms. XML-DSig
+	// §4.3.3.2 then digests each referenced element's Canonical XML 1.0
+	// (inclusive) form, which Sign computes (ancestors of the signed
+	// elements must carry no xml:* attribute). WS-I BSP 1.1 R5416 requires
+	// Transforms: this is for services whose clients send none.
+	NoTransforms bool
+	// NoMustUnderstand leaves the mustUnderstand attribute off a new
+	// Security header.
+	NoMustUnderstand bool
+	// SignatureConfirmation adds, before the Signature, one signed
+	// wsse11:SignatureConfirmation (WS-Security 1.1 §8.5) per value of
+	// ConfirmValues, or a single one without Value when ConfirmValues is
+	// empty (the request answered was unsigned).
+	SignatureConfirmation bool
+	// ConfirmValues are the ds:SignatureValue octets of the request's
+	// signatures (see RequestSignatureValues); per request, at most
+	// MaxConfirmations.
+	ConfirmValues [][]byte
 	// TokenReference is how KeyInfo references the certificate; "" means RefDirect.
 	TokenReference TokenReference
 	// IncludeBST adds the BinarySecurityToken even when TokenReference does
@@ -101,7 +130,9 @@ type SignOptions struct {
 	BSTValueType string
 	// InclusivePrefixes adds an ec:InclusiveNamespaces PrefixList, computed
 	// with VisiblyUsedPrefixes, to the SignedInfo CanonicalizationMethod and
-	// to each Reference's exclusive C14N transform.
+	// to each Reference's exclusive C14N transform. Without it a Reference
+	// gets a PrefixList only when its element holds xsi:type values, naming
+	// their prefixes (WS-I BSP 1.1 R5405, R5407).
 	InclusivePrefixes bool
 	// Actor is the SOAP 1.1 actor / SOAP 1.2 role of the Security header;
 	// "" means none (the ultimate receiver). A Security header already in
@@ -166,6 +197,12 @@ func (opts *SignOptions) includeBST() bool { return opts.TokenReference.needsBST
 // that mismatches are configuration errors, not request errors; Sign calls
 // it too.
 func CheckSignOptions(opts SignOptions, cred Credential) error {
+	if err := checkHeaderOptions(&opts); err != nil {
+		return err
+	}
+	if opts.NoSignature {
+		return nil
+	}
 	if cred.Signer == nil || len(cred.Chain) == 0 || cred.Chain[0] == nil {
 		return errorf(CodeInternal, "credential without signer or certificate")
 	}
@@ -179,25 +216,6 @@ func CheckSignOptions(opts SignOptions, cred Credential) error {
 	}
 	if err := checkTokenReference(&opts, cred.Chain); err != nil {
 		return err
-	}
-	if opts.Layout != "" && !slices.Contains(Layouts, opts.Layout) {
-		return errorf(CodeUnsupported, "unknown layout %q", opts.Layout)
-	}
-	switch opts.SOAPVersion {
-	case "", "1.1", "1.2":
-	default:
-		return errorf(CodeUnsupported, "unknown SOAP version %q", opts.SOAPVersion)
-	}
-	if opts.TTL < 0 {
-		return errorf(CodeUnsupported, "negative Timestamp TTL")
-	}
-	if opts.UsernameToken != nil {
-		if err := opts.UsernameToken.check(); err != nil {
-			return err
-		}
-	}
-	if strings.ContainsFunc(opts.Actor, func(r rune) bool { return r < 0x20 && r != '\t' && r != '\n' && r != '\r' }) {
-		return errorf(CodeUnsupported, "actor holds characters XML cannot carry")
 	}
 	for _, p := range opts.Parts {
 		if p == PartBST && !opts.includeBST() {
@@ -215,6 +233,9 @@ func CheckSignOptions(opts SignOptions, cred Credential) error {
 func Sign(raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
 	if err := CheckSignOptions(opts, cred); err != nil {
 		return nil, err
+	}
+	if opts.NoSignature {
+		return addHeader(raw, opts)
 	}
 	sm, dm, _ := opts.methods(cred.Signer.Public())
 	parts := opts.Parts
@@ -238,7 +259,7 @@ func Sign(raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
 	// hash during the scan's one pass over the input (with InclusivePrefixes
 	// its PrefixList must be known first, so it is not).
 	var body *bodyDigest
-	if !opts.InclusivePrefixes && slices.ContainsFunc(parts, isBodyPart) {
+	if !opts.InclusivePrefixes && !opts.NoTransforms && slices.ContainsFunc(parts, isBodyPart) {
 		body = &bodyDigest{h: digestAlgs[dm].hash.New(), rnd: rnd}
 		defer body.release()
 	}
@@ -246,17 +267,16 @@ func Sign(raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := body.settle(env); errors.Is(err, errBodyIDTaken) {
+	if err := body.settle(env); errors.Is(err, errBodyIDTaken) || err == nil && body != nil && len(body.qnames.set) > 0 {
+		// The Body's Id was taken, or its xsi:type values need a
+		// PrefixList: digest it the usual way.
 		body.release()
 		body = nil
 	} else if err != nil {
 		return nil, err
 	}
-	switch {
-	case opts.SOAPVersion == "1.1" && env.version != soap11:
-		return nil, errorf(CodeInvalidSOAP, "the profile accepts SOAP 1.1 only; this is a SOAP 1.2 envelope")
-	case opts.SOAPVersion == "1.2" && env.version != soap12:
-		return nil, errorf(CodeInvalidSOAP, "the profile accepts SOAP 1.2 only; this is a SOAP 1.1 envelope")
+	if err := checkVersion(&opts, env); err != nil {
+		return nil, err
 	}
 	s := &signer{env: env, rnd: rnd, opts: &opts, leaf: cred.Chain[0], body: body}
 	if err := s.plan(parts); err != nil {
@@ -278,8 +298,20 @@ func Sign(raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
 			}
 		}
 	}
-	if s.tsID, err = s.newID("TS-"); err != nil {
-		return nil, err
+	if !opts.NoTimestamp {
+		if s.tsID, err = s.newID("TS-"); err != nil {
+			return nil, err
+		}
+	}
+	if opts.SignatureConfirmation {
+		for i := range max(1, len(opts.ConfirmValues)) {
+			id, err := s.newID("SC-")
+			if err != nil {
+				return nil, err
+			}
+			s.scIDs = append(s.scIDs, id)
+			s.refs = append(s.refs, &reference{kind: refSigConf, n: i, id: id})
+		}
 	}
 	if s.sigID, err = s.newID("SIG-"); err != nil {
 		return nil, err
@@ -295,6 +327,7 @@ func Sign(raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
 			r.id = s.bstID
 		case refUsernameToken:
 			r.id = s.utID
+		case refSigConf:
 		default:
 			if body != nil && r.el == env.body {
 				r.id, r.addID = body.id, body.addID
@@ -307,15 +340,7 @@ func Sign(raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
 			}
 		}
 	}
-	layout, precision := "2006-01-02T15:04:05Z", time.Second
-	if opts.TimestampMillis {
-		layout, precision = "2006-01-02T15:04:05.000Z", time.Millisecond
-	}
-	created := now().UTC().Truncate(precision)
-	s.created = created.Format(layout)
-	if !opts.NoExpires {
-		s.expires = created.Add(ttl).Format(layout)
-	}
+	s.created, s.expires = timestampTimes(&opts, now(), ttl)
 	if s.bstID != "" {
 		if s.bst, err = bstValue(opts.BSTValueType, cred.Chain); err != nil {
 			return nil, err
@@ -368,6 +393,7 @@ const (
 	refTimestamp
 	refBST
 	refUsernameToken // the UsernameToken Sign adds
+	refSigConf       // a SignatureConfirmation Sign adds
 )
 
 type reference struct {
@@ -375,6 +401,7 @@ type reference struct {
 	el    *element // for refElement
 	id    string
 	addID bool // the element gets a new wsu:Id attribute
+	n     int  // for refSigConf: which one
 }
 
 type signer struct {
@@ -386,6 +413,7 @@ type signer struct {
 
 	sec                             *element // the caller's Security header we extend, or nil
 	bstID, tsID, sigID, strID, utID string
+	scIDs                           []string // the SignatureConfirmations' Ids
 	created, expires, bst, sm, dm   string
 	nonce                           []byte
 	ins                             insertion
@@ -417,7 +445,7 @@ func (s *signer) plan(parts []Part) error {
 		}
 		s.sec = sec
 	}
-	if s.sec != nil {
+	if s.sec != nil && !s.opts.NoTimestamp {
 		for _, c := range s.sec.children {
 			if c.space == NSWSU && c.local == "Timestamp" {
 				return errorf(CodeInvalidSOAP, "the Security header for this actor already holds a Timestamp; a second one is not allowed")
@@ -443,7 +471,11 @@ func (s *signer) plan(parts []Part) error {
 		case isBodyPart(p):
 			add(env.body)
 		case p == PartTimestamp || p == (Part{Space: NSWSU, Local: "Timestamp", Optional: true}):
-			addOwn(refTimestamp)
+			if !s.opts.NoTimestamp {
+				addOwn(refTimestamp)
+			} else if !p.Optional {
+				return errorf(CodeMissingPart, "required part Timestamp is not sent (the profile sends no Timestamp)")
+			}
 		case p.Space == NSWSSE && p.Local == "BinarySecurityToken":
 			if s.opts.includeBST() {
 				addOwn(refBST)
@@ -462,7 +494,7 @@ func (s *signer) plan(parts []Part) error {
 				candidates = append(candidates, s.sec.children...)
 			}
 			for _, el := range candidates {
-				if el.space == p.Space && el.local == p.Local {
+				if (el.space == p.Space || p.Space == AnyNamespace) && el.local == p.Local {
 					add(el)
 					found = true
 				}
@@ -622,6 +654,8 @@ func (s *signer) digestReferences() ([]string, error) {
 				piece = s.ins.bst
 			case refUsernameToken:
 				piece = s.ins.ut
+			case refSigConf:
+				piece = s.ins.sc[s.refs[i].n]
 			}
 			if err := s.canonicalizePiece(piece, s.ins.scope, start(i)); err != nil {
 				return &Error{Code: CodeInternal, Msg: "reading the generated Security content failed", Err: err}
@@ -635,7 +669,41 @@ func (s *signer) digestReferences() ([]string, error) {
 		}
 		return nil
 	}
-	if s.opts.InclusivePrefixes {
+	if s.opts.NoTransforms {
+		// Each Reference's digest is its Canonical XML 1.0 form: exclusive
+		// C14N with every namespace in scope or declared listed.
+		if s.inheritedXMLAttrs() {
+			return nil, errorf(CodeUnsupported, "References without Transforms digest inclusive C14N, which would copy the xml:* attributes of the Envelope, Header or Security header onto each signed element; remove them or use Transforms")
+		}
+		sinks := make([]*inclusiveSink, len(s.refs))
+		if err := pass(func(i int) tokenSink {
+			sinks[i] = newInclusiveSink()
+			return sinks[i]
+		}); err != nil {
+			return nil, err
+		}
+		s.refPL = make([][]string, len(s.refs))
+		for i, u := range sinks {
+			s.refPL[i] = u.sorted()
+		}
+	} else if !s.opts.InclusivePrefixes {
+		// Only the prefixes of QName values need listing (BSP R5405).
+		qn := make([]*qnamePrefixSink, len(s.refs))
+		if err := pass(func(i int) tokenSink {
+			qn[i] = newQNamePrefixSink()
+			return qn[i]
+		}); err != nil {
+			return nil, err
+		}
+		for i, q := range qn {
+			if pl := q.sorted(); pl != nil {
+				if s.refPL == nil {
+					s.refPL = make([][]string, len(s.refs))
+				}
+				s.refPL[i] = pl
+			}
+		}
+	} else {
 		used := make([]*usedPrefixSink, len(s.refs))
 		if err := pass(func(i int) tokenSink {
 			used[i] = &usedPrefixSink{set: map[string]struct{}{}}

@@ -24,10 +24,11 @@ type insertion struct {
 	// the Signature); siScope inside the Signature, for SignedInfo.
 	scope, siScope nsScope
 	ut, bst, ts    []byte
-	sigOpen        string // <ds:Signature …>
-	signedInfo     []byte // with the digests; set by canonicalizeSignedInfo
-	keyInfo        string // </ds:SignatureValue><ds:KeyInfo>…</ds:Signature>
-	ds, ec         string // prefixes inside the Signature
+	sc             [][]byte // the SignatureConfirmations
+	sigOpen        string   // <ds:Signature …>
+	signedInfo     []byte   // with the digests; set by canonicalizeSignedInfo
+	keyInfo        string   // </ds:SignatureValue><ds:KeyInfo>…</ds:Signature>
+	ds, ec         string   // prefixes inside the Signature
 }
 
 // cat returns the concatenation of parts as one new byte slice.
@@ -68,7 +69,9 @@ func (s *signer) render() {
 		if soapDecl {
 			b.WriteString(" xmlns:" + soapP + "=\"" + env.version.ns + "\"")
 		}
-		b.WriteString(" " + soapP + ":mustUnderstand=\"" + env.version.mustUnderstand + "\"")
+		if !s.opts.NoMustUnderstand {
+			b.WriteString(" " + soapP + ":mustUnderstand=\"" + env.version.mustUnderstand + "\"")
+		}
 		if s.opts.Actor != "" {
 			b.WriteString(" " + soapP + ":" + actorAttr(env.version) + "=\"" + escapeAttr(s.opts.Actor) + "\"")
 		}
@@ -114,9 +117,12 @@ func (s *signer) render() {
 	if s.expires != "" {
 		expires = "<" + wsu + ":Expires>" + s.expires + "</" + wsu + ":Expires>"
 	}
-	in.ts = cat("<", wsu, ":Timestamp", decls(false, true), " ", wsu, `:Id="`, s.tsID, `"><`, wsu, ":Created>", s.created, "</", wsu, ":Created>",
-		expires, "</", wsu, ":Timestamp>")
+	if s.tsID != "" {
+		in.ts = cat("<", wsu, ":Timestamp", decls(false, true), " ", wsu, `:Id="`, s.tsID, `"><`, wsu, ":Created>", s.created, "</", wsu, ":Created>",
+			expires, "</", wsu, ":Timestamp>")
+	}
 
+	in.sc = renderConfirmations(s.opts.ConfirmValues, s.scIDs, wsu, decls(false, true))
 	in.ds = freePrefix(nil, "ds", []string{wsse, wsu})
 	in.ec = freePrefix(nil, "ec", []string{wsse, wsu, in.ds})
 	in.sigOpen = "<" + in.ds + ":Signature xmlns:" + in.ds + "=\"" + NSDSig + "\"" + decls(true, true) + " Id=\"" + s.sigID + "\">"
@@ -132,7 +138,11 @@ func (s *signer) render() {
 		in.siScope[wsu] = NSWSU
 	}
 	ds := in.ds
-	in.keyInfo = "</" + ds + ":SignatureValue><" + ds + ":KeyInfo><" + wsse + ":SecurityTokenReference " + wsu + `:Id="` + s.strID + `">` +
+	if s.opts.NoSignature {
+		return
+	}
+	in.keyInfo = "</" + ds + ":SignatureValue><" + ds + ":KeyInfo><" + wsse + ":SecurityTokenReference " + wsu + `:Id="` + s.strID + `"` +
+		strTokenType(s.opts.TokenReference, bstVT, []string{ds, wsse, wsu}) + `>` +
 		strContent(s.opts.TokenReference, s.leaf, s.bstID, bstVT, ds, wsse) + "</" + wsse + ":SecurityTokenReference></" + ds + ":KeyInfo></" + ds + ":Signature>"
 }
 
@@ -141,7 +151,7 @@ func (s *signer) render() {
 func (s *signer) renderSignedInfo(digests []string) []byte {
 	ds, ec := s.ins.ds, s.ins.ec
 	inclusive := func(pl []string) string {
-		if !s.opts.InclusivePrefixes {
+		if !s.opts.InclusivePrefixes && len(pl) == 0 {
 			return ""
 		}
 		v := "placeholder"
@@ -170,13 +180,17 @@ func (s *signer) renderSignedInfo(digests []string) []byte {
 				pl = s.refPL[i]
 			}
 		}
-		b = append(b, "<"+ds+":Reference URI=\"#"+r.id+"\"><"+ds+":Transforms><"+ds+":Transform Algorithm=\""+AlgExcC14N+"\""...)
-		if in := inclusive(pl); in != "" {
-			b = append(b, ">"+in+"</"+ds+":Transform>"...)
-		} else {
-			b = append(b, "/>"...)
+		b = append(b, "<"+ds+":Reference URI=\"#"+r.id+"\">"...)
+		if !s.opts.NoTransforms {
+			b = append(b, "<"+ds+":Transforms><"+ds+":Transform Algorithm=\""+AlgExcC14N+"\""...)
+			if in := inclusive(pl); in != "" {
+				b = append(b, ">"+in+"</"+ds+":Transform>"...)
+			} else {
+				b = append(b, "/>"...)
+			}
+			b = append(b, "</"+ds+":Transforms>"...)
 		}
-		b = append(b, "</"+ds+":Transforms><"+ds+":DigestMethod Algorithm=\""+s.dm+"\"/><"+ds+":DigestValue>"+dv+"</"+ds+":DigestValue></"+ds+":Reference>"...)
+		b = append(b, "<"+ds+":DigestMethod Algorithm=\""+s.dm+"\"/><"+ds+":DigestValue>"+dv+"</"+ds+":DigestValue></"+ds+":Reference>"...)
 	}
 	return append(b, "</"+ds+":SignedInfo>"...)
 }
@@ -223,6 +237,10 @@ func (s *signer) splice(sigValue string) [][]byte {
 	}
 
 	sig := [][]byte{[]byte(in.sigOpen), in.signedInfo, []byte("<" + in.ds + ":SignatureValue>" + sigValue + in.keyInfo)}
+	if s.opts.NoSignature {
+		sig = nil
+	}
+	sig = slices.Concat(in.sc, sig)
 	var head, tail [][]byte
 	switch s.opts.Layout {
 	case LayoutTimestampFirst:
@@ -363,7 +381,10 @@ type bodyDigest struct {
 	id    string // the Body's wsu:Id: its own, or the one Sign adds
 	addID bool
 	sink  *c14nSink
-	err   error
+	// qnames finds the prefixes the Body's xsi:type values use; if there
+	// are any, the Body is digested again with them as its PrefixList.
+	qnames *qnamePrefixSink
+	err    error
 }
 
 // hook returns the scan's callback at the Body start tag (nil for a nil b).
@@ -387,7 +408,8 @@ func (b *bodyDigest) hook() func(t *xmlTokenizer, el *element) tokenSink {
 			t.attrs = append(t.attrs, rawAttr{qname: []byte(p + ":Id"), prefix: []byte(p), local: []byte("Id"), uri: bNSWSU, value: []byte(b.id)})
 		}
 		b.sink = newC14NSink(b.h, nil)
-		return b.sink
+		b.qnames = newQNamePrefixSink()
+		return teeSink{b.sink, b.qnames}
 	}
 }
 

@@ -66,7 +66,7 @@ func TestDocsPython(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if xo, ok := testutil.XMLSec1Verify(t, signed, srv.keys.creds["rsa"].Chain[0]); !ok {
+	if xo, ok := testutil.XMLSec1Verify(t, signed, srv.keys.Creds["rsa"].Chain[0]); !ok {
 		t.Errorf("xmlsec1 rejects the python snippet's signed.xml: %s", xo)
 	}
 	// The requests-unixsocket variant needs a package that may not be
@@ -81,7 +81,7 @@ func TestDocsPython(t *testing.T) {
 }
 
 func certSerialHex(t *testing.T, srv *testServer) string {
-	return srv.keys.creds["rsa"].Chain[0].SerialNumber.Text(16)
+	return srv.keys.Creds["rsa"].Chain[0].SerialNumber.Text(16)
 }
 
 // TestDocsJava runs the Java snippet (single-file source launch, JDK 16+)
@@ -112,7 +112,7 @@ func TestDocsJava(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if xo, ok := testutil.XMLSec1Verify(t, signed, srv.keys.creds["rsa"].Chain[0]); !ok {
+	if xo, ok := testutil.XMLSec1Verify(t, signed, srv.keys.Creds["rsa"].Chain[0]); !ok {
 		t.Errorf("xmlsec1 rejects the java snippet's signed.xml: %s", xo)
 	}
 }

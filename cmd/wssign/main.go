@@ -56,7 +56,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/wssignd/wssignd/api"
+	"github.com/wssignd/wssignd/client"
 )
 
 // DefaultSocket is where wssignd listens unless configured otherwise.
@@ -140,7 +140,7 @@ func report(err error, stderr io.Writer) int {
 		return exitOK
 	}
 	var ue *usageError
-	var pe *api.ProblemError
+	var pe *client.ProblemError
 	switch {
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "wssign: %s\n", ue.msg)
@@ -151,7 +151,7 @@ func report(err error, stderr io.Writer) int {
 	case errors.As(err, &pe):
 		fmt.Fprintf(stderr, "wssign: %s\n", pe.Error())
 		return exitFailed
-	case errors.Is(err, api.ErrUnreachable):
+	case errors.Is(err, client.ErrUnreachable):
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err
@@ -191,14 +191,14 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-func (c *command) client(sock string) *api.Client {
+func (c *command) client(sock string) *client.Client {
 	if sock == "" {
 		sock = getenv("WSSIGN_SOCKET")
 	}
 	if sock == "" {
 		sock = DefaultSocket
 	}
-	return api.NewClient(sock)
+	return client.New(sock)
 }
 
 func (c *command) run(args []string) error {
@@ -262,7 +262,7 @@ func (c *command) envelope(args []string) error {
 	case "decrypt":
 		out, err = cl.Decrypt(ctx, *profile, in, *ctype)
 	case "verify":
-		var res *api.VerifyResult
+		var res *client.VerifyResult
 		if res, err = cl.Verify(ctx, *profile, in, *ctype, *explain); err != nil {
 			return err
 		}
@@ -354,7 +354,7 @@ func (c *command) keys(args []string) error {
 		enc := json.NewEncoder(c.stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(struct {
-			Keys []api.KeyInfo `json:"keys"`
+			Keys []client.KeyInfo `json:"keys"`
 		}{keys})
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
@@ -383,7 +383,7 @@ func (c *command) health(args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "alive: %s\n", h.Status)
 	r, err := cl.Ready(ctx)
-	if err != nil && !errors.Is(err, api.ErrNotReady) {
+	if err != nil && !errors.Is(err, client.ErrNotReady) {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "ready: %s\n", r.Status)
@@ -428,7 +428,7 @@ func (c *command) rawSign(args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	sig, err := c.client(*sock).RawSign(ctx, *key, api.RawSignRequest{
+	sig, err := c.client(*sock).RawSign(ctx, *key, client.RawSignRequest{
 		Digest: base64.StdEncoding.EncodeToString(digest), Hash: *hash, Scheme: *scheme, Format: *format,
 	})
 	if err != nil {

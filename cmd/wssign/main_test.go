@@ -2,19 +2,15 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,40 +20,10 @@ import (
 	"testing"
 
 	"github.com/wssignd/wssignd/api"
+	"github.com/wssignd/wssignd/api/apitest"
+	"github.com/wssignd/wssignd/client"
 	"github.com/wssignd/wssignd/internal/testutil"
-	"github.com/wssignd/wssignd/wss"
 )
-
-// memKeys is an in-memory api.KeyStore over the test-only keys in
-// testdata/keys; the SoftHSM2-backed daemon is exercised by
-// cmd/wssignd's tests, which run this CLI as a binary.
-type memKeys struct {
-	creds   map[string]wss.Credential
-	offline bool
-}
-
-func (m *memKeys) Credential(_ context.Context, name string) (wss.Credential, error) {
-	if m.offline {
-		return wss.Credential{}, api.ErrTokenUnavailable
-	}
-	c, ok := m.creds[name]
-	if !ok {
-		return c, errors.New("no such key")
-	}
-	return c, nil
-}
-
-func (m *memKeys) Ready(context.Context) (map[string]string, error) {
-	if m.offline {
-		return map[string]string{"mem": "offline"}, errors.New("offline")
-	}
-	return map[string]string{"mem": "online"}, nil
-}
-
-func loadCred(t *testing.T, name string) wss.Credential {
-	k, c := testutil.TestKey(t, name)
-	return wss.Credential{Signer: k, Chain: []*x509.Certificate{c}}
-}
 
 // ctypeRecorder remembers the Content-Type of the last request, to check
 // what the CLI sent.
@@ -82,52 +48,18 @@ func (c *ctypeRecorder) lastType() string {
 
 type testServer struct {
 	socket string
-	keys   *memKeys
+	keys   *apitest.MemKeys
 	rec    *ctypeRecorder
 }
 
-// startServer serves the real API handler on a fresh Unix socket, with
-// peer credentials as in the daemon.
+// startServer serves the real API handler (apitest.Config) on a fresh Unix
+// socket, with peer credentials as in the daemon.
 func startServer(t *testing.T, offline bool) *testServer {
 	t.Helper()
-	keys := &memKeys{creds: map[string]wss.Credential{"rsa": loadCred(t, "rsa2048"), "ec": loadCred(t, "ecp256")}, offline: offline}
-	me := api.Access{UIDs: []uint32{uint32(os.Getuid())}}
-	other := api.Access{UIDs: []uint32{4_000_000_000}}
-	trust, err := wss.NewTrustStore(wss.TrustConfig{Pinned: []*x509.Certificate{keys.creds["rsa"].Chain[0]}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := &ctypeRecorder{h: api.New(api.Config{
-		Keys: keys,
-		EncryptProfiles: map[string]*api.EncryptProfile{
-			"to-rsa":    {Encrypt: wss.EncryptOptions{Recipient: keys.creds["rsa"].Chain[0]}, Access: me},
-			"requester": {AllowRecipientHeader: true, Access: me},
-		},
-		DecryptProfiles: map[string]*api.DecryptProfile{"rsa": {Key: "rsa", Access: me}},
-		VerifyProfiles: map[string]*api.VerifyProfile{
-			"rsa": {Verify: wss.VerifyOptions{Trust: trust, Replay: wss.NewReplayCache(100)}, Access: me},
-		},
-		Profiles: map[string]*api.Profile{
-			"default": {Key: "rsa", Access: me},
-			"ec":      {Key: "ec", Access: me},
-			"nobody":  {Key: "ec", Access: other},
-		},
-		RawKeys: map[string]api.Access{"rsa": me, "ec": me, "other": other},
-	})}
-	dir, err := os.MkdirTemp("", "wss")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "s")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: rec, ConnContext: api.ConnContext}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return &testServer{socket: sock, keys: keys, rec: rec}
+	keys := apitest.Keys(t)
+	keys.Offline = offline
+	rec := &ctypeRecorder{h: api.New(apitest.Config(t, keys))}
+	return &testServer{socket: apitest.Serve(t, rec), keys: keys, rec: rec}
 }
 
 type result struct {
@@ -180,7 +112,7 @@ func TestCLISign(t *testing.T) {
 			if got := srv.rec.lastType(); got != tc.wantCType {
 				t.Errorf("sent Content-Type %q, want %q", got, tc.wantCType)
 			}
-			if xo, ok := testutil.XMLSec1Verify(t, []byte(r.stdout), srv.keys.creds[tc.key].Chain[0]); !ok {
+			if xo, ok := testutil.XMLSec1Verify(t, []byte(r.stdout), srv.keys.Creds[tc.key].Chain[0]); !ok {
 				t.Errorf("xmlsec1 rejects the CLI's output: %s", xo)
 			}
 		})
@@ -266,12 +198,12 @@ func TestCLIKeys(t *testing.T) {
 		t.Error("keys lists a profile this caller may not use")
 	}
 	r = runCLI("", "-socket", srv.socket, "keys", "-json")
-	var got struct{ Keys []api.KeyInfo }
+	var got struct{ Keys []client.KeyInfo }
 	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || len(got.Keys) != 2 {
 		t.Fatalf("keys -json: %v %s", err, r.stdout)
 	}
 	b, _ := pem.Decode([]byte(got.Keys[1].CertificatePEM))
-	if b == nil || !bytes.Equal(b.Bytes, srv.keys.creds["rsa"].Chain[0].Raw) {
+	if b == nil || !bytes.Equal(b.Bytes, srv.keys.Creds["rsa"].Chain[0].Raw) {
 		t.Error("keys -json: the rsa certificate is not the key's")
 	}
 }
@@ -309,8 +241,8 @@ func TestCLIRawSign(t *testing.T) {
 	if err := os.WriteFile(hexFile, []byte(hex.EncodeToString(digest[:])+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	rsaPub := srv.keys.creds["rsa"].Signer.Public().(*rsa.PublicKey)
-	ecPub := srv.keys.creds["ec"].Signer.Public().(*ecdsa.PublicKey)
+	rsaPub := srv.keys.Creds["rsa"].Signer.Public().(*rsa.PublicKey)
+	ecPub := srv.keys.Creds["ec"].Signer.Public().(*ecdsa.PublicKey)
 	pkcs1 := func(d, sig []byte) bool { return rsa.VerifyPKCS1v15(rsaPub, crypto.SHA256, d, sig) == nil }
 	der := func(d, sig []byte) bool { return ecdsa.VerifyASN1(ecPub, d, sig) }
 	hexArg := hex.EncodeToString(digest[:])
@@ -428,7 +360,7 @@ func TestCLIEncryptDecrypt(t *testing.T) {
 	srv := startServer(t, false)
 	in := string(testutil.ReadTestdata(t, "envelope-soap11.xml"))
 	pemFile := filepath.Join(t.TempDir(), "recipient.pem")
-	if err := os.WriteFile(pemFile, testutil.CertPEM(srv.keys.creds["rsa"].Chain[0]), 0o600); err != nil {
+	if err := os.WriteFile(pemFile, testutil.CertPEM(srv.keys.Creds["rsa"].Chain[0]), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for _, args := range [][]string{{"-profile", "to-rsa"}, {"-profile", "requester", "-recipient-cert", pemFile}} {

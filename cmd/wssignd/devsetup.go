@@ -217,22 +217,57 @@ key = "dev-rsa"
 preset = "digikoppeling"
 allow_users = ["{{.User}}"]
 
-# BinarySecurityToken, Timestamp and Body signed.
+# A Digikoppeling service provider's responses: each sign call passes the
+# request's SignatureValue(s) in the Wssignd-Signature-Confirmation header
+# (or "unsigned"); the response confirms them in signed
+# wsse11:SignatureConfirmation elements.
+[profiles.digikoppeling-response]
+key = "dev-rsa"
+preset = "digikoppeling"
+signature_confirmation = true
+allow_users = ["{{.User}}"]
+
+# SOAP 1.1 only; BinarySecurityToken, Timestamp and Body signed; 60 s.
 [profiles.ehealth-be]
 key = "dev-rsa"
 preset = "ehealth-be"
 allow_users = ["{{.User}}"]
 
-# SOAP 1.2 only; only wsa:To signed, Timestamp unsigned, PrefixLists.
+# SOAP 1.2 only; only wsa:To signed, Timestamp unsigned and first, with
+# milliseconds, PrefixLists, no mustUnderstand.
 [profiles.dian-co]
 key = "dev-rsa"
 preset = "dian-co"
 allow_users = ["{{.User}}"]
 
-# Timestamp only, RSA-SHA1 and SHA-1: legacy, opted in by the preset.
+# SOAP 1.1 only; Timestamp first, milliseconds; Timestamp only, RSA-SHA1
+# and SHA-1: legacy, opted in by the preset.
 [profiles.sat-mx]
 key = "dev-rsa"
 preset = "sat-mx"
+allow_users = ["{{.User}}"]
+
+# SOAP 1.1 only; Timestamp and Body signed by References without
+# Transforms, RSA-SHA512; Timestamp last, 60 s, "+00:00" times.
+[profiles.face-es]
+key = "dev-rsa"
+preset = "face-es"
+allow_users = ["{{.User}}"]
+
+# SOAP 1.1 only; Timestamp, ACATransmitterManifestReqDtl and
+# ACABusinessHeader signed (not the Body); the certificate in a
+# KeyIdentifier; Timestamp valid 600 s.
+[profiles.irs-aca]
+key = "dev-rsa"
+preset = "irs-aca"
+allow_users = ["{{.User}}"]
+
+# A UsernameToken with a PasswordText password and nothing else: no
+# signature, so no key.
+[profiles.sunat-pe]
+preset = "sunat-pe"
+username = "20123456789MODDATOS"
+password_file = "{{.PasswordFile}}"
 allow_users = ["{{.User}}"]
 
 # One profile per token reference. Only "direct" needs the

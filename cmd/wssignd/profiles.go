@@ -35,7 +35,9 @@ func buildProfiles(c *config.Config, ks *keyStore) (map[string]*api.Profile, err
 			probs = append(probs, fmt.Sprintf("profiles.%s: %v", name, err))
 		}
 		ap.Access = acc
-		if cred, err := ks.Credential(context.Background(), p.Key); err == nil {
+		if opts.NoSignature {
+			// No private-key use: nothing to check against the key.
+		} else if cred, err := ks.Credential(context.Background(), p.Key); err == nil {
 			if err := wss.CheckSignOptions(ap.Sign, cred); err != nil {
 				probs = append(probs, fmt.Sprintf("profiles.%s: key %s: %v", name, p.Key, err))
 			} else if err := checkMechanism(ks, p.Key, ap.Sign, cred); err != nil {
@@ -91,6 +93,17 @@ func signOptions(p *config.Profile, configFile string) (wss.SignOptions, error) 
 	if p.TimestampExpires != nil {
 		o.NoExpires = !*p.TimestampExpires
 	}
+	setString(&o.TimestampZone, p.TimestampZone)
+	setNot := func(dst *bool, v *bool) {
+		if v != nil {
+			*dst = !*v
+		}
+	}
+	setNot(&o.NoTimestamp, p.Timestamp)
+	setNot(&o.NoSignature, p.Signature)
+	setNot(&o.NoTransforms, p.ReferenceTransforms)
+	setNot(&o.NoMustUnderstand, p.MustUnderstand)
+	setBool(&o.SignatureConfirmation, p.SignatureConfirmation)
 	if p.TokenReference != "" {
 		o.TokenReference = wss.TokenReference(p.TokenReference)
 	}
@@ -112,7 +125,18 @@ func signOptions(p *config.Profile, configFile string) (wss.SignOptions, error) 
 		if err != nil {
 			return o, err
 		}
-		o.UsernameToken = &wss.UsernameToken{Username: p.Username, Password: pw, Digest: p.PasswordType != "text"}
+		// The password type: the profile's, else the preset's, else digest.
+		digest := p.PasswordType != "text"
+		if p.PasswordType == "" && o.UsernameToken != nil {
+			digest = o.UsernameToken.Digest
+		}
+		o.UsernameToken = &wss.UsernameToken{Username: p.Username, Password: pw, Digest: digest}
+	}
+	if o.NoSignature {
+		// No key to check the options against: check them alone.
+		if err := wss.CheckSignOptions(o, wss.Credential{}); err != nil {
+			return o, err
+		}
 	}
 	return o, nil
 }

@@ -56,7 +56,7 @@ func devProfileEnv(t *testing.T) (*config.Config, *keyStore, map[string]*api.Pro
 // missing) are checked for their error code.
 func TestDevProfilesSignAndXMLSec1Verifies(t *testing.T) {
 	_, ks, profiles := devProfileEnv(t)
-	want := []string{"default", "bsp-default", "digikoppeling", "ehealth-be", "dian-co", "sat-mx",
+	want := []string{"default", "bsp-default", "digikoppeling", "digikoppeling-response", "ehealth-be", "dian-co", "sat-mx", "face-es", "irs-aca", "sunat-pe",
 		"ref-direct", "ref-issuer-serial", "ref-ski", "ref-thumbprint", "ref-x509-key-identifier", "ref-pkipath",
 		"ecdsa-p256", "rsa-pss", "username-token"}
 	var names []string
@@ -69,25 +69,46 @@ func TestDevProfilesSignAndXMLSec1Verifies(t *testing.T) {
 			t.Errorf("the dev config has no profile %q (has %v)", n, names)
 		}
 	}
-	envelopes := []string{"envelope-soap11.xml", "envelope-soap12.xml", "envelope-wsa.xml", "envelope-existing-security.xml", "envelope-soap12-wsa.xml"}
+	envelopes := []string{"envelope-soap11.xml", "envelope-soap12.xml", "envelope-wsa.xml", "envelope-existing-security.xml", "envelope-soap12-wsa.xml", "envelope-irs-aca.xml"}
 	// What must fail, and how; everything else must sign and verify.
 	refuse := map[string]wss.Code{
-		"digikoppeling/envelope-soap11.xml":            wss.CodeMissingPart, // no wsa:To
-		"digikoppeling/envelope-soap12.xml":            wss.CodeInvalidSOAP, // SOAP 1.2
-		"digikoppeling/envelope-existing-security.xml": wss.CodeMissingPart,
-		"digikoppeling/envelope-soap12-wsa.xml":        wss.CodeInvalidSOAP,
-		"dian-co/envelope-soap11.xml":                  wss.CodeInvalidSOAP, // SOAP 1.1
-		"dian-co/envelope-wsa.xml":                     wss.CodeInvalidSOAP,
-		"dian-co/envelope-existing-security.xml":       wss.CodeInvalidSOAP,
-		"dian-co/envelope-soap12.xml":                  wss.CodeMissingPart, // no wsa:To
+		"digikoppeling/envelope-soap11.xml":                     wss.CodeMissingPart, // no wsa:To
+		"digikoppeling/envelope-soap12.xml":                     wss.CodeInvalidSOAP, // SOAP 1.2
+		"digikoppeling/envelope-existing-security.xml":          wss.CodeMissingPart,
+		"digikoppeling/envelope-soap12-wsa.xml":                 wss.CodeInvalidSOAP,
+		"dian-co/envelope-soap11.xml":                           wss.CodeInvalidSOAP, // SOAP 1.1
+		"dian-co/envelope-wsa.xml":                              wss.CodeInvalidSOAP,
+		"dian-co/envelope-existing-security.xml":                wss.CodeInvalidSOAP,
+		"dian-co/envelope-soap12.xml":                           wss.CodeMissingPart, // no wsa:To
+		"digikoppeling/envelope-irs-aca.xml":                    wss.CodeMissingPart,
+		"digikoppeling-response/envelope-soap11.xml":            wss.CodeMissingPart,
+		"digikoppeling-response/envelope-soap12.xml":            wss.CodeInvalidSOAP,
+		"digikoppeling-response/envelope-existing-security.xml": wss.CodeMissingPart,
+		"digikoppeling-response/envelope-soap12-wsa.xml":        wss.CodeInvalidSOAP,
+		"digikoppeling-response/envelope-irs-aca.xml":           wss.CodeMissingPart,
+		"dian-co/envelope-irs-aca.xml":                          wss.CodeInvalidSOAP,
+		"ehealth-be/envelope-soap12.xml":                        wss.CodeInvalidSOAP, // SOAP 1.2
+		"ehealth-be/envelope-soap12-wsa.xml":                    wss.CodeInvalidSOAP,
+		"sat-mx/envelope-soap12.xml":                            wss.CodeInvalidSOAP,
+		"sat-mx/envelope-soap12-wsa.xml":                        wss.CodeInvalidSOAP,
+		"face-es/envelope-soap12.xml":                           wss.CodeInvalidSOAP,
+		"face-es/envelope-soap12-wsa.xml":                       wss.CodeInvalidSOAP,
+		"irs-aca/envelope-soap11.xml":                           wss.CodeMissingPart, // no ACA headers
+		"irs-aca/envelope-wsa.xml":                              wss.CodeMissingPart,
+		"irs-aca/envelope-existing-security.xml":                wss.CodeMissingPart,
+		"irs-aca/envelope-soap12.xml":                           wss.CodeInvalidSOAP,
+		"irs-aca/envelope-soap12-wsa.xml":                       wss.CodeInvalidSOAP,
 	}
 	ctx := context.Background()
 	signed := 0
 	for _, name := range names {
 		p := profiles[name]
-		cred, err := ks.Credential(ctx, p.Key)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
+		var cred wss.Credential
+		if !p.Sign.NoSignature {
+			var err error
+			if cred, err = ks.Credential(ctx, p.Key); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
 		}
 		for _, envName := range envelopes {
 			t.Run(name+"/"+envName, func(t *testing.T) {
@@ -102,6 +123,12 @@ func TestDevProfilesSignAndXMLSec1Verifies(t *testing.T) {
 					t.Fatalf("sign: %v", err)
 				}
 				signed++
+				if p.Sign.NoSignature {
+					if !strings.Contains(string(res.Envelope), "UsernameToken") || strings.Contains(string(res.Envelope), "Signature") {
+						t.Fatalf("want a UsernameToken and no Signature:\n%s", res.Envelope)
+					}
+					return
+				}
 				if strings.Contains(res.SignatureMethod, "rsa-MGF1") {
 					if err := pssVerify(res.Envelope, cred.Chain[0].PublicKey.(*rsa.PublicKey)); err != nil {
 						t.Fatalf("RSA-PSS: %v\n%s", err, res.Envelope)
@@ -146,7 +173,11 @@ func pssVerify(signed []byte, pub *rsa.PublicKey) error {
 			return fmt.Errorf("unexpected digest method")
 		}
 		h := crypto.SHA256.New()
-		if err := wss.CanonicalizeExclusive(h, el, wss.C14NOptions{}); err != nil {
+		var pl []string
+		if in := ref.FindElement("Transforms/Transform/InclusiveNamespaces"); in != nil {
+			pl = strings.Fields(in.SelectAttrValue("PrefixList", ""))
+		}
+		if err := wss.CanonicalizeExclusive(h, el, wss.C14NOptions{InclusivePrefixes: pl}); err != nil {
 			return err
 		}
 		if got := base64.StdEncoding.EncodeToString(h.Sum(nil)); got != ref.SelectElement("DigestValue").Text() {
@@ -238,6 +269,35 @@ func TestSignOptionsFromProfile(t *testing.T) {
 	if o.UsernameToken == nil || o.UsernameToken.Username != "u" || o.UsernameToken.Password != "secret" || o.UsernameToken.Digest {
 		t.Errorf("UsernameToken %v", o.UsernameToken)
 	}
+
+	// The header settings, and a preset's password type kept unless the
+	// profile names one.
+	o, err = signOptions(&config.Profile{Preset: "face-es", ReferenceTransforms: &yes, TimestampZone: "Z", MustUnderstand: &no, Timestamp: &no,
+		Parts: []string{"Body"}}, filepath.Join(dir, "c.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.NoTransforms || o.TimestampZone != "Z" || !o.NoMustUnderstand || !o.NoTimestamp || o.NoSignature || o.SignatureConfirmation {
+		t.Errorf("header settings not applied: %+v", o)
+	}
+	if o, err = signOptions(&config.Profile{Preset: "digikoppeling", SignatureConfirmation: &yes}, filepath.Join(dir, "c.toml")); err != nil || !o.SignatureConfirmation {
+		t.Errorf("signature_confirmation: %v %+v", err, o)
+	}
+	o, err = signOptions(&config.Profile{Preset: "sunat-pe", Username: "u", PasswordFile: "pw"}, filepath.Join(dir, "c.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.NoSignature || !o.NoTimestamp || o.UsernameToken == nil || o.UsernameToken.Digest || o.UsernameToken.Username != "u" {
+		t.Errorf("sunat-pe: %+v %v", o, o.UsernameToken)
+	}
+	o, err = signOptions(&config.Profile{Preset: "sunat-pe", Username: "u", PasswordFile: "pw", PasswordType: "digest", Signature: &no},
+		filepath.Join(dir, "c.toml"))
+	if err != nil || !o.UsernameToken.Digest {
+		t.Errorf("password_type digest over the preset: %v %v", err, o.UsernameToken)
+	}
+	if _, err := signOptions(&config.Profile{Preset: "sunat-pe"}, filepath.Join(dir, "c.toml")); err == nil || !strings.Contains(err.Error(), "user name") {
+		t.Errorf("sunat-pe without a user name: %v", err)
+	}
 }
 
 // TestConfigNamesMatchWSS keeps the names internal/config accepts equal to
@@ -245,6 +305,9 @@ func TestSignOptionsFromProfile(t *testing.T) {
 func TestConfigNamesMatchWSS(t *testing.T) {
 	if !slices.Equal(config.Presets, wss.PresetNames) {
 		t.Errorf("config presets %v, wss %v", config.Presets, wss.PresetNames)
+	}
+	if config.AnyNamespace != wss.AnyNamespace {
+		t.Errorf("config any-namespace %q, wss %q", config.AnyNamespace, wss.AnyNamespace)
 	}
 	var refs, layouts []string
 	for _, r := range wss.TokenReferences {

@@ -392,7 +392,7 @@ func (c *Config) validate() []string {
 	}
 	for _, name := range slices.Sorted(maps.Keys(c.Profiles)) {
 		p := c.Profiles[name]
-		if _, ok := c.Keys[p.Key]; !ok {
+		if _, ok := c.Keys[p.Key]; !ok && (p.Key != "" || p.NeedsKey()) {
 			bad("profiles."+name+".key", "no key named %q", p.Key)
 		}
 		probs = append(probs, p.validate("profiles."+name)...)

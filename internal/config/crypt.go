@@ -120,7 +120,7 @@ func (p *EncryptProfile) validate(f string, c *Config) []string {
 		}
 	}
 	for i, part := range p.Parts {
-		if _, _, _, err := ParsePart(part); err != nil || part == "Timestamp" || part == "BinarySecurityToken" || part == "UsernameToken" {
+		if space, _, _, err := ParsePart(part); err != nil || space == AnyNamespace || part == "Timestamp" || part == "BinarySecurityToken" || part == "UsernameToken" {
 			bad(fmt.Sprintf("%s.parts[%d]", f, i), "want Body or {namespace}localName of a header block, not %q", part)
 		}
 	}

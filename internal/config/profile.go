@@ -13,16 +13,19 @@ import (
 // that may use it. A profile may start from a named preset; every setting
 // it names then overrides the preset's.
 type Profile struct {
-	// Key is the name of a [keys.NAME] table.
+	// Key is the name of a [keys.NAME] table. Required unless signature =
+	// false.
 	Key string `toml:"key"`
 	// Preset is a named starting point: bsp-default, digikoppeling,
-	// ehealth-be, dian-co or sat-mx (see README "Signing presets").
-	// Without a preset the defaults below apply.
+	// ehealth-be, dian-co, sat-mx, face-es, irs-aca or sunat-pe (see
+	// README "Signing profiles and presets"). Without a preset the
+	// defaults below apply.
 	Preset string `toml:"preset"`
 	// Parts to sign, in order: "Body", "Timestamp", "BinarySecurityToken",
-	// "UsernameToken" or "{namespace}localName" for any header block. A
-	// trailing "?" marks a part optional. Default: the preset's, else
-	// ["Body", "Timestamp"].
+	// "UsernameToken" or "{namespace}localName" for any header block
+	// ("{*}localName": in any namespace). A trailing "?" marks a part
+	// optional. Default: the preset's, else ["Body", "Timestamp"] (["Body"]
+	// with timestamp = false, none with signature = false).
 	Parts []string `toml:"parts"`
 	// SignatureMethod is an XML-DSig algorithm URI (RSA PKCS#1 v1.5, RSA-PSS
 	// of RFC 6931 "#sha256-rsa-MGF1" etc., or ECDSA). Default: the preset's,
@@ -38,6 +41,30 @@ type Profile struct {
 	TimestampMillis *bool `toml:"timestamp_millis"`
 	// TimestampExpires = false leaves wsu:Expires out. Default true.
 	TimestampExpires *bool `toml:"timestamp_expires"`
+	// TimestampZone is how Created and Expires (always UTC) end: "Z"
+	// (default) or "+00:00".
+	TimestampZone string `toml:"timestamp_zone"`
+	// Timestamp = false sends no wsu:Timestamp. Default: the preset's, else
+	// true.
+	Timestamp *bool `toml:"timestamp"`
+	// Signature = false sends the Security header without a Signature
+	// (a UsernameToken and/or a Timestamp only); the profile then needs no
+	// key and signs no parts. Default: the preset's, else true.
+	Signature *bool `toml:"signature"`
+	// ReferenceTransforms = false writes References without Transforms,
+	// digesting each signed element's inclusive Canonical XML 1.0 form as
+	// XML Signature prescribes (WS-I BSP requires Transforms; only for
+	// services whose clients send none). Default: the preset's, else true.
+	ReferenceTransforms *bool `toml:"reference_transforms"`
+	// MustUnderstand = false leaves the mustUnderstand attribute off the
+	// Security header wssignd adds. Default: the preset's, else true.
+	MustUnderstand *bool `toml:"must_understand"`
+	// SignatureConfirmation = true makes the profile a responder's: each
+	// sign request passes the SignatureValue(s) of the request it answers
+	// (header Wssignd-Signature-Confirmation, or "unsigned"), and the
+	// response carries a signed wsse11:SignatureConfirmation for each
+	// (WS-Security 1.1 §8.5; Digikoppeling WB014). Default false.
+	SignatureConfirmation *bool `toml:"signature_confirmation"`
 	// TokenReference is how the signature names its certificate: direct (a
 	// reference to the BinarySecurityToken, default), issuer-serial, ski,
 	// thumbprint or x509-key-identifier.
@@ -89,7 +116,7 @@ type Profile struct {
 // Presets, TokenReferences and Layouts are the accepted names; package wss
 // defines what they mean (a test in cmd/wssignd keeps the lists equal).
 var (
-	Presets         = []string{"bsp-default", "digikoppeling", "ehealth-be", "dian-co", "sat-mx"}
+	Presets         = []string{"bsp-default", "digikoppeling", "ehealth-be", "dian-co", "sat-mx", "face-es", "irs-aca", "sunat-pe"}
 	TokenReferences = []string{"direct", "issuer-serial", "ski", "thumbprint", "x509-key-identifier"}
 	Layouts         = []string{"strict", "timestamp-first", "timestamp-last"}
 )
@@ -98,7 +125,11 @@ func (p *Profile) defaults() {
 	if p.Preset != "" {
 		return // the preset supplies what the profile leaves unset
 	}
-	if len(p.Parts) == 0 {
+	switch {
+	case len(p.Parts) > 0 || isFalse(p.Signature):
+	case isFalse(p.Timestamp):
+		p.Parts = []string{"Body"}
+	default:
 		p.Parts = []string{"Body", "Timestamp"}
 	}
 	if p.TimestampTTL.Duration == 0 {
@@ -123,6 +154,18 @@ func (p *Profile) validate(f string) []string {
 	oneOf("bst_value_type", p.BSTValueType, []string{"X509v3", "X509PKIPathv1"})
 	oneOf("soap_version", p.SOAPVersion, []string{"1.1", "1.2"})
 	oneOf("password_type", p.PasswordType, []string{"digest", "text"})
+	oneOf("timestamp_zone", p.TimestampZone, []string{"Z", "+00:00"})
+	if isFalse(p.Signature) {
+		if len(p.Parts) > 0 {
+			bad(f+".parts", "nothing is signed with signature = false")
+		}
+		if p.SignatureConfirmation != nil && *p.SignatureConfirmation {
+			bad(f+".signature_confirmation", "a SignatureConfirmation must be signed: it needs signature = true")
+		}
+		if p.Username == "" && isFalse(p.Timestamp) {
+			bad(f, "signature = false and timestamp = false need a username: the Security header would be empty")
+		}
+	}
 	for i, part := range p.Parts {
 		if _, _, _, err := ParsePart(part); err != nil {
 			bad(fmt.Sprintf("%s.parts[%d]", f, i), "%v", err)
@@ -141,6 +184,18 @@ func (p *Profile) validate(f string) []string {
 		bad(f, "allows nobody: set allow_users or allow_groups (\"*\" allows every client of the socket)")
 	}
 	return probs
+}
+
+func isFalse(b *bool) bool { return b != nil && !*b }
+
+// NeedsKey reports whether the profile signs, and so needs its key. A
+// profile with a preset that sends no signature (sunat-pe) needs none
+// either; the preset names are the ones package wss defines.
+func (p *Profile) NeedsKey() bool {
+	if p.Signature != nil {
+		return *p.Signature
+	}
+	return p.Preset != "sunat-pe"
 }
 
 // ReadPassword reads the UsernameToken password from PasswordFile, taking a
@@ -172,6 +227,10 @@ func (p *Profile) ReadPassword(configFile string) (string, error) {
 	}
 	return s, nil
 }
+
+// AnyNamespace is the namespace of a "{*}localName" part: a signing
+// profile's part that matches the local name in any namespace.
+const AnyNamespace = "*"
 
 // ParsePart parses a parts entry into a namespace URI and local name. The
 // names Body, Timestamp, BinarySecurityToken and UsernameToken stand for

@@ -129,3 +129,84 @@ func TestReadPassword(t *testing.T) {
 		}
 	}
 }
+
+func TestProfileHeaderSettings(t *testing.T) {
+	c, err := Parse("w.toml", []byte(profileBase+`
+timestamp_zone = "+00:00"
+timestamp = false
+reference_transforms = false
+must_understand = false
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Profiles["p"]
+	if p.TimestampZone != "+00:00" || !isFalse(p.Timestamp) || !isFalse(p.ReferenceTransforms) || !isFalse(p.MustUnderstand) || p.Signature != nil {
+		t.Errorf("settings not decoded: %+v", p)
+	}
+	// Without a Timestamp, the default parts are the Body alone.
+	if strings.Join(p.Parts, ",") != "Body" {
+		t.Errorf("default parts without a Timestamp: %v", p.Parts)
+	}
+	if !p.NeedsKey() {
+		t.Error("a signing profile needs no key")
+	}
+
+	// A profile that does not sign needs no key and gets no parts.
+	keyless := strings.Replace(profileBase, `key = "k"`+"\n", "", 1)
+	for _, extra := range []string{
+		"signature = false\nusername = \"u\"\npassword_file = \"pw\"\n",
+		"preset = \"sunat-pe\"\nusername = \"u\"\npassword_file = \"pw\"\n",
+	} {
+		c, err := Parse("w.toml", []byte(keyless+extra))
+		if err != nil {
+			t.Fatalf("%q: %v", extra, err)
+		}
+		if p := c.Profiles["p"]; p.NeedsKey() || p.Parts != nil {
+			t.Errorf("%q: needs a key %v, parts %v", extra, p.NeedsKey(), p.Parts)
+		}
+	}
+	if _, err := Parse("w.toml", []byte(keyless+`preset = "bsp-default"`+"\n")); err == nil || !strings.Contains(err.Error(), "profiles.p.key") {
+		t.Errorf("a signing profile without a key: %v", err)
+	}
+
+	for _, tc := range []struct{ name, extra, want string }{
+		{"bad zone", `timestamp_zone = "+01:00"`, "profiles.p.timestamp_zone"},
+		{"parts without signature", "signature = false\nparts = [\"Body\"]\nusername = \"u\"\npassword_file = \"pw\"", "profiles.p.parts: nothing is signed"},
+		{"empty header", "signature = false\ntimestamp = false", "the Security header would be empty"},
+		{"confirmation without signature", "signature = false\nsignature_confirmation = true\nusername = \"u\"\npassword_file = \"pw\"", "profiles.p.signature_confirmation"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("w.toml", []byte(profileBase+tc.extra+"\n"))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestAnyNamespacePart: "{*}local" is a signing profile's part; verify and
+// encrypt profiles, which match exact QNames, refuse it.
+func TestAnyNamespacePart(t *testing.T) {
+	space, local, _, err := ParsePart("{*}ACATransmitterManifestReqDtl")
+	if err != nil || space != AnyNamespace || local != "ACATransmitterManifestReqDtl" {
+		t.Fatalf("ParsePart: %q %q %v", space, local, err)
+	}
+	if _, err := Parse("w.toml", []byte(profileBase+`parts = ["Timestamp", "{*}X"]`+"\n")); err != nil {
+		t.Errorf("signing profile: %v", err)
+	}
+	has := func(probs []string, want string) bool {
+		for _, p := range probs {
+			if strings.Contains(p, want) {
+				return true
+			}
+		}
+		return false
+	}
+	if probs := (&VerifyProfile{Parts: []string{"{*}X"}}).validate("verify.v", &Config{}); !has(probs, "verify.v.parts[0]") {
+		t.Errorf("verify profile: %v", probs)
+	}
+	if probs := (&EncryptProfile{Parts: []string{"{*}X"}}).validate("encrypt.e", &Config{}); !has(probs, "encrypt.e.parts[0]") {
+		t.Errorf("encrypt profile: %v", probs)
+	}
+}

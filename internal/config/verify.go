@@ -140,8 +140,10 @@ func (p *VerifyProfile) validate(f string, c *Config) []string {
 		}
 	}
 	for i, part := range p.Parts {
-		if _, _, _, err := ParsePart(part); err != nil {
+		if space, _, _, err := ParsePart(part); err != nil {
 			bad(fmt.Sprintf("%s.parts[%d]", f, i), "%v", err)
+		} else if space == AnyNamespace {
+			bad(fmt.Sprintf("%s.parts[%d]", f, i), "%q: a required part names its namespace (\"{*}\" is for signing profiles)", part)
 		}
 	}
 	if p.FutureSkew.Duration < 0 {

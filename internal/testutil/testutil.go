@@ -95,6 +95,9 @@ var XMLSec1IDAttrs = []string{
 	"--id-attr:Id", "From",
 	"--id-attr:Id", "FaultTo",
 	"--id-attr:Id", "RelatesTo",
+	"--id-attr:Id", "ACATransmitterManifestReqDtl",
+	"--id-attr:Id", "ACABusinessHeader",
+	"--id-attr:Id", "SignatureConfirmation",
 }
 
 // XMLSec1Verify has xmlsec1 verify the signature in signed with the public

@@ -1,4 +1,11 @@
-package api
+// Package client calls the wssignd API v1 over the daemon's Unix socket.
+//
+// It depends on the standard library only: programs that use it (the wssign
+// CLI, applications in Go) link neither the server nor the WS-Security code.
+// Every non-2xx response is a *ProblemError carrying the daemon's RFC 9457
+// problem, whose Code is stable; a socket that cannot be reached is
+// ErrUnreachable.
+package client
 
 import (
 	"bytes"
@@ -47,6 +54,48 @@ func (e *ProblemError) Error() string {
 	return s + " (" + code + ")"
 }
 
+// Problem is an RFC 9457 problem details object as the daemon sends it.
+type Problem struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail,omitempty"`
+	Code      string `json:"code"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// KeyInfo is one entry of GET /v1/keys.
+type KeyInfo struct {
+	Name           string    `json:"name"`
+	Algorithm      string    `json:"algorithm"`
+	Profiles       []string  `json:"profiles"`
+	Subject        string    `json:"subject"`
+	Issuer         string    `json:"issuer"`
+	Serial         string    `json:"serial"`
+	NotAfter       time.Time `json:"not_after"`
+	CertificatePEM string    `json:"certificate_pem"`
+	SHA256         string    `json:"sha256"`
+}
+
+// RawSignRequest is the body of POST /v1/keys/{name}/sign.
+type RawSignRequest struct {
+	Digest string `json:"digest"` // standard base64 of the hash value
+	Hash   string `json:"hash"`   // SHA-256, SHA-384 or SHA-512
+	Scheme string `json:"scheme"` // pkcs1v15, pss (salt = hash length) or ecdsa
+	// Format is for ECDSA only: "der" (ASN.1, the default) or "raw" (r‖s,
+	// each left-padded to the curve size, as XML-DSig and JWS want).
+	Format string `json:"format,omitempty"`
+}
+
+// RawSignResponse answers it.
+type RawSignResponse struct {
+	Signature string `json:"signature"` // base64
+}
+
+// RecipientCertHeader carries, on an encrypt request, the recipient's
+// certificate (standard base64 of its DER) when the profile allows it.
+const RecipientCertHeader = "Wssignd-Recipient-Cert"
+
 // Client calls the wssignd API v1 over its Unix socket. It is safe for
 // concurrent use.
 type Client struct {
@@ -61,8 +110,8 @@ const (
 	maxJSONResponse     = 16 << 20
 )
 
-// NewClient returns a client for the daemon listening on socketPath.
-func NewClient(socketPath string) *Client {
+// New returns a client for the daemon listening on socketPath.
+func New(socketPath string) *Client {
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	return &Client{hc: &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {

@@ -1,4 +1,4 @@
-package api
+package client_test
 
 import (
 	"bytes"
@@ -13,7 +13,6 @@ import (
 	"errors"
 	"math/big"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,66 +20,32 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wssignd/wssignd/api"
+	"github.com/wssignd/wssignd/api/apitest"
+	"github.com/wssignd/wssignd/client"
 	"github.com/wssignd/wssignd/internal/testutil"
 	"github.com/wssignd/wssignd/wss"
 )
 
-// serveClient serves New(cfg) on a fresh Unix socket (with peer
-// credentials, as the daemon does) and returns a Client for that socket.
-func serveClient(t *testing.T, cfg Config) *Client {
+// serveClient serves the real API handler with cfg on a fresh Unix socket
+// (with peer credentials, as the daemon does) and returns a Client for it.
+func serveClient(t *testing.T, cfg api.Config) *client.Client {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "wscl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "s")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: New(cfg), ConnContext: ConnContext}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return NewClient(sock)
+	return client.New(apitest.Serve(t, api.New(cfg)))
 }
 
-func clientTestConfig(t *testing.T, keys *memKeys) Config {
+// clientTestConfig is apitest.Config with a 4 KiB body limit.
+func clientTestConfig(t *testing.T, keys *apitest.MemKeys) api.Config {
 	t.Helper()
-	me := Access{UIDs: []uint32{uint32(os.Getuid())}}
-	other := Access{UIDs: []uint32{4_000_000_000}}
-	trust, err := wss.NewTrustStore(wss.TrustConfig{Pinned: []*x509.Certificate{keys.creds["rsa"].Chain[0]}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return Config{
-		EncryptProfiles: map[string]*EncryptProfile{
-			"to-rsa":    {Encrypt: wss.EncryptOptions{Recipient: keys.creds["rsa"].Chain[0]}, Access: me},
-			"requester": {AllowRecipientHeader: true, Access: me},
-		},
-		DecryptProfiles: map[string]*DecryptProfile{"rsa": {Key: "rsa", Access: me}},
-		VerifyProfiles: map[string]*VerifyProfile{
-			"rsa": {Verify: wss.VerifyOptions{Trust: trust, Replay: wss.NewReplayCache(100)}, Access: me},
-		},
-		Keys: keys,
-		Profiles: map[string]*Profile{
-			"default": {Key: "rsa", Access: me},
-			"ec":      {Key: "ec", Access: me},
-			"nobody":  {Key: "ec", Access: other},
-		},
-		RawKeys:      map[string]Access{"rsa": me, "ec": me, "other": other},
-		MaxBodyBytes: 4096,
-	}
-}
-
-func testKeys(t *testing.T) *memKeys {
-	return &memKeys{creds: map[string]wss.Credential{"rsa": loadCred(t, "rsa2048"), "ec": loadCred(t, "ecp256")}}
+	cfg := apitest.Config(t, keys)
+	cfg.MaxBodyBytes = 4096
+	return cfg
 }
 
 // TestClientSign: the client's output is what the server signed, accepted
 // by xmlsec1, and the metadata names the key and certificate used.
 func TestClientSign(t *testing.T) {
-	keys := testKeys(t)
+	keys := apitest.Keys(t)
 	c := serveClient(t, clientTestConfig(t, keys))
 	ctx := context.Background()
 	for _, tc := range []struct{ profile, key, file, ctype string }{
@@ -92,9 +57,9 @@ func TestClientSign(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tc.profile, err)
 		}
-		cert := keys.creds[tc.key].Chain[0]
-		if meta.Key != tc.key || meta.CertSerial != certSerial(cert) || len(meta.RequestID) != 24 {
-			t.Errorf("%s: meta %+v, want key %s serial %s", tc.profile, meta, tc.key, certSerial(cert))
+		cert := keys.Creds[tc.key].Chain[0]
+		if meta.Key != tc.key || meta.CertSerial != hexSerial(cert) || len(meta.RequestID) != 24 {
+			t.Errorf("%s: meta %+v, want key %s serial %s", tc.profile, meta, tc.key, hexSerial(cert))
 		}
 		if xo, ok := testutil.XMLSec1Verify(t, out, cert); !ok {
 			t.Errorf("%s: xmlsec1 rejects the client's result: %s", tc.profile, xo)
@@ -108,10 +73,10 @@ func TestClientSign(t *testing.T) {
 }
 
 // TestClientProblemErrors: every refusal reaches the caller as a
-// *ProblemError carrying the server's problem document, so callers branch
+// *client.ProblemError carrying the server's problem document, so callers branch
 // on Code; nothing signed comes back.
 func TestClientProblemErrors(t *testing.T) {
-	c := serveClient(t, clientTestConfig(t, testKeys(t)))
+	c := serveClient(t, clientTestConfig(t, apitest.Keys(t)))
 	ctx := context.Background()
 	env := testutil.ReadTestdata(t, "envelope-soap11.xml")
 	digest := sha256.Sum256([]byte("x"))
@@ -122,40 +87,40 @@ func TestClientProblemErrors(t *testing.T) {
 		status int
 		code   string
 	}{
-		{"forbidden profile", func() error { _, err := c.Sign(ctx, "nobody", env, "text/xml"); return err }, 403, CodeForbidden},
-		{"unknown profile looks forbidden", func() error { _, err := c.Sign(ctx, "nope", env, "text/xml"); return err }, 403, CodeForbidden},
-		{"wrong content type", func() error { _, err := c.Sign(ctx, "default", env, "application/json"); return err }, 415, CodeUnsupportedMedia},
+		{"forbidden profile", func() error { _, err := c.Sign(ctx, "nobody", env, "text/xml"); return err }, 403, api.CodeForbidden},
+		{"unknown profile looks forbidden", func() error { _, err := c.Sign(ctx, "nope", env, "text/xml"); return err }, 403, api.CodeForbidden},
+		{"wrong content type", func() error { _, err := c.Sign(ctx, "default", env, "application/json"); return err }, 415, api.CodeUnsupportedMedia},
 		{"malformed xml", func() error { _, err := c.Sign(ctx, "default", []byte("<a><b></a>"), "text/xml"); return err }, 400, string(wss.CodeMalformedXML)},
 		{"oversize", func() error {
 			_, err := c.Sign(ctx, "default", append(env, strings.Repeat(" ", 5000)...), "text/xml")
 			return err
-		}, 413, CodeBodyTooLarge},
-		{"empty profile", func() error { _, err := c.Sign(ctx, "", env, "text/xml"); return err }, 400, CodeBadRequest},
+		}, 413, api.CodeBodyTooLarge},
+		{"empty profile", func() error { _, err := c.Sign(ctx, "", env, "text/xml"); return err }, 400, api.CodeBadRequest},
 		{"raw sign forbidden key", func() error {
-			_, err := c.RawSign(ctx, "other", RawSignRequest{Digest: b64, Hash: "SHA-256", Scheme: "pkcs1v15"})
+			_, err := c.RawSign(ctx, "other", client.RawSignRequest{Digest: b64, Hash: "SHA-256", Scheme: "pkcs1v15"})
 			return err
-		}, 403, CodeForbidden},
+		}, 403, api.CodeForbidden},
 		{"raw sign unknown key", func() error {
-			_, err := c.RawSign(ctx, "no-such-key", RawSignRequest{Digest: b64, Hash: "SHA-256", Scheme: "pkcs1v15"})
+			_, err := c.RawSign(ctx, "no-such-key", client.RawSignRequest{Digest: b64, Hash: "SHA-256", Scheme: "pkcs1v15"})
 			return err
-		}, 403, CodeForbidden},
+		}, 403, api.CodeForbidden},
 		{"raw sign short digest", func() error {
-			_, err := c.RawSign(ctx, "rsa", RawSignRequest{Digest: base64.StdEncoding.EncodeToString(digest[:20]), Hash: "SHA-256", Scheme: "pkcs1v15"})
+			_, err := c.RawSign(ctx, "rsa", client.RawSignRequest{Digest: base64.StdEncoding.EncodeToString(digest[:20]), Hash: "SHA-256", Scheme: "pkcs1v15"})
 			return err
-		}, 400, CodeBadRequest},
+		}, 400, api.CodeBadRequest},
 		{"raw sign scheme of another key type", func() error {
-			_, err := c.RawSign(ctx, "ec", RawSignRequest{Digest: b64, Hash: "SHA-256", Scheme: "pkcs1v15"})
+			_, err := c.RawSign(ctx, "ec", client.RawSignRequest{Digest: b64, Hash: "SHA-256", Scheme: "pkcs1v15"})
 			return err
-		}, 400, CodeBadRequest},
+		}, 400, api.CodeBadRequest},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.call()
-			var pe *ProblemError
+			var pe *client.ProblemError
 			if !errors.As(err, &pe) {
-				t.Fatalf("error %v (%T), want *ProblemError", err, err)
+				t.Fatalf("error %v (%T), want *client.ProblemError", err, err)
 			}
-			if pe.Status != tc.status || pe.Code != tc.code || pe.Type != ProblemTypeBase+tc.code || pe.Title == "" {
+			if pe.Status != tc.status || pe.Code != tc.code || pe.Type != api.ProblemTypeBase+tc.code || pe.Title == "" {
 				t.Errorf("problem %+v, want status %d code %s", pe.Problem, tc.status, tc.code)
 			}
 			if len(pe.RequestID) != 24 {
@@ -170,7 +135,7 @@ func TestClientProblemErrors(t *testing.T) {
 }
 
 func TestClientKeys(t *testing.T) {
-	keys := testKeys(t)
+	keys := apitest.Keys(t)
 	c := serveClient(t, clientTestConfig(t, keys))
 	got, err := c.Keys(context.Background())
 	if err != nil {
@@ -183,7 +148,7 @@ func TestClientKeys(t *testing.T) {
 	if strings.Join(got[0].Profiles, ",") != "ec" || got[0].Algorithm != "EC-P-256" {
 		t.Errorf("ec entry %+v", got[0])
 	}
-	if got[1].Serial != certSerial(keys.creds["rsa"].Chain[0]) || !got[1].NotAfter.Equal(keys.creds["rsa"].Chain[0].NotAfter) {
+	if got[1].Serial != hexSerial(keys.Creds["rsa"].Chain[0]) || !got[1].NotAfter.Equal(keys.Creds["rsa"].Chain[0].NotAfter) {
 		t.Errorf("rsa entry %+v", got[1])
 	}
 }
@@ -192,13 +157,13 @@ func TestClientKeys(t *testing.T) {
 // signature that the key's public half verifies, and the wrong digest does
 // not (the check can fail).
 func TestClientRawSign(t *testing.T) {
-	keys := testKeys(t)
+	keys := apitest.Keys(t)
 	c := serveClient(t, clientTestConfig(t, keys))
 	ctx := context.Background()
 	digest := sha256.Sum256([]byte("raw signing through the client"))
 	other := sha256.Sum256([]byte("something else"))
-	rsaPub := keys.creds["rsa"].Signer.Public().(*rsa.PublicKey)
-	ecPub := keys.creds["ec"].Signer.Public().(*ecdsa.PublicKey)
+	rsaPub := keys.Creds["rsa"].Signer.Public().(*rsa.PublicKey)
+	ecPub := keys.Creds["ec"].Signer.Public().(*ecdsa.PublicKey)
 	for _, tc := range []struct {
 		key, scheme, format string
 		verify              func(d, sig []byte) bool
@@ -218,7 +183,7 @@ func TestClientRawSign(t *testing.T) {
 		}},
 	} {
 		name := tc.key + "/" + tc.scheme + "/" + tc.format
-		sig, err := c.RawSign(ctx, tc.key, RawSignRequest{
+		sig, err := c.RawSign(ctx, tc.key, client.RawSignRequest{
 			Digest: base64.StdEncoding.EncodeToString(digest[:]), Hash: "SHA-256", Scheme: tc.scheme, Format: tc.format,
 		})
 		if err != nil {
@@ -235,7 +200,7 @@ func TestClientRawSign(t *testing.T) {
 }
 
 func TestClientHealthReady(t *testing.T) {
-	c := serveClient(t, clientTestConfig(t, testKeys(t)))
+	c := serveClient(t, clientTestConfig(t, apitest.Keys(t)))
 	ctx := context.Background()
 	h, err := c.Health(ctx)
 	if err != nil || h.Status != "alive" {
@@ -247,20 +212,20 @@ func TestClientHealthReady(t *testing.T) {
 	}
 }
 
-// TestClientTokenOffline: a down token is ErrNotReady with the states from
+// TestClientTokenOffline: a down token is client.ErrNotReady with the states from
 // Ready, and a ProblemError with Retry-After from Sign; health stays up.
 func TestClientTokenOffline(t *testing.T) {
-	keys := testKeys(t)
-	keys.offline = true
+	keys := apitest.Keys(t)
+	keys.Offline = true
 	c := serveClient(t, clientTestConfig(t, keys))
 	ctx := context.Background()
 	r, err := c.Ready(ctx)
-	if !errors.Is(err, ErrNotReady) || r == nil || r.Status != "not-ready" || r.Tokens["mem"] != "offline" {
-		t.Errorf("ready %+v, %v; want ErrNotReady with the token states", r, err)
+	if !errors.Is(err, client.ErrNotReady) || r == nil || r.Status != "not-ready" || r.Tokens["mem"] != "offline" {
+		t.Errorf("ready %+v, %v; want client.ErrNotReady with the token states", r, err)
 	}
 	_, err = c.Sign(ctx, "default", testutil.ReadTestdata(t, "envelope-soap11.xml"), "text/xml")
-	var pe *ProblemError
-	if !errors.As(err, &pe) || pe.Code != CodeTokenUnavailable || pe.Status != 503 || pe.RetryAfter != 5*time.Second {
+	var pe *client.ProblemError
+	if !errors.As(err, &pe) || pe.Code != api.CodeTokenUnavailable || pe.Status != 503 || pe.RetryAfter != 5*time.Second {
 		t.Errorf("sign with the token offline: %v (%+v)", err, pe)
 	}
 	if _, err := c.Health(ctx); err != nil {
@@ -269,7 +234,7 @@ func TestClientTokenOffline(t *testing.T) {
 }
 
 // TestClientUnreachable: no socket, and a socket nobody listens on, are
-// both ErrUnreachable (the CLI's exit status 3), never a ProblemError.
+// both client.ErrUnreachable (the CLI's exit status 3), never a ProblemError.
 func TestClientUnreachable(t *testing.T) {
 	dir, err := os.MkdirTemp("", "wscl")
 	if err != nil {
@@ -284,10 +249,10 @@ func TestClientUnreachable(t *testing.T) {
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	ln.Close()
 	for _, sock := range []string{filepath.Join(dir, "missing"), stale} {
-		_, err := NewClient(sock).Keys(context.Background())
-		var pe *ProblemError
-		if !errors.Is(err, ErrUnreachable) || errors.As(err, &pe) {
-			t.Errorf("%s: %v, want ErrUnreachable", filepath.Base(sock), err)
+		_, err := client.New(sock).Keys(context.Background())
+		var pe *client.ProblemError
+		if !errors.Is(err, client.ErrUnreachable) || errors.As(err, &pe) {
+			t.Errorf("%s: %v, want client.ErrUnreachable", filepath.Base(sock), err)
 		}
 	}
 }
@@ -295,9 +260,9 @@ func TestClientUnreachable(t *testing.T) {
 // TestClientVerifyRefused: a verify request the server refuses is a
 // ProblemError, not a verdict.
 func TestClientVerifyRefused(t *testing.T) {
-	c := serveClient(t, clientTestConfig(t, testKeys(t)))
+	c := serveClient(t, clientTestConfig(t, apitest.Keys(t)))
 	res, err := c.Verify(context.Background(), "no-such-verify-profile", testutil.ReadTestdata(t, "envelope-soap11.xml"), "text/xml", true)
-	var pe *ProblemError
+	var pe *client.ProblemError
 	if res != nil || !errors.As(err, &pe) || pe.Status < 400 || pe.Code == "" {
 		t.Errorf("verify with an unknown profile: %+v, %v", res, err)
 	}
@@ -308,11 +273,11 @@ func TestClientVerifyRefused(t *testing.T) {
 // with explain; a tampered message is a verdict (nil error), not a
 // problem.
 func TestClientVerify(t *testing.T) {
-	keys := testKeys(t)
+	keys := apitest.Keys(t)
 	c := serveClient(t, clientTestConfig(t, keys))
 	ctx := context.Background()
 	in := testutil.ReadTestdata(t, "envelope-soap11.xml")
-	cert := keys.creds["rsa"].Chain[0]
+	cert := keys.Creds["rsa"].Chain[0]
 	sum := sha256.Sum256(cert.Raw)
 	for _, explain := range []bool{false, true} {
 		signed, err := c.Sign(ctx, "default", in, "text/xml")
@@ -324,7 +289,7 @@ func TestClientVerify(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !res.Valid || res.Code != "" || res.Signer == nil || res.Signer.SHA256 != hex.EncodeToString(sum[:]) ||
-			res.Signer.Serial != certSerial(cert) || !res.Signer.NotAfter.Equal(cert.NotAfter) ||
+			res.Signer.Serial != hexSerial(cert) || !res.Signer.NotAfter.Equal(cert.NotAfter) ||
 			!slices.Contains(res.Signed, "/Envelope/Body") || res.Timestamp == nil || res.Timestamp.Created.IsZero() ||
 			res.Algorithms == nil || res.Algorithms.Signature == "" || len(res.Raw) == 0 {
 			t.Errorf("explain %v: verdict %+v", explain, res)
@@ -353,12 +318,12 @@ func TestClientVerify(t *testing.T) {
 // certificate sent with the request, decrypt with the key, get the Body
 // back; the refusals are ProblemErrors with their codes.
 func TestClientEncryptDecrypt(t *testing.T) {
-	keys := testKeys(t)
+	keys := apitest.Keys(t)
 	c := serveClient(t, clientTestConfig(t, keys))
 	ctx := context.Background()
 	in := testutil.ReadTestdata(t, "envelope-soap11.xml")
 	secret := []byte(">1234.50<")
-	cert := keys.creds["rsa"].Chain[0]
+	cert := keys.Creds["rsa"].Chain[0]
 	for _, tc := range []struct {
 		profile   string
 		recipient *x509.Certificate
@@ -383,13 +348,16 @@ func TestClientEncryptDecrypt(t *testing.T) {
 		call func() error
 		code string
 	}{
-		{"recipient header refused by the profile", func() error { _, err := c.Encrypt(ctx, "to-rsa", in, "text/xml", cert); return err }, CodeForbidden},
-		{"no recipient at all", func() error { _, err := c.Encrypt(ctx, "requester", in, "text/xml", nil); return err }, CodeBadRequest},
+		{"recipient header refused by the profile", func() error { _, err := c.Encrypt(ctx, "to-rsa", in, "text/xml", cert); return err }, api.CodeForbidden},
+		{"no recipient at all", func() error { _, err := c.Encrypt(ctx, "requester", in, "text/xml", nil); return err }, api.CodeBadRequest},
 		{"nothing to decrypt", func() error { _, err := c.Decrypt(ctx, "rsa", in, "text/xml"); return err }, string(wss.CodeNoEncryptedKey)},
 	} {
-		var pe *ProblemError
+		var pe *client.ProblemError
 		if err := tc.call(); !errors.As(err, &pe) || pe.Code != tc.code {
 			t.Errorf("%s: %v, want a problem with code %s", tc.name, err, tc.code)
 		}
 	}
 }
+
+// hexSerial is a certificate serial as the daemon writes it: lowercase hex.
+func hexSerial(c *x509.Certificate) string { return c.SerialNumber.Text(16) }
