@@ -1,0 +1,567 @@
+package wss
+
+// A span tree: the elements of one document read by xmlTokenizer, each
+// located by byte offsets into the input, with its expanded name, its
+// attributes (values normalised as the tokenizer normalises them), its
+// namespace declarations and its parent, children and character data.
+//
+// It is the one parse Verify and Decrypt make of a message: every question
+// they ask (structure, names, attributes, text, Ids) is answered from it,
+// and the bytes they canonicalise are the raw bytes of an element's span,
+// read again by the same tokenizer with the namespace declarations of the
+// element's ancestors in force (spanTree.canonicalize).
+//
+// Storage is a few flat slices indexed by int32 plus one byte arena, so the
+// tree costs a constant per element, attribute, declaration and character
+// data node, plus the bytes of attribute names and values: proportional to
+// the input whatever its shape. Namespace declarations are recorded once,
+// on the element that makes them; the bindings in force at an element are
+// found by walking up its ancestors. Element and namespace URIs are
+// interned.
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"unicode/utf8"
+)
+
+// spanTree is a parsed document. Element 0 is the document element; the
+// elements are in document order (the order of their start tags).
+type spanTree struct {
+	raw    []byte
+	elems  []spanElem
+	attrs  []spanAttr
+	decls  []spanDecl
+	leaves []spanLeaf
+	arena  []byte   // attribute names and values, declared prefixes
+	uris   []string // interned namespace URIs; uris[0] is "" (no namespace)
+	uriIdx map[string]int32
+	ids    map[string]int32 // Id value → element
+}
+
+// spanElem is one element. Offsets are into spanTree.raw.
+type spanElem struct {
+	start  int32 // '<' of the start tag
+	tagEnd int32 // just past the start tag's '>': where the content starts
+	endTag int32 // '<' of the end tag: where the content ends (tagEnd for <x/>)
+	end    int32 // just past the end tag's '>' (tagEnd for <x/>)
+	qlen   int32 // the QName is raw[start+1 : start+1+qlen]
+	plen   int32 // length of its prefix; 0 when unprefixed
+	uri    int32 // namespace URI, index in spanTree.uris
+	depth  int32 // 0 for the document element
+	parent int32 // -1 for the document element
+
+	firstChild, lastChild, next int32 // element children and the next sibling; -1 for none
+	firstLeaf, lastLeaf         int32 // character data, comment and PI children; -1 for none
+
+	attrs, nattrs int32 // spanTree.attrs[attrs : attrs+nattrs], without the declarations
+	decls, ndecls int32 // spanTree.decls[decls : decls+ndecls]
+}
+
+// spanAttr is one attribute (never a namespace declaration).
+type spanAttr struct {
+	name, nlen int32 // the QName as written, in the arena
+	plen       int32 // length of its prefix; 0 when unprefixed
+	uri        int32 // namespace URI, index in spanTree.uris (0 for an unprefixed attribute)
+	val, vlen  int32 // the normalised value, in the arena
+}
+
+// spanDecl is a namespace declaration: xmlns="uri" (plen 0) or xmlns:p="uri".
+type spanDecl struct {
+	prefix, plen int32 // the declared prefix, in the arena
+	uri          int32 // index in spanTree.uris; 0 undeclares the default namespace
+}
+
+type leafKind uint8
+
+const (
+	leafText    leafKind = iota // character data as written (references not decoded)
+	leafCDATA                   // the content of a CDATA section
+	leafComment                 // the content of a comment
+	leafPI                      // a whole processing instruction
+)
+
+// spanLeaf is a child of an element that is not an element.
+type spanLeaf struct {
+	kind       leafKind
+	start, end int32 // see leafKind
+	next       int32 // the next leaf of the same parent; -1 for none
+}
+
+// parseSpanTree reads raw into a span tree under lim (size, depth, element
+// count), with the tokenizer in the mode of scanEnvelope (names that
+// encoding/xml refuses are refused), and checks that Id values (wsu:Id, Id,
+// ID, xml:id) are unique.
+func parseSpanTree(raw []byte, lim Limits) (*spanTree, error) {
+	lim = lim.withDefaults()
+	if int64(len(raw)) > lim.MaxBytes || len(raw) >= math.MaxInt32 {
+		return nil, errorf(CodeTooLarge, "document is %d bytes; the limit is %d", len(raw), min(lim.MaxBytes, math.MaxInt32-1))
+	}
+	t := getTokenizer(raw)
+	defer putTokenizer(t)
+	t.maxDepth, t.maxElements, t.goNames = lim.MaxDepth, lim.MaxElements, true
+	st := &spanTree{
+		raw:    raw,
+		uris:   []string{""},
+		uriIdx: map[string]int32{"": 0},
+		ids:    map[string]int32{},
+	}
+	var stack []int32
+	var dup error
+	for {
+		k, err := t.next()
+		if err != nil {
+			return nil, err
+		}
+		switch k {
+		case tokEOF:
+			if dup != nil {
+				return nil, dup
+			}
+			if len(st.elems) == 0 {
+				return nil, errorf(CodeMalformedXML, "no document element")
+			}
+			return st, nil
+		case tokStart:
+			i := int32(len(st.elems))
+			parent := int32(-1)
+			if len(stack) > 0 {
+				parent = stack[len(stack)-1]
+			}
+			e := spanElem{
+				start: int32(t.start), tagEnd: int32(t.end),
+				qlen: int32(len(t.qname)), plen: int32(len(t.prefix)),
+				uri: st.intern(t.uri), depth: int32(len(stack)), parent: parent,
+				firstChild: -1, lastChild: -1, next: -1, firstLeaf: -1, lastLeaf: -1,
+				attrs: int32(len(st.attrs)), decls: int32(len(st.decls)),
+			}
+			for j := range t.attrs {
+				a := &t.attrs[j]
+				if a.decl {
+					p := a.local
+					if a.prefix == nil {
+						p = nil
+					}
+					off := st.keep(p)
+					st.decls = append(st.decls, spanDecl{prefix: off, plen: int32(len(p)), uri: st.intern(a.value)})
+					continue
+				}
+				name := st.keep(a.qname)
+				val := st.keep(a.value)
+				st.attrs = append(st.attrs, spanAttr{
+					name: name, nlen: int32(len(a.qname)), plen: int32(len(a.prefix)),
+					uri: st.intern(a.uri), val: val, vlen: int32(len(a.value)),
+				})
+				if isIDAttrTok(a) && dup == nil {
+					if _, seen := st.ids[string(a.value)]; seen {
+						dup = errorf(CodeDuplicateID, "the Id %q occurs more than once", a.value)
+					} else {
+						st.ids[string(a.value)] = i
+					}
+				}
+			}
+			e.nattrs = int32(len(st.attrs)) - e.attrs
+			e.ndecls = int32(len(st.decls)) - e.decls
+			st.elems = append(st.elems, e)
+			if parent >= 0 {
+				p := &st.elems[parent]
+				if p.lastChild < 0 {
+					p.firstChild = i
+				} else {
+					st.elems[p.lastChild].next = i
+				}
+				p.lastChild = i
+			}
+			stack = append(stack, i)
+		case tokEnd:
+			i := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			st.elems[i].endTag, st.elems[i].end = int32(t.start), int32(t.end)
+		case tokText, tokCDATA, tokComment, tokPI:
+			if len(stack) == 0 {
+				continue // white space, comments and PIs around the document element
+			}
+			l := spanLeaf{start: int32(t.start), end: int32(t.end), next: -1}
+			switch k {
+			case tokText:
+				l.kind = leafText
+			case tokCDATA:
+				l.kind, l.start, l.end = leafCDATA, l.start+int32(len("<![CDATA[")), l.end-int32(len("]]>"))
+			case tokComment:
+				l.kind, l.start, l.end = leafComment, l.start+int32(len("<!--")), l.end-int32(len("-->"))
+			case tokPI:
+				l.kind = leafPI
+			}
+			li := int32(len(st.leaves))
+			st.leaves = append(st.leaves, l)
+			p := &st.elems[stack[len(stack)-1]]
+			if p.lastLeaf < 0 {
+				p.firstLeaf = li
+			} else {
+				st.leaves[p.lastLeaf].next = li
+			}
+			p.lastLeaf = li
+		}
+	}
+}
+
+// isIDAttrTok reports whether a is an Id attribute: wsu:Id, an unprefixed
+// Id or ID, or xml:id (the attributes scanEnvelope checks for uniqueness).
+func isIDAttrTok(a *rawAttr) bool {
+	switch {
+	case a.uri == nil:
+		return string(a.local) == "Id" || string(a.local) == "ID"
+	case string(a.local) == "Id":
+		return string(a.uri) == NSWSU
+	case string(a.local) == "id":
+		return string(a.uri) == NSXML
+	}
+	return false
+}
+
+// keep copies b into the arena and returns its offset.
+func (st *spanTree) keep(b []byte) int32 {
+	off := int32(len(st.arena))
+	st.arena = append(st.arena, b...)
+	return off
+}
+
+// intern returns the index of uri in st.uris ("" and nil are 0).
+func (st *spanTree) intern(uri []byte) int32 {
+	if i, ok := st.uriIdx[string(uri)]; ok {
+		return i
+	}
+	i := int32(len(st.uris))
+	s := string(uri)
+	st.uris = append(st.uris, s)
+	st.uriIdx[s] = i
+	return i
+}
+
+func (st *spanTree) str(off, n int32) string { return string(st.arena[off : off+n]) }
+
+// elemRef is an element of a span tree; the zero value is no element.
+type elemRef struct {
+	t *spanTree
+	i int32
+}
+
+func (st *spanTree) root() elemRef { return elemRef{st, 0} }
+
+func (st *spanTree) ref(i int32) elemRef {
+	if i < 0 {
+		return elemRef{}
+	}
+	return elemRef{st, i}
+}
+
+// byID returns the element whose Id attribute has the value id.
+func (st *spanTree) byID(id string) elemRef {
+	i, ok := st.ids[id]
+	if !ok {
+		return elemRef{}
+	}
+	return elemRef{st, i}
+}
+
+// all returns every element in document order.
+func (st *spanTree) all() []elemRef {
+	out := make([]elemRef, len(st.elems))
+	for i := range out {
+		out[i] = elemRef{st, int32(i)}
+	}
+	return out
+}
+
+func (e elemRef) ok() bool        { return e.t != nil }
+func (e elemRef) n() *spanElem    { return &e.t.elems[e.i] }
+func (e elemRef) parent() elemRef { return e.t.ref(e.n().parent) }
+
+// qname is the element's name as written.
+func (e elemRef) qname() string {
+	n := e.n()
+	return string(e.t.raw[n.start+1 : n.start+1+n.qlen])
+}
+
+// local is the element's local name.
+func (e elemRef) local() string {
+	n := e.n()
+	s := n.start + 1
+	if n.plen > 0 {
+		s += n.plen + 1
+	}
+	return string(e.t.raw[s : n.start+1+n.qlen])
+}
+
+// prefix is the element's prefix ("" when unprefixed).
+func (e elemRef) prefix() string {
+	n := e.n()
+	return string(e.t.raw[n.start+1 : n.start+1+n.plen])
+}
+
+// space is the element's namespace URI ("" for none).
+func (e elemRef) space() string { return e.t.uris[e.n().uri] }
+
+// is reports whether the element's expanded name is {space}local.
+func (e elemRef) is(space, local string) bool {
+	n := e.n()
+	s := n.start + 1
+	if n.plen > 0 {
+		s += n.plen + 1
+	}
+	return string(e.t.raw[s:n.start+1+n.qlen]) == local && e.t.uris[n.uri] == space
+}
+
+// children returns the element children in document order.
+func (e elemRef) children() []elemRef {
+	var out []elemRef
+	for c := e.n().firstChild; c >= 0; c = e.t.elems[c].next {
+		out = append(out, elemRef{e.t, c})
+	}
+	return out
+}
+
+// child returns the first element child named {space}local.
+func (e elemRef) child(space, local string) elemRef {
+	for c := e.n().firstChild; c >= 0; c = e.t.elems[c].next {
+		if r := (elemRef{e.t, c}); r.is(space, local) {
+			return r
+		}
+	}
+	return elemRef{}
+}
+
+// hasChildren reports whether the element has an element child.
+func (e elemRef) hasChildren() bool { return e.n().firstChild >= 0 }
+
+// attrView is one attribute of an element.
+type attrView struct {
+	t *spanTree
+	a *spanAttr
+}
+
+func (a attrView) qname() string { return a.t.str(a.a.name, a.a.nlen) }
+func (a attrView) prefix() string {
+	return a.t.str(a.a.name, a.a.plen)
+}
+func (a attrView) local() string {
+	if a.a.plen == 0 {
+		return a.t.str(a.a.name, a.a.nlen)
+	}
+	return a.t.str(a.a.name+a.a.plen+1, a.a.nlen-a.a.plen-1)
+}
+func (a attrView) space() string { return a.t.uris[a.a.uri] }
+func (a attrView) value() string { return a.t.str(a.a.val, a.a.vlen) }
+
+// attrList returns the element's attributes (namespace declarations
+// excluded) in the order written.
+func (e elemRef) attrList() []attrView {
+	n := e.n()
+	out := make([]attrView, n.nattrs)
+	for k := range out {
+		out[k] = attrView{e.t, &e.t.attrs[n.attrs+int32(k)]}
+	}
+	return out
+}
+
+// attr returns the value of the attribute named {space}local; space is ""
+// for an unprefixed attribute.
+func (e elemRef) attr(space, local string) (string, bool) {
+	n := e.n()
+	for k := n.attrs; k < n.attrs+n.nattrs; k++ {
+		a := attrView{e.t, &e.t.attrs[k]}
+		if a.local() == local && a.space() == space {
+			return a.value(), true
+		}
+	}
+	return "", false
+}
+
+// attrValue is the value of the unprefixed attribute local, "" when absent.
+func (e elemRef) attrValue(local string) string {
+	v, _ := e.attr("", local)
+	return v
+}
+
+// attrAnyNS returns the value of the first attribute whose local name is
+// local, whatever its namespace (as etree's SelectAttr of an unprefixed key).
+func (e elemRef) attrAnyNS(local string) (string, bool) {
+	n := e.n()
+	for k := n.attrs; k < n.attrs+n.nattrs; k++ {
+		if a := (attrView{e.t, &e.t.attrs[k]}); a.local() == local {
+			return a.value(), true
+		}
+	}
+	return "", false
+}
+
+// declaresDefault reports whether the element declares the default namespace.
+func (e elemRef) declaresDefault() bool {
+	n := e.n()
+	for k := n.decls; k < n.decls+n.ndecls; k++ {
+		if e.t.decls[k].plen == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// text returns the character data of the element's own children (text and
+// CDATA sections, references decoded, line ends normalised), skipping
+// comments and PIs, so that neither can truncate it. An element child is
+// an error.
+func (e elemRef) text() (string, error) {
+	n := e.n()
+	if n.firstChild >= 0 {
+		c := elemRef{e.t, n.firstChild}
+		return "", fmt.Errorf("unexpected child element <%s>", c.local())
+	}
+	var b []byte
+	for l := n.firstLeaf; l >= 0; l = e.t.leaves[l].next {
+		b = e.t.appendLeaf(b, &e.t.leaves[l])
+	}
+	return string(b), nil
+}
+
+// leadText returns the character data before the element's first child
+// element or PI (comments skipped): the text of a leaf element, and what
+// etree's Element.Text returns.
+func (e elemRef) leadText() string {
+	n := e.n()
+	stop := int32(math.MaxInt32)
+	if n.firstChild >= 0 {
+		stop = e.t.elems[n.firstChild].start
+	}
+	var b []byte
+	for l := n.firstLeaf; l >= 0; l = e.t.leaves[l].next {
+		lf := &e.t.leaves[l]
+		if lf.start >= stop || lf.kind == leafPI {
+			break
+		}
+		b = e.t.appendLeaf(b, lf)
+	}
+	return string(b)
+}
+
+// appendLeaf appends the character data of a text or CDATA leaf to b.
+func (st *spanTree) appendLeaf(b []byte, l *spanLeaf) []byte {
+	switch l.kind {
+	case leafText:
+		return appendCharData(b, st.raw[l.start:l.end], true)
+	case leafCDATA:
+		return appendCharData(b, st.raw[l.start:l.end], false)
+	}
+	return b
+}
+
+// appendCharData appends validated raw character data, with CR LF and CR
+// turned into LF and, when refs, character and entity references decoded.
+func appendCharData(b, raw []byte, refs bool) []byte {
+	for i := 0; i < len(raw); {
+		switch c := raw[i]; {
+		case c == '\r':
+			b = append(b, '\n')
+			i++
+			if i < len(raw) && raw[i] == '\n' {
+				i++
+			}
+		case c == '&' && refs:
+			r, n, ok := decodeRef(raw, i)
+			if !ok {
+				// Unreachable for tokenizer-validated input.
+				b = append(b, c)
+				i++
+				continue
+			}
+			b = utf8.AppendRune(b, r)
+			i = n
+		default:
+			j := i + 1
+			for j < len(raw) && raw[j] != '\r' && raw[j] != '&' {
+				j++
+			}
+			b = append(b, raw[i:j]...)
+			i = j
+		}
+	}
+	return b
+}
+
+// path returns /Envelope/Header/... : local names from the root.
+func (e elemRef) path() string {
+	var parts []string
+	for x := e; x.ok(); x = x.parent() {
+		parts = append(parts, x.local())
+	}
+	slices.Reverse(parts)
+	return "/" + strings.Join(parts, "/")
+}
+
+// span returns the element's byte range, start tag to end tag.
+func (e elemRef) span() (start, end int) {
+	n := e.n()
+	return int(n.start), int(n.end)
+}
+
+// scope calls fn for every namespace declaration made by the element's
+// ancestors, outermost first, so that binding them in that order leaves
+// the innermost binding of each prefix in force: the namespace context in
+// which the element's start tag is read.
+func (e elemRef) scope(fn func(prefix, uri []byte)) {
+	var anc []int32
+	for p := e.n().parent; p >= 0; p = e.t.elems[p].parent {
+		anc = append(anc, p)
+	}
+	for k := len(anc) - 1; k >= 0; k-- {
+		n := &e.t.elems[anc[k]]
+		for d := n.decls; d < n.decls+n.ndecls; d++ {
+			dc := &e.t.decls[d]
+			p := e.t.arena[dc.prefix : dc.prefix+dc.plen]
+			if string(p) == "xml" {
+				continue // bound implicitly
+			}
+			fn(p, []byte(e.t.uris[dc.uri]))
+		}
+	}
+}
+
+// canonicalize writes the exclusive canonical form of the element's subtree
+// to w: the tokenizer reads the raw bytes of its span as a fragment with
+// the namespace declarations of its ancestors in force, and a c14nSink
+// renders it. inclusive is the InclusiveNamespaces PrefixList; comments
+// selects the WithComments variant. The error is the tokenizer's or w's.
+func (e elemRef) canonicalize(w io.Writer, inclusive []string, comments bool) error {
+	start, end := e.span()
+	t := getTokenizer(e.t.raw[start:end])
+	defer putTokenizer(t)
+	t.fragment = true
+	e.scope(func(prefix, uri []byte) { bindInScope(t, prefix, uri) })
+	sink := newC14NSink(w, inclusive)
+	defer sink.release()
+	sink.comments = comments
+	started := false
+	err := streamSinksN(t, 1, func(*xmlTokenizer) tokenSink {
+		if started {
+			return nil
+		}
+		started = true
+		return sink
+	})
+	if err != nil {
+		return err
+	}
+	if !started {
+		return errorf(CodeInternal, "no element in the span of <%s>", e.qname())
+	}
+	return sink.out.err
+}
+
+// bindInScope binds prefix to uri in t before its first token, as the
+// context of a fragment. It is the span tree's only use of the tokenizer's
+// namespace state.
+func bindInScope(t *xmlTokenizer, prefix, uri []byte) {
+	t.ns = append(t.ns, nsBind{prefix: prefix, uri: uri})
+}
