@@ -3,7 +3,7 @@ package wss
 // A span tree: the elements of one document read by xmlTokenizer, each
 // located by byte offsets into the input, with its expanded name, its
 // attributes (values normalised as the tokenizer normalises them), its
-// namespace declarations and its parent, children and character data.
+// namespace declarations, its parent and its children.
 //
 // It is the one parse Verify and Decrypt make of a message: every question
 // they ask (structure, names, attributes, text, Ids) is answered from it,
@@ -12,12 +12,14 @@ package wss
 // element's ancestors in force (spanTree.canonicalize).
 //
 // Storage is a few flat slices indexed by int32 plus one byte arena, so the
-// tree costs a constant per element, attribute, declaration and character
-// data node, plus the bytes of attribute names and values: proportional to
-// the input whatever its shape. Namespace declarations are recorded once,
-// on the element that makes them; the bindings in force at an element are
-// found by walking up its ancestors. Element and namespace URIs are
-// interned.
+// tree costs a constant per element, attribute and declaration, plus the
+// bytes of attribute names and values: proportional to the input whatever
+// its shape. Character data is not stored: the text of an element is read
+// from its content span by the same tokenizer when asked for (only leaf
+// elements' text is, and that span holds no markup but comments, PIs and
+// CDATA sections). Namespace declarations are recorded once, on the element
+// that makes them; the bindings in force at an element are found by
+// walking up its ancestors. Namespace URIs are interned.
 
 import (
 	"fmt"
@@ -35,7 +37,6 @@ type spanTree struct {
 	elems  []spanElem
 	attrs  []spanAttr
 	decls  []spanDecl
-	leaves []spanLeaf
 	arena  []byte   // attribute names and values, declared prefixes
 	uris   []string // interned namespace URIs; uris[0] is "" (no namespace)
 	uriIdx map[string]int32
@@ -51,14 +52,14 @@ type spanElem struct {
 	qlen   int32 // the QName is raw[start+1 : start+1+qlen]
 	plen   int32 // length of its prefix; 0 when unprefixed
 	uri    int32 // namespace URI, index in spanTree.uris
-	depth  int32 // 0 for the document element
 	parent int32 // -1 for the document element
 
-	firstChild, lastChild, next int32 // element children and the next sibling; -1 for none
-	firstLeaf, lastLeaf         int32 // character data, comment and PI children; -1 for none
+	next int32 // the next sibling element; -1 for none (the first child, if any, is the next element)
 
-	attrs, nattrs int32 // spanTree.attrs[attrs : attrs+nattrs], without the declarations
-	decls, ndecls int32 // spanTree.decls[decls : decls+ndecls]
+	// The element's attributes (declarations excluded) are
+	// spanTree.attrs[attrs:], its declarations spanTree.decls[decls:], up to
+	// where the next element's begin (spanTree.attrRange, declRange).
+	attrs, decls int32
 }
 
 // spanAttr is one attribute (never a namespace declaration).
@@ -73,22 +74,6 @@ type spanAttr struct {
 type spanDecl struct {
 	prefix, plen int32 // the declared prefix, in the arena
 	uri          int32 // index in spanTree.uris; 0 undeclares the default namespace
-}
-
-type leafKind uint8
-
-const (
-	leafText    leafKind = iota // character data as written (references not decoded)
-	leafCDATA                   // the content of a CDATA section
-	leafComment                 // the content of a comment
-	leafPI                      // a whole processing instruction
-)
-
-// spanLeaf is a child of an element that is not an element.
-type spanLeaf struct {
-	kind       leafKind
-	start, end int32 // see leafKind
-	next       int32 // the next leaf of the same parent; -1 for none
 }
 
 // parseSpanTree reads raw into a span tree under lim (size, depth, element
@@ -109,7 +94,7 @@ func parseSpanTree(raw []byte, lim Limits) (*spanTree, error) {
 		uriIdx: map[string]int32{"": 0},
 		ids:    map[string]int32{},
 	}
-	var stack []int32
+	var stack, last []int32 // open elements; the last element child of each
 	var dup error
 	for {
 		k, err := t.next()
@@ -134,8 +119,7 @@ func parseSpanTree(raw []byte, lim Limits) (*spanTree, error) {
 			e := spanElem{
 				start: int32(t.start), tagEnd: int32(t.end),
 				qlen: int32(len(t.qname)), plen: int32(len(t.prefix)),
-				uri: st.intern(t.uri), depth: int32(len(stack)), parent: parent,
-				firstChild: -1, lastChild: -1, next: -1, firstLeaf: -1, lastLeaf: -1,
+				uri: st.intern(t.uri), parent: parent, next: -1,
 				attrs: int32(len(st.attrs)), decls: int32(len(st.decls)),
 			}
 			for j := range t.attrs {
@@ -146,11 +130,13 @@ func parseSpanTree(raw []byte, lim Limits) (*spanTree, error) {
 						p = nil
 					}
 					off := st.keep(p)
+					st.decls = grow(st.decls)
 					st.decls = append(st.decls, spanDecl{prefix: off, plen: int32(len(p)), uri: st.intern(a.value)})
 					continue
 				}
 				name := st.keep(a.qname)
 				val := st.keep(a.value)
+				st.attrs = grow(st.attrs)
 				st.attrs = append(st.attrs, spanAttr{
 					name: name, nlen: int32(len(a.qname)), plen: int32(len(a.prefix)),
 					uri: st.intern(a.uri), val: val, vlen: int32(len(a.value)),
@@ -163,51 +149,23 @@ func parseSpanTree(raw []byte, lim Limits) (*spanTree, error) {
 					}
 				}
 			}
-			e.nattrs = int32(len(st.attrs)) - e.attrs
-			e.ndecls = int32(len(st.decls)) - e.decls
+			st.elems = grow(st.elems)
 			st.elems = append(st.elems, e)
 			if parent >= 0 {
-				p := &st.elems[parent]
-				if p.lastChild < 0 {
-					p.firstChild = i
-				} else {
-					st.elems[p.lastChild].next = i
+				if l := last[len(last)-1]; l >= 0 {
+					st.elems[l].next = i
 				}
-				p.lastChild = i
+				last[len(last)-1] = i
 			}
 			stack = append(stack, i)
+			last = append(last, -1)
 		case tokEnd:
 			i := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
+			stack, last = stack[:len(stack)-1], last[:len(last)-1]
 			st.elems[i].endTag, st.elems[i].end = int32(t.start), int32(t.end)
-		case tokText, tokCDATA, tokComment, tokPI:
-			if len(stack) == 0 {
-				continue // white space, comments and PIs around the document element
-			}
-			l := spanLeaf{start: int32(t.start), end: int32(t.end), next: -1}
-			switch k {
-			case tokText:
-				l.kind = leafText
-			case tokCDATA:
-				l.kind, l.start, l.end = leafCDATA, l.start+int32(len("<![CDATA[")), l.end-int32(len("]]>"))
-			case tokComment:
-				l.kind, l.start, l.end = leafComment, l.start+int32(len("<!--")), l.end-int32(len("-->"))
-			case tokPI:
-				l.kind = leafPI
-			}
-			li := int32(len(st.leaves))
-			st.leaves = append(st.leaves, l)
-			p := &st.elems[stack[len(stack)-1]]
-			if p.lastLeaf < 0 {
-				p.firstLeaf = li
-			} else {
-				st.leaves[p.lastLeaf].next = li
-			}
-			p.lastLeaf = li
 		}
 	}
 }
-
 // isIDAttrTok reports whether a is an Id attribute: wsu:Id, an unprefixed
 // Id or ID, or xml:id (the attributes scanEnvelope checks for uniqueness).
 func isIDAttrTok(a *rawAttr) bool {
@@ -222,9 +180,22 @@ func isIDAttrTok(a *rawAttr) bool {
 	return false
 }
 
+// grow makes room for one more element in s, doubling its capacity when
+// full, so that the storage ever allocated for s stays within a small
+// multiple of its final size (append grows large slices by a quarter).
+func grow[T any](s []T) []T {
+	if len(s) < cap(s) {
+		return s
+	}
+	return slices.Grow(s, max(len(s), 16))
+}
+
 // keep copies b into the arena and returns its offset.
 func (st *spanTree) keep(b []byte) int32 {
 	off := int32(len(st.arena))
+	if len(st.arena)+len(b) > cap(st.arena) {
+		st.arena = slices.Grow(st.arena, max(len(st.arena), len(b), 256))
+	}
 	st.arena = append(st.arena, b...)
 	return off
 }
@@ -315,10 +286,19 @@ func (e elemRef) is(space, local string) bool {
 	return string(e.t.raw[s:n.start+1+n.qlen]) == local && e.t.uris[n.uri] == space
 }
 
+// firstChild returns the index of the first element child, -1 for none:
+// in document order it is the next element, if that one is a child.
+func (e elemRef) firstChild() int32 {
+	if c := e.i + 1; int(c) < len(e.t.elems) && e.t.elems[c].parent == e.i {
+		return c
+	}
+	return -1
+}
+
 // children returns the element children in document order.
 func (e elemRef) children() []elemRef {
 	var out []elemRef
-	for c := e.n().firstChild; c >= 0; c = e.t.elems[c].next {
+	for c := e.firstChild(); c >= 0; c = e.t.elems[c].next {
 		out = append(out, elemRef{e.t, c})
 	}
 	return out
@@ -326,7 +306,7 @@ func (e elemRef) children() []elemRef {
 
 // child returns the first element child named {space}local.
 func (e elemRef) child(space, local string) elemRef {
-	for c := e.n().firstChild; c >= 0; c = e.t.elems[c].next {
+	for c := e.firstChild(); c >= 0; c = e.t.elems[c].next {
 		if r := (elemRef{e.t, c}); r.is(space, local) {
 			return r
 		}
@@ -335,7 +315,25 @@ func (e elemRef) child(space, local string) elemRef {
 }
 
 // hasChildren reports whether the element has an element child.
-func (e elemRef) hasChildren() bool { return e.n().firstChild >= 0 }
+func (e elemRef) hasChildren() bool { return e.firstChild() >= 0 }
+
+// attrRange returns the bounds of the element's attributes in st.attrs.
+func (e elemRef) attrRange() (from, to int32) {
+	from, to = e.n().attrs, int32(len(e.t.attrs))
+	if int(e.i)+1 < len(e.t.elems) {
+		to = e.t.elems[e.i+1].attrs
+	}
+	return from, to
+}
+
+// declRange returns the bounds of the element's declarations in st.decls.
+func (e elemRef) declRange() (from, to int32) {
+	from, to = e.n().decls, int32(len(e.t.decls))
+	if int(e.i)+1 < len(e.t.elems) {
+		to = e.t.elems[e.i+1].decls
+	}
+	return from, to
+}
 
 // attrView is one attribute of an element.
 type attrView struct {
@@ -359,10 +357,10 @@ func (a attrView) value() string { return a.t.str(a.a.val, a.a.vlen) }
 // attrList returns the element's attributes (namespace declarations
 // excluded) in the order written.
 func (e elemRef) attrList() []attrView {
-	n := e.n()
-	out := make([]attrView, n.nattrs)
+	from, to := e.attrRange()
+	out := make([]attrView, to-from)
 	for k := range out {
-		out[k] = attrView{e.t, &e.t.attrs[n.attrs+int32(k)]}
+		out[k] = attrView{e.t, &e.t.attrs[from+int32(k)]}
 	}
 	return out
 }
@@ -370,8 +368,8 @@ func (e elemRef) attrList() []attrView {
 // attr returns the value of the attribute named {space}local; space is ""
 // for an unprefixed attribute.
 func (e elemRef) attr(space, local string) (string, bool) {
-	n := e.n()
-	for k := n.attrs; k < n.attrs+n.nattrs; k++ {
+	from, to := e.attrRange()
+	for k := from; k < to; k++ {
 		a := attrView{e.t, &e.t.attrs[k]}
 		if a.local() == local && a.space() == space {
 			return a.value(), true
@@ -389,8 +387,8 @@ func (e elemRef) attrValue(local string) string {
 // attrAnyNS returns the value of the first attribute whose local name is
 // local, whatever its namespace (as etree's SelectAttr of an unprefixed key).
 func (e elemRef) attrAnyNS(local string) (string, bool) {
-	n := e.n()
-	for k := n.attrs; k < n.attrs+n.nattrs; k++ {
+	from, to := e.attrRange()
+	for k := from; k < to; k++ {
 		if a := (attrView{e.t, &e.t.attrs[k]}); a.local() == local {
 			return a.value(), true
 		}
@@ -400,8 +398,8 @@ func (e elemRef) attrAnyNS(local string) (string, bool) {
 
 // declaresDefault reports whether the element declares the default namespace.
 func (e elemRef) declaresDefault() bool {
-	n := e.n()
-	for k := n.decls; k < n.decls+n.ndecls; k++ {
+	from, to := e.declRange()
+	for k := from; k < to; k++ {
 		if e.t.decls[k].plen == 0 {
 			return true
 		}
@@ -414,47 +412,41 @@ func (e elemRef) declaresDefault() bool {
 // comments and PIs, so that neither can truncate it. An element child is
 // an error.
 func (e elemRef) text() (string, error) {
-	n := e.n()
-	if n.firstChild >= 0 {
-		c := elemRef{e.t, n.firstChild}
-		return "", fmt.Errorf("unexpected child element <%s>", c.local())
+	if c := e.firstChild(); c >= 0 {
+		return "", fmt.Errorf("unexpected child element <%s>", elemRef{e.t, c}.local())
 	}
-	var b []byte
-	for l := n.firstLeaf; l >= 0; l = e.t.leaves[l].next {
-		b = e.t.appendLeaf(b, &e.t.leaves[l])
-	}
-	return string(b), nil
+	return e.charData(false), nil
 }
 
 // leadText returns the character data before the element's first child
 // element or PI (comments skipped): the text of a leaf element, and what
 // etree's Element.Text returns.
-func (e elemRef) leadText() string {
-	n := e.n()
-	stop := int32(math.MaxInt32)
-	if n.firstChild >= 0 {
-		stop = e.t.elems[n.firstChild].start
-	}
-	var b []byte
-	for l := n.firstLeaf; l >= 0; l = e.t.leaves[l].next {
-		lf := &e.t.leaves[l]
-		if lf.start >= stop || lf.kind == leafPI {
-			break
-		}
-		b = e.t.appendLeaf(b, lf)
-	}
-	return string(b)
-}
+func (e elemRef) leadText() string { return e.charData(true) }
 
-// appendLeaf appends the character data of a text or CDATA leaf to b.
-func (st *spanTree) appendLeaf(b []byte, l *spanLeaf) []byte {
-	switch l.kind {
-	case leafText:
-		return appendCharData(b, st.raw[l.start:l.end], true)
-	case leafCDATA:
-		return appendCharData(b, st.raw[l.start:l.end], false)
+// charData reads the element's span again with the tokenizer (in the
+// namespace context of its ancestors) and returns the text and CDATA
+// sections of its content up to its first child element, or its first PI
+// with stopAtPI. The span was read as part of the document already, so an
+// error cannot happen; it would end the text.
+func (e elemRef) charData(stopAtPI bool) string {
+	start, end := e.span()
+	t := getTokenizer(e.t.raw[start:end])
+	defer putTokenizer(t)
+	t.fragment = true
+	e.scope(func(prefix, uri []byte) { bindInScope(t, prefix, uri) })
+	var b []byte
+	for {
+		k, err := t.next()
+		if err != nil || k == tokEOF || k == tokEnd || k == tokPI && stopAtPI || k == tokStart && t.depth > 1 {
+			return string(b)
+		}
+		switch k {
+		case tokText:
+			b = appendCharData(b, t.data, true)
+		case tokCDATA:
+			b = appendCharData(b, t.data, false)
+		}
 	}
-	return b
 }
 
 // appendCharData appends validated raw character data, with CR LF and CR
@@ -516,8 +508,8 @@ func (e elemRef) scope(fn func(prefix, uri []byte)) {
 		anc = append(anc, p)
 	}
 	for k := len(anc) - 1; k >= 0; k-- {
-		n := &e.t.elems[anc[k]]
-		for d := n.decls; d < n.decls+n.ndecls; d++ {
+		from, to := e.t.ref(anc[k]).declRange()
+		for d := from; d < to; d++ {
 			dc := &e.t.decls[d]
 			p := e.t.arena[dc.prefix : dc.prefix+dc.plen]
 			if string(p) == "xml" {

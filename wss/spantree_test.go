@@ -101,7 +101,8 @@ func compareSpanTree(t *testing.T, raw []byte) {
 			}
 		}
 		var gdecls []string
-		for d := n.decls; d < n.decls+n.ndecls; d++ {
+		dfrom, dto := e.declRange()
+		for d := dfrom; d < dto; d++ {
 			dc := st.decls[d]
 			gdecls = append(gdecls, st.str(dc.prefix, dc.plen)+"="+attrWS.Replace(st.uris[dc.uri]))
 		}
