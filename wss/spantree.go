@@ -166,6 +166,7 @@ func parseSpanTree(raw []byte, lim Limits) (*spanTree, error) {
 		}
 	}
 }
+
 // isIDAttrTok reports whether a is an Id attribute: wsu:Id, an unprefixed
 // Id or ID, or xml:id (the attributes scanEnvelope checks for uniqueness).
 func isIDAttrTok(a *rawAttr) bool {
