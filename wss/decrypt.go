@@ -110,16 +110,12 @@ func Decrypt(raw []byte, dec crypto.Decrypter, opts DecryptOptions) (*DecryptRes
 	if rnd == nil {
 		rnd = rand.Reader
 	}
-	env, err := scanEnvelope(raw, opts.Limits)
-	if err != nil {
-		return nil, err
-	}
-	tree, err := parseSpanTree(raw, opts.Limits)
+	tree, version, err := parseEnvelopeTree(raw, opts.Limits)
 	if err != nil {
 		return nil, err
 	}
 
-	ek, err := findEncryptedKey(tree.root(), env, opts.Certificate)
+	ek, err := findEncryptedKey(tree.root(), version, opts.Certificate)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +172,7 @@ func Decrypt(raw []byte, dec crypto.Decrypter, opts DecryptOptions) (*DecryptRes
 			return nil, decryptionFailed(fmt.Errorf("DataReference %q does not name an EncryptedData", uri))
 		}
 		seen[ed] = true
-		if err := checkPlacement(ed, env); err != nil {
+		if err := checkPlacement(ed); err != nil {
 			return nil, decryptionFailed(err)
 		}
 		em := ed.child(NSXEnc, "EncryptionMethod")
@@ -204,7 +200,7 @@ func Decrypt(raw []byte, dec crypto.Decrypter, opts DecryptOptions) (*DecryptRes
 		switch typ, _ := ed.attrAnyNS("Type"); typ {
 		case TypeContent:
 			p.replace = spanOf(ed)
-			if isBody(ed.parent(), env) {
+			if isBody(ed.parent(), version) {
 				res.BodyContent = true
 			}
 		case TypeElement:
@@ -328,13 +324,13 @@ func spanOf(el elemRef) span {
 }
 
 // isBody reports whether el is the Body child of the Envelope.
-func isBody(el elemRef, env *envelope) bool {
-	return el.ok() && el.is(env.version.ns, "Body") && el.parent().ok() && !el.parent().parent().ok()
+func isBody(el elemRef, version soapVersion) bool {
+	return el.ok() && el.is(version.ns, "Body") && el.parent().ok() && !el.parent().parent().ok()
 }
 
 // checkPlacement refuses EncryptedData inside the Security header or inside
 // another XML Encryption element.
-func checkPlacement(ed elemRef, env *envelope) error {
+func checkPlacement(ed elemRef) error {
 	for p := ed.parent(); p.ok(); p = p.parent() {
 		switch {
 		case p.space() == NSXEnc:
@@ -448,15 +444,15 @@ func xencOpen(alg dataAlg, key, ct []byte) ([]byte, error) {
 // findEncryptedKey returns the first EncryptedKey of the ultimate
 // receiver's Security header whose KeyInfo names cert (or that has no
 // KeyInfo).
-func findEncryptedKey(root elemRef, env *envelope, cert *x509.Certificate) (elemRef, error) {
-	header := root.child(env.version.ns, "Header")
+func findEncryptedKey(root elemRef, version soapVersion, cert *x509.Certificate) (elemRef, error) {
+	header := root.child(version.ns, "Header")
 	var sec elemRef
 	if header.ok() {
 		for _, c := range header.children() {
 			if !c.is(NSWSSE, "Security") {
 				continue
 			}
-			if _, actor := c.attr(env.version.ns, actorAttr(env.version)); actor {
+			if _, actor := c.attr(version.ns, actorAttr(version)); actor {
 				continue
 			}
 			if sec.ok() {

@@ -40,7 +40,9 @@ type spanTree struct {
 	arena  []byte   // attribute names and values, declared prefixes
 	uris   []string // interned namespace URIs; uris[0] is "" (no namespace)
 	uriIdx map[string]int32
-	ids    map[string]int32 // Id value → element
+	ids    map[string]int32 // Id value → element (the first, when repeated)
+	dup    error            // the first repeated Id value, if any
+	dupAt  int32            // the element that repeats it
 }
 
 // spanElem is one element. Offsets are into spanTree.raw.
@@ -81,6 +83,19 @@ type spanDecl struct {
 // encoding/xml refuses are refused), and checks that Id values (wsu:Id, Id,
 // ID, xml:id) are unique.
 func parseSpanTree(raw []byte, lim Limits) (*spanTree, error) {
+	st, err := readSpanTree(raw, lim)
+	if err != nil {
+		return nil, err
+	}
+	if st.dup != nil {
+		return nil, st.dup
+	}
+	return st, nil
+}
+
+// readSpanTree is parseSpanTree that records a repeated Id in st.dup and
+// st.dupAt instead of failing.
+func readSpanTree(raw []byte, lim Limits) (*spanTree, error) {
 	lim = lim.withDefaults()
 	if int64(len(raw)) > lim.MaxBytes || len(raw) >= math.MaxInt32 {
 		return nil, errorf(CodeTooLarge, "document is %d bytes; the limit is %d", len(raw), min(lim.MaxBytes, math.MaxInt32-1))
@@ -95,7 +110,6 @@ func parseSpanTree(raw []byte, lim Limits) (*spanTree, error) {
 		ids:    map[string]int32{},
 	}
 	var stack, last []int32 // open elements; the last element child of each
-	var dup error
 	for {
 		k, err := t.next()
 		if err != nil {
@@ -103,9 +117,6 @@ func parseSpanTree(raw []byte, lim Limits) (*spanTree, error) {
 		}
 		switch k {
 		case tokEOF:
-			if dup != nil {
-				return nil, dup
-			}
 			if len(st.elems) == 0 {
 				return nil, errorf(CodeMalformedXML, "no document element")
 			}
@@ -141,11 +152,11 @@ func parseSpanTree(raw []byte, lim Limits) (*spanTree, error) {
 					name: name, nlen: int32(len(a.qname)), plen: int32(len(a.prefix)),
 					uri: st.intern(a.uri), val: val, vlen: int32(len(a.value)),
 				})
-				if isIDAttrTok(a) && dup == nil {
-					if _, seen := st.ids[string(a.value)]; seen {
-						dup = errorf(CodeDuplicateID, "the Id %q occurs more than once", a.value)
-					} else {
+				if isIDAttrTok(a) {
+					if _, seen := st.ids[string(a.value)]; !seen {
 						st.ids[string(a.value)] = i
+					} else if st.dup == nil {
+						st.dup, st.dupAt = errorf(CodeDuplicateID, "the Id %q occurs more than once", a.value), i
 					}
 				}
 			}

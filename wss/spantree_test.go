@@ -258,3 +258,116 @@ func TestSpanTreeDuplicateID(t *testing.T) {
 		t.Fatalf("an Id in another namespace is not an Id: %v", err)
 	}
 }
+
+// compareEnvelopeTree checks parseEnvelopeTree against scanEnvelope: the
+// same verdict (code and message) on every input, and the same SOAP
+// version, Id set, Envelope, Header, Body and Security headers (by offset)
+// where both accept it.
+func compareEnvelopeTree(t *testing.T, raw []byte, lim Limits) {
+	t.Helper()
+	st, ver, err := parseEnvelopeTree(raw, lim)
+	env, werr := scanEnvelope(raw, lim)
+	if (err == nil) != (werr == nil) || err != nil && (CodeOf(err) != CodeOf(werr) || err.Error() != werr.Error()) {
+		t.Fatalf("parseEnvelopeTree: %v\n     scanEnvelope: %v\n%q", err, werr, raw)
+	}
+	if err != nil {
+		return
+	}
+	if ver != env.version || len(st.ids) != len(env.ids) {
+		t.Fatalf("version %v / %v, %d / %d Ids", ver, env.version, len(st.ids), len(env.ids))
+	}
+	for id := range env.ids {
+		if !st.byID(id).ok() {
+			t.Fatalf("Id %q missing", id)
+		}
+	}
+	root := st.root()
+	if int(root.n().start) != env.root.start {
+		t.Fatal("Envelope offsets differ")
+	}
+	var sec []int
+	for _, c := range root.children() {
+		switch {
+		case c.is(ver.ns, "Header"):
+			if env.header == nil || int(c.n().start) != env.header.start || int(c.n().endTag) != env.header.endStart {
+				t.Fatal("Header differs")
+			}
+			for _, h := range c.children() {
+				if h.is(NSWSSE, "Security") {
+					sec = append(sec, int(h.n().start))
+				}
+			}
+		case c.is(ver.ns, "Body"):
+			if int(c.n().start) != env.body.start || int(c.n().tagEnd) != env.body.startEnd || int(c.n().endTag) != env.body.endStart {
+				t.Fatal("Body differs")
+			}
+		}
+	}
+	if len(sec) != len(env.security) {
+		t.Fatalf("%d Security headers, scanEnvelope %d", len(sec), len(env.security))
+	}
+	for k, s := range sec {
+		if s != env.security[k].start {
+			t.Fatalf("Security header %d differs", k)
+		}
+	}
+}
+
+// FuzzEnvelopeTreeDifferential: parseEnvelopeTree (Verify's and Decrypt's
+// one parse) decides every input as scanEnvelope (Sign's) does.
+//
+//	go test ./wss -run '^$' -fuzz FuzzEnvelopeTreeDifferential -fuzztime 2m
+func FuzzEnvelopeTreeDifferential(f *testing.F) {
+	fuzzSeeds(f, func(b []byte) { f.Add(b) })
+	for _, b := range readFiles(f, filepath.Join(testutil.RepoRoot(f), "testdata", "attacks", "*.xml")) {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		compareEnvelopeTree(t, raw, Limits{MaxBytes: 1 << 20, MaxDepth: 64, MaxElements: 1 << 14})
+	})
+}
+
+// TestEnvelopeTreeVerdicts: every structural verdict of scanEnvelope, and
+// the attack corpus, decided alike by parseEnvelopeTree.
+func TestEnvelopeTreeVerdicts(t *testing.T) {
+	const s11 = `xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"`
+	const s12 = `xmlns:s="http://www.w3.org/2003/05/soap-envelope"`
+	cases := []struct {
+		doc  string
+		want Code
+	}{
+		{`<s:Envelope ` + s11 + `><s:Header/><s:Body/></s:Envelope>`, ""},
+		{`<s:Envelope ` + s12 + `><s:Body/><x/></s:Envelope>`, CodeInvalidSOAP},
+		{`<s:Envelope ` + s11 + `><s:Body/><x/></s:Envelope>`, ""},
+		{`<s:Envelope ` + s11 + `><s:Body/><s:x/></s:Envelope>`, CodeInvalidSOAP},
+		{`<s:Envelope ` + s11 + `><x/><s:Body/></s:Envelope>`, CodeInvalidSOAP},
+		{`<s:Envelope ` + s11 + `><s:Body/><s:Header/></s:Envelope>`, CodeInvalidSOAP},
+		{`<s:Envelope ` + s11 + `><s:Header/><s:Header/><s:Body/></s:Envelope>`, CodeInvalidSOAP},
+		{`<s:Envelope ` + s11 + `><s:Body/><s:Body/></s:Envelope>`, CodeInvalidSOAP},
+		{`<s:Envelope ` + s11 + `><s:Header/></s:Envelope>`, CodeInvalidSOAP},
+		{`<s:Envelope ` + s11 + `><s:Body><a><s:Body/></a></s:Body></s:Envelope>`, CodeInvalidSOAP},
+		{`<s:Envelope ` + s11 + `><s:Body Id="a"><b Id="a"/></s:Body><s:Body/></s:Envelope>`, CodeDuplicateID},
+		{`<s:Envelope ` + s11 + `><s:Body/><s:Body Id="a"><b Id="a"/></s:Body></s:Envelope>`, CodeInvalidSOAP},
+		{`<Envelope/>`, CodeNotSOAP},
+		{`<s:Envelope ` + s11 + `><s:Body/></s:Envelope`, CodeMalformedXML},
+		{" \n ", CodeMalformedXML},
+		{`<!DOCTYPE x><x/>`, CodeDTDForbidden},
+	}
+	for _, c := range cases {
+		compareEnvelopeTree(t, []byte(c.doc), Limits{})
+		_, _, err := parseEnvelopeTree([]byte(c.doc), Limits{})
+		if CodeOf(err) != c.want {
+			t.Errorf("%s: %v, want %q", c.doc, err, c.want)
+		}
+	}
+	compareEnvelopeTree(t, []byte(`<s:Envelope `+s11+`><s:Body><a><b/></a></s:Body></s:Envelope>`), Limits{MaxDepth: 3})
+	compareEnvelopeTree(t, []byte(`<s:Envelope `+s11+`><s:Body><a/><b/></s:Body></s:Envelope>`), Limits{MaxElements: 3})
+	compareEnvelopeTree(t, []byte(`<s:Envelope `+s11+`><s:Body/></s:Envelope>`), Limits{MaxBytes: 10})
+	attacks := readFiles(t, filepath.Join(testutil.RepoRoot(t), "testdata", "attacks", "*.xml"))
+	if len(attacks) < 10 {
+		t.Fatalf("only %d attack files", len(attacks))
+	}
+	for _, b := range attacks {
+		compareEnvelopeTree(t, b, Limits{})
+	}
+}

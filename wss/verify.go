@@ -189,7 +189,7 @@ func fail(code Code, ref, format string, args ...any) *verdict {
 // identity (the element the envelope really uses, not a copy elsewhere),
 // then the Timestamp rules, SignatureConfirmation and the replay cache.
 func Verify(raw []byte, opts VerifyOptions) (*VerifyResult, error) {
-	env, err := scanEnvelope(raw, opts.Limits)
+	tree, version, err := parseEnvelopeTree(raw, opts.Limits)
 	if err != nil {
 		switch CodeOf(err) {
 		case CodeNotSOAP, CodeInvalidSOAP, CodeDuplicateID:
@@ -198,11 +198,7 @@ func Verify(raw []byte, opts VerifyOptions) (*VerifyResult, error) {
 		}
 		return nil, err
 	}
-	tree, err := parseSpanTree(raw, opts.Limits)
-	if err != nil {
-		return nil, err
-	}
-	v := &verifier{opts: opts, env: env, tree: tree, res: &VerifyResult{Signed: []string{}}}
+	v := &verifier{opts: opts, version: version, tree: tree, res: &VerifyResult{Signed: []string{}}}
 	v.defaults()
 	if err := v.run(); err != nil {
 		vd, ok := err.(*verdict)
@@ -217,10 +213,10 @@ func Verify(raw []byte, opts VerifyOptions) (*VerifyResult, error) {
 }
 
 type verifier struct {
-	opts VerifyOptions
-	env  *envelope
-	tree *spanTree
-	res  *VerifyResult
+	opts    VerifyOptions
+	tree    *spanTree // the message, parsed once
+	version soapVersion
+	res     *VerifyResult
 
 	now                      time.Time
 	root, header, body, sec  elemRef // the zero elemRef when absent
@@ -275,7 +271,7 @@ func (v *verifier) defaults() {
 func (v *verifier) run() error {
 	v.root = v.tree.root()
 	for _, c := range v.root.children() {
-		if c.space() != v.env.version.ns {
+		if c.space() != v.version.ns {
 			continue
 		}
 		switch c.local() {
@@ -352,12 +348,12 @@ func (v *verifier) findSecurity() error {
 	if !v.header.ok() {
 		return nil
 	}
-	attr := actorAttr(v.env.version)
+	attr := actorAttr(v.version)
 	for _, c := range v.header.children() {
 		if !c.is(NSWSSE, "Security") {
 			continue
 		}
-		actor, _ := c.attr(v.env.version.ns, attr)
+		actor, _ := c.attr(v.version.ns, attr)
 		if actor == "http://www.w3.org/2003/05/soap-envelope/role/ultimateReceiver" {
 			actor = ""
 		}
@@ -373,7 +369,7 @@ func (v *verifier) findSecurity() error {
 }
 
 func (v *verifier) unsigned() error {
-	if isFault(v.body, v.env.version.ns) && v.opts.UnsignedFaults == UnsignedFaultsAccept {
+	if isFault(v.body, v.version.ns) && v.opts.UnsignedFaults == UnsignedFaultsAccept {
 		v.res.Valid = true
 		v.res.UnsignedFault = true
 		v.res.Code = CodeUnsignedFault
@@ -511,7 +507,7 @@ func (v *verifier) checkSignature(sig elemRef) error {
 	// namespace declarations of their ancestors in force. References may
 	// overlap (each may name the whole Body); bound the total work to a few
 	// times the message size.
-	budget := &c14nBudget{left: 4*len(v.env.raw) + 1<<20}
+	budget := &c14nBudget{left: 4*len(v.tree.raw) + 1<<20}
 	outs := make([]*refOut, len(plans))
 	for i, p := range plans {
 		o := &refOut{h: p.da.hash.New(), budget: budget}
