@@ -435,17 +435,27 @@ func (e elemRef) text() (string, error) {
 // etree's Element.Text returns.
 func (e elemRef) leadText() string { return e.charData(true) }
 
-// charData reads the element's span again with the tokenizer (in the
-// namespace context of its ancestors) and returns the text and CDATA
-// sections of its content up to its first child element, or its first PI
-// with stopAtPI. The span was read as part of the document already, so an
-// error cannot happen; it would end the text.
+// charData reads the element's span again with the tokenizer and returns
+// the text and CDATA sections of its content up to its first child element,
+// or its first PI with stopAtPI. Only the start tag is read in the
+// namespace context of the ancestors, so only the prefixes it uses are
+// bound, to the URIs the tree resolved them to: the cost is that of the
+// element, whatever the declarations around it. The span was read as part
+// of the document already, so an error cannot happen; it would end the
+// text.
 func (e elemRef) charData(stopAtPI bool) string {
 	start, end := e.span()
 	t := getTokenizer(e.t.raw[start:end])
 	defer putTokenizer(t)
 	t.fragment = true
-	e.scope(func(prefix, uri []byte) { bindInScope(t, prefix, uri) })
+	if p := e.prefix(); p != "" && p != "xml" {
+		bindInScope(t, []byte(p), []byte(e.space()))
+	}
+	for _, a := range e.attrList() {
+		if p := a.prefix(); p != "" && p != "xml" {
+			bindInScope(t, []byte(p), []byte(a.space()))
+		}
+	}
 	var b []byte
 	for {
 		k, err := t.next()
