@@ -309,11 +309,24 @@ func (e elemRef) firstChild() int32 {
 
 // children returns the element children in document order.
 func (e elemRef) children() []elemRef {
-	var out []elemRef
+	n := e.childCount()
+	if n == 0 {
+		return nil
+	}
+	out := make([]elemRef, 0, n)
 	for c := e.firstChild(); c >= 0; c = e.t.elems[c].next {
 		out = append(out, elemRef{e.t, c})
 	}
 	return out
+}
+
+// childCount returns the number of element children.
+func (e elemRef) childCount() int {
+	n := 0
+	for c := e.firstChild(); c >= 0; c = e.t.elems[c].next {
+		n++
+	}
+	return n
 }
 
 // child returns the first element child named {space}local.

@@ -383,8 +383,7 @@ func (v *verifier) unsigned() error {
 }
 
 func isFault(body elemRef, soapNS string) bool {
-	cs := body.children()
-	return len(cs) == 1 && cs[0].is(soapNS, "Fault")
+	return body.childCount() == 1 && body.child(soapNS, "Fault").ok()
 }
 
 // findTimestamp enforces: at most one Timestamp in the document, and that
