@@ -410,7 +410,7 @@ func (e elemRef) attrValue(local string) string {
 }
 
 // attrAnyNS returns the value of the first attribute whose local name is
-// local, whatever its namespace (as etree's SelectAttr of an unprefixed key).
+// local, whatever its namespace.
 func (e elemRef) attrAnyNS(local string) (string, bool) {
 	from, to := e.attrRange()
 	for k := from; k < to; k++ {
@@ -444,8 +444,7 @@ func (e elemRef) text() (string, error) {
 }
 
 // leadText returns the character data before the element's first child
-// element or PI (comments skipped): the text of a leaf element, and what
-// etree's Element.Text returns.
+// element or PI (comments skipped): the text of a leaf element.
 func (e elemRef) leadText() string { return e.charData(true) }
 
 // charData reads the element's span again with the tokenizer and returns
