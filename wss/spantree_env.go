@@ -57,8 +57,8 @@ func parseEnvelopeTree(raw []byte, lim Limits) (*spanTree, soapVersion, error) {
 				return nil, soapVersion{}, errorf(CodeInvalidSOAP, "unexpected element {%s}%s after the Body", e.space(), e.local())
 			}
 		default:
-			if l := e.local(); e.space() == ver.ns && (l == "Envelope" || l == "Header" || l == "Body") {
-				return nil, soapVersion{}, errorf(CodeInvalidSOAP, "a SOAP %s element inside <%s> is not accepted", l, e.parent().qname())
+			if e.space() == ver.ns && (e.is(ver.ns, "Envelope") || e.is(ver.ns, "Header") || e.is(ver.ns, "Body")) {
+				return nil, soapVersion{}, errorf(CodeInvalidSOAP, "a SOAP %s element inside <%s> is not accepted", e.local(), e.parent().qname())
 			}
 		}
 	}
