@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -94,6 +95,11 @@ type VerifyOptions struct {
 	// AllowSHA1 admits RSA-SHA1 and SHA-1 digests (they must still be in the
 	// allow-lists when those are set). MD5 is never accepted.
 	AllowSHA1 bool
+	// AllowInclusiveC14N admits Canonical XML 1.0 (AlgC14N10 and
+	// AlgC14N10WithComments) for the SignedInfo and as the transform of a
+	// Reference; when AllowedC14NMethods is empty both are added to it.
+	// Without it they are refused even when listed.
+	AllowInclusiveC14N bool
 	// MaxReferences bounds the References of the SignedInfo (default 64).
 	MaxReferences int
 	// Limits bound the envelope before any cryptography.
@@ -265,6 +271,9 @@ func (v *verifier) defaults() {
 	v.c14nAllowed = o.AllowedC14NMethods
 	if len(v.c14nAllowed) == 0 {
 		v.c14nAllowed = []string{AlgExcC14N}
+		if o.AllowInclusiveC14N {
+			v.c14nAllowed = append(v.c14nAllowed, AlgC14N10, AlgC14N10WithComments)
+		}
 	}
 }
 
@@ -459,7 +468,7 @@ func (v *verifier) checkSignature(sig elemRef) error {
 		return fail(CodeSignatureStructure, "", "%d References; the limit is %d", len(refs), v.opts.MaxReferences)
 	}
 	c14nURI := sik[0].attrValue("Algorithm")
-	if !slices.Contains(v.c14nAllowed, c14nURI) || (c14nURI != AlgExcC14N && c14nURI != AlgExcC14NWithComments) {
+	if !v.c14nKnown(c14nURI) {
 		return fail(CodeAlgorithmNotAllowed, "", "canonicalization method %q is not allowed", c14nURI)
 	}
 	siC14N, err := readC14NParams(sik[0], c14nURI)
@@ -515,7 +524,7 @@ func (v *verifier) checkSignature(sig elemRef) error {
 			o.sha = sha256.New()
 		}
 		outs[i] = o
-		if err := p.el.canonicalize(o, p.c14n.InclusivePrefixes, p.c14n.WithComments); err != nil {
+		if err := p.canonicalize(o); err != nil {
 			if errors.Is(err, errC14NBudget) {
 				return fail(CodeSignatureStructure, p.uri, "the References cover more than four times the message")
 			}
@@ -523,7 +532,7 @@ func (v *verifier) checkSignature(sig elemRef) error {
 		}
 	}
 	h := sa.hash.New()
-	siErr := si.canonicalize(h, siC14N.InclusivePrefixes, siC14N.WithComments)
+	siErr := canonicalizeWith(si, h, siC14N)
 	var firstBad *verdict
 	for i, p := range plans {
 		o := outs[i]
@@ -612,11 +621,43 @@ func (o *refOut) Write(p []byte) (int, error) {
 
 type plannedRef struct {
 	uri    string
-	el     elemRef
+	el     elemRef // the element the digest covers: for an STR-Transform, the token
 	da     digestAlg
 	dmURI  string
 	c14n   c14nParams
+	str    bool // the STR-Transform: el is the dereferenced token
 	digest string
+}
+
+// canonicalize writes the octets the Reference's digest covers.
+func (p *plannedRef) canonicalize(w io.Writer) error {
+	if p.str {
+		return canonicalizeSTRToken(p.el, w)
+	}
+	return canonicalizeWith(p.el, w, p.c14n)
+}
+
+// canonicalizeWith writes the canonical form of el's subtree that c
+// selects (exclusive or inclusive C14N, with or without comments).
+func canonicalizeWith(el elemRef, w io.Writer, c c14nParams) error {
+	if c.Inclusive {
+		return el.canonicalizeInclusive(w, c.WithComments)
+	}
+	return el.canonicalize(w, c.InclusivePrefixes, c.WithComments)
+}
+
+// c14nKnown reports whether uri is a canonicalisation algorithm Verify
+// implements and the options allow.
+func (v *verifier) c14nKnown(uri string) bool {
+	switch {
+	case !slices.Contains(v.c14nAllowed, uri):
+		return false
+	case uri == AlgExcC14N || uri == AlgExcC14NWithComments:
+		return true
+	case isInclusiveC14N(uri):
+		return v.opts.AllowInclusiveC14N
+	}
+	return false
 }
 
 func (v *verifier) planReference(r elemRef) (*plannedRef, error) {
@@ -655,20 +696,30 @@ func (v *verifier) planReference(r elemRef) (*plannedRef, error) {
 	}
 	ts := transforms.children()
 	if len(ts) != 1 || !ts[0].is(NSDSig, "Transform") {
-		return nil, fail(CodeTransformNotAllowed, uri, "exactly one Transform (exclusive C14N) is accepted")
+		return nil, fail(CodeTransformNotAllowed, uri, "exactly one Transform (a canonicalisation or the STR-Transform) is accepted")
 	}
 	talg := ts[0].attrValue("Algorithm")
-	if talg != AlgExcC14N && talg != AlgExcC14NWithComments || !slices.Contains(v.c14nAllowed, talg) {
-		return nil, fail(CodeTransformNotAllowed, uri, "transform %q is not allowed", talg)
+	var c14n c14nParams
+	isSTR := talg == AlgSTRTransform
+	if isSTR {
+		if err := readSTRTransformParams(ts[0]); err != nil {
+			err.(*verdict).ref = uri
+			return nil, err
+		}
+	} else {
+		if !v.c14nKnown(talg) {
+			return nil, fail(CodeTransformNotAllowed, uri, "transform %q is not allowed", talg)
+		}
+		var err error
+		c14n, err = readC14NParams(ts[0], talg)
+		if err != nil {
+			err.(*verdict).ref = uri
+			return nil, err
+		}
+		// A "#id" reference selects the element without comments (XML-DSig
+		// §4.4.3.3), whatever the transform says.
+		c14n.WithComments = false
 	}
-	c14n, err := readC14NParams(ts[0], talg)
-	if err != nil {
-		err.(*verdict).ref = uri
-		return nil, err
-	}
-	// A "#id" reference selects the element without comments (XML-DSig
-	// §4.4.3.3), whatever the transform says.
-	c14n.WithComments = false
 	dmURI := kids[0].attrValue("Algorithm")
 	da, ok := digestAlgs[dmURI]
 	if !ok || !slices.Contains(v.digAllowed, dmURI) || (da.legacy && !v.opts.AllowSHA1) {
@@ -682,12 +733,22 @@ func (v *verifier) planReference(r elemRef) (*plannedRef, error) {
 	if !el.ok() {
 		return nil, fail(CodeReferenceNotFound, uri, "no element has the Id %q", id)
 	}
-	return &plannedRef{uri: uri, el: el, da: da, dmURI: dmURI, c14n: c14n, digest: strings.TrimSpace(dv)}, nil
+	if isSTR {
+		tok, err := v.dereferenceSTR(uri, el)
+		if err != nil {
+			return nil, err
+		}
+		el = tok
+	}
+	return &plannedRef{uri: uri, el: el, da: da, dmURI: dmURI, c14n: c14n, str: isSTR, digest: strings.TrimSpace(dv)}, nil
 }
 
-// c14nParams selects the Exclusive XML Canonicalization 1.0 variant of a
-// CanonicalizationMethod or Transform.
+// c14nParams selects the canonicalisation of a CanonicalizationMethod or
+// Transform: Exclusive XML Canonicalization 1.0 or, with Inclusive,
+// Canonical XML 1.0.
 type c14nParams struct {
+	// Inclusive selects Canonical XML 1.0 (which takes no parameters).
+	Inclusive bool
 	// InclusivePrefixes is the InclusiveNamespaces PrefixList; "#default" names the default namespace.
 	InclusivePrefixes []string
 	// WithComments selects http://www.w3.org/2001/10/xml-exc-c14n#WithComments.
@@ -697,8 +758,11 @@ type c14nParams struct {
 // readC14NParams reads the InclusiveNamespaces PrefixList of a
 // CanonicalizationMethod or Transform.
 func readC14NParams(el elemRef, alg string) (c14nParams, error) {
-	opts := c14nParams{WithComments: alg == AlgExcC14NWithComments}
+	opts := c14nParams{WithComments: alg == AlgExcC14NWithComments || alg == AlgC14N10WithComments, Inclusive: isInclusiveC14N(alg)}
 	kids := el.children()
+	if opts.Inclusive && len(kids) > 0 {
+		return opts, fail(CodeTransformNotAllowed, "", "Canonical XML 1.0 takes no parameters")
+	}
 	if len(kids) > 1 {
 		return opts, fail(CodeTransformNotAllowed, "", "%s takes at most one InclusiveNamespaces parameter", el.local())
 	}

@@ -38,8 +38,8 @@ type bstToken struct {
 
 // resolveKey follows KeyInfo/SecurityTokenReference to a certificate. Only
 // tokens in our Security header are used, plus, for references that carry
-// no certificate (issuer/serial, SKI, thumbprint), the pinned certificates
-// of the trust store. ds:KeyValue and every other KeyInfo child are ignored.
+// no certificate (issuer/serial, SKI, thumbprint), the pinned and the known
+// signer certificates of the trust store. ds:KeyValue and every other KeyInfo child are ignored.
 func (v *verifier) resolveKey(keyInfo elemRef) (*x509.Certificate, []*x509.Certificate, string, error) {
 	if !keyInfo.ok() {
 		return nil, nil, "", fail(CodeKeyNotFound, "", "the Signature has no KeyInfo")
@@ -132,7 +132,9 @@ func decodeBST(el elemRef) (*bstToken, error) {
 }
 
 // candidates are the certificates a non-embedding reference may name: the
-// BSTs of our Security header, then the pinned certificates.
+// BSTs of our Security header, then the pinned certificates, then the known
+// signer certificates of the trust store (which are not trusted for being
+// found: Trust.check decides afterwards).
 func (v *verifier) candidates() []*x509.Certificate {
 	var out []*x509.Certificate
 	for _, c := range v.sec.children() {
@@ -145,6 +147,7 @@ func (v *verifier) candidates() []*x509.Certificate {
 	}
 	if v.opts.Trust != nil {
 		out = append(out, v.opts.Trust.pinned...)
+		out = append(out, v.opts.Trust.signers...)
 	}
 	return out
 }
