@@ -342,8 +342,12 @@ func TestVerifySTRTransform(t *testing.T) {
 			return regexp.MustCompile(`(<o:BinarySecurityToken [^>]*>)(.)`).ReplaceAll(m, []byte("$1\n$2"))
 		}, CodeDigestMismatch},
 		// The transform applied to the Body, to the Timestamp.
-		{"str-transform-on-body", func(m []byte) []byte { return bytes.Replace(m, []byte(`<Reference URI="#_str">`), []byte(`<Reference URI="#_1">`), 1) }, CodeTransformNotAllowed},
-		{"str-transform-on-timestamp", func(m []byte) []byte { return bytes.Replace(m, []byte(`<Reference URI="#_str">`), []byte(`<Reference URI="#_0">`), 1) }, CodeTransformNotAllowed},
+		{"str-transform-on-body", func(m []byte) []byte {
+			return bytes.Replace(m, []byte(`<Reference URI="#_str">`), []byte(`<Reference URI="#_1">`), 1)
+		}, CodeTransformNotAllowed},
+		{"str-transform-on-timestamp", func(m []byte) []byte {
+			return bytes.Replace(m, []byte(`<Reference URI="#_str">`), []byte(`<Reference URI="#_0">`), 1)
+		}, CodeTransformNotAllowed},
 		// The STR dereferences the Body.
 		{"str-to-body", func(m []byte) []byte {
 			return bytes.Replace(m, []byte(`<o:Reference URI="#X509-1"`), []byte(`<o:Reference URI="#_1"`), 1)
