@@ -46,6 +46,13 @@ type DecryptOptions struct {
 	Rand io.Reader
 	// Limits bound the input envelope and the decrypted one.
 	Limits Limits
+	// Actor selects the Security header by its SOAP 1.1 actor / 1.2 role;
+	// "" is the one without (or for the ultimate receiver).
+	Actor string
+	// KeyNames are names of the decrypting key: an EncryptedKey whose
+	// KeyInfo holds a ds:KeyName equal to one of them is addressed to it.
+	// Empty: a ds:KeyName names nothing.
+	KeyNames []string
 }
 
 // DecryptResult describes what Decrypt did, for audit.
@@ -115,7 +122,7 @@ func Decrypt(raw []byte, dec crypto.Decrypter, opts DecryptOptions) (*DecryptRes
 		return nil, err
 	}
 
-	ek, err := findEncryptedKey(tree.root(), version, opts.Certificate)
+	ek, err := findEncryptedKey(tree.root(), version, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -145,10 +152,11 @@ func Decrypt(raw []byte, dec crypto.Decrypter, opts DecryptOptions) (*DecryptRes
 	sum := sha256.Sum256(wrapped)
 	res.WrappedKeySHA256 = sum[:]
 
-	// The EncryptedData elements of the ReferenceList.
-	rl := ek.child(NSXEnc, "ReferenceList")
-	if !rl.ok() {
-		return nil, decryptionFailed(errors.New("the EncryptedKey has no ReferenceList"))
+	// The EncryptedData elements of the EncryptedKey's ReferenceList and
+	// of the standalone ReferenceLists that designate it.
+	drefs, lists, err := dataReferences(ek)
+	if err != nil {
+		return nil, decryptionFailed(err)
 	}
 	type part struct {
 		ed      elemRef
@@ -159,17 +167,10 @@ func Decrypt(raw []byte, dec crypto.Decrypter, opts DecryptOptions) (*DecryptRes
 	var parts []part
 	seen := map[elemRef]bool{}
 	keySize := 0
-	for _, c := range rl.children() {
-		if !c.is(NSXEnc, "DataReference") {
-			return nil, decryptionFailed(fmt.Errorf("unexpected %s in ReferenceList", c.qname()))
-		}
-		uri, _ := c.attrAnyNS("URI")
-		if !strings.HasPrefix(uri, "#") || len(uri) < 2 {
-			return nil, decryptionFailed(fmt.Errorf("DataReference %q is not a same-document reference", uri))
-		}
-		ed := tree.byID(uri[1:])
-		if !ed.ok() || !ed.is(NSXEnc, "EncryptedData") || seen[ed] {
-			return nil, decryptionFailed(fmt.Errorf("DataReference %q does not name an EncryptedData", uri))
+	for _, dr := range drefs {
+		ed, uri := dr.ed, dr.uri
+		if seen[ed] {
+			return nil, decryptionFailed(fmt.Errorf("DataReference %q names an EncryptedData twice", uri))
 		}
 		seen[ed] = true
 		if err := checkPlacement(ed); err != nil {
@@ -283,6 +284,9 @@ func Decrypt(raw []byte, dec crypto.Decrypter, opts DecryptOptions) (*DecryptRes
 		edits = append(edits, edit2{p.replace, plain[i]})
 	}
 	edits = append(edits, edit2{spanOf(ek), nil})
+	for _, l := range lists {
+		edits = append(edits, edit2{spanOf(l), nil})
+	}
 	sort.Slice(edits, func(i, j int) bool { return edits[i].s.start < edits[j].s.start })
 	var out bytes.Buffer
 	pos := 0
@@ -441,10 +445,11 @@ func xencOpen(alg dataAlg, key, ct []byte) ([]byte, error) {
 	return pt[:len(pt)-n], nil
 }
 
-// findEncryptedKey returns the first EncryptedKey of the ultimate
-// receiver's Security header whose KeyInfo names cert (or that has no
-// KeyInfo).
-func findEncryptedKey(root elemRef, version soapVersion, cert *x509.Certificate) (elemRef, error) {
+// findEncryptedKey returns the first EncryptedKey of the Security header
+// addressed to opts.Actor whose KeyInfo names opts.Certificate or one of
+// opts.KeyNames (or that has no KeyInfo).
+func findEncryptedKey(root elemRef, version soapVersion, opts DecryptOptions) (elemRef, error) {
+	cert := opts.Certificate
 	header := root.child(version.ns, "Header")
 	var sec elemRef
 	if header.ok() {
@@ -452,7 +457,11 @@ func findEncryptedKey(root elemRef, version soapVersion, cert *x509.Certificate)
 			if !c.is(NSWSSE, "Security") {
 				continue
 			}
-			if _, actor := c.attr(version.ns, actorAttr(version)); actor {
+			actor, _ := c.attr(version.ns, actorAttr(version))
+			if actor == roleUltimateReceiver {
+				actor = ""
+			}
+			if actor != opts.Actor {
 				continue
 			}
 			if sec.ok() {
@@ -485,7 +494,7 @@ func findEncryptedKey(root elemRef, version soapVersion, cert *x509.Certificate)
 			continue
 		}
 		ki := c.child(NSDSig, "KeyInfo")
-		if !ki.ok() || keyInfoNames(ki, cert, bsts) {
+		if !ki.ok() || keyInfoNames(ki, cert, bsts) || keyNameIn(ki, opts.KeyNames) {
 			return c, nil
 		}
 	}
