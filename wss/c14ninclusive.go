@@ -113,10 +113,15 @@ func (c *incC14NSink) token(t *xmlTokenizer) bool {
 				c.attrs = append(c.attrs, a)
 			}
 		}
-		if c.depth == 1 {
+		if c.depth == 1 && len(c.xmlAttrs) > 0 {
+			own := map[string]bool{}
+			for _, a := range c.attrs {
+				if bytes.Equal(a.uri, bNSXML) {
+					own[string(a.local)] = true
+				}
+			}
 			for k := range c.xmlAttrs {
-				x := &c.xmlAttrs[k]
-				if !slices.ContainsFunc(c.attrs, func(a *rawAttr) bool { return bytes.Equal(a.uri, bNSXML) && bytes.Equal(a.local, x.local) }) {
+				if x := &c.xmlAttrs[k]; !own[string(x.local)] {
 					c.attrs = append(c.attrs, x)
 				}
 			}

@@ -404,3 +404,31 @@ func verifyCommitted(t *testing.T, name string, msg []byte, o VerifyOptions) {
 	}
 	verifyOK(t, committed, o)
 }
+
+// TestSTRApexWriter: the STR-Transform's apex gets xmlns="" unless the
+// canonical form declares a default namespace there, whatever the chunks
+// the canonical bytes come in.
+func TestSTRApexWriter(t *testing.T) {
+	for _, c := range []struct{ in, qname, want string }{
+		{`<o:BinarySecurityToken xmlns:o="urn:o">AA==</o:BinarySecurityToken>`, "o:BinarySecurityToken", `<o:BinarySecurityToken xmlns="" xmlns:o="urn:o">AA==</o:BinarySecurityToken>`},
+		{`<o:BinarySecurityToken xmlns="urn:d" xmlns:o="urn:o">AA==</o:BinarySecurityToken>`, "o:BinarySecurityToken", `<o:BinarySecurityToken xmlns="urn:d" xmlns:o="urn:o">AA==</o:BinarySecurityToken>`},
+		{`<a></a>`, "a", `<a xmlns=""></a>`},
+		{`<a xmlns:b="urn:b"></a>`, "a", `<a xmlns="" xmlns:b="urn:b"></a>`},
+	} {
+		for _, chunk := range []int{1, 3, len(c.in)} {
+			var out bytes.Buffer
+			w := &strApexWriter{w: &out, head: len(c.qname) + 1}
+			for i := 0; i < len(c.in); i += chunk {
+				if _, err := w.Write([]byte(c.in[i:min(i+chunk, len(c.in))])); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.flush(); err != nil {
+				t.Fatal(err)
+			}
+			if out.String() != c.want {
+				t.Errorf("%s in chunks of %d: %s, want %s", c.in, chunk, out.String(), c.want)
+			}
+		}
+	}
+}

@@ -92,26 +92,59 @@ func (v *verifier) dereferenceSTR(uri string, str elemRef) (elemRef, error) {
 
 // canonicalizeSTRToken writes the STR-Transform's output for the token tok:
 // its exclusive canonical form with "#default" inclusive and the default
-// namespace declared on the apex (xmlns="" when none is in scope).
+// namespace declared on the apex (xmlns="" when none is in scope). The
+// canonical bytes stream to w (so that the References' budget stops a large
+// token early); only the apex's first bytes wait for the decision.
 func canonicalizeSTRToken(tok elemRef, w io.Writer) error {
-	var buf bytes.Buffer
-	if err := tok.canonicalize(&buf, []string{"#default"}, false); err != nil {
+	aw := &strApexWriter{w: w, head: len(tok.qname()) + 1}
+	if err := tok.canonicalize(aw, []string{"#default"}, false); err != nil {
 		return err
 	}
-	out := buf.Bytes()
-	head := len(tok.qname()) + 1 // "<" and the QName
-	if len(out) < head {
-		return errorf(CodeInternal, "short canonical token")
+	return aw.flush()
+}
+
+// strApexWriter passes canonical bytes through to w, adding xmlns="" after
+// the apex's "<QName" unless a default namespace declaration follows it
+// (canonical order puts it first).
+type strApexWriter struct {
+	w    io.Writer
+	head int // len("<" + QName)
+	buf  []byte
+	done bool
+}
+
+var xmlnsDefault = []byte(` xmlns="`)
+
+func (s *strApexWriter) Write(p []byte) (int, error) {
+	if s.done {
+		return s.w.Write(p)
 	}
-	if !bytes.HasPrefix(out[head:], []byte(` xmlns="`)) {
-		if _, err := w.Write(out[:head]); err != nil {
+	s.buf = append(s.buf, p...)
+	if len(s.buf) >= s.head+len(xmlnsDefault) {
+		if err := s.flush(); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// flush decides on the apex's default namespace and writes what was held.
+func (s *strApexWriter) flush() error {
+	if s.done {
+		return nil
+	}
+	s.done = true
+	b := s.buf
+	s.buf = nil
+	if len(b) >= s.head && !bytes.HasPrefix(b[s.head:], xmlnsDefault) {
+		if _, err := s.w.Write(b[:s.head]); err != nil {
 			return err
 		}
-		if _, err := io.WriteString(w, ` xmlns=""`); err != nil {
+		if _, err := io.WriteString(s.w, ` xmlns=""`); err != nil {
 			return err
 		}
-		out = out[head:]
+		b = b[s.head:]
 	}
-	_, err := w.Write(out)
+	_, err := s.w.Write(b)
 	return err
 }
