@@ -34,8 +34,8 @@ func compareSpanTree(t *testing.T, raw []byte) {
 		t.Fatalf("the span tree accepts what etree refuses (%v): %q", werr, raw)
 	}
 	want := allElements(doc.Root())
-	if len(want) != len(st.elems) {
-		t.Fatalf("%d elements, etree has %d: %q", len(st.elems), len(want), raw)
+	if len(want) != int(st.elems.n) {
+		t.Fatalf("%d elements, etree has %d: %q", st.elems.n, len(want), raw)
 	}
 	index := map[*etree.Element]int{}
 	for i, w := range want {
@@ -103,7 +103,7 @@ func compareSpanTree(t *testing.T, raw []byte) {
 		var gdecls []string
 		dfrom, dto := e.declRange()
 		for d := dfrom; d < dto; d++ {
-			dc := st.decls[d]
+			dc := st.decls.at(d)
 			gdecls = append(gdecls, st.str(dc.prefix, dc.plen)+"="+attrWS.Replace(st.uris[dc.uri]))
 		}
 		if strings.Join(gdecls, " ") != strings.Join(wdecls, " ") {
@@ -217,12 +217,12 @@ func TestSpanTreeCanonicalize(t *testing.T) {
 		if err != nil {
 			continue
 		}
-		for i := range st.elems {
+		for i := range st.elems.n {
 			for _, o := range []struct {
 				pl       []string
 				comments bool
 			}{{nil, false}, {nil, true}, {[]string{"#default", "p"}, false}} {
-				want := &c14nTarget{n: i, w: new(bytes.Buffer), inclusive: o.pl, comments: o.comments}
+				want := &c14nTarget{n: int(i), w: new(bytes.Buffer), inclusive: o.pl, comments: o.comments}
 				if err := canonicalizeRawMany(doc, []*c14nTarget{want}); err != nil || !want.found {
 					t.Fatalf("canonicalizeRawMany: %v", err)
 				}
