@@ -13,14 +13,13 @@ package wss
 //
 // Storage is a few chunked arrays indexed by int32 (never copied as they
 // grow) plus one byte arena, so the tree costs a constant per element,
-// attribute and declaration, plus the
-// bytes of attribute names and values: proportional to the input whatever
-// its shape. Character data is not stored: the text of an element is read
-// from its content span by the same tokenizer when asked for (only leaf
-// elements' text is, and that span holds no markup but comments, PIs and
-// CDATA sections). Namespace declarations are recorded once, on the element
-// that makes them; the bindings in force at an element are found by
-// walking up its ancestors. Namespace URIs are interned.
+// attribute and declaration, plus the bytes of attribute names and values:
+// proportional to the input whatever its shape. Character data is not
+// stored: the text of an element is read from its span by the same
+// tokenizer when asked for (only the text of small leaf elements is).
+// Namespace declarations are recorded once, on the element that makes
+// them; the bindings in force at an element are found by walking up its
+// ancestors. Namespace URIs are interned.
 
 import (
 	"fmt"
@@ -59,9 +58,9 @@ type spanElem struct {
 
 	next int32 // the next sibling element; -1 for none (the first child, if any, is the next element)
 
-	// The element's attributes (declarations excluded) are
-	// spanTree.attrs from attrs on, its declarations spanTree.decls from decls on, up to
-	// where the next element's begin (spanTree.attrRange, declRange).
+	// The element's attributes (declarations excluded) are spanTree.attrs
+	// from index attrs on, its declarations spanTree.decls from index decls
+	// on, up to where the next element's begin (attrRange, declRange).
 	attrs, decls int32
 }
 
@@ -272,15 +271,6 @@ func (st *spanTree) byID(id string) elemRef {
 		return elemRef{}
 	}
 	return elemRef{st, i}
-}
-
-// all returns every element in document order.
-func (st *spanTree) all() []elemRef {
-	out := make([]elemRef, st.elems.n)
-	for i := range out {
-		out[i] = elemRef{st, int32(i)}
-	}
-	return out
 }
 
 func (e elemRef) ok() bool        { return e.t != nil }
