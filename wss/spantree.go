@@ -51,8 +51,6 @@ type spanElem struct {
 	tagEnd int32 // just past the start tag's '>': where the content starts
 	endTag int32 // '<' of the end tag: where the content ends (tagEnd for <x/>)
 	end    int32 // just past the end tag's '>' (tagEnd for <x/>)
-	qlen   int32 // the QName is raw[start+1 : start+1+qlen]
-	plen   int32 // length of its prefix; 0 when unprefixed
 	uri    int32 // namespace URI, index in spanTree.uris
 	parent int32 // -1 for the document element
 
@@ -129,7 +127,6 @@ func readSpanTree(raw []byte, lim Limits) (*spanTree, error) {
 			}
 			e := spanElem{
 				start: int32(t.start), tagEnd: int32(t.end),
-				qlen: int32(len(t.qname)), plen: int32(len(t.prefix)),
 				uri: st.intern(t.uri), parent: parent, next: -1,
 				attrs: st.attrs.n, decls: st.decls.n,
 			}
@@ -277,26 +274,40 @@ func (e elemRef) ok() bool        { return e.t != nil }
 func (e elemRef) n() *spanElem    { return e.t.elems.at(e.i) }
 func (e elemRef) parent() elemRef { return e.t.ref(e.n().parent) }
 
+// name returns the element's QName as written (raw[s:end], the start
+// tag's name: it ends at the first white space, '/' or '>') and the end of
+// its prefix (colon, s-1 when unprefixed).
+func (e elemRef) name() (s, colon, end int32) {
+	raw := e.t.raw
+	s = e.n().start + 1
+	colon = s - 1
+	for end = s; end < int32(len(raw)); end++ {
+		switch raw[end] {
+		case ' ', '\t', '\r', '\n', '/', '>':
+			return s, colon, end
+		case ':':
+			colon = end
+		}
+	}
+	return s, colon, end
+}
+
 // qname is the element's name as written.
 func (e elemRef) qname() string {
-	n := e.n()
-	return string(e.t.raw[n.start+1 : n.start+1+n.qlen])
+	s, _, end := e.name()
+	return string(e.t.raw[s:end])
 }
 
 // local is the element's local name.
 func (e elemRef) local() string {
-	n := e.n()
-	s := n.start + 1
-	if n.plen > 0 {
-		s += n.plen + 1
-	}
-	return string(e.t.raw[s : n.start+1+n.qlen])
+	_, colon, end := e.name()
+	return string(e.t.raw[colon+1 : end])
 }
 
 // prefix is the element's prefix ("" when unprefixed).
 func (e elemRef) prefix() string {
-	n := e.n()
-	return string(e.t.raw[n.start+1 : n.start+1+n.plen])
+	s, colon, _ := e.name()
+	return string(e.t.raw[s:max(s, colon)])
 }
 
 // space is the element's namespace URI ("" for none).
@@ -304,12 +315,8 @@ func (e elemRef) space() string { return e.t.uris[e.n().uri] }
 
 // is reports whether the element's expanded name is {space}local.
 func (e elemRef) is(space, local string) bool {
-	n := e.n()
-	s := n.start + 1
-	if n.plen > 0 {
-		s += n.plen + 1
-	}
-	return string(e.t.raw[s:n.start+1+n.qlen]) == local && e.t.uris[n.uri] == space
+	_, colon, end := e.name()
+	return string(e.t.raw[colon+1:end]) == local && e.t.uris[e.n().uri] == space
 }
 
 // firstChild returns the index of the first element child, -1 for none:
