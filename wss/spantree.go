@@ -11,15 +11,15 @@ package wss
 // read again by the same tokenizer with the namespace declarations of the
 // element's ancestors in force (spanTree.canonicalize).
 //
-// Storage is a few flat slices indexed by int32 plus one byte arena, so the
-// tree costs a constant per element, attribute and declaration, plus the
-// bytes of attribute names and values: proportional to the input whatever
-// its shape. Character data is not stored: the text of an element is read
-// from its content span by the same tokenizer when asked for (only leaf
-// elements' text is, and that span holds no markup but comments, PIs and
-// CDATA sections). Namespace declarations are recorded once, on the element
-// that makes them; the bindings in force at an element are found by
-// walking up its ancestors. Namespace URIs are interned.
+// Storage is a few chunked arrays indexed by int32 (never copied as they
+// grow) plus one byte arena, so the tree costs a constant per element,
+// attribute and declaration, plus the bytes of attribute names and values:
+// proportional to the input whatever its shape. Character data is not
+// stored: the text of an element is read from its span by the same
+// tokenizer when asked for (only the text of small leaf elements is).
+// Namespace declarations are recorded once, on the element that makes
+// them; the bindings in force at an element are found by walking up its
+// ancestors. Namespace URIs are interned.
 
 import (
 	"fmt"
@@ -34,9 +34,9 @@ import (
 // elements are in document order (the order of their start tags).
 type spanTree struct {
 	raw    []byte
-	elems  []spanElem
-	attrs  []spanAttr
-	decls  []spanDecl
+	elems  chunks[spanElem]
+	attrs  chunks[spanAttr]
+	decls  chunks[spanDecl]
 	arena  []byte   // attribute names and values, declared prefixes
 	uris   []string // interned namespace URIs; uris[0] is "" (no namespace)
 	uriIdx map[string]int32
@@ -51,16 +51,14 @@ type spanElem struct {
 	tagEnd int32 // just past the start tag's '>': where the content starts
 	endTag int32 // '<' of the end tag: where the content ends (tagEnd for <x/>)
 	end    int32 // just past the end tag's '>' (tagEnd for <x/>)
-	qlen   int32 // the QName is raw[start+1 : start+1+qlen]
-	plen   int32 // length of its prefix; 0 when unprefixed
 	uri    int32 // namespace URI, index in spanTree.uris
 	parent int32 // -1 for the document element
 
 	next int32 // the next sibling element; -1 for none (the first child, if any, is the next element)
 
-	// The element's attributes (declarations excluded) are
-	// spanTree.attrs[attrs:], its declarations spanTree.decls[decls:], up to
-	// where the next element's begin (spanTree.attrRange, declRange).
+	// The element's attributes (declarations excluded) are spanTree.attrs
+	// from index attrs on, its declarations spanTree.decls from index decls
+	// on, up to where the next element's begin (attrRange, declRange).
 	attrs, decls int32
 }
 
@@ -117,21 +115,20 @@ func readSpanTree(raw []byte, lim Limits) (*spanTree, error) {
 		}
 		switch k {
 		case tokEOF:
-			if len(st.elems) == 0 {
+			if st.elems.n == 0 {
 				return nil, errorf(CodeMalformedXML, "no document element")
 			}
 			return st, nil
 		case tokStart:
-			i := int32(len(st.elems))
+			i := st.elems.n
 			parent := int32(-1)
 			if len(stack) > 0 {
 				parent = stack[len(stack)-1]
 			}
 			e := spanElem{
 				start: int32(t.start), tagEnd: int32(t.end),
-				qlen: int32(len(t.qname)), plen: int32(len(t.prefix)),
 				uri: st.intern(t.uri), parent: parent, next: -1,
-				attrs: int32(len(st.attrs)), decls: int32(len(st.decls)),
+				attrs: st.attrs.n, decls: st.decls.n,
 			}
 			for j := range t.attrs {
 				a := &t.attrs[j]
@@ -141,14 +138,12 @@ func readSpanTree(raw []byte, lim Limits) (*spanTree, error) {
 						p = nil
 					}
 					off := st.keep(p)
-					st.decls = grow(st.decls)
-					st.decls = append(st.decls, spanDecl{prefix: off, plen: int32(len(p)), uri: st.intern(a.value)})
+					st.decls.push(spanDecl{prefix: off, plen: int32(len(p)), uri: st.intern(a.value)})
 					continue
 				}
 				name := st.keep(a.qname)
 				val := st.keep(a.value)
-				st.attrs = grow(st.attrs)
-				st.attrs = append(st.attrs, spanAttr{
+				st.attrs.push(spanAttr{
 					name: name, nlen: int32(len(a.qname)), plen: int32(len(a.prefix)),
 					uri: st.intern(a.uri), val: val, vlen: int32(len(a.value)),
 				})
@@ -160,11 +155,10 @@ func readSpanTree(raw []byte, lim Limits) (*spanTree, error) {
 					}
 				}
 			}
-			st.elems = grow(st.elems)
-			st.elems = append(st.elems, e)
+			st.elems.push(e)
 			if parent >= 0 {
 				if l := last[len(last)-1]; l >= 0 {
-					st.elems[l].next = i
+					st.elems.at(l).next = i
 				}
 				last[len(last)-1] = i
 			}
@@ -173,7 +167,8 @@ func readSpanTree(raw []byte, lim Limits) (*spanTree, error) {
 		case tokEnd:
 			i := stack[len(stack)-1]
 			stack, last = stack[:len(stack)-1], last[:len(last)-1]
-			st.elems[i].endTag, st.elems[i].end = int32(t.start), int32(t.end)
+			n := st.elems.at(i)
+			n.endTag, n.end = int32(t.start), int32(t.end)
 		}
 	}
 }
@@ -192,15 +187,40 @@ func isIDAttrTok(a *rawAttr) bool {
 	return false
 }
 
-// grow makes room for one more element in s, doubling its capacity when
-// full, so that the storage ever allocated for s stays within a small
-// multiple of its final size (append grows large slices by a quarter).
-func grow[T any](s []T) []T {
-	if len(s) < cap(s) {
-		return s
-	}
-	return slices.Grow(s, max(len(s), 16))
+// chunks is an array that grows by fixed-size chunks: nothing is copied as
+// it grows (only the first chunk grows, by doubling, up to chunkLen), so
+// the storage ever allocated for it is its final size plus at most one
+// chunk.
+type chunks[T any] struct {
+	c [][]T
+	n int32
 }
+
+const chunkLen = 256
+
+// push appends v and returns its index.
+func (s *chunks[T]) push(v T) int32 {
+	k := int(s.n / chunkLen)
+	if k == len(s.c) {
+		size := chunkLen
+		if k == 0 {
+			size = 8
+		}
+		s.c = append(s.c, make([]T, 0, size))
+	}
+	last := s.c[k]
+	if len(last) == cap(last) {
+		grown := make([]T, len(last), min(2*cap(last), chunkLen))
+		copy(grown, last)
+		last = grown
+	}
+	s.c[k] = append(last, v)
+	s.n++
+	return s.n - 1
+}
+
+// at returns the element at index i.
+func (s *chunks[T]) at(i int32) *T { return &s.c[i/chunkLen][i%chunkLen] }
 
 // keep copies b into the arena and returns its offset.
 func (st *spanTree) keep(b []byte) int32 {
@@ -250,39 +270,44 @@ func (st *spanTree) byID(id string) elemRef {
 	return elemRef{st, i}
 }
 
-// all returns every element in document order.
-func (st *spanTree) all() []elemRef {
-	out := make([]elemRef, len(st.elems))
-	for i := range out {
-		out[i] = elemRef{st, int32(i)}
-	}
-	return out
-}
-
 func (e elemRef) ok() bool        { return e.t != nil }
-func (e elemRef) n() *spanElem    { return &e.t.elems[e.i] }
+func (e elemRef) n() *spanElem    { return e.t.elems.at(e.i) }
 func (e elemRef) parent() elemRef { return e.t.ref(e.n().parent) }
+
+// name returns the element's QName as written (raw[s:end], the start
+// tag's name: it ends at the first white space, '/' or '>') and the end of
+// its prefix (colon, s-1 when unprefixed).
+func (e elemRef) name() (s, colon, end int32) {
+	raw := e.t.raw
+	s = e.n().start + 1
+	colon = s - 1
+	for end = s; end < int32(len(raw)); end++ {
+		switch raw[end] {
+		case ' ', '\t', '\r', '\n', '/', '>':
+			return s, colon, end
+		case ':':
+			colon = end
+		}
+	}
+	return s, colon, end
+}
 
 // qname is the element's name as written.
 func (e elemRef) qname() string {
-	n := e.n()
-	return string(e.t.raw[n.start+1 : n.start+1+n.qlen])
+	s, _, end := e.name()
+	return string(e.t.raw[s:end])
 }
 
 // local is the element's local name.
 func (e elemRef) local() string {
-	n := e.n()
-	s := n.start + 1
-	if n.plen > 0 {
-		s += n.plen + 1
-	}
-	return string(e.t.raw[s : n.start+1+n.qlen])
+	_, colon, end := e.name()
+	return string(e.t.raw[colon+1 : end])
 }
 
 // prefix is the element's prefix ("" when unprefixed).
 func (e elemRef) prefix() string {
-	n := e.n()
-	return string(e.t.raw[n.start+1 : n.start+1+n.plen])
+	s, colon, _ := e.name()
+	return string(e.t.raw[s:max(s, colon)])
 }
 
 // space is the element's namespace URI ("" for none).
@@ -290,18 +315,14 @@ func (e elemRef) space() string { return e.t.uris[e.n().uri] }
 
 // is reports whether the element's expanded name is {space}local.
 func (e elemRef) is(space, local string) bool {
-	n := e.n()
-	s := n.start + 1
-	if n.plen > 0 {
-		s += n.plen + 1
-	}
-	return string(e.t.raw[s:n.start+1+n.qlen]) == local && e.t.uris[n.uri] == space
+	_, colon, end := e.name()
+	return string(e.t.raw[colon+1:end]) == local && e.t.uris[e.n().uri] == space
 }
 
 // firstChild returns the index of the first element child, -1 for none:
 // in document order it is the next element, if that one is a child.
 func (e elemRef) firstChild() int32 {
-	if c := e.i + 1; int(c) < len(e.t.elems) && e.t.elems[c].parent == e.i {
+	if c := e.i + 1; c < e.t.elems.n && e.t.elems.at(c).parent == e.i {
 		return c
 	}
 	return -1
@@ -314,7 +335,7 @@ func (e elemRef) children() []elemRef {
 		return nil
 	}
 	out := make([]elemRef, 0, n)
-	for c := e.firstChild(); c >= 0; c = e.t.elems[c].next {
+	for c := e.firstChild(); c >= 0; c = e.t.elems.at(c).next {
 		out = append(out, elemRef{e.t, c})
 	}
 	return out
@@ -323,7 +344,7 @@ func (e elemRef) children() []elemRef {
 // childCount returns the number of element children.
 func (e elemRef) childCount() int {
 	n := 0
-	for c := e.firstChild(); c >= 0; c = e.t.elems[c].next {
+	for c := e.firstChild(); c >= 0; c = e.t.elems.at(c).next {
 		n++
 	}
 	return n
@@ -331,7 +352,7 @@ func (e elemRef) childCount() int {
 
 // child returns the first element child named {space}local.
 func (e elemRef) child(space, local string) elemRef {
-	for c := e.firstChild(); c >= 0; c = e.t.elems[c].next {
+	for c := e.firstChild(); c >= 0; c = e.t.elems.at(c).next {
 		if r := (elemRef{e.t, c}); r.is(space, local) {
 			return r
 		}
@@ -344,18 +365,18 @@ func (e elemRef) hasChildren() bool { return e.firstChild() >= 0 }
 
 // attrRange returns the bounds of the element's attributes in st.attrs.
 func (e elemRef) attrRange() (from, to int32) {
-	from, to = e.n().attrs, int32(len(e.t.attrs))
-	if int(e.i)+1 < len(e.t.elems) {
-		to = e.t.elems[e.i+1].attrs
+	from, to = e.n().attrs, e.t.attrs.n
+	if e.i+1 < e.t.elems.n {
+		to = e.t.elems.at(e.i + 1).attrs
 	}
 	return from, to
 }
 
 // declRange returns the bounds of the element's declarations in st.decls.
 func (e elemRef) declRange() (from, to int32) {
-	from, to = e.n().decls, int32(len(e.t.decls))
-	if int(e.i)+1 < len(e.t.elems) {
-		to = e.t.elems[e.i+1].decls
+	from, to = e.n().decls, e.t.decls.n
+	if e.i+1 < e.t.elems.n {
+		to = e.t.elems.at(e.i + 1).decls
 	}
 	return from, to
 }
@@ -385,7 +406,7 @@ func (e elemRef) attrList() []attrView {
 	from, to := e.attrRange()
 	out := make([]attrView, to-from)
 	for k := range out {
-		out[k] = attrView{e.t, &e.t.attrs[from+int32(k)]}
+		out[k] = attrView{e.t, e.t.attrs.at(from + int32(k))}
 	}
 	return out
 }
@@ -395,7 +416,7 @@ func (e elemRef) attrList() []attrView {
 func (e elemRef) attr(space, local string) (string, bool) {
 	from, to := e.attrRange()
 	for k := from; k < to; k++ {
-		a := attrView{e.t, &e.t.attrs[k]}
+		a := attrView{e.t, e.t.attrs.at(k)}
 		if a.local() == local && a.space() == space {
 			return a.value(), true
 		}
@@ -414,7 +435,7 @@ func (e elemRef) attrValue(local string) string {
 func (e elemRef) attrAnyNS(local string) (string, bool) {
 	from, to := e.attrRange()
 	for k := from; k < to; k++ {
-		if a := (attrView{e.t, &e.t.attrs[k]}); a.local() == local {
+		if a := (attrView{e.t, e.t.attrs.at(k)}); a.local() == local {
 			return a.value(), true
 		}
 	}
@@ -425,7 +446,7 @@ func (e elemRef) attrAnyNS(local string) (string, bool) {
 func (e elemRef) declaresDefault() bool {
 	from, to := e.declRange()
 	for k := from; k < to; k++ {
-		if e.t.decls[k].plen == 0 {
+		if e.t.decls.at(k).plen == 0 {
 			return true
 		}
 	}
@@ -538,13 +559,13 @@ func (e elemRef) span() (start, end int) {
 // which the element's start tag is read.
 func (e elemRef) scope(fn func(prefix, uri []byte)) {
 	var anc []int32
-	for p := e.n().parent; p >= 0; p = e.t.elems[p].parent {
+	for p := e.n().parent; p >= 0; p = e.t.elems.at(p).parent {
 		anc = append(anc, p)
 	}
 	for k := len(anc) - 1; k >= 0; k-- {
 		from, to := e.t.ref(anc[k]).declRange()
 		for d := from; d < to; d++ {
-			dc := &e.t.decls[d]
+			dc := e.t.decls.at(d)
 			p := e.t.arena[dc.prefix : dc.prefix+dc.plen]
 			if string(p) == "xml" {
 				continue // bound implicitly

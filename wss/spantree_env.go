@@ -23,7 +23,7 @@ func parseEnvelopeTree(raw []byte, lim Limits) (*spanTree, soapVersion, error) {
 	}
 	var ver soapVersion
 	children, header, body := 0, false, false
-	for i := range st.elems {
+	for i := range st.elems.n {
 		if st.dup != nil && st.dupAt == int32(i) {
 			return nil, soapVersion{}, st.dup
 		}

@@ -399,7 +399,7 @@ func isFault(body elemRef, soapNS string) bool {
 // one a child of our Security header.
 func (v *verifier) findTimestamp() (elemRef, error) {
 	var all []elemRef
-	for i := range v.tree.elems {
+	for i := range v.tree.elems.n {
 		if el := v.tree.ref(int32(i)); el.is(NSWSU, "Timestamp") {
 			all = append(all, el)
 		}
