@@ -204,6 +204,18 @@ func TestVerifySignerCertsXMLSec1(t *testing.T) {
 			verifyCode(t, msg, VerifyOptions{Trust: known, Now: func() time.Time { return fixedNow().Add(3 * time.Hour) }}, CodeUntrustedKey)
 		})
 	}
+	// An X509v3 KeyIdentifier carries the certificate: the CA alone decides.
+	t.Run("keyid-x509v3", func(t *testing.T) {
+		msg := xmlsec1SignTemplate(t, "soap11.tmpl.xml", map[string]string{
+			"Token": "", "STR": keyID(ValueTypeX509v3, leaf.Raw),
+			"Created": "2026-11-29T12:00:00.000Z", "Expires": "2026-11-29T12:05:00.000Z", "SignatureMethod": AlgECDSASHA256,
+		}, keyFile, certFile)
+		res := verifyOK(t, msg, VerifyOptions{Trust: mk(TrustConfig{Roots: []*x509.Certificate{ca}})})
+		if res.Signer.KeyRef != SignerRefKeyIDX509v3 {
+			t.Errorf("signer %+v", res.Signer)
+		}
+		verifyCode(t, msg, VerifyOptions{Trust: mk(TrustConfig{Roots: []*x509.Certificate{otherCA}, Signers: []*x509.Certificate{leaf}})}, CodeUntrustedKey)
+	})
 }
 
 // strTransformMessage builds a WCF-style message (testdata/interop
