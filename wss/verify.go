@@ -190,7 +190,10 @@ func fail(code Code, ref, format string, args ...any) *verdict {
 //
 // Verify resolves the key only from the Security header (BinarySecurityToken
 // by direct reference; issuer/serial, SKI and thumbprint also against the
-// pinned certificates of opts.Trust), checks the signature, then the trust
+// pinned and the known signer certificates of opts.Trust), checks the
+// References (exclusive C14N, Canonical XML 1.0 when opts allow it, or the
+// STR-Transform to a BinarySecurityToken of the Security header) and the
+// signature, then the trust
 // in the certificate, then that every required part is covered by node
 // identity (the element the envelope really uses, not a copy elsewhere),
 // then the Timestamp rules, SignatureConfirmation and the replay cache.
