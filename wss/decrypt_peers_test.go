@@ -124,6 +124,23 @@ func TestDecryptPeerForms(t *testing.T) {
 	}
 	for _, f := range forms {
 		t.Run(f.name, func(t *testing.T) {
+			// The message of the last -update is kept and decrypts too.
+			path := filepath.Join(testutil.RepoRoot(t), "testdata", "xenc", "generated", f.name+".xml")
+			if *update {
+				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, f.msg, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			committed, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test ./wss -run DecryptPeerForms -update)", err)
+			}
+			if res, err := Decrypt(committed, dec, f.opts); err != nil || !bytes.Equal(bodyContent(t, res.Envelope), want) {
+				t.Errorf("committed %s: %v", path, err)
+			}
 			res, err := Decrypt(f.msg, dec, f.opts)
 			if err != nil {
 				t.Fatalf("%v\n%s", err, f.msg)
