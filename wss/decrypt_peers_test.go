@@ -96,6 +96,10 @@ func TestDecryptPeerForms(t *testing.T) {
 	withActor := func(m []byte) []byte {
 		return bytes.Replace(m, []byte(`soap:mustUnderstand="1">`), []byte(`soap:mustUnderstand="1" soap:actor="`+actor+`">`), 1)
 	}
+	soap12Role := func(m []byte, role string) []byte {
+		m = bytes.Replace(m, []byte(`xmlns:soap="`+NSSOAP11+`"`), []byte(`xmlns:soap="`+NSSOAP12+`"`), 1)
+		return bytes.Replace(m, []byte(`soap:mustUnderstand="1">`), []byte(`soap:mustUnderstand="1" soap:role="`+role+`">`), 1)
+	}
 	base := decOpts(cert)
 	named := base
 	named.KeyNames = []string{"invoice-decrypt"}
@@ -121,6 +125,8 @@ func TestDecryptPeerForms(t *testing.T) {
 		{"standalone-reference-list-keyname", standaloneName, base},
 		{"keyname", keyName, named},
 		{"actor", withActor(xmlsec1EncryptTemplate(t, plain)), forActor},
+		{"role-soap12", soap12Role(xmlsec1EncryptTemplate(t, plain), actor), forActor},
+		{"role-ultimate-receiver", soap12Role(xmlsec1EncryptTemplate(t, plain), roleUltimateReceiver), base},
 	}
 	for _, f := range forms {
 		t.Run(f.name, func(t *testing.T) {
