@@ -444,3 +444,43 @@ func TestSTRApexWriter(t *testing.T) {
 		}
 	}
 }
+
+// TestAttacksWithPeerForms: with inclusive C14N admitted and the signer
+// certificates known (the STR-Transform is always admitted), every message
+// of the attack corpus keeps its verdict.
+func TestAttacksWithPeerForms(t *testing.T) {
+	rsa := loadCredential(t, "rsa2048")
+	trust, err := NewTrustStore(TrustConfig{Pinned: rsa.Chain, Signers: []*x509.Certificate{loadCredential(t, "ecp256").Chain[0]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(testutil.RepoRoot(t), "testdata", "attacks")
+	for _, c := range attackCases() {
+		t.Run(c.name, func(t *testing.T) {
+			msg, err := os.ReadFile(filepath.Join(dir, c.name+".xml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := VerifyOptions{Trust: trust, Now: fixedNow, Replay: NewReplayCache(16), AllowInclusiveC14N: true}
+			if c.opts != nil {
+				c.opts(&o)
+			}
+			if c.name == "replay" {
+				verifyOK(t, msg, o)
+			}
+			res, err := Verify(msg, o)
+			switch {
+			case c.err:
+				if CodeOf(err) != c.want || res != nil {
+					t.Fatalf("got %+v, %v; want error %s", res, err, c.want)
+				}
+			case err != nil:
+				t.Fatalf("Verify: %v", err)
+			case c.want == "" && !res.Valid:
+				t.Fatalf("want valid, got %s: %s", res.Code, res.Detail)
+			case c.want != "" && (res.Valid || res.Code != c.want):
+				t.Fatalf("got valid=%v code=%s (%s); want %s", res.Valid, res.Code, res.Detail, c.want)
+			}
+		})
+	}
+}
