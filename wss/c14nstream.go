@@ -7,11 +7,12 @@ package wss
 // element's subtree straight into an io.Writer (a hash in the signing path).
 // Namespace declarations of the ancestors come from the tokenizer's scope,
 // which holds the whole context of the element. It produces the same bytes
-// as CanonicalizeExclusive (c14n.go) for the same document, except where
-// etree's parser deviates from XML 1.0 (attribute-value normalisation, see
-// c14n.go): FuzzC14NDifferential and TestC14NStreamOracle check both. Sign
-// and Verify both use it, so both read attribute values as libxml2 (xmlsec1)
-// and other spec-conformant verifiers do.
+// as the etree canonicaliser kept as a test oracle (internal/etreec14n) for
+// the same document, except where etree's parser deviates from XML 1.0
+// (attribute-value normalisation, see that package): FuzzC14NDifferential
+// and TestC14NStreamOracle check both. Sign and Verify both use it, so both
+// read attribute values as libxml2 (xmlsec1) and other spec-conformant
+// verifiers do.
 
 import (
 	"bytes"
@@ -291,7 +292,8 @@ func (c *c14nSink) token(t *xmlTokenizer) bool {
 	return false
 }
 
-// usedPrefixSink implements VisiblyUsedPrefixes over tokens.
+// usedPrefixSink computes the visibly used prefixes of a subtree (an
+// InclusiveNamespaces PrefixList) over tokens.
 type usedPrefixSink struct {
 	set   map[string]struct{}
 	depth int

@@ -11,7 +11,6 @@ import (
 	"crypto/subtle"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -19,8 +18,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-
-	"github.com/beevik/etree"
 )
 
 // DecryptOptions configures Decrypt.
@@ -49,6 +46,13 @@ type DecryptOptions struct {
 	Rand io.Reader
 	// Limits bound the input envelope and the decrypted one.
 	Limits Limits
+	// Actor selects the Security header by its SOAP 1.1 actor / 1.2 role;
+	// "" is the one without (or for the ultimate receiver).
+	Actor string
+	// KeyNames are names of the decrypting key: an EncryptedKey whose
+	// KeyInfo holds a ds:KeyName equal to one of them is addressed to it.
+	// Empty: a ds:KeyName names nothing.
+	KeyNames []string
 }
 
 // DecryptResult describes what Decrypt did, for audit.
@@ -113,35 +117,17 @@ func Decrypt(raw []byte, dec crypto.Decrypter, opts DecryptOptions) (*DecryptRes
 	if rnd == nil {
 		rnd = rand.Reader
 	}
-	env, err := scanEnvelope(raw, opts.Limits)
+	tree, version, err := parseEnvelopeTree(raw, opts.Limits)
 	if err != nil {
 		return nil, err
-	}
-	doc := etree.NewDocument()
-	if err := doc.ReadFromBytes(raw); err != nil {
-		return nil, errorf(CodeMalformedXML, "not well-formed")
-	}
-	spans := xencSpans(raw)
-	index := map[*etree.Element]int{}
-	n := 0
-	var walk func(el *etree.Element)
-	walk = func(el *etree.Element) {
-		index[el] = n
-		n++
-		for _, c := range el.ChildElements() {
-			walk(c)
-		}
-	}
-	walk(doc.Root())
-	if n != len(spans) {
-		return nil, errorf(CodeInternal, "element count mismatch between parsers")
 	}
 
-	ek, err := findEncryptedKey(doc.Root(), env, opts.Certificate)
+	ek, err := findEncryptedKey(tree.root(), version, opts)
 	if err != nil {
 		return nil, err
 	}
-	res := &DecryptResult{EncryptedKeyID: ek.SelectAttrValue("Id", "")}
+	ekID, _ := ek.attrAnyNS("Id")
+	res := &DecryptResult{EncryptedKeyID: ekID}
 	var vopts VerifyOptions
 	if opts.RequireSignedBody != nil {
 		vopts = *opts.RequireSignedBody
@@ -166,49 +152,42 @@ func Decrypt(raw []byte, dec crypto.Decrypter, opts DecryptOptions) (*DecryptRes
 	sum := sha256.Sum256(wrapped)
 	res.WrappedKeySHA256 = sum[:]
 
-	// The EncryptedData elements of the ReferenceList.
-	rl := xencChild(ek, NSXEnc, "ReferenceList")
-	if rl == nil {
-		return nil, decryptionFailed(errors.New("the EncryptedKey has no ReferenceList"))
+	// The EncryptedData elements of the EncryptedKey's ReferenceList and
+	// of the standalone ReferenceLists that designate it.
+	drefs, lists, err := dataReferences(ek)
+	if err != nil {
+		return nil, decryptionFailed(err)
 	}
-	byID := map[string]*etree.Element{}
-	xencIndexIDs(doc.Root(), byID)
 	type part struct {
-		ed      *etree.Element
+		ed      elemRef
 		alg     dataAlg
 		ct      []byte
 		replace span // the bytes the plaintext replaces
 	}
 	var parts []part
-	seen := map[*etree.Element]bool{}
+	seen := map[elemRef]bool{}
 	keySize := 0
-	for _, c := range rl.ChildElements() {
-		if c.NamespaceURI() != NSXEnc || c.Tag != "DataReference" {
-			return nil, decryptionFailed(fmt.Errorf("unexpected %s in ReferenceList", c.FullTag()))
-		}
-		uri := c.SelectAttrValue("URI", "")
-		if !strings.HasPrefix(uri, "#") || len(uri) < 2 {
-			return nil, decryptionFailed(fmt.Errorf("DataReference %q is not a same-document reference", uri))
-		}
-		ed := byID[uri[1:]]
-		if ed == nil || ed.NamespaceURI() != NSXEnc || ed.Tag != "EncryptedData" || seen[ed] {
-			return nil, decryptionFailed(fmt.Errorf("DataReference %q does not name an EncryptedData", uri))
+	for _, dr := range drefs {
+		ed, uri := dr.ed, dr.uri
+		if seen[ed] {
+			return nil, decryptionFailed(fmt.Errorf("DataReference %q names an EncryptedData twice", uri))
 		}
 		seen[ed] = true
-		if err := checkPlacement(ed, env); err != nil {
+		if err := checkPlacement(ed); err != nil {
 			return nil, decryptionFailed(err)
 		}
-		em := xencChild(ed, NSXEnc, "EncryptionMethod")
-		if em == nil {
+		em := ed.child(NSXEnc, "EncryptionMethod")
+		if !em.ok() {
 			return nil, decryptionFailed(errors.New("EncryptedData without EncryptionMethod"))
 		}
-		alg, ok := dataAlgs[em.SelectAttrValue("Algorithm", "")]
+		emAlg, _ := em.attrAnyNS("Algorithm")
+		alg, ok := dataAlgs[emAlg]
 		allowed := opts.DataAlgorithms
 		if len(allowed) == 0 {
 			allowed = []string{AlgAES128GCM, AlgAES256GCM}
 		}
-		if !ok || !slices.Contains(allowed, alg.uri) || len(em.ChildElements()) > 0 {
-			return nil, decryptionFailed(fmt.Errorf("data encryption algorithm %q not allowed", em.SelectAttrValue("Algorithm", "")))
+		if !ok || !slices.Contains(allowed, alg.uri) || em.hasChildren() {
+			return nil, decryptionFailed(fmt.Errorf("data encryption algorithm %q not allowed", emAlg))
 		}
 		if keySize != 0 && keySize != alg.keySize {
 			return nil, decryptionFailed(errors.New("EncryptedData of one key with different key sizes"))
@@ -219,19 +198,19 @@ func Decrypt(raw []byte, dec crypto.Decrypter, opts DecryptOptions) (*DecryptRes
 			return nil, decryptionFailed(err)
 		}
 		p := part{ed: ed, alg: alg, ct: ct}
-		switch ed.SelectAttrValue("Type", "") {
+		switch typ, _ := ed.attrAnyNS("Type"); typ {
 		case TypeContent:
-			p.replace = spans[index[ed]]
-			if isBody(ed.Parent(), env) {
+			p.replace = spanOf(ed)
+			if isBody(ed.parent(), version) {
 				res.BodyContent = true
 			}
 		case TypeElement:
-			p.replace = spans[index[ed]]
-			if parent := ed.Parent(); parent != nil && parent.NamespaceURI() == NSWSSE11 && parent.Tag == "EncryptedHeader" {
-				if len(parent.ChildElements()) != 1 {
+			p.replace = spanOf(ed)
+			if parent := ed.parent(); parent.ok() && parent.is(NSWSSE11, "EncryptedHeader") {
+				if len(parent.children()) != 1 {
 					return nil, decryptionFailed(errors.New("EncryptedHeader with more than the EncryptedData"))
 				}
-				p.replace = spans[index[parent]]
+				p.replace = spanOf(parent)
 			}
 		default:
 			return nil, decryptionFailed(errors.New("EncryptedData Type is neither Element nor Content"))
@@ -304,7 +283,10 @@ func Decrypt(raw []byte, dec crypto.Decrypter, opts DecryptOptions) (*DecryptRes
 	for i, p := range parts {
 		edits = append(edits, edit2{p.replace, plain[i]})
 	}
-	edits = append(edits, edit2{spans[index[ek]], nil})
+	edits = append(edits, edit2{spanOf(ek), nil})
+	for _, l := range lists {
+		edits = append(edits, edit2{spanOf(l), nil})
+	}
 	sort.Slice(edits, func(i, j int) bool { return edits[i].s.start < edits[j].s.start })
 	var out bytes.Buffer
 	pos := 0
@@ -339,79 +321,39 @@ func Decrypt(raw []byte, dec crypto.Decrypter, opts DecryptOptions) (*DecryptRes
 // span is the byte range of one element, start tag to end tag.
 type span struct{ start, end int }
 
-// xencSpans returns the span of every element of raw (already checked by
-// scanEnvelope), in document order.
-func xencSpans(raw []byte) []span {
-	d := xml.NewDecoder(bytes.NewReader(raw))
-	d.Strict = true
-	var out []span
-	var stack []int
-	for {
-		off := int(d.InputOffset())
-		tok, err := d.RawToken()
-		if err != nil {
-			return out
-		}
-		switch tok.(type) {
-		case xml.StartElement:
-			stack = append(stack, len(out))
-			out = append(out, span{start: off})
-		case xml.EndElement:
-			if len(stack) == 0 {
-				return out
-			}
-			out[stack[len(stack)-1]].end = int(d.InputOffset())
-			stack = stack[:len(stack)-1]
-		}
-	}
+// spanOf returns the span of el.
+func spanOf(el elemRef) span {
+	s, e := el.span()
+	return span{start: s, end: e}
 }
 
-func isBody(el *etree.Element, env *envelope) bool {
-	return el != nil && el.Tag == "Body" && el.NamespaceURI() == env.version.ns && el.Parent() != nil && el.Parent().Parent() != nil && el.Parent().Parent().Parent() == nil
+// isBody reports whether el is the Body child of the Envelope.
+func isBody(el elemRef, version soapVersion) bool {
+	return el.ok() && el.is(version.ns, "Body") && el.parent().ok() && !el.parent().parent().ok()
 }
 
 // checkPlacement refuses EncryptedData inside the Security header or inside
 // another XML Encryption element.
-func checkPlacement(ed *etree.Element, env *envelope) error {
-	for p := ed.Parent(); p != nil; p = p.Parent() {
+func checkPlacement(ed elemRef) error {
+	for p := ed.parent(); p.ok(); p = p.parent() {
 		switch {
-		case p.NamespaceURI() == NSXEnc:
+		case p.space() == NSXEnc:
 			return errors.New("EncryptedData nested in an XML Encryption element")
-		case p.NamespaceURI() == NSWSSE && p.Tag == "Security":
+		case p.is(NSWSSE, "Security"):
 			return errors.New("EncryptedData inside the Security header")
 		}
 	}
 	return nil
 }
 
-func xencChild(el *etree.Element, space, local string) *etree.Element {
-	for _, c := range el.ChildElements() {
-		if c.Tag == local && c.NamespaceURI() == space {
-			return c
-		}
-	}
-	return nil
-}
-
-func xencIndexIDs(el *etree.Element, m map[string]*etree.Element) {
-	for _, a := range el.Attr {
-		if (a.Space == "" && (a.Key == "Id" || a.Key == "ID")) || (a.Key == "Id" && a.NamespaceURI() == NSWSU) || (a.Space == "xml" && a.Key == "id") {
-			m[a.Value] = el
-		}
-	}
-	for _, c := range el.ChildElements() {
-		xencIndexIDs(c, m)
-	}
-}
-
 // cipherValue decodes CipherData/CipherValue (CipherReference is refused).
-func cipherValue(el *etree.Element) ([]byte, error) {
-	cd := xencChild(el, NSXEnc, "CipherData")
-	if cd == nil {
+func cipherValue(el elemRef) ([]byte, error) {
+	cd := el.child(NSXEnc, "CipherData")
+	if !cd.ok() {
 		return nil, errors.New("no CipherData")
 	}
-	cv := xencChild(cd, NSXEnc, "CipherValue")
-	if cv == nil || len(cd.ChildElements()) != 1 || len(cv.ChildElements()) != 0 {
+	cv := cd.child(NSXEnc, "CipherValue")
+	if !cv.ok() || len(cd.children()) != 1 || cv.hasChildren() {
 		return nil, errors.New("CipherData without exactly one CipherValue")
 	}
 	b, err := base64.StdEncoding.DecodeString(strings.Map(func(r rune) rune {
@@ -419,7 +361,7 @@ func cipherValue(el *etree.Element) ([]byte, error) {
 			return -1
 		}
 		return r
-	}, cv.Text()))
+	}, cv.leadText()))
 	if err != nil {
 		return nil, errors.New("CipherValue is not base64")
 	}
@@ -427,12 +369,12 @@ func cipherValue(el *etree.Element) ([]byte, error) {
 }
 
 // keyTransport reads and checks the EncryptedKey's EncryptionMethod.
-func keyTransport(ek *etree.Element, allowed []string) (string, *rsa.OAEPOptions, error) {
-	em := xencChild(ek, NSXEnc, "EncryptionMethod")
-	if em == nil {
+func keyTransport(ek elemRef, allowed []string) (string, *rsa.OAEPOptions, error) {
+	em := ek.child(NSXEnc, "EncryptionMethod")
+	if !em.ok() {
 		return "", nil, errors.New("EncryptedKey without EncryptionMethod")
 	}
-	kt := em.SelectAttrValue("Algorithm", "")
+	kt, _ := em.attrAnyNS("Algorithm")
 	if len(allowed) == 0 {
 		allowed = []string{AlgRSAOAEP, AlgRSAOAEPMGF1P}
 	}
@@ -440,34 +382,35 @@ func keyTransport(ek *etree.Element, allowed []string) (string, *rsa.OAEPOptions
 		return "", nil, fmt.Errorf("key transport %q not allowed", kt)
 	}
 	if kt == AlgRSA15 {
-		if len(em.ChildElements()) > 0 {
+		if em.hasChildren() {
 			return "", nil, errors.New("parameters for rsa-1_5")
 		}
 		return kt, nil, nil
 	}
 	o := &rsa.OAEPOptions{Hash: crypto.SHA1, MGFHash: crypto.SHA1}
-	for _, c := range em.ChildElements() {
+	for _, c := range em.children() {
+		alg, _ := c.attrAnyNS("Algorithm")
 		switch {
-		case c.Tag == "DigestMethod" && c.NamespaceURI() == NSDSig:
-			h, ok := oaepDigests[c.SelectAttrValue("Algorithm", "")]
+		case c.is(NSDSig, "DigestMethod"):
+			h, ok := oaepDigests[alg]
 			if !ok {
-				return "", nil, fmt.Errorf("OAEP digest %q not supported", c.SelectAttrValue("Algorithm", ""))
+				return "", nil, fmt.Errorf("OAEP digest %q not supported", alg)
 			}
 			o.Hash = h
-		case c.Tag == "MGF" && c.NamespaceURI() == NSXEnc11 && kt == AlgRSAOAEP:
-			h, ok := mgfHashes[c.SelectAttrValue("Algorithm", "")]
+		case c.is(NSXEnc11, "MGF") && kt == AlgRSAOAEP:
+			h, ok := mgfHashes[alg]
 			if !ok {
-				return "", nil, fmt.Errorf("MGF %q not supported", c.SelectAttrValue("Algorithm", ""))
+				return "", nil, fmt.Errorf("MGF %q not supported", alg)
 			}
 			o.MGFHash = h
-		case c.Tag == "OAEPparams" && c.NamespaceURI() == NSXEnc:
-			l, err := base64.StdEncoding.DecodeString(strings.TrimSpace(c.Text()))
+		case c.is(NSXEnc, "OAEPparams"):
+			l, err := base64.StdEncoding.DecodeString(strings.TrimSpace(c.leadText()))
 			if err != nil {
 				return "", nil, errors.New("OAEPparams is not base64")
 			}
 			o.Label = l
 		default:
-			return "", nil, fmt.Errorf("unexpected %s in EncryptionMethod", c.FullTag())
+			return "", nil, fmt.Errorf("unexpected %s in EncryptionMethod", c.qname())
 		}
 	}
 	return kt, o, nil
@@ -502,88 +445,82 @@ func xencOpen(alg dataAlg, key, ct []byte) ([]byte, error) {
 	return pt[:len(pt)-n], nil
 }
 
-// findEncryptedKey returns the first EncryptedKey of the ultimate
-// receiver's Security header whose KeyInfo names cert (or that has no
-// KeyInfo).
-func findEncryptedKey(root *etree.Element, env *envelope, cert *x509.Certificate) (*etree.Element, error) {
-	var header *etree.Element
-	for _, c := range root.ChildElements() {
-		if c.Tag == "Header" && c.NamespaceURI() == env.version.ns {
-			header = c
-			break
-		}
-	}
-	var sec *etree.Element
-	if header != nil {
-		for _, c := range header.ChildElements() {
-			if c.Tag != "Security" || c.NamespaceURI() != NSWSSE {
+// findEncryptedKey returns the first EncryptedKey of the Security header
+// addressed to opts.Actor whose KeyInfo names opts.Certificate or one of
+// opts.KeyNames (or that has no KeyInfo).
+func findEncryptedKey(root elemRef, version soapVersion, opts DecryptOptions) (elemRef, error) {
+	cert := opts.Certificate
+	header := root.child(version.ns, "Header")
+	var sec elemRef
+	if header.ok() {
+		for _, c := range header.children() {
+			if !c.is(NSWSSE, "Security") {
 				continue
 			}
-			actor := false
-			for _, a := range c.Attr {
-				if a.Key == actorAttr(env.version) && a.Space != "" && a.NamespaceURI() == env.version.ns {
-					actor = true
-				}
+			actor, _ := c.attr(version.ns, actorAttr(version))
+			if actor == roleUltimateReceiver {
+				actor = ""
 			}
-			if actor {
+			if actor != opts.Actor {
 				continue
 			}
-			if sec != nil {
-				return nil, errorf(CodeInvalidSOAP, "two Security headers for the same actor")
+			if sec.ok() {
+				return elemRef{}, errorf(CodeInvalidSOAP, "two Security headers for the same actor")
 			}
 			sec = c
 		}
 	}
-	if sec == nil {
-		return nil, errorf(CodeNoEncryptedKey, "the envelope has no Security header for this receiver")
+	if !sec.ok() {
+		return elemRef{}, errorf(CodeNoEncryptedKey, "the envelope has no Security header for this receiver")
 	}
 	var bsts map[string][]byte
-	for _, c := range sec.ChildElements() {
-		if c.Tag == "BinarySecurityToken" && c.NamespaceURI() == NSWSSE {
+	for _, c := range sec.children() {
+		if c.is(NSWSSE, "BinarySecurityToken") {
 			if bsts == nil {
 				bsts = map[string][]byte{}
 			}
-			if der, err := base64.StdEncoding.DecodeString(strings.TrimSpace(c.Text())); err == nil {
-				for _, a := range c.Attr {
-					if a.Key == "Id" {
-						bsts[a.Value] = der
+			if der, err := base64.StdEncoding.DecodeString(strings.TrimSpace(c.leadText())); err == nil {
+				// An Id attribute in any namespace names the token.
+				for _, a := range c.attrList() {
+					if a.local() == "Id" {
+						bsts[a.value()] = der
 					}
 				}
 			}
 		}
 	}
-	for _, c := range sec.ChildElements() {
-		if c.Tag != "EncryptedKey" || c.NamespaceURI() != NSXEnc {
+	for _, c := range sec.children() {
+		if !c.is(NSXEnc, "EncryptedKey") {
 			continue
 		}
-		ki := xencChild(c, NSDSig, "KeyInfo")
-		if ki == nil || keyInfoNames(ki, cert, bsts) {
+		ki := c.child(NSDSig, "KeyInfo")
+		if !ki.ok() || keyInfoNames(ki, cert, bsts) || keyNameIn(ki, opts.KeyNames) {
 			return c, nil
 		}
 	}
-	return nil, errorf(CodeNoEncryptedKey, "the envelope has no EncryptedKey for this key")
+	return elemRef{}, errorf(CodeNoEncryptedKey, "the envelope has no EncryptedKey for this key")
 }
 
 // keyInfoNames reports whether a KeyInfo names cert: through a
 // SecurityTokenReference (X509IssuerSerial, SKI or ThumbprintSHA1
 // KeyIdentifier, X509v3 KeyIdentifier, Reference to a BinarySecurityToken)
 // or directly (X509Data with X509IssuerSerial, X509SKI or X509Certificate).
-func keyInfoNames(ki *etree.Element, cert *x509.Certificate, bsts map[string][]byte) bool {
-	for _, c := range ki.ChildElements() {
+func keyInfoNames(ki elemRef, cert *x509.Certificate, bsts map[string][]byte) bool {
+	for _, c := range ki.children() {
 		switch {
-		case c.Tag == "SecurityTokenReference" && c.NamespaceURI() == NSWSSE:
-			for _, r := range c.ChildElements() {
+		case c.is(NSWSSE, "SecurityTokenReference"):
+			for _, r := range c.children() {
 				switch {
-				case r.Tag == "X509Data" && r.NamespaceURI() == NSDSig:
+				case r.is(NSDSig, "X509Data"):
 					if x509DataNames(r, cert) {
 						return true
 					}
-				case r.Tag == "KeyIdentifier" && r.NamespaceURI() == NSWSSE:
-					v, err := base64.StdEncoding.DecodeString(strings.TrimSpace(r.Text()))
+				case r.is(NSWSSE, "KeyIdentifier"):
+					v, err := base64.StdEncoding.DecodeString(strings.TrimSpace(r.leadText()))
 					if err != nil {
 						continue
 					}
-					switch r.SelectAttrValue("ValueType", "") {
+					switch vt, _ := r.attrAnyNS("ValueType"); vt {
 					case xencVTSKI:
 						if bytes.Equal(v, xencSKI(cert)) {
 							return true
@@ -597,14 +534,14 @@ func keyInfoNames(ki *etree.Element, cert *x509.Certificate, bsts map[string][]b
 							return true
 						}
 					}
-				case r.Tag == "Reference" && r.NamespaceURI() == NSWSSE:
-					uri := r.SelectAttrValue("URI", "")
+				case r.is(NSWSSE, "Reference"):
+					uri, _ := r.attrAnyNS("URI")
 					if strings.HasPrefix(uri, "#") && bytes.Equal(bsts[uri[1:]], cert.Raw) {
 						return true
 					}
 				}
 			}
-		case c.Tag == "X509Data" && c.NamespaceURI() == NSDSig:
+		case c.is(NSDSig, "X509Data"):
 			if x509DataNames(c, cert) {
 				return true
 			}
@@ -613,28 +550,28 @@ func keyInfoNames(ki *etree.Element, cert *x509.Certificate, bsts map[string][]b
 	return false
 }
 
-func x509DataNames(xd *etree.Element, cert *x509.Certificate) bool {
-	for _, c := range xd.ChildElements() {
-		if c.NamespaceURI() != NSDSig {
+func x509DataNames(xd elemRef, cert *x509.Certificate) bool {
+	for _, c := range xd.children() {
+		if c.space() != NSDSig {
 			continue
 		}
-		switch c.Tag {
+		switch c.local() {
 		case "X509IssuerSerial":
-			name := xencChild(c, NSDSig, "X509IssuerName")
-			serial := xencChild(c, NSDSig, "X509SerialNumber")
-			if name == nil || serial == nil {
+			name := c.child(NSDSig, "X509IssuerName")
+			serial := c.child(NSDSig, "X509SerialNumber")
+			if !name.ok() || !serial.ok() {
 				continue
 			}
-			n, ok := new(big.Int).SetString(strings.TrimSpace(serial.Text()), 10)
-			if ok && n.Cmp(cert.SerialNumber) == 0 && dnEqual(name.Text(), cert) {
+			n, ok := new(big.Int).SetString(strings.TrimSpace(serial.leadText()), 10)
+			if ok && n.Cmp(cert.SerialNumber) == 0 && dnEqual(name.leadText(), cert) {
 				return true
 			}
 		case "X509SKI":
-			if v, err := base64.StdEncoding.DecodeString(strings.TrimSpace(c.Text())); err == nil && bytes.Equal(v, xencSKI(cert)) {
+			if v, err := base64.StdEncoding.DecodeString(strings.TrimSpace(c.leadText())); err == nil && bytes.Equal(v, xencSKI(cert)) {
 				return true
 			}
 		case "X509Certificate":
-			if v, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(c.Text()), "")); err == nil && bytes.Equal(v, cert.Raw) {
+			if v, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(c.leadText()), "")); err == nil && bytes.Equal(v, cert.Raw) {
 				return true
 			}
 		}

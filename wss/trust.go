@@ -18,6 +18,7 @@ import (
 // patterns. A nil TrustStore trusts nothing.
 type TrustStore struct {
 	pinned        []*x509.Certificate
+	signers       []*x509.Certificate
 	roots         *x509.CertPool
 	intermediates *x509.CertPool
 	subject       *regexp.Regexp
@@ -29,6 +30,12 @@ type TrustConfig struct {
 	Pinned        []*x509.Certificate
 	Roots         []*x509.Certificate // CA certificates: trust anchors
 	Intermediates []*x509.Certificate // optional, to complete chains
+	// Signers are known signer certificates that are not trusted by being
+	// listed: a KeyInfo that names a certificate without carrying it
+	// (X509IssuerSerial, SubjectKeyIdentifier, ThumbprintSHA1) may resolve
+	// to one of them, which must then be pinned or chain to Roots like any
+	// other signer.
+	Signers []*x509.Certificate
 	// SubjectPattern and IssuerPattern, when not "", are regular
 	// expressions the leaf's subject / issuer DN must match (anchor them
 	// with ^...$ to match the whole DN).
@@ -40,7 +47,7 @@ func NewTrustStore(cfg TrustConfig) (*TrustStore, error) {
 	if len(cfg.Pinned) == 0 && len(cfg.Roots) == 0 {
 		return nil, errors.New("a trust store needs pinned certificates or CA certificates")
 	}
-	t := &TrustStore{pinned: cfg.Pinned}
+	t := &TrustStore{pinned: cfg.Pinned, signers: cfg.Signers}
 	if len(cfg.Roots) > 0 {
 		t.roots = x509.NewCertPool()
 		for _, c := range cfg.Roots {

@@ -10,11 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"io"
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/beevik/etree"
 )
 
 // Verdict codes: why Verify found a message invalid. They are stable and
@@ -96,6 +95,11 @@ type VerifyOptions struct {
 	// AllowSHA1 admits RSA-SHA1 and SHA-1 digests (they must still be in the
 	// allow-lists when those are set). MD5 is never accepted.
 	AllowSHA1 bool
+	// AllowInclusiveC14N admits Canonical XML 1.0 (AlgC14N10 and
+	// AlgC14N10WithComments) for the SignedInfo and as the transform of a
+	// Reference; when AllowedC14NMethods is empty both are added to it.
+	// Without it they are refused even when listed.
+	AllowInclusiveC14N bool
 	// MaxReferences bounds the References of the SignedInfo (default 64).
 	MaxReferences int
 	// Limits bound the envelope before any cryptography.
@@ -186,12 +190,15 @@ func fail(code Code, ref, format string, args ...any) *verdict {
 //
 // Verify resolves the key only from the Security header (BinarySecurityToken
 // by direct reference; issuer/serial, SKI and thumbprint also against the
-// pinned certificates of opts.Trust), checks the signature, then the trust
+// pinned and the known signer certificates of opts.Trust), checks the
+// References (exclusive C14N, Canonical XML 1.0 when opts allow it, or the
+// STR-Transform to a BinarySecurityToken of the Security header) and the
+// signature, then the trust
 // in the certificate, then that every required part is covered by node
 // identity (the element the envelope really uses, not a copy elsewhere),
 // then the Timestamp rules, SignatureConfirmation and the replay cache.
 func Verify(raw []byte, opts VerifyOptions) (*VerifyResult, error) {
-	env, err := scanEnvelope(raw, opts.Limits)
+	tree, version, err := parseEnvelopeTree(raw, opts.Limits)
 	if err != nil {
 		switch CodeOf(err) {
 		case CodeNotSOAP, CodeInvalidSOAP, CodeDuplicateID:
@@ -200,11 +207,7 @@ func Verify(raw []byte, opts VerifyOptions) (*VerifyResult, error) {
 		}
 		return nil, err
 	}
-	doc := etree.NewDocument()
-	if err := doc.ReadFromBytes(raw); err != nil {
-		return nil, &Error{Code: CodeMalformedXML, Msg: "not well-formed", Err: err}
-	}
-	v := &verifier{opts: opts, env: env, doc: doc, res: &VerifyResult{Signed: []string{}}}
+	v := &verifier{opts: opts, version: version, tree: tree, res: &VerifyResult{Signed: []string{}}}
 	v.defaults()
 	if err := v.run(); err != nil {
 		vd, ok := err.(*verdict)
@@ -219,15 +222,14 @@ func Verify(raw []byte, opts VerifyOptions) (*VerifyResult, error) {
 }
 
 type verifier struct {
-	opts VerifyOptions
-	env  *envelope
-	doc  *etree.Document
-	res  *VerifyResult
+	opts    VerifyOptions
+	tree    *spanTree // the message, parsed once
+	version soapVersion
+	res     *VerifyResult
 
 	now                      time.Time
-	root, header, body, sec  *etree.Element
-	ids                      map[string]*etree.Element
-	signed                   map[*etree.Element]bool
+	root, header, body, sec  elemRef // the zero elemRef when absent
+	signed                   map[elemRef]bool
 	sigValue                 []byte
 	sigAllowed, digAllowed   []string
 	c14nAllowed              []string
@@ -272,36 +274,38 @@ func (v *verifier) defaults() {
 	v.c14nAllowed = o.AllowedC14NMethods
 	if len(v.c14nAllowed) == 0 {
 		v.c14nAllowed = []string{AlgExcC14N}
+		if o.AllowInclusiveC14N {
+			v.c14nAllowed = append(v.c14nAllowed, AlgC14N10, AlgC14N10WithComments)
+		}
 	}
 }
 
 func (v *verifier) run() error {
-	v.root = v.doc.Root()
-	for _, c := range v.root.ChildElements() {
-		if c.NamespaceURI() != v.env.version.ns {
+	v.root = v.tree.root()
+	for _, c := range v.root.children() {
+		if c.space() != v.version.ns {
 			continue
 		}
-		switch c.Tag {
+		switch c.local() {
 		case "Header":
 			v.header = c
 		case "Body":
 			v.body = c
 		}
 	}
-	if v.body == nil {
+	if !v.body.ok() {
 		return errorf(CodeInternal, "Body lost between scan and parse")
 	}
-	v.ids = indexIDs(v.root)
-	v.signed = map[*etree.Element]bool{}
+	v.signed = map[elemRef]bool{}
 
 	if err := v.findSecurity(); err != nil {
 		return err
 	}
-	var sig *etree.Element
-	if v.sec != nil {
-		var sigs []*etree.Element
-		for _, c := range v.sec.ChildElements() {
-			if c.Tag == "Signature" && c.NamespaceURI() == NSDSig {
+	var sig elemRef
+	if v.sec.ok() {
+		var sigs []elemRef
+		for _, c := range v.sec.children() {
+			if c.is(NSDSig, "Signature") {
 				sigs = append(sigs, c)
 			}
 		}
@@ -312,7 +316,7 @@ func (v *verifier) run() error {
 			sig = sigs[0]
 		}
 	}
-	if sig == nil {
+	if !sig.ok() {
 		return v.unsigned()
 	}
 	ts, err := v.findTimestamp()
@@ -353,27 +357,22 @@ func (v *verifier) run() error {
 
 // findSecurity selects the Security header addressed to us.
 func (v *verifier) findSecurity() error {
-	if v.header == nil {
+	if !v.header.ok() {
 		return nil
 	}
-	attr := actorAttr(v.env.version)
-	for _, c := range v.header.ChildElements() {
-		if c.Tag != "Security" || c.NamespaceURI() != NSWSSE {
+	attr := actorAttr(v.version)
+	for _, c := range v.header.children() {
+		if !c.is(NSWSSE, "Security") {
 			continue
 		}
-		actor := ""
-		for _, a := range c.Attr {
-			if a.Key == attr && a.Space != "" && a.NamespaceURI() == v.env.version.ns {
-				actor = a.Value
-			}
-		}
+		actor, _ := c.attr(v.version.ns, attr)
 		if actor == "http://www.w3.org/2003/05/soap-envelope/role/ultimateReceiver" {
 			actor = ""
 		}
 		if actor != v.opts.Actor {
 			continue
 		}
-		if v.sec != nil {
+		if v.sec.ok() {
 			return fail(CodeSecurityHeader, "", "two Security headers for the same actor")
 		}
 		v.sec = c
@@ -382,45 +381,39 @@ func (v *verifier) findSecurity() error {
 }
 
 func (v *verifier) unsigned() error {
-	if isFault(v.body, v.env.version.ns) && v.opts.UnsignedFaults == UnsignedFaultsAccept {
+	if isFault(v.body, v.version.ns) && v.opts.UnsignedFaults == UnsignedFaultsAccept {
 		v.res.Valid = true
 		v.res.UnsignedFault = true
 		v.res.Code = CodeUnsignedFault
 		v.res.Detail = "an unsigned SOAP Fault, accepted by the profile's policy"
 		return nil
 	}
-	if v.sec == nil {
+	if !v.sec.ok() {
 		return fail(CodeUnsigned, "", "no Security header for this receiver")
 	}
 	return fail(CodeUnsigned, "", "the Security header holds no Signature")
 }
 
-func isFault(body *etree.Element, soapNS string) bool {
-	cs := body.ChildElements()
-	return len(cs) == 1 && cs[0].Tag == "Fault" && cs[0].NamespaceURI() == soapNS
+func isFault(body elemRef, soapNS string) bool {
+	return body.childCount() == 1 && body.child(soapNS, "Fault").ok()
 }
 
 // findTimestamp enforces: at most one Timestamp in the document, and that
 // one a child of our Security header.
-func (v *verifier) findTimestamp() (*etree.Element, error) {
-	var all []*etree.Element
-	var walk func(el *etree.Element)
-	walk = func(el *etree.Element) {
-		if el.Tag == "Timestamp" && el.NamespaceURI() == NSWSU {
+func (v *verifier) findTimestamp() (elemRef, error) {
+	var all []elemRef
+	for i := range v.tree.elems.n {
+		if el := v.tree.ref(int32(i)); el.is(NSWSU, "Timestamp") {
 			all = append(all, el)
 		}
-		for _, c := range el.ChildElements() {
-			walk(c)
-		}
 	}
-	walk(v.root)
 	switch {
 	case len(all) > 1:
-		return nil, fail(CodeTimestampDuplicate, "", "the envelope holds %d Timestamps; at most one is accepted", len(all))
+		return elemRef{}, fail(CodeTimestampDuplicate, "", "the envelope holds %d Timestamps; at most one is accepted", len(all))
 	case len(all) == 0:
-		return nil, nil
-	case all[0].Parent() != v.sec:
-		return nil, fail(CodeTimestampMisplaced, "", "the Timestamp is at %s, not in the Security header", pathOf(all[0]))
+		return elemRef{}, nil
+	case all[0].parent() != v.sec:
+		return elemRef{}, fail(CodeTimestampMisplaced, "", "the Timestamp is at %s, not in the Security header", all[0].path())
 	}
 	return all[0], nil
 }
@@ -428,28 +421,28 @@ func (v *verifier) findTimestamp() (*etree.Element, error) {
 // checkSignature checks the Signature's structure and algorithms, resolves
 // and checks the key, the SignatureValue over SignedInfo and every
 // Reference, and records the signed elements.
-func (v *verifier) checkSignature(sig *etree.Element) error {
-	kids := sig.ChildElements()
+func (v *verifier) checkSignature(sig elemRef) error {
+	kids := sig.children()
 	for _, c := range kids {
-		if c.NamespaceURI() != NSDSig {
-			return fail(CodeSignatureStructure, "", "unexpected element {%s}%s in Signature", c.NamespaceURI(), c.Tag)
+		if c.space() != NSDSig {
+			return fail(CodeSignatureStructure, "", "unexpected element {%s}%s in Signature", c.space(), c.local())
 		}
 	}
-	if len(kids) < 2 || kids[0].Tag != "SignedInfo" || kids[1].Tag != "SignatureValue" {
+	if len(kids) < 2 || kids[0].local() != "SignedInfo" || kids[1].local() != "SignatureValue" {
 		return fail(CodeSignatureStructure, "", "a Signature must start with one SignedInfo and one SignatureValue")
 	}
-	var keyInfo *etree.Element
+	var keyInfo elemRef
 	for i, c := range kids[2:] {
 		switch {
-		case c.Tag == "KeyInfo" && i == 0:
+		case c.local() == "KeyInfo" && i == 0:
 			keyInfo = c
-		case c.Tag == "Object":
+		case c.local() == "Object":
 		default:
-			return fail(CodeSignatureStructure, "", "unexpected ds:%s in Signature", c.Tag)
+			return fail(CodeSignatureStructure, "", "unexpected ds:%s in Signature", c.local())
 		}
 	}
 	si, svEl := kids[0], kids[1]
-	svText, err := textOf(svEl)
+	svText, err := svEl.text()
 	if err != nil {
 		return fail(CodeSignatureStructure, "", "SignatureValue: %v", err)
 	}
@@ -459,38 +452,38 @@ func (v *verifier) checkSignature(sig *etree.Element) error {
 	}
 	v.sigValue = sv
 
-	sik := si.ChildElements()
+	sik := si.children()
 	for _, c := range sik {
-		if c.NamespaceURI() != NSDSig {
-			return fail(CodeSignatureStructure, "", "unexpected element {%s}%s in SignedInfo", c.NamespaceURI(), c.Tag)
+		if c.space() != NSDSig {
+			return fail(CodeSignatureStructure, "", "unexpected element {%s}%s in SignedInfo", c.space(), c.local())
 		}
 	}
-	if len(sik) < 3 || sik[0].Tag != "CanonicalizationMethod" || sik[1].Tag != "SignatureMethod" {
+	if len(sik) < 3 || sik[0].local() != "CanonicalizationMethod" || sik[1].local() != "SignatureMethod" {
 		return fail(CodeSignatureStructure, "", "SignedInfo must hold CanonicalizationMethod, SignatureMethod and at least one Reference, in that order")
 	}
 	refs := sik[2:]
 	for _, r := range refs {
-		if r.Tag != "Reference" {
-			return fail(CodeSignatureStructure, "", "unexpected ds:%s in SignedInfo", r.Tag)
+		if r.local() != "Reference" {
+			return fail(CodeSignatureStructure, "", "unexpected ds:%s in SignedInfo", r.local())
 		}
 	}
 	if len(refs) > v.opts.MaxReferences {
 		return fail(CodeSignatureStructure, "", "%d References; the limit is %d", len(refs), v.opts.MaxReferences)
 	}
-	c14nURI := attrValue(sik[0], "Algorithm")
-	if !slices.Contains(v.c14nAllowed, c14nURI) || (c14nURI != AlgExcC14N && c14nURI != AlgExcC14NWithComments) {
+	c14nURI := sik[0].attrValue("Algorithm")
+	if !v.c14nKnown(c14nURI) {
 		return fail(CodeAlgorithmNotAllowed, "", "canonicalization method %q is not allowed", c14nURI)
 	}
-	siC14N, err := c14nParams(sik[0], c14nURI)
+	siC14N, err := readC14NParams(sik[0], c14nURI)
 	if err != nil {
 		return err
 	}
-	smURI := attrValue(sik[1], "Algorithm")
+	smURI := sik[1].attrValue("Algorithm")
 	sa, ok := signatureAlgs[smURI]
 	if !ok || !slices.Contains(v.sigAllowed, smURI) || (sa.legacy && !v.opts.AllowSHA1) {
 		return fail(CodeAlgorithmNotAllowed, "", "signature method %q is not allowed", smURI)
 	}
-	if len(sik[1].ChildElements()) > 0 {
+	if sik[1].hasChildren() {
 		return fail(CodeSignatureStructure, "", "SignatureMethod parameters are not accepted")
 	}
 	v.res.Algorithms = &AlgorithmInfo{Canonicalization: c14nURI, Signature: smURI, Digests: []string{}}
@@ -518,51 +511,31 @@ func (v *verifier) checkSignature(sig *etree.Element) error {
 		return fail(CodeAlgorithmNotAllowed, "", "signature method %s does not fit the certificate's %s key", smURI, cert.PublicKeyAlgorithm)
 	}
 
-	// Every Reference and the SignedInfo are canonicalised from the raw
-	// message in one pass of the spec-mode tokenizer (attribute values
-	// normalised per XML 1.0 §3.3.3, as libxml2, xmlsec1 and WSS4J read
-	// them; encoding/xml, hence etree, does not). The etree element each
-	// Reference resolved to is found by its document-order index: both
-	// parsers see the same elements in the same order. References may
+	// Every Reference's element and the SignedInfo are canonicalised from
+	// the raw bytes of their spans in the message, read by the same
+	// tokenizer that built the tree (attribute values normalised per XML
+	// 1.0 §3.3.3, as libxml2, xmlsec1 and WSS4J read them) with the
+	// namespace declarations of their ancestors in force. References may
 	// overlap (each may name the whole Body); bound the total work to a few
 	// times the message size.
-	order := elementOrder(v.doc.Root())
-	budget := &c14nBudget{left: 4*len(v.env.raw) + 1<<20}
+	budget := &c14nBudget{left: 4*len(v.tree.raw) + 1<<20}
 	outs := make([]*refOut, len(plans))
-	targets := make([]*c14nTarget, 0, len(plans)+1)
 	for i, p := range plans {
-		n, ok := order[p.el]
-		if !ok {
-			return fail(CodeSignatureStructure, p.uri, "the element of %s is not in the document", p.uri)
-		}
 		o := &refOut{h: p.da.hash.New(), budget: budget}
 		if v.opts.Explain {
 			o.buf = new(bytes.Buffer)
 			o.sha = sha256.New()
 		}
 		outs[i] = o
-		targets = append(targets, &c14nTarget{n: n, w: o, inclusive: p.c14n.InclusivePrefixes, comments: p.c14n.WithComments})
-	}
-	siN, ok := order[si]
-	if !ok {
-		return fail(CodeSignatureStructure, "", "SignedInfo is not in the document")
+		if err := p.canonicalize(o); err != nil {
+			if errors.Is(err, errC14NBudget) {
+				return fail(CodeSignatureStructure, p.uri, "the References cover more than four times the message")
+			}
+			return fail(CodeSignatureStructure, p.uri, "the element of %s cannot be canonicalised: %v", p.uri, err)
+		}
 	}
 	h := sa.hash.New()
-	siTarget := &c14nTarget{n: siN, w: h, inclusive: siC14N.InclusivePrefixes, comments: siC14N.WithComments}
-	targets = append(targets, siTarget)
-	if err := canonicalizeRawMany(v.env.raw, targets); err != nil {
-		return fail(CodeSignatureStructure, "", "the message cannot be canonicalised: %v", err)
-	}
-	total := 0
-	for i, p := range plans {
-		tg := targets[i]
-		if total += outs[i].n; total > budget.limit() || errors.Is(tg.err, errC14NBudget) {
-			return fail(CodeSignatureStructure, p.uri, "the References cover more than four times the message")
-		}
-		if !tg.found || tg.err != nil {
-			return fail(CodeSignatureStructure, p.uri, "the element of %s cannot be canonicalised: %v", p.uri, tg.err)
-		}
-	}
+	siErr := canonicalizeWith(si, h, siC14N)
 	var firstBad *verdict
 	for i, p := range plans {
 		o := outs[i]
@@ -571,13 +544,13 @@ func (v *verifier) checkSignature(sig *etree.Element) error {
 		match := derr == nil && subtle.ConstantTimeCompare(computed, expected) == 1
 		if v.opts.Explain {
 			v.res.Explain = append(v.res.Explain, RefExplain{
-				URI: p.uri, Path: pathOf(p.el), CanonicalSHA256: hex.EncodeToString(o.sha.Sum(nil)), CanonicalLength: o.n,
+				URI: p.uri, Path: p.el.path(), CanonicalSHA256: hex.EncodeToString(o.sha.Sum(nil)), CanonicalLength: o.n,
 				DigestMethod: p.dmURI, Expected: p.digest, Computed: base64.StdEncoding.EncodeToString(computed), Match: match,
 				Canonical: o.buf.Bytes(),
 			})
 		}
 		if !match && firstBad == nil {
-			firstBad = fail(CodeDigestMismatch, p.uri, "the digest of %s (%s) does not match its DigestValue", p.uri, pathOf(p.el))
+			firstBad = fail(CodeDigestMismatch, p.uri, "the digest of %s (%s) does not match its DigestValue", p.uri, p.el.path())
 			if !v.opts.Explain {
 				break
 			}
@@ -591,8 +564,8 @@ func (v *verifier) checkSignature(sig *etree.Element) error {
 	// SignatureValue over the canonical SignedInfo, with its own PrefixList
 	// (checked after the References, as XML-DSig core validation orders
 	// them, so that explain shows the References of a signature that fails).
-	if !siTarget.found || siTarget.err != nil {
-		return fail(CodeSignatureStructure, "", "SignedInfo cannot be canonicalised: %v", siTarget.err)
+	if siErr != nil {
+		return fail(CodeSignatureStructure, "", "SignedInfo cannot be canonicalised: %v", siErr)
 	}
 	if err := verifyDigest(cert.PublicKey, sa, h.Sum(nil), sv); err != nil {
 		return fail(CodeSignatureInvalid, "", "the SignatureValue does not verify with the key of %s", cert.Subject)
@@ -600,7 +573,7 @@ func (v *verifier) checkSignature(sig *etree.Element) error {
 
 	for _, p := range plans {
 		v.signed[p.el] = true
-		v.res.Signed = append(v.res.Signed, pathOf(p.el))
+		v.res.Signed = append(v.res.Signed, p.el.path())
 	}
 
 	// Trust in the certificate comes after the cryptography, so that the
@@ -614,23 +587,6 @@ func (v *verifier) checkSignature(sig *etree.Element) error {
 		NotAfter: cert.NotAfter.UTC(), SHA256: hex.EncodeToString(sum[:]), KeyRef: kind, Certificate: cert,
 	}
 	return nil
-}
-
-// elementOrder maps every element under root (root included) to its index
-// in document order, 0 being root.
-func elementOrder(root *etree.Element) map[*etree.Element]int {
-	order := make(map[*etree.Element]int)
-	var walk func(el *etree.Element)
-	walk = func(el *etree.Element) {
-		order[el] = len(order)
-		for _, c := range el.ChildElements() {
-			walk(c)
-		}
-	}
-	if root != nil {
-		walk(root)
-	}
-	return order
 }
 
 // errC14NBudget stops a Reference's canonicalisation once the References
@@ -668,102 +624,172 @@ func (o *refOut) Write(p []byte) (int, error) {
 
 type plannedRef struct {
 	uri    string
-	el     *etree.Element
+	el     elemRef // the element the digest covers: for an STR-Transform, the token
 	da     digestAlg
 	dmURI  string
-	c14n   C14NOptions
+	c14n   c14nParams
+	str    bool // the STR-Transform: el is the dereferenced token
 	digest string
 }
 
-func (v *verifier) planReference(r *etree.Element) (*plannedRef, error) {
-	uri, ok := r.SelectAttrValue("URI", ""), r.SelectAttr("URI") != nil
+// canonicalize writes the octets the Reference's digest covers.
+func (p *plannedRef) canonicalize(w io.Writer) error {
+	if p.str {
+		return canonicalizeSTRToken(p.el, w)
+	}
+	return canonicalizeWith(p.el, w, p.c14n)
+}
+
+// canonicalizeWith writes the canonical form of el's subtree that c
+// selects (exclusive or inclusive C14N, with or without comments).
+func canonicalizeWith(el elemRef, w io.Writer, c c14nParams) error {
+	if c.Inclusive {
+		return el.canonicalizeInclusive(w, c.WithComments)
+	}
+	return el.canonicalize(w, c.InclusivePrefixes, c.WithComments)
+}
+
+// c14nKnown reports whether uri is a canonicalisation algorithm Verify
+// implements and the options allow.
+func (v *verifier) c14nKnown(uri string) bool {
+	switch {
+	case !slices.Contains(v.c14nAllowed, uri):
+		return false
+	case uri == AlgExcC14N || uri == AlgExcC14NWithComments:
+		return true
+	case isInclusiveC14N(uri):
+		return v.opts.AllowInclusiveC14N
+	}
+	return false
+}
+
+func (v *verifier) planReference(r elemRef) (*plannedRef, error) {
+	uri, ok := r.attrAnyNS("URI")
 	// Only "#id" with a bare NCName-like id: no external documents, no
 	// XPointer, no whole-document "".
 	id, isFrag := strings.CutPrefix(uri, "#")
 	if !ok || !isFrag || id == "" || strings.ContainsAny(id, "()/ \t\r\n\"'#:") {
 		return nil, fail(CodeReferenceURI, uri, "Reference URI %q is not a same-document \"#id\" reference", uri)
 	}
-	for _, a := range r.Attr {
-		if a.Space == "" && a.Key != "URI" && a.Key != "Id" && a.Key != "Type" {
-			return nil, fail(CodeSignatureStructure, uri, "unexpected attribute %s on Reference", a.Key)
+	// Only URI, Id and Type without a prefix; a default namespace
+	// declaration on the Reference counts as an unexpected attribute.
+	for _, a := range r.attrList() {
+		if a.prefix() == "" && a.local() != "URI" && a.local() != "Id" && a.local() != "Type" {
+			return nil, fail(CodeSignatureStructure, uri, "unexpected attribute %s on Reference", a.local())
 		}
 	}
-	kids := r.ChildElements()
+	if r.declaresDefault() {
+		return nil, fail(CodeSignatureStructure, uri, "unexpected attribute xmlns on Reference")
+	}
+	kids := r.children()
 	for _, c := range kids {
-		if c.NamespaceURI() != NSDSig {
-			return nil, fail(CodeSignatureStructure, uri, "unexpected element {%s}%s in Reference", c.NamespaceURI(), c.Tag)
+		if c.space() != NSDSig {
+			return nil, fail(CodeSignatureStructure, uri, "unexpected element {%s}%s in Reference", c.space(), c.local())
 		}
 	}
-	var transforms *etree.Element
-	if len(kids) > 0 && kids[0].Tag == "Transforms" {
+	var transforms elemRef
+	if len(kids) > 0 && kids[0].local() == "Transforms" {
 		transforms, kids = kids[0], kids[1:]
 	}
-	if len(kids) != 2 || kids[0].Tag != "DigestMethod" || kids[1].Tag != "DigestValue" {
+	if len(kids) != 2 || kids[0].local() != "DigestMethod" || kids[1].local() != "DigestValue" {
 		return nil, fail(CodeSignatureStructure, uri, "a Reference must hold Transforms?, DigestMethod, DigestValue")
 	}
-	if transforms == nil {
+	if !transforms.ok() {
 		return nil, fail(CodeTransformNotAllowed, uri, "the Reference names no transform; an exclusive C14N transform is required")
 	}
-	ts := transforms.ChildElements()
-	if len(ts) != 1 || ts[0].Tag != "Transform" || ts[0].NamespaceURI() != NSDSig {
-		return nil, fail(CodeTransformNotAllowed, uri, "exactly one Transform (exclusive C14N) is accepted")
+	ts := transforms.children()
+	if len(ts) != 1 || !ts[0].is(NSDSig, "Transform") {
+		return nil, fail(CodeTransformNotAllowed, uri, "exactly one Transform (a canonicalisation or the STR-Transform) is accepted")
 	}
-	talg := attrValue(ts[0], "Algorithm")
-	if talg != AlgExcC14N && talg != AlgExcC14NWithComments || !slices.Contains(v.c14nAllowed, talg) {
-		return nil, fail(CodeTransformNotAllowed, uri, "transform %q is not allowed", talg)
+	talg := ts[0].attrValue("Algorithm")
+	var c14n c14nParams
+	isSTR := talg == AlgSTRTransform
+	if isSTR {
+		if err := readSTRTransformParams(ts[0]); err != nil {
+			err.(*verdict).ref = uri
+			return nil, err
+		}
+	} else {
+		if !v.c14nKnown(talg) {
+			return nil, fail(CodeTransformNotAllowed, uri, "transform %q is not allowed", talg)
+		}
+		var err error
+		c14n, err = readC14NParams(ts[0], talg)
+		if err != nil {
+			err.(*verdict).ref = uri
+			return nil, err
+		}
+		// A "#id" reference selects the element without comments (XML-DSig
+		// §4.4.3.3), whatever the transform says.
+		c14n.WithComments = false
 	}
-	c14n, err := c14nParams(ts[0], talg)
-	if err != nil {
-		err.(*verdict).ref = uri
-		return nil, err
-	}
-	// A "#id" reference selects the element without comments (XML-DSig
-	// §4.4.3.3), whatever the transform says.
-	c14n.WithComments = false
-	dmURI := attrValue(kids[0], "Algorithm")
+	dmURI := kids[0].attrValue("Algorithm")
 	da, ok := digestAlgs[dmURI]
 	if !ok || !slices.Contains(v.digAllowed, dmURI) || (da.legacy && !v.opts.AllowSHA1) {
 		return nil, fail(CodeAlgorithmNotAllowed, uri, "digest method %q is not allowed", dmURI)
 	}
-	dv, terr := textOf(kids[1])
+	dv, terr := kids[1].text()
 	if terr != nil {
 		return nil, fail(CodeSignatureStructure, uri, "DigestValue: %v", terr)
 	}
-	el := v.ids[id]
-	if el == nil {
+	el := v.tree.byID(id)
+	if !el.ok() {
 		return nil, fail(CodeReferenceNotFound, uri, "no element has the Id %q", id)
 	}
-	return &plannedRef{uri: uri, el: el, da: da, dmURI: dmURI, c14n: c14n, digest: strings.TrimSpace(dv)}, nil
+	if isSTR {
+		tok, err := v.dereferenceSTR(uri, el)
+		if err != nil {
+			return nil, err
+		}
+		el = tok
+	}
+	return &plannedRef{uri: uri, el: el, da: da, dmURI: dmURI, c14n: c14n, str: isSTR, digest: strings.TrimSpace(dv)}, nil
 }
 
-// c14nParams reads the InclusiveNamespaces PrefixList of a
+// c14nParams selects the canonicalisation of a CanonicalizationMethod or
+// Transform: Exclusive XML Canonicalization 1.0 or, with Inclusive,
+// Canonical XML 1.0.
+type c14nParams struct {
+	// Inclusive selects Canonical XML 1.0 (which takes no parameters).
+	Inclusive bool
+	// InclusivePrefixes is the InclusiveNamespaces PrefixList; "#default" names the default namespace.
+	InclusivePrefixes []string
+	// WithComments selects http://www.w3.org/2001/10/xml-exc-c14n#WithComments.
+	WithComments bool
+}
+
+// readC14NParams reads the InclusiveNamespaces PrefixList of a
 // CanonicalizationMethod or Transform.
-func c14nParams(el *etree.Element, alg string) (C14NOptions, error) {
-	opts := C14NOptions{WithComments: alg == AlgExcC14NWithComments}
-	kids := el.ChildElements()
+func readC14NParams(el elemRef, alg string) (c14nParams, error) {
+	opts := c14nParams{WithComments: alg == AlgExcC14NWithComments || alg == AlgC14N10WithComments, Inclusive: isInclusiveC14N(alg)}
+	kids := el.children()
+	if opts.Inclusive && len(kids) > 0 {
+		return opts, fail(CodeTransformNotAllowed, "", "Canonical XML 1.0 takes no parameters")
+	}
 	if len(kids) > 1 {
-		return opts, fail(CodeTransformNotAllowed, "", "%s takes at most one InclusiveNamespaces parameter", el.Tag)
+		return opts, fail(CodeTransformNotAllowed, "", "%s takes at most one InclusiveNamespaces parameter", el.local())
 	}
 	for _, k := range kids {
-		if k.Tag != "InclusiveNamespaces" || k.NamespaceURI() != nsExcC14N {
-			return opts, fail(CodeTransformNotAllowed, "", "unexpected parameter {%s}%s of %s", k.NamespaceURI(), k.Tag, el.Tag)
+		if !k.is(nsExcC14N, "InclusiveNamespaces") {
+			return opts, fail(CodeTransformNotAllowed, "", "unexpected parameter {%s}%s of %s", k.space(), k.local(), el.local())
 		}
-		opts.InclusivePrefixes = strings.Fields(k.SelectAttrValue("PrefixList", ""))
+		pl, _ := k.attrAnyNS("PrefixList")
+		opts.InclusivePrefixes = strings.Fields(pl)
 	}
 	return opts, nil
 }
 
 // checkParts checks, by node identity, that the required parts are signed.
-func (v *verifier) checkParts(ts *etree.Element) error {
+func (v *verifier) checkParts(ts elemRef) error {
 	requireTS := v.opts.RequireTimestamp
 	for _, p := range v.opts.RequiredParts {
 		switch {
 		case p.Local == "Body" && (p.Space == "" || p.Space == NSSOAP11 || p.Space == NSSOAP12):
 			if !v.signed[v.body] {
-				return fail(CodeNotSigned, "Body", "the SOAP Body at %s is not covered by the signature", pathOf(v.body))
+				return fail(CodeNotSigned, "Body", "the SOAP Body at %s is not covered by the signature", v.body.path())
 			}
 		case p.Space == NSWSU && p.Local == "Timestamp":
-			if ts == nil {
+			if !ts.ok() {
 				if !p.Optional {
 					return fail(CodeTimestampMissing, "Timestamp", "the Security header holds no Timestamp")
 				}
@@ -779,18 +805,18 @@ func (v *verifier) checkParts(ts *etree.Element) error {
 			}
 			for _, el := range found {
 				if !v.signed[el] {
-					return fail(CodeNotSigned, "{"+p.Space+"}"+p.Local, "%s is not covered by the signature", pathOf(el))
+					return fail(CodeNotSigned, "{"+p.Space+"}"+p.Local, "%s is not covered by the signature", el.path())
 				}
 			}
 		}
 	}
-	if requireTS && ts == nil {
+	if requireTS && !ts.ok() {
 		return fail(CodeTimestampMissing, "Timestamp", "the Security header holds no Timestamp")
 	}
-	if !v.opts.AllowUnsignedAddressing && v.header != nil {
-		for _, c := range v.header.ChildElements() {
-			if ns := c.NamespaceURI(); (ns == nsWSA10 || ns == nsWSA200408) && !v.signed[c] {
-				return fail(CodeNotSigned, "{"+ns+"}"+c.Tag, "the WS-Addressing header %s is not covered by the signature", pathOf(c))
+	if !v.opts.AllowUnsignedAddressing && v.header.ok() {
+		for _, c := range v.header.children() {
+			if ns := c.space(); (ns == nsWSA10 || ns == nsWSA200408) && !v.signed[c] {
+				return fail(CodeNotSigned, "{"+ns+"}"+c.local(), "the WS-Addressing header %s is not covered by the signature", c.path())
 			}
 		}
 	}
@@ -799,17 +825,17 @@ func (v *verifier) checkParts(ts *etree.Element) error {
 
 // headerBlocks returns the SOAP header blocks and children of our Security
 // header named {space}local.
-func (v *verifier) headerBlocks(space, local string) []*etree.Element {
-	var out []*etree.Element
-	var cands []*etree.Element
-	if v.header != nil {
-		cands = append(cands, v.header.ChildElements()...)
+func (v *verifier) headerBlocks(space, local string) []elemRef {
+	var out []elemRef
+	var cands []elemRef
+	if v.header.ok() {
+		cands = append(cands, v.header.children()...)
 	}
-	if v.sec != nil {
-		cands = append(cands, v.sec.ChildElements()...)
+	if v.sec.ok() {
+		cands = append(cands, v.sec.children()...)
 	}
 	for _, c := range cands {
-		if c.Tag == local && c.NamespaceURI() == space {
+		if c.is(space, local) {
 			out = append(out, c)
 		}
 	}
@@ -817,16 +843,16 @@ func (v *verifier) headerBlocks(space, local string) []*etree.Element {
 }
 
 // checkTimestamp applies the Timestamp rules.
-func (v *verifier) checkTimestamp(ts *etree.Element) error {
-	if ts == nil {
+func (v *verifier) checkTimestamp(ts elemRef) error {
+	if !ts.ok() {
 		return nil
 	}
-	var created, expires []*etree.Element
-	for _, c := range ts.ChildElements() {
-		if c.NamespaceURI() != NSWSU {
+	var created, expires []elemRef
+	for _, c := range ts.children() {
+		if c.space() != NSWSU {
 			continue
 		}
-		switch c.Tag {
+		switch c.local() {
 		case "Created":
 			created = append(created, c)
 		case "Expires":
@@ -867,8 +893,8 @@ func (v *verifier) checkTimestamp(ts *etree.Element) error {
 	return nil
 }
 
-func parseDateTime(el *etree.Element) (time.Time, error) {
-	s, err := textOf(el)
+func parseDateTime(el elemRef) (time.Time, error) {
+	s, err := el.text()
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -886,17 +912,18 @@ func (v *verifier) checkConfirmation() error {
 	if len(v.opts.ExpectSignatureConfirmation) == 0 {
 		return nil
 	}
-	var confs []*etree.Element
-	for _, c := range v.sec.ChildElements() {
-		if c.Tag == "SignatureConfirmation" && c.NamespaceURI() == NSWSSE11 {
+	var confs []elemRef
+	for _, c := range v.sec.children() {
+		if c.is(NSWSSE11, "SignatureConfirmation") {
 			confs = append(confs, c)
 		}
 	}
 	for i, want := range v.opts.ExpectSignatureConfirmation {
 		ok := false
 		for _, c := range confs {
-			val, err := decodeB64(c.SelectAttrValue("Value", ""))
-			if err != nil || c.SelectAttr("Value") == nil || !bytes.Equal(val, want) {
+			sv, present := c.attrAnyNS("Value")
+			val, err := decodeB64(sv)
+			if err != nil || !present || !bytes.Equal(val, want) {
 				continue
 			}
 			if !v.signed[c] {
@@ -911,21 +938,6 @@ func (v *verifier) checkConfirmation() error {
 	return nil
 }
 
-// textOf returns all the character data of a leaf element; an element
-// child is an error. Comments are skipped, so a comment cannot truncate.
-func textOf(el *etree.Element) (string, error) {
-	var b strings.Builder
-	for _, t := range el.Child {
-		switch t := t.(type) {
-		case *etree.CharData:
-			b.WriteString(t.Data)
-		case *etree.Element:
-			return "", fmt.Errorf("unexpected child element <%s>", t.Tag)
-		}
-	}
-	return b.String(), nil
-}
-
 // decodeB64 decodes base64 with any XML whitespace in it.
 func decodeB64(s string) ([]byte, error) {
 	s = strings.Map(func(r rune) rune {
@@ -937,51 +949,7 @@ func decodeB64(s string) ([]byte, error) {
 	return base64.StdEncoding.DecodeString(s)
 }
 
-func attrValue(el *etree.Element, key string) string {
-	for _, a := range el.Attr {
-		if a.Space == "" && a.Key == key {
-			return a.Value
-		}
-	}
-	return ""
-}
-
-// pathOf returns /Envelope/Header/... : local names from the root.
-func pathOf(el *etree.Element) string {
-	var parts []string
-	for e := el; e != nil && e.Tag != ""; e = e.Parent() {
-		parts = append(parts, e.Tag)
-	}
-	slices.Reverse(parts)
-	return "/" + strings.Join(parts, "/")
-}
-
 func hexSHA256(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
-}
-
-// indexIDs maps every wsu:Id, Id, ID and xml:id value in the tree to its
-// element. The verifier uses it; Sign no longer parses into a tree.
-func indexIDs(root *etree.Element) map[string]*etree.Element {
-	m := map[string]*etree.Element{}
-	var walk func(el *etree.Element)
-	walk = func(el *etree.Element) {
-		for i := range el.Attr {
-			a := &el.Attr[i]
-			switch {
-			case a.Space == "" && (a.Key == "Id" || a.Key == "ID"):
-				m[a.Value] = el
-			case a.Space == "xml" && a.Key == "id":
-				m[a.Value] = el
-			case a.Space != "" && a.Key == "Id" && a.NamespaceURI() == NSWSU:
-				m[a.Value] = el
-			}
-		}
-		for _, c := range el.ChildElements() {
-			walk(c)
-		}
-	}
-	walk(root)
-	return m
 }

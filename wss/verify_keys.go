@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
-
-	"github.com/beevik/etree"
 )
 
 // Value types of the X.509 Token Profile and SOAP Message Security 1.1 that
@@ -32,7 +30,7 @@ const (
 
 // bstToken is a BinarySecurityToken of our Security header, decoded.
 type bstToken struct {
-	el    *etree.Element
+	el    elemRef
 	leaf  *x509.Certificate
 	chain []*x509.Certificate // leaf first
 	kind  string
@@ -40,65 +38,65 @@ type bstToken struct {
 
 // resolveKey follows KeyInfo/SecurityTokenReference to a certificate. Only
 // tokens in our Security header are used, plus, for references that carry
-// no certificate (issuer/serial, SKI, thumbprint), the pinned certificates
-// of the trust store. ds:KeyValue and every other KeyInfo child are ignored.
-func (v *verifier) resolveKey(keyInfo *etree.Element) (*x509.Certificate, []*x509.Certificate, string, error) {
-	if keyInfo == nil {
+// no certificate (issuer/serial, SKI, thumbprint), the pinned and the known
+// signer certificates of the trust store. ds:KeyValue and every other KeyInfo child are ignored.
+func (v *verifier) resolveKey(keyInfo elemRef) (*x509.Certificate, []*x509.Certificate, string, error) {
+	if !keyInfo.ok() {
 		return nil, nil, "", fail(CodeKeyNotFound, "", "the Signature has no KeyInfo")
 	}
-	var strs []*etree.Element
-	for _, c := range keyInfo.ChildElements() {
-		if c.Tag == "SecurityTokenReference" && c.NamespaceURI() == NSWSSE {
+	var strs []elemRef
+	for _, c := range keyInfo.children() {
+		if c.is(NSWSSE, "SecurityTokenReference") {
 			strs = append(strs, c)
 		}
 	}
 	if len(strs) != 1 {
 		return nil, nil, "", fail(CodeKeyNotFound, "", "KeyInfo must hold exactly one SecurityTokenReference (ds:KeyValue is not accepted)")
 	}
-	kids := strs[0].ChildElements()
+	kids := strs[0].children()
 	if len(kids) != 1 {
 		return nil, nil, "", fail(CodeKeyNotFound, "", "the SecurityTokenReference must hold exactly one reference")
 	}
 	ref := kids[0]
 	switch {
-	case ref.Tag == "Reference" && ref.NamespaceURI() == NSWSSE:
+	case ref.is(NSWSSE, "Reference"):
 		return v.directReference(ref)
-	case ref.Tag == "KeyIdentifier" && ref.NamespaceURI() == NSWSSE:
+	case ref.is(NSWSSE, "KeyIdentifier"):
 		return v.keyIdentifier(ref)
-	case ref.Tag == "X509Data" && ref.NamespaceURI() == NSDSig:
+	case ref.is(NSDSig, "X509Data"):
 		return v.issuerSerial(ref)
 	}
-	return nil, nil, "", fail(CodeKeyNotFound, "", "unsupported token reference {%s}%s", ref.NamespaceURI(), ref.Tag)
+	return nil, nil, "", fail(CodeKeyNotFound, "", "unsupported token reference {%s}%s", ref.space(), ref.local())
 }
 
-func (v *verifier) directReference(ref *etree.Element) (*x509.Certificate, []*x509.Certificate, string, error) {
-	uri := attrValue(ref, "URI")
+func (v *verifier) directReference(ref elemRef) (*x509.Certificate, []*x509.Certificate, string, error) {
+	uri := ref.attrValue("URI")
 	id, ok := strings.CutPrefix(uri, "#")
 	if !ok || id == "" {
 		return nil, nil, "", fail(CodeKeyNotFound, uri, "the token reference %q is not a same-document \"#id\"", uri)
 	}
-	el := v.ids[id]
-	if el == nil {
+	el := v.tree.byID(id)
+	if !el.ok() {
 		return nil, nil, "", fail(CodeKeyNotFound, uri, "no token has the Id %q", id)
 	}
-	if el.Parent() != v.sec || el.Tag != "BinarySecurityToken" || el.NamespaceURI() != NSWSSE {
+	if el.parent() != v.sec || !el.is(NSWSSE, "BinarySecurityToken") {
 		return nil, nil, "", fail(CodeKeyNotFound, uri, "the token reference %q does not name a BinarySecurityToken of our Security header", uri)
 	}
 	tok, err := decodeBST(el)
 	if err != nil {
 		return nil, nil, "", fail(CodeKeyNotFound, uri, "%v", err)
 	}
-	if vt := attrValue(ref, "ValueType"); vt != "" && vt != attrValue(el, "ValueType") {
+	if vt := ref.attrValue("ValueType"); vt != "" && vt != el.attrValue("ValueType") {
 		return nil, nil, "", fail(CodeKeyNotFound, uri, "the reference's ValueType does not match the token's")
 	}
 	return tok.leaf, tok.chain, tok.kind, nil
 }
 
-func decodeBST(el *etree.Element) (*bstToken, error) {
-	if et := attrValue(el, "EncodingType"); et != "" && et != EncodingBase64 {
+func decodeBST(el elemRef) (*bstToken, error) {
+	if et := el.attrValue("EncodingType"); et != "" && et != EncodingBase64 {
 		return nil, verr("unsupported EncodingType %q", et)
 	}
-	text, err := textOf(el)
+	text, err := el.text()
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +104,7 @@ func decodeBST(el *etree.Element) (*bstToken, error) {
 	if err != nil {
 		return nil, verr("the BinarySecurityToken is not base64")
 	}
-	switch attrValue(el, "ValueType") {
+	switch el.attrValue("ValueType") {
 	case ValueTypeX509v3:
 		c, err := x509.ParseCertificate(der)
 		if err != nil {
@@ -130,15 +128,17 @@ func decodeBST(el *etree.Element) (*bstToken, error) {
 		}
 		return &bstToken{el: el, leaf: chain[0], chain: chain, kind: SignerRefBSTPKIPath}, nil
 	}
-	return nil, verr("unsupported token ValueType %q", attrValue(el, "ValueType"))
+	return nil, verr("unsupported token ValueType %q", el.attrValue("ValueType"))
 }
 
 // candidates are the certificates a non-embedding reference may name: the
-// BSTs of our Security header, then the pinned certificates.
+// BSTs of our Security header, then the pinned certificates, then the known
+// signer certificates of the trust store (which are not trusted for being
+// found: Trust.check decides afterwards).
 func (v *verifier) candidates() []*x509.Certificate {
 	var out []*x509.Certificate
-	for _, c := range v.sec.ChildElements() {
-		if c.Tag != "BinarySecurityToken" || c.NamespaceURI() != NSWSSE {
+	for _, c := range v.sec.children() {
+		if !c.is(NSWSSE, "BinarySecurityToken") {
 			continue
 		}
 		if tok, err := decodeBST(c); err == nil {
@@ -147,15 +147,16 @@ func (v *verifier) candidates() []*x509.Certificate {
 	}
 	if v.opts.Trust != nil {
 		out = append(out, v.opts.Trust.pinned...)
+		out = append(out, v.opts.Trust.signers...)
 	}
 	return out
 }
 
-func (v *verifier) keyIdentifier(ref *etree.Element) (*x509.Certificate, []*x509.Certificate, string, error) {
-	if et := attrValue(ref, "EncodingType"); et != "" && et != EncodingBase64 {
+func (v *verifier) keyIdentifier(ref elemRef) (*x509.Certificate, []*x509.Certificate, string, error) {
+	if et := ref.attrValue("EncodingType"); et != "" && et != EncodingBase64 {
 		return nil, nil, "", fail(CodeKeyNotFound, "", "unsupported KeyIdentifier EncodingType %q", et)
 	}
-	text, err := textOf(ref)
+	text, err := ref.text()
 	if err != nil {
 		return nil, nil, "", fail(CodeKeyNotFound, "", "KeyIdentifier: %v", err)
 	}
@@ -163,7 +164,7 @@ func (v *verifier) keyIdentifier(ref *etree.Element) (*x509.Certificate, []*x509
 	if err != nil || len(val) == 0 {
 		return nil, nil, "", fail(CodeKeyNotFound, "", "the KeyIdentifier is not base64")
 	}
-	vt := attrValue(ref, "ValueType")
+	vt := ref.attrValue("ValueType")
 	var match func(c *x509.Certificate) bool
 	kind := ""
 	switch vt {
@@ -190,18 +191,18 @@ func (v *verifier) keyIdentifier(ref *etree.Element) (*x509.Certificate, []*x509
 	return nil, nil, "", fail(CodeKeyNotFound, "", "no certificate in the Security header or the trust store matches the %s KeyIdentifier", kind)
 }
 
-func (v *verifier) issuerSerial(x509Data *etree.Element) (*x509.Certificate, []*x509.Certificate, string, error) {
-	kids := x509Data.ChildElements()
-	if len(kids) != 1 || kids[0].Tag != "X509IssuerSerial" || kids[0].NamespaceURI() != NSDSig {
+func (v *verifier) issuerSerial(x509Data elemRef) (*x509.Certificate, []*x509.Certificate, string, error) {
+	kids := x509Data.children()
+	if len(kids) != 1 || !kids[0].is(NSDSig, "X509IssuerSerial") {
 		return nil, nil, "", fail(CodeKeyNotFound, "", "ds:X509Data in a SecurityTokenReference must hold one X509IssuerSerial")
 	}
 	var name, serial string
-	for _, c := range kids[0].ChildElements() {
-		if c.NamespaceURI() != NSDSig {
+	for _, c := range kids[0].children() {
+		if c.space() != NSDSig {
 			continue
 		}
-		t, _ := textOf(c)
-		switch c.Tag {
+		t, _ := c.text()
+		switch c.local() {
 		case "X509IssuerName":
 			name = strings.TrimSpace(t)
 		case "X509SerialNumber":

@@ -121,6 +121,7 @@ func decryptProfile(p *config.DecryptProfile, ks *keyStore, name string) (*api.D
 		return nil, err
 	}
 	dp := &api.DecryptProfile{Key: p.Key, Access: acc}
+	dp.Decrypt.Actor, dp.Decrypt.KeyNames = p.Actor, p.KeyNames
 	if p.RequireSignedBody {
 		dp.VerifyProfile = p.VerifyProfile
 	}

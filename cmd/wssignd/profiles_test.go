@@ -18,6 +18,7 @@ import (
 	"github.com/beevik/etree"
 	"github.com/wssignd/wssignd/api"
 	"github.com/wssignd/wssignd/internal/config"
+	"github.com/wssignd/wssignd/internal/etreec14n"
 	"github.com/wssignd/wssignd/internal/testutil"
 	"github.com/wssignd/wssignd/wss"
 )
@@ -177,7 +178,7 @@ func pssVerify(signed []byte, pub *rsa.PublicKey) error {
 		if in := ref.FindElement("Transforms/Transform/InclusiveNamespaces"); in != nil {
 			pl = strings.Fields(in.SelectAttrValue("PrefixList", ""))
 		}
-		if err := wss.CanonicalizeExclusive(h, el, wss.C14NOptions{InclusivePrefixes: pl}); err != nil {
+		if err := etreec14n.CanonicalizeExclusive(h, el, etreec14n.C14NOptions{InclusivePrefixes: pl}); err != nil {
 			return err
 		}
 		if got := base64.StdEncoding.EncodeToString(h.Sum(nil)); got != ref.SelectElement("DigestValue").Text() {
@@ -188,7 +189,7 @@ func pssVerify(signed []byte, pub *rsa.PublicKey) error {
 		return fmt.Errorf("not RSA-PSS-SHA256")
 	}
 	h := crypto.SHA256.New()
-	if err := wss.CanonicalizeExclusive(h, si, wss.C14NOptions{}); err != nil {
+	if err := etreec14n.CanonicalizeExclusive(h, si, etreec14n.C14NOptions{}); err != nil {
 		return err
 	}
 	sv, err := base64.StdEncoding.DecodeString(doc.FindElement("//Signature/SignatureValue").Text())

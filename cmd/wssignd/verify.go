@@ -71,7 +71,7 @@ func buildVerifyProfiles(c *config.Config, replays *replayCaches) (map[string]*a
 			return certs
 		}
 		trust, err := wss.NewTrustStore(wss.TrustConfig{
-			Pinned: read(p.TrustedCerts), Roots: read(p.CACerts), Intermediates: read(p.IntermediateCerts),
+			Pinned: read(p.TrustedCerts), Roots: read(p.CACerts), Intermediates: read(p.IntermediateCerts), Signers: read(p.SignerCerts),
 			SubjectPattern: p.SubjectPattern, IssuerPattern: p.IssuerPattern,
 		})
 		if err != nil {
@@ -88,6 +88,7 @@ func buildVerifyProfiles(c *config.Config, replays *replayCaches) (map[string]*a
 			AllowedDigestMethods:    p.DigestMethods,
 			AllowedC14NMethods:      p.C14NMethods,
 			AllowSHA1:               p.AllowSHA1,
+			AllowInclusiveC14N:      p.AllowInclusiveC14N,
 			MaxReferences:           p.MaxReferences,
 			UnsignedFaults:          p.UnsignedFaults,
 			Actor:                   p.Actor,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 )
 
 // Names of the XML Encryption algorithms a profile may choose.
@@ -183,6 +184,14 @@ type DecryptProfile struct {
 	// VerifyProfile names the [verify.NAME] table whose trust and rules
 	// check the signature for require_signed_body.
 	VerifyProfile string `toml:"verify_profile"`
+	// Actor selects the Security header holding the EncryptedKey by its
+	// SOAP 1.1 actor / SOAP 1.2 role; default: the header without one (or
+	// for the ultimate receiver).
+	Actor string `toml:"actor"`
+	// KeyNames are names peers give the key in a ds:KeyName of the
+	// EncryptedKey's KeyInfo (instead of naming its certificate); empty:
+	// a ds:KeyName names nothing.
+	KeyNames []string `toml:"key_names"`
 	// AllowUsers and AllowGroups: as for sign profiles.
 	AllowUsers  []string `toml:"allow_users"`
 	AllowGroups []string `toml:"allow_groups"`
@@ -221,6 +230,11 @@ func (p *DecryptProfile) validate(f string, c *Config) []string {
 			bad(fmt.Sprintf("%s.key_transports[%d]", f, i), "must be one of %v, not %q", KeyTransports, a)
 		case a == "rsa-1_5" && !p.AllowRSA15:
 			bad(fmt.Sprintf("%s.key_transports[%d]", f, i), "the legacy rsa-1_5 needs allow_rsa15 = true")
+		}
+	}
+	for i, n := range p.KeyNames {
+		if strings.TrimSpace(n) != n || n == "" {
+			bad(fmt.Sprintf("%s.key_names[%d]", f, i), "%q: a key name is not empty and has no leading or trailing space", n)
 		}
 	}
 	switch {

@@ -9,6 +9,9 @@ import (
 	"time"
 )
 
+// c14nInclusivePrefix begins the URIs of Canonical XML 1.0 (inclusive).
+const c14nInclusivePrefix = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
+
 // VerifyProfile says which signed messages /v1/soap/verify accepts.
 type VerifyProfile struct {
 	// TrustedCerts are PEM files of certificates trusted as signers as
@@ -22,6 +25,13 @@ type VerifyProfile struct {
 	// IntermediateCerts are PEM files of intermediate CA certificates used
 	// to complete chains (tokens may also carry them in a PkiPath).
 	IntermediateCerts []string `toml:"intermediate_certs"`
+	// SignerCerts are PEM files of known signer certificates that are not
+	// trusted for being listed: a message whose KeyInfo names its
+	// certificate without carrying it (X509IssuerSerial,
+	// SubjectKeyIdentifier, ThumbprintSHA1) is resolved against them, and
+	// the certificate found must still chain to ca_certs (or be in
+	// trusted_certs).
+	SignerCerts []string `toml:"signer_certs"`
 	// SubjectPattern and IssuerPattern are Go regular expressions the
 	// signer's subject / issuer DN (RFC 4514, as "CN=x,O=y") must match;
 	// anchor with ^...$. Empty: any.
@@ -45,10 +55,18 @@ type VerifyProfile struct {
 	MaxLifetime Duration `toml:"max_lifetime"`
 	// SignatureMethods, DigestMethods and C14NMethods are allow-lists of
 	// algorithm URIs. Empty: every SHA-2 signature and digest method, and
-	// exclusive C14N without comments.
+	// exclusive C14N without comments (plus inclusive C14N 1.0, with and
+	// without comments, when allow_inclusive_c14n is set).
 	SignatureMethods []string `toml:"signature_methods"`
 	DigestMethods    []string `toml:"digest_methods"`
 	C14NMethods      []string `toml:"c14n_methods"`
+	// AllowInclusiveC14N accepts Canonical XML 1.0
+	// (http://www.w3.org/TR/2001/REC-xml-c14n-20010315, and #WithComments)
+	// for the SignedInfo and as a Reference transform, as some older peers
+	// send. Off by default: inclusive C14N signs the namespace context of
+	// each signed element too. c14n_methods may list the inclusive URIs only
+	// when this is set.
+	AllowInclusiveC14N bool `toml:"allow_inclusive_c14n"`
 	// AllowSHA1 admits RSA-SHA1 and SHA-1 digests (legacy peers only).
 	AllowSHA1 bool `toml:"allow_sha1"`
 	// MaxReferences bounds the References of a signature. Default 64.
@@ -96,6 +114,7 @@ func (p *VerifyProfile) defaults(dir string) {
 	abs(p.TrustedCerts)
 	abs(p.CACerts)
 	abs(p.IntermediateCerts)
+	abs(p.SignerCerts)
 	if len(p.Parts) == 0 {
 		p.Parts = []string{"Body", "Timestamp"}
 	}
@@ -127,7 +146,7 @@ func (p *VerifyProfile) validate(f string, c *Config) []string {
 	if len(p.TrustedCerts) == 0 && len(p.CACerts) == 0 {
 		bad(f, "trusts no one: set trusted_certs, ca_certs or both")
 	}
-	for field, files := range map[string][]string{"trusted_certs": p.TrustedCerts, "ca_certs": p.CACerts, "intermediate_certs": p.IntermediateCerts} {
+	for field, files := range map[string][]string{"trusted_certs": p.TrustedCerts, "ca_certs": p.CACerts, "intermediate_certs": p.IntermediateCerts, "signer_certs": p.SignerCerts} {
 		for i, file := range files {
 			if _, err := ReadCertificates(file); err != nil {
 				bad(fmt.Sprintf("%s.%s[%d]", f, field, i), "%v", err)
@@ -168,6 +187,9 @@ func (p *VerifyProfile) validate(f string, c *Config) []string {
 		for i, u := range uris {
 			if u == "" || strings.Contains(u, "md5") {
 				bad(fmt.Sprintf("%s.%s[%d]", f, field, i), "%q is not an acceptable algorithm URI", u)
+			}
+			if field == "c14n_methods" && strings.HasPrefix(u, c14nInclusivePrefix) && !p.AllowInclusiveC14N {
+				bad(fmt.Sprintf("%s.%s[%d]", f, field, i), "inclusive C14N needs allow_inclusive_c14n = true")
 			}
 		}
 	}

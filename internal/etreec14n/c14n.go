@@ -1,4 +1,10 @@
-package wss
+// Package etreec14n is Exclusive XML Canonicalization 1.0 over an etree
+// tree. It is a test oracle: wss canonicalises messages with its own
+// streaming canonicaliser over its tokenizer, and fuzzes that one against
+// this one (and both against libxml2); tests that read signed output with
+// etree check digests with it. No production package imports it (the
+// dependency-rule test in internal/deptest enforces that).
+package etreec14n
 
 import (
 	"errors"
@@ -27,10 +33,9 @@ import (
 // rendered where the exclusive rules require it; xml:* attributes of the
 // ancestors are not inherited (that is the point of the exclusive variant).
 //
-// Sign and Verify do not use this canonicaliser on messages: they
-// canonicalise from the raw bytes with the streaming canonicaliser
-// (c14nstream.go), which has none of the limitations below. This one serves
-// callers holding an etree tree, and is the reference the streaming one is
+// Sign and Verify do not use this canonicaliser: they canonicalise from the
+// raw bytes with the streaming canonicaliser of package wss, which has none
+// of the limitations below. This one is the reference the streaming one is
 // fuzzed against.
 //
 // Known limitations, inherited from encoding/xml under etree:
@@ -74,10 +79,10 @@ type C14NOptions struct {
 // written to w.
 func CanonicalizeExclusive(w io.Writer, el *etree.Element, opts C14NOptions) error {
 	if el == nil {
-		return errors.New("wss: c14n: nil element")
+		return errors.New("etreec14n: nil element")
 	}
 	if w == nil {
-		return errors.New("wss: c14n: nil writer")
+		return errors.New("etreec14n: nil writer")
 	}
 	st := c14nPool.Get().(*c14nState)
 	defer st.release()
@@ -208,7 +213,7 @@ func (st *c14nState) pushDecls(el *etree.Element) error {
 			st.inScope = append(st.inScope, nsBinding{a.Key, a.Value})
 		case a.Space == "" && a.Key == "xmlns":
 			if a.Value == nsXML || a.Value == nsXMLNS {
-				return fmt.Errorf("wss: c14n: the default namespace cannot be %q", a.Value)
+				return fmt.Errorf("etreec14n: the default namespace cannot be %q", a.Value)
 			}
 			st.inScope = append(st.inScope, nsBinding{"", a.Value})
 		}
@@ -219,17 +224,17 @@ func (st *c14nState) pushDecls(el *etree.Element) error {
 func checkDecl(prefix, uri string) error {
 	switch {
 	case prefix == "" || strings.IndexByte(prefix, ':') >= 0:
-		return fmt.Errorf("wss: c14n: invalid namespace declaration xmlns:%s", prefix)
+		return fmt.Errorf("etreec14n: invalid namespace declaration xmlns:%s", prefix)
 	case prefix == "xmlns":
-		return errors.New("wss: c14n: the xmlns prefix cannot be declared")
+		return errors.New("etreec14n: the xmlns prefix cannot be declared")
 	case prefix == "xml":
 		if uri != nsXML {
-			return fmt.Errorf("wss: c14n: the xml prefix cannot be bound to %q", uri)
+			return fmt.Errorf("etreec14n: the xml prefix cannot be bound to %q", uri)
 		}
 	case uri == "":
-		return fmt.Errorf("wss: c14n: empty namespace name for prefix %q (undeclaring a prefix is not allowed in XML 1.0)", prefix)
+		return fmt.Errorf("etreec14n: empty namespace name for prefix %q (undeclaring a prefix is not allowed in XML 1.0)", prefix)
 	case uri == nsXML || uri == nsXMLNS:
-		return fmt.Errorf("wss: c14n: prefix %q cannot be bound to %q", prefix, uri)
+		return fmt.Errorf("etreec14n: prefix %q cannot be bound to %q", prefix, uri)
 	}
 	return nil
 }
@@ -278,11 +283,11 @@ func (st *c14nState) useVisibly(el *etree.Element, prefix string) error {
 		return nil
 	}
 	if prefix == "xmlns" {
-		return fmt.Errorf("wss: c14n: element <%s> uses the reserved prefix xmlns", el.FullTag())
+		return fmt.Errorf("etreec14n: element <%s> uses the reserved prefix xmlns", el.FullTag())
 	}
 	uri, ok := st.lookup(prefix)
 	if !ok && prefix != "" {
-		return fmt.Errorf("wss: c14n: namespace prefix %q used in <%s> is not bound", prefix, el.FullTag())
+		return fmt.Errorf("etreec14n: namespace prefix %q used in <%s> is not bound", prefix, el.FullTag())
 	}
 	st.render(prefix, uri)
 	return nil
@@ -294,7 +299,7 @@ func validName(s string) bool {
 
 func (st *c14nState) element(el *etree.Element) error {
 	if !validName(el.Tag) {
-		return fmt.Errorf("wss: c14n: element name %q is not namespace-well-formed", el.FullTag())
+		return fmt.Errorf("etreec14n: element name %q is not namespace-well-formed", el.FullTag())
 	}
 	scopeMark, renderedMark := len(st.inScope), len(st.rendered)
 	if err := st.pushDecls(el); err != nil {
@@ -315,7 +320,7 @@ func (st *c14nState) element(el *etree.Element) error {
 			continue
 		}
 		if !validName(a.Key) {
-			return fmt.Errorf("wss: c14n: attribute name %q on <%s> is not namespace-well-formed", a.FullKey(), el.FullTag())
+			return fmt.Errorf("etreec14n: attribute name %q on <%s> is not namespace-well-formed", a.FullKey(), el.FullTag())
 		}
 		if a.Space != "" {
 			if err := st.useVisibly(el, a.Space); err != nil {
@@ -348,7 +353,7 @@ func (st *c14nState) element(el *etree.Element) error {
 	sortAttrs(st.attrs)
 	for i := 1; i < len(st.attrs); i++ {
 		if st.attrs[i].uri == st.attrs[i-1].uri && st.attrs[i].a.Key == st.attrs[i-1].a.Key {
-			return fmt.Errorf("wss: c14n: duplicate attribute {%s}%s on <%s>", st.attrs[i].uri, st.attrs[i].a.Key, el.FullTag())
+			return fmt.Errorf("etreec14n: duplicate attribute {%s}%s on <%s>", st.attrs[i].uri, st.attrs[i].a.Key, el.FullTag())
 		}
 	}
 
