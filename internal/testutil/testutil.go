@@ -20,9 +20,12 @@ import (
 func InCI() bool { return os.Getenv("CI") == "true" }
 
 // RequireTool returns the path of tool, or stops the test: t.Fatal in CI,
-// t.Skip elsewhere, naming the Debian package that provides it.
+// t.Skip elsewhere, naming the Debian package that provides it. Under
+// `go test -short` (the fast loop of pure-Go tests) it always skips: tests
+// that need an outside tool are integration tests.
 func RequireTool(t testing.TB, tool, pkg string) string {
 	t.Helper()
+	SkipIfShort(t, tool)
 	p, err := exec.LookPath(tool)
 	if err == nil {
 		return p
@@ -33,6 +36,15 @@ func RequireTool(t testing.TB, tool, pkg string) string {
 	}
 	t.Skip(msg)
 	return ""
+}
+
+// SkipIfShort skips an integration test (one that needs what, an outside
+// tool, a token or a built daemon) under `go test -short`.
+func SkipIfShort(t testing.TB, what string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: needs " + what)
+	}
 }
 
 // RepoRoot returns the repository root (where go.mod is).
