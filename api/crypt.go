@@ -115,7 +115,7 @@ func (s *Server) encrypt(r *http.Request, p *EncryptProfile, envelope []byte) (*
 	if opts.Recipient == nil {
 		return nil, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Detail: "this profile needs the recipient certificate in the " + RecipientCertHeader + " header"}
 	}
-	res, err := wss.Encrypt(envelope, opts)
+	res, err := wss.Encrypt(r.Context(), envelope, opts)
 	if err != nil {
 		return nil, cryptError(err)
 	}
@@ -208,7 +208,7 @@ func (s *Server) handleDecrypt(w http.ResponseWriter, r *http.Request) error {
 		opts.RequireSignedBody = &vo
 	}
 	start := time.Now()
-	res, err := wss.Decrypt(body, dec, opts)
+	res, err := wss.Decrypt(r.Context(), body, dec, opts)
 	dur := time.Since(start)
 	if err == nil || wss.CodeOf(err) == wss.CodeDecryptionFailed {
 		// An EncryptedKey for this key was found: the key was (or was

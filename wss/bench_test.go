@@ -5,6 +5,7 @@ package wss
 // the whole path against the token in the same run.
 
 import (
+	"context"
 	"crypto"
 	"crypto/x509"
 	"io"
@@ -52,7 +53,7 @@ func BenchmarkSign(b *testing.B) {
 				b.SetBytes(int64(len(env)))
 				b.ReportAllocs()
 				for b.Loop() {
-					if _, err := Sign(env, cred, SignOptions{}); err != nil {
+					if _, err := Sign(context.Background(), env, cred, SignOptions{}); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -70,7 +71,7 @@ func BenchmarkScanEnvelope(b *testing.B) {
 			b.SetBytes(int64(len(env)))
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := scanEnvelope(env, Limits{}); err != nil {
+				if _, err := scanEnvelope(context.Background(), env, Limits{}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -128,7 +129,7 @@ func BenchmarkSignXMLOverhead(b *testing.B) {
 			sign := func() {
 				// Every call draws the same "random" Ids.
 				opts.Rand = &constReader{}
-				if _, err := Sign(env, c, opts); err != nil {
+				if _, err := Sign(context.Background(), env, c, opts); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -159,7 +160,7 @@ func BenchmarkSignPeakMemory(b *testing.B) {
 	opts := SignOptions{Now: func() time.Time { return now }}
 	sign := func() {
 		opts.Rand = &constReader{}
-		if _, err := Sign(env, c, opts); err != nil {
+		if _, err := Sign(context.Background(), env, c, opts); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -72,6 +72,10 @@ type Limits struct {
 	// MaxConcurrent is the most requests served at once; more get 503.
 	// Default 64.
 	MaxConcurrent int `toml:"max_concurrent"`
+	// XMLLimits: max_attributes, max_namespaces_in_scope,
+	// max_namespace_declarations, max_name_bytes, max_text_bytes and
+	// max_attribute_value_bytes (see XMLLimits).
+	XMLLimits
 }
 
 // Token is a PKCS#11 token.
@@ -283,6 +287,7 @@ func (c *Config) validate() []string {
 	if l.MaxConcurrent < 1 {
 		bad("limits.max_concurrent", "must be at least 1")
 	}
+	l.XMLLimits.validate(bad)
 	for _, name := range slices.Sorted(maps.Keys(c.Tokens)) {
 		t := c.Tokens[name]
 		f := "tokens." + name

@@ -402,7 +402,7 @@ func wssCell(k *keySpec, s bench.Size, env []byte, conc int) *cell {
 		r:    row{Path: pathWSS, Alg: k.Alg, Size: s.Name, SizeBytes: s.Bytes, Conc: conc},
 		heap: processMallocs,
 		op: func(int) error {
-			_, err := wss.Sign(env, cred, wss.SignOptions{})
+			_, err := wss.Sign(context.Background(), env, cred, wss.SignOptions{})
 			return err
 		},
 	}
