@@ -144,9 +144,8 @@ func (o *c14nOut) attrValue(v []byte) {
 // c14nSink canonicalises one element subtree from the tokens fed to it.
 type c14nSink struct {
 	out       c14nOut
-	inclusive [][]byte            // PrefixList, "" = the default namespace
-	inclSet   map[string]struct{} // the same, for a long PrefixList
-	rendered  nsStack             // namespace nodes rendered by output ancestors
+	inclusive [][]byte // PrefixList, sorted, without duplicates; "" = the default namespace
+	rendered  nsStack  // namespace nodes rendered by output ancestors
 	marks     []int
 	nsOut     []nsBind
 	attrs     []*rawAttr
@@ -160,27 +159,38 @@ var c14nBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); retur
 // newC14NSink returns a sink writing to w; release returns its buffer.
 func newC14NSink(w io.Writer, inclusive []string) *c14nSink {
 	c := &c14nSink{out: c14nOut{w: w, buf: (*c14nBufPool.Get().(*[]byte))[:0]}}
-	seen := make(map[string]struct{}, len(inclusive))
+	if len(inclusive) == 0 {
+		return c
+	}
+	// One buffer for all the prefixes, sorted and deduplicated: a PrefixList
+	// comes from the message and may be long (up to the attribute value
+	// limit), so it costs O(n log n) once and O(log n) per question.
+	n := 0
+	for _, p := range inclusive {
+		n += len(p)
+	}
+	buf := make([]byte, 0, n)
+	c.inclusive = make([][]byte, 0, len(inclusive))
 	for _, p := range inclusive {
 		if p == "#default" {
 			p = ""
 		}
-		if _, dup := seen[p]; dup || p == "xml" || p == "xmlns" {
+		if p == "xml" || p == "xmlns" {
 			continue
 		}
-		seen[p] = struct{}{}
-		c.inclusive = append(c.inclusive, []byte(p))
+		s := len(buf)
+		buf = append(buf, p...)
+		c.inclusive = append(c.inclusive, buf[s:len(buf):len(buf)])
 	}
-	if len(c.inclusive) > linearLookup {
-		c.inclSet = seen
-	}
+	slices.SortFunc(c.inclusive, bytes.Compare)
+	c.inclusive = slices.CompactFunc(c.inclusive, bytes.Equal)
 	return c
 }
 
 // isInclusive reports whether prefix is on the PrefixList.
 func (c *c14nSink) isInclusive(prefix []byte) bool {
-	if c.inclSet != nil {
-		_, ok := c.inclSet[string(prefix)]
+	if len(c.inclusive) > linearLookup {
+		_, ok := slices.BinarySearchFunc(c.inclusive, prefix, bytes.Compare)
 		return ok
 	}
 	for _, p := range c.inclusive {
