@@ -15,7 +15,9 @@ func TestNSStack(t *testing.T) {
 	type bind struct{ p, u string }
 	var model []bind
 	var marks []int
+	modes := map[bool]int{}
 	for step := range 20000 {
+		modes[s.indexed]++
 		switch op := r.IntN(10); {
 		case op < 5:
 			p := fmt.Sprintf("p%d", r.IntN(40))
@@ -59,5 +61,8 @@ func TestNSStack(t *testing.T) {
 		if len(s.index) > len(model) {
 			t.Fatalf("step %d: %d prefixes indexed for %d bindings", step, len(s.index), len(model))
 		}
+	}
+	if modes[true] == 0 || modes[false] == 0 {
+		t.Fatalf("steps per mode (indexed or not): %v; the test must exercise both", modes)
 	}
 }
