@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"encoding/xml"
 	"errors"
 	"io"
+	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -215,5 +218,64 @@ func TestDeadlineEverywhere(t *testing.T) {
 			}
 			t.Logf("%d checks of the context, each one honoured", checks)
 		})
+	}
+}
+
+// TestStdNameChecker: the one decoder that answers every encoding/xml name
+// question of a tokenizer, and the per-character answers kept for the
+// process, answer as a fresh decoder per name does, also after a refusal;
+// and a document of many distinct non-ASCII names costs a small multiple of
+// its size (it cost 48× with a decoder per name).
+func TestStdNameChecker(t *testing.T) {
+	fresh := func(name string) bool {
+		d := xml.NewDecoder(strings.NewReader("<" + name + "/>"))
+		d.Strict = true
+		_, err := d.RawToken()
+		return err == nil
+	}
+	runes := []rune{'é', 'ß', 'Ω', 'ǅ', '\u0300', '\u00B7', '\u0E2F', '\u2070', '\u3005', '中', '\U00010000', '\u0CF1', 'a', '1'}
+	r := rand.New(rand.NewPCG(3, 4))
+	var c stdNameChecker
+	refused := 0
+	for range 3000 {
+		var b strings.Builder
+		for range 1 + r.IntN(4) {
+			b.WriteRune(runes[r.IntN(len(runes))])
+		}
+		name := b.String()
+		want := fresh(name)
+		if got := c.accepts([]byte(name)); got != want {
+			t.Fatalf("accepts(%q) = %v, a fresh decoder says %v", name, got, want)
+		}
+		// The per-character answers (kept for the process) agree too, for
+		// names whose ASCII characters the tokenizer's own rules admit.
+		if !strings.ContainsRune(name, '1') {
+			tk := getTokenizer(nil)
+			if got := tk.stdName([]byte(name)); got != want {
+				t.Fatalf("stdName(%q) = %v, a fresh decoder says %v", name, got, want)
+			}
+			putTokenizer(tk)
+		}
+		if !want {
+			refused++
+		}
+	}
+	if refused == 0 || refused == 3000 {
+		t.Fatalf("%d of 3000 names refused: the test must see both answers", refused)
+	}
+
+	raw := hostileEnvelope(nil, nil, func(b *bytes.Buffer) {
+		for i := range 100_000 {
+			b.WriteString("<é" + strconv.Itoa(i%4000) + "/>")
+		}
+	})
+	cred := loadCredential(t, "rsa2048")
+	var err error
+	cost := measure(func() { _, err = Sign(context.Background(), raw, cred, SignOptions{Now: fixedNow}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cost.alloc > int64(maxHostileAlloc*len(raw)+allocSlack) {
+		t.Fatalf("%d distinct non-ASCII names: %d bytes allocated for %d bytes of input (%.1f×)", 4000, cost.alloc, len(raw), float64(cost.alloc)/float64(len(raw)))
 	}
 }

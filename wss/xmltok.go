@@ -36,6 +36,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -112,7 +113,7 @@ type xmlTokenizer struct {
 	valBuf                                                             []byte
 	popPending, endPending                                             bool
 	rootSeen, rootDone, begun                                          bool
-	stdNames                                                           map[string]bool
+	std                                                                stdNameChecker
 	bigAttrSet                                                         map[[2]string]bool
 }
 
@@ -299,21 +300,103 @@ func (t *xmlTokenizer) name(i int) (end, colon int, err error) {
 }
 
 // stdName reports whether encoding/xml accepts name (rare: only non-ASCII
-// names are asked; answers are cached per tokenizer).
+// names are asked). encoding/xml decides per character (the first against
+// one table, the others against a wider one), so the answers are kept per
+// character, for the whole process: a name is put to encoding/xml only when
+// one of its characters is new, at most once per character and position
+// class over the process's life, whatever the number of distinct names.
 func (t *xmlTokenizer) stdName(name []byte) bool {
-	if ok, seen := t.stdNames[string(name)]; seen {
-		return ok
+	known := true
+	for i := 0; i < len(name) && known; {
+		r, size := utf8.DecodeRune(name[i:])
+		if r >= utf8.RuneSelf {
+			ok, k := stdRunes.get(r, i == 0)
+			if k && !ok {
+				return false
+			}
+			known = k
+		}
+		i += size
 	}
-	d := xml.NewDecoder(bytes.NewReader(append(append([]byte("<"), name...), "/>"...)))
-	d.Strict = true
-	_, err := d.RawToken()
-	if t.stdNames == nil {
-		t.stdNames = map[string]bool{}
+	if known {
+		return true
 	}
-	if len(t.stdNames) < 1024 {
-		t.stdNames[string(name)] = err == nil
+	if !t.std.accepts(name) {
+		return false
 	}
-	return err == nil
+	for i := 0; i < len(name); {
+		r, size := utf8.DecodeRune(name[i:])
+		if r >= utf8.RuneSelf {
+			stdRunes.setOK(r, i == 0)
+		}
+		i += size
+	}
+	return true
+}
+
+// stdRunes records, per character, that encoding/xml accepts it first in a
+// name or after the first: four bits per rune (first known, first ok, later
+// known, later ok), set once and never cleared. Only acceptance is
+// recorded: a refused name ends its document.
+var stdRunes runeVerdicts
+
+type runeVerdicts struct {
+	once  sync.Once
+	words []atomic.Uint32
+}
+
+func (v *runeVerdicts) init() {
+	v.once.Do(func() { v.words = make([]atomic.Uint32, (utf8.MaxRune+1)/8) })
+}
+
+func (v *runeVerdicts) get(r rune, first bool) (ok, known bool) {
+	v.init()
+	shift := uint(r%8) * 4
+	if !first {
+		shift += 2
+	}
+	b := v.words[r/8].Load() >> shift
+	return b&2 != 0, b&1 != 0
+}
+
+func (v *runeVerdicts) setOK(r rune, first bool) {
+	v.init()
+	shift := uint(r%8) * 4
+	if !first {
+		shift += 2
+	}
+	v.words[r/8].Or(3 << shift)
+}
+
+// stdNameChecker is an encoding/xml decoder that reads the names it is
+// asked about as a stream of empty elements.
+type stdNameChecker struct {
+	feed bytes.Buffer
+	dec  *xml.Decoder
+}
+
+func (c *stdNameChecker) Read(p []byte) (int, error) { return c.feed.Read(p) }
+
+// accepts reports whether encoding/xml reads <name/>. A refusal ends the
+// decoder (the next question starts a new one).
+func (c *stdNameChecker) accepts(name []byte) bool {
+	if c.dec == nil {
+		c.feed.Reset()
+		c.dec = xml.NewDecoder(c)
+		c.dec.Strict = true
+	}
+	c.feed.WriteByte('<')
+	c.feed.Write(name)
+	c.feed.WriteString("/>")
+	tok, err := c.dec.RawToken()
+	if _, start := tok.(xml.StartElement); err == nil && start {
+		tok, err = c.dec.RawToken() // the end of the empty element
+		if _, end := tok.(xml.EndElement); err == nil && end {
+			return true
+		}
+	}
+	c.dec = nil
+	return false
 }
 
 // nonASCIIChar checks the multi-byte UTF-8 sequence at raw[i:e] is one XML
