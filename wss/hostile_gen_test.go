@@ -176,3 +176,18 @@ func hostileAttrsNS() []byte {
 		b.WriteString(`/>`)
 	})
 }
+
+// hostileAttrsEverywhere: 500 elements of 255 attributes each, just within
+// the attribute limit: the per-attribute work (uniqueness, sorting for
+// C14N) runs at every element.
+func hostileAttrsEverywhere() []byte {
+	return hostileEnvelope(nil, nil, func(b *bytes.Buffer) {
+		for range 500 {
+			b.WriteString("<x")
+			for i := range 255 {
+				b.WriteString(" a" + strconv.Itoa(i) + `=""`)
+			}
+			b.WriteString("/>")
+		}
+	})
+}

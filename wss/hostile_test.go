@@ -62,6 +62,7 @@ var hostileInputs = []hostileInput{
 	{name: "1M-namespaced-attributes", gen: hostileAttrsNS},
 	{name: "many-small-texts", gen: hostileSmallTexts, tree: true},
 	{name: "char-ref-run", gen: hostileCharRefs, tree: true},
+	{name: "255-attributes-per-element", gen: hostileAttrsEverywhere, tree: true},
 	{name: "ordinary-1MB", gen: func() []byte { return benchEnvelope(1 << 20) }, ordinary: true, tree: true},
 }
 
