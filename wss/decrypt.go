@@ -107,8 +107,10 @@ func decryptionFailed(cause error) *Error {
 // same message. A failed key unwrap is not acted on: a random key takes its
 // place and the data decryption fails exactly like a tag mismatch.
 //
-// A ctx that ends during the work makes Decrypt return a CodeTimeout error
-// (wrapping ctx.Err()); the key is not used after that.
+// A ctx that ends during the work makes Decrypt return an error wrapping
+// ctx.Err(): CodeTimeout before the key is used (it is not used after
+// that), CodeDecryptionFailed once it was (so that the key's use is
+// audited like any other).
 func Decrypt(ctx context.Context, raw []byte, dec crypto.Decrypter, opts DecryptOptions) (*DecryptResult, error) {
 	if dec == nil || opts.Certificate == nil {
 		return nil, errorf(CodeInternal, "decrypt without key or certificate")
@@ -326,18 +328,12 @@ func Decrypt(ctx context.Context, raw []byte, dec crypto.Decrypter, opts Decrypt
 	out.Write(raw[pos:])
 	res.Envelope = out.Bytes()
 	if _, err := scanEnvelope(ctx, res.Envelope, opts.Limits); err != nil {
-		if CodeOf(err) == CodeTimeout {
-			return nil, err
-		}
 		return nil, decryptionFailed(fmt.Errorf("decrypted envelope: %w", err))
 	}
 	if opts.RequireSignedBody != nil && res.SignedBody == "" {
 		// Sign-then-encrypt: a failure here must look like any other
 		// decryption failure.
 		v, err := Verify(ctx, res.Envelope, vopts)
-		if CodeOf(err) == CodeTimeout {
-			return nil, err
-		}
 		if err != nil {
 			return nil, decryptionFailed(fmt.Errorf("verification after decryption: %w", err))
 		}
