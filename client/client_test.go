@@ -375,7 +375,7 @@ func TestClientSignConfirming(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sv, err := wss.RequestSignatureValues(request, "", wss.Limits{})
+	sv, err := wss.RequestSignatureValues(context.Background(), request, "", wss.Limits{})
 	if err != nil || len(sv) != 1 {
 		t.Fatalf("request signature values %d, %v", len(sv), err)
 	}

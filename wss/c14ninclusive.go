@@ -203,6 +203,7 @@ func (e elemRef) canonicalizeInclusive(w io.Writer, comments bool) error {
 	start, end := e.span()
 	t := getTokenizer(e.t.raw[start:end])
 	defer putTokenizer(t)
+	t.bound(e.t.ctx, e.t.lim)
 	t.fragment = true
 	sink := &incC14NSink{
 		out:      c14nOut{w: w, buf: (*c14nBufPool.Get().(*[]byte))[:0]},
@@ -215,7 +216,7 @@ func (e elemRef) canonicalizeInclusive(w io.Writer, comments bool) error {
 		c14nBufPool.Put(&b)
 	}()
 	e.scope(func(prefix, uri []byte) {
-		bindInScope(t, prefix, uri)
+		t.bind(prefix, uri)
 		sink.scope[string(prefix)] = string(uri)
 	})
 	seen := map[string]bool{}

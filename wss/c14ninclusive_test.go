@@ -2,6 +2,7 @@ package wss
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,7 +29,7 @@ func TestCanonicalizeInclusiveXmllint(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, err := parseSpanTree(raw, Limits{MaxBytes: 64 << 20})
+		st, err := parseSpanTree(context.Background(), raw, Limits{MaxBytes: 64 << 20})
 		if err != nil {
 			continue // documents the envelope parser refuses
 		}
@@ -60,7 +61,7 @@ func TestCanonicalizeInclusiveXmllint(t *testing.T) {
 // undeclared, and no xmlns="" where nothing was rendered.
 func TestCanonicalizeInclusiveSubtree(t *testing.T) {
 	doc := `<r xmlns="urn:d" xmlns:a="urn:a" xml:lang="en" xml:space="preserve"><m xmlns:a="urn:a2" xml:lang="nl"><x:t xmlns:x="urn:x" a:k="1" xml:space="default"><u xmlns=""><v xmlns=""/><w xmlns:a="urn:a2"/></u></x:t></m></r>`
-	st, err := parseSpanTree([]byte(doc), Limits{})
+	st, err := parseSpanTree(context.Background(), []byte(doc), Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

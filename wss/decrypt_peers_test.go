@@ -2,6 +2,7 @@ package wss
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"os"
 	"os/exec"
@@ -144,10 +145,10 @@ func TestDecryptPeerForms(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v (run go test ./wss -run DecryptPeerForms -update)", err)
 			}
-			if res, err := Decrypt(committed, dec, f.opts); err != nil || !bytes.Equal(bodyContent(t, res.Envelope), want) {
+			if res, err := Decrypt(context.Background(), committed, dec, f.opts); err != nil || !bytes.Equal(bodyContent(t, res.Envelope), want) {
 				t.Errorf("committed %s: %v", path, err)
 			}
-			res, err := Decrypt(f.msg, dec, f.opts)
+			res, err := Decrypt(context.Background(), f.msg, dec, f.opts)
 			if err != nil {
 				t.Fatalf("%v\n%s", err, f.msg)
 			}
@@ -170,7 +171,7 @@ func TestDecryptPeerForms(t *testing.T) {
 			if bytes.Equal(tampered, f.msg) {
 				t.Fatal("no cipher text changed")
 			}
-			if _, err := Decrypt(tampered, dec, f.opts); CodeOf(err) != CodeDecryptionFailed {
+			if _, err := Decrypt(context.Background(), tampered, dec, f.opts); CodeOf(err) != CodeDecryptionFailed {
 				t.Errorf("tampered: %v", err)
 			}
 		})
@@ -197,7 +198,7 @@ func TestDecryptPeerForms(t *testing.T) {
 	}
 	for _, r := range refused {
 		t.Run(r.name, func(t *testing.T) {
-			if _, err := Decrypt(r.msg, dec, r.opts); CodeOf(err) != r.want {
+			if _, err := Decrypt(context.Background(), r.msg, dec, r.opts); CodeOf(err) != r.want {
 				t.Errorf("got %v, want %s", err, r.want)
 			}
 		})

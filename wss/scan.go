@@ -2,38 +2,54 @@ package wss
 
 import (
 	"bytes"
+	"context"
 	"encoding/xml"
 )
 
-// Limits bound what an untrusted envelope may cost before any cryptography.
-// A zero field takes its default.
-type Limits struct {
-	MaxBytes    int64 // default 16 MiB
-	MaxDepth    int   // element nesting; default 256
-	MaxElements int   // default 1 000 000
+// nsScope is the namespace scope inside a recorded element: the element's
+// own declarations over its parent's scope ("" is the default namespace).
+// Scopes are shared, never copied: recording an element costs O(its own
+// declarations), and a lookup walks the declaring recorded ancestors (the
+// scan records elements to depth 3 only). A nil *nsScope is empty.
+type nsScope struct {
+	parent *nsScope
+	own    map[string]string
 }
 
-const (
-	defaultMaxBytes    = 16 << 20
-	defaultMaxDepth    = 256
-	defaultMaxElements = 1_000_000
-)
+// baseScope binds xml, the only prefix bound before any declaration.
+var baseScope = &nsScope{own: map[string]string{"xml": NSXML}}
 
-func (l Limits) withDefaults() Limits {
-	if l.MaxBytes <= 0 {
-		l.MaxBytes = defaultMaxBytes
+// newScope returns own over parent (parent itself when own is empty).
+func newScope(parent *nsScope, own map[string]string) *nsScope {
+	if len(own) == 0 {
+		return parent
 	}
-	if l.MaxDepth <= 0 {
-		l.MaxDepth = defaultMaxDepth
-	}
-	if l.MaxElements <= 0 {
-		l.MaxElements = defaultMaxElements
-	}
-	return l
+	return &nsScope{parent: parent, own: own}
 }
 
-// nsScope is a prefix → namespace URI map ("" is the default namespace).
-type nsScope map[string]string
+// lookup returns the URI prefix is bound to in s.
+func (s *nsScope) lookup(prefix string) (string, bool) {
+	for ; s != nil; s = s.parent {
+		if u, ok := s.own[prefix]; ok {
+			return u, true
+		}
+	}
+	return "", false
+}
+
+// all returns every binding in force in s, the innermost of each prefix:
+// O(the declarations of the chain), which the scope limit bounds.
+func (s *nsScope) all() map[string]string {
+	m := map[string]string{}
+	for ; s != nil; s = s.parent {
+		for p, u := range s.own {
+			if _, shadowed := m[p]; !shadowed {
+				m[p] = u
+			}
+		}
+	}
+	return m
+}
 
 // element is one element of the raw envelope, located by byte offsets.
 type element struct {
@@ -47,7 +63,7 @@ type element struct {
 	endStart    int  // offset of the end tag's '<' (== startEnd for self-closing)
 	depth       int  // 0 for the document element
 	wsuID       string
-	scope       nsScope // namespaces in scope inside this element (its own declarations included)
+	scope       *nsScope // namespaces in scope inside this element (its own declarations included)
 	attrs       []xml.Attr
 	children    []*element // recorded only for the Envelope, the Header and Security headers
 	idPrefix    string     // see wsuPrefix
@@ -66,6 +82,8 @@ func (el *element) wsuPrefix() (string, bool) {
 
 // envelope is what one scan learns about a SOAP envelope.
 type envelope struct {
+	ctx      context.Context // the caller's, for every later pass over raw
+	lim      Limits          // with defaults, as the scan enforced them
 	raw      []byte
 	version  soapVersion
 	root     *element
@@ -93,7 +111,8 @@ func (e *element) attrSpace(a xml.Attr) string {
 	case "xml":
 		return NSXML
 	}
-	return e.scope[a.Name.Space]
+	u, _ := e.scope.lookup(a.Name.Space)
+	return u
 }
 
 // place checks el's position in the SOAP structure and records the parts
@@ -153,8 +172,8 @@ func (env *envelope) place(el *element, stack []*element) error {
 // It allocates an element only for the Envelope, its children, the header
 // blocks and the children of the last Security header: the rest of the
 // document costs no allocation beyond the Ids it holds.
-func scanEnvelope(raw []byte, lim Limits) (*envelope, error) {
-	return scanEnvelopeBody(raw, lim, nil)
+func scanEnvelope(ctx context.Context, raw []byte, lim Limits) (*envelope, error) {
+	return scanEnvelopeBody(ctx, raw, lim, nil)
 }
 
 // scanEnvelopeBody is scanEnvelope; onBody, if not nil, is called on the
@@ -162,7 +181,10 @@ func scanEnvelope(raw []byte, lim Limits) (*envelope, error) {
 // gets the Body's tokens, its start tag included, in the same pass. The
 // sink must not change the tokenizer's namespace bindings: the scan goes on
 // with them.
-func scanEnvelopeBody(raw []byte, lim Limits, onBody func(t *xmlTokenizer, body *element) tokenSink) (*envelope, error) {
+func scanEnvelopeBody(ctx context.Context, raw []byte, lim Limits, onBody func(t *xmlTokenizer, body *element) tokenSink) (*envelope, error) {
+	if err := ctxError(ctx); err != nil {
+		return nil, err
+	}
 	lim = lim.withDefaults()
 	if int64(len(raw)) > lim.MaxBytes {
 		return nil, errorf(CodeTooLarge, "envelope is %d bytes; the limit is %d", len(raw), lim.MaxBytes)
@@ -172,9 +194,10 @@ func scanEnvelopeBody(raw []byte, lim Limits, onBody func(t *xmlTokenizer, body 
 	}
 	t := getTokenizer(raw)
 	defer putTokenizer(t)
-	t.maxDepth, t.maxElements, t.goNames = lim.MaxDepth, lim.MaxElements, true
-	env := &envelope{raw: raw, ids: map[string]bool{}}
-	base := nsScope{"xml": NSXML}
+	t.bound(ctx, lim)
+	t.goNames = true
+	env := &envelope{ctx: ctx, lim: lim, raw: raw, ids: map[string]bool{}}
+	base := baseScope
 	var recorded []*element // per open element: its record, or nil
 	// Structural errors wait until the whole document is known to be
 	// well-formed, so that malformed input is reported as such.
@@ -292,9 +315,9 @@ func scanEnvelopeBody(raw []byte, lim Limits, onBody func(t *xmlTokenizer, body 
 }
 
 // elementScope is outer extended by the namespace declarations among attrs
-// (outer itself when there are none).
-func elementScope(outer nsScope, attrs []rawAttr) nsScope {
-	var ns nsScope
+// (outer itself when there are none). outer is shared, not copied.
+func elementScope(outer *nsScope, attrs []rawAttr) *nsScope {
+	var own map[string]string
 	for j := range attrs {
 		a := &attrs[j]
 		if !a.decl {
@@ -304,16 +327,10 @@ func elementScope(outer nsScope, attrs []rawAttr) nsScope {
 		if a.prefix == nil {
 			p = ""
 		}
-		if ns == nil {
-			ns = make(nsScope, len(outer)+2)
-			for k, v := range outer {
-				ns[k] = v
-			}
+		if own == nil {
+			own = make(map[string]string, 2)
 		}
-		ns[p] = string(a.value)
+		own[p] = string(a.value)
 	}
-	if ns == nil {
-		return outer
-	}
-	return ns
+	return newScope(outer, own)
 }

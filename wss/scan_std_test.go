@@ -1,7 +1,11 @@
 package wss
 
+// The encoding/xml scanner that the tokenizer-based scanEnvelope replaced:
+// a test oracle only (FuzzScanEnvelopeDifferential, TestScanEnvelopeDifferential).
+
 import (
 	"bytes"
+	"context"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -9,10 +13,11 @@ import (
 	"strings"
 )
 
-// scanEnvelopeStd is an encoding/xml implementation of scanEnvelope, kept
-// as the oracle of FuzzScanEnvelopeDifferential, which checks that both
-// find the same structure wherever both accept a document.
+// scanEnvelopeStd is the encoding/xml implementation of scanEnvelope that
+// the tokenizer-based one replaced; FuzzScanEnvelopeDifferential checks
+// that both find the same structure wherever both accept a document.
 func scanEnvelopeStd(raw []byte, lim Limits) (*envelope, error) {
+	ctx := context.Background()
 	lim = lim.withDefaults()
 	if int64(len(raw)) > lim.MaxBytes {
 		return nil, errorf(CodeTooLarge, "envelope is %d bytes; the limit is %d", len(raw), lim.MaxBytes)
@@ -22,10 +27,10 @@ func scanEnvelopeStd(raw []byte, lim Limits) (*envelope, error) {
 	}
 	d := xml.NewDecoder(bytes.NewReader(raw))
 	d.Strict = true
-	env := &envelope{raw: raw, ids: map[string]bool{}}
+	env := &envelope{ctx: ctx, lim: lim, raw: raw, ids: map[string]bool{}}
 	var stack []*element
-	scope := nsScope{"xml": NSXML}
-	var scopes []nsScope // saved outer scopes
+	scope := map[string]string{"xml": NSXML}
+	var scopes []map[string]string // saved outer scopes
 	elements := 0
 	rootDone := false
 	// Structural errors wait until the whole document is known to be
@@ -74,11 +79,11 @@ func scanEnvelopeStd(raw []byte, lim Limits) (*envelope, error) {
 				}
 			}
 			// Namespace declarations first: they apply to the element's own name and attributes.
-			var decl nsScope
+			var decl map[string]string
 			for _, a := range t.Attr {
 				if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
 					if decl == nil {
-						decl = nsScope{}
+						decl = map[string]string{}
 					}
 					p := a.Name.Local
 					if a.Name.Space == "" {
@@ -93,7 +98,7 @@ func scanEnvelopeStd(raw []byte, lim Limits) (*envelope, error) {
 			}
 			scopes = append(scopes, scope)
 			if decl != nil {
-				ns := make(nsScope, len(scope)+len(decl))
+				ns := make(map[string]string, len(scope)+len(decl))
 				for k, v := range scope {
 					ns[k] = v
 				}
@@ -116,7 +121,7 @@ func scanEnvelopeStd(raw []byte, lim Limits) (*envelope, error) {
 				startEnd:    end,
 				selfClosing: end >= 2 && raw[end-2] == '/',
 				depth:       len(stack),
-				scope:       scope,
+				scope:       &nsScope{own: scope},
 				attrs:       t.Attr,
 			}
 			seenAttr := map[xml.Name]bool{}

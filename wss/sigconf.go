@@ -2,6 +2,7 @@ package wss
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"strings"
 )
@@ -60,8 +61,8 @@ func renderConfirmations(values [][]byte, ids []string, wsu, decl string) [][]by
 // envelope raw addressed to actor ("" the ultimate receiver): what a
 // responder confirms with SignatureConfirmation. An unsigned request
 // gives none.
-func RequestSignatureValues(raw []byte, actor string, lim Limits) ([][]byte, error) {
-	env, err := scanEnvelopeBody(raw, lim, nil)
+func RequestSignatureValues(ctx context.Context, raw []byte, actor string, lim Limits) ([][]byte, error) {
+	env, err := scanEnvelopeBody(ctx, raw, lim, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +77,7 @@ func RequestSignatureValues(raw []byte, actor string, lim Limits) ([][]byte, err
 			if sig.space != NSDSig || sig.local != "Signature" {
 				continue
 			}
-			v, err := signatureValue(raw, sig)
+			v, err := signatureValue(ctx, raw, lim, sig)
 			if err != nil {
 				return nil, err
 			}
@@ -87,17 +88,18 @@ func RequestSignatureValues(raw []byte, actor string, lim Limits) ([][]byte, err
 }
 
 // signatureValue reads the SignatureValue child of the Signature el.
-func signatureValue(raw []byte, el *element) ([]byte, error) {
+func signatureValue(ctx context.Context, raw []byte, lim Limits, el *element) ([]byte, error) {
 	end := el.startEnd
 	if !el.selfClosing {
 		end = el.endStart + bytes.IndexByte(raw[el.endStart:], '>') + 1
 	}
 	t := getTokenizer(raw[el.start:end])
 	defer putTokenizer(t)
+	t.bound(ctx, lim)
 	t.fragment = true
-	for p, u := range el.scope {
+	for p, u := range el.scope.all() {
 		if p != "xml" {
-			t.ns = append(t.ns, nsBind{prefix: []byte(p), uri: []byte(u)})
+			t.bind([]byte(p), []byte(u))
 		}
 	}
 	var text strings.Builder

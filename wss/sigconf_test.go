@@ -2,6 +2,7 @@ package wss
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"path/filepath"
 	"slices"
@@ -19,7 +20,7 @@ import (
 // (R5441: the confirmation has a wsu:Id).
 func TestSignatureConfirmation(t *testing.T) {
 	cred := loadCredential(t, "rsa2048")
-	request, err := Sign(testutil.ReadTestdata(t, "envelope-wsa.xml"), cred, SignOptions{})
+	request, err := Sign(context.Background(), testutil.ReadTestdata(t, "envelope-wsa.xml"), cred, SignOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,20 +29,20 @@ func TestSignatureConfirmation(t *testing.T) {
 		t.Fatal(err)
 	}
 	want, _ := base64.StdEncoding.DecodeString(doc.FindElement("//Signature/SignatureValue").Text())
-	values, err := RequestSignatureValues(request.Envelope, "", Limits{})
+	values, err := RequestSignatureValues(context.Background(), request.Envelope, "", Limits{})
 	if err != nil || len(values) != 1 || !bytes.Equal(values[0], want) {
 		t.Fatalf("RequestSignatureValues: %d values, %v", len(values), err)
 	}
 	// Another actor's Security header is not ours to confirm.
-	if v, err := RequestSignatureValues(request.Envelope, "urn:other", Limits{}); err != nil || len(v) != 0 {
+	if v, err := RequestSignatureValues(context.Background(), request.Envelope, "urn:other", Limits{}); err != nil || len(v) != 0 {
 		t.Errorf("values for another actor: %d, %v", len(v), err)
 	}
 	// An unsigned request has none; line breaks inside the value are fine.
-	if v, err := RequestSignatureValues(testutil.ReadTestdata(t, "envelope-soap11.xml"), "", Limits{}); err != nil || len(v) != 0 {
+	if v, err := RequestSignatureValues(context.Background(), testutil.ReadTestdata(t, "envelope-soap11.xml"), "", Limits{}); err != nil || len(v) != 0 {
 		t.Errorf("values of an unsigned request: %d, %v", len(v), err)
 	}
 	wrapped := bytes.Replace(request.Envelope, []byte("<ds:SignatureValue>"), []byte("<ds:SignatureValue>\n  "), 1)
-	if v, err := RequestSignatureValues(wrapped, "", Limits{}); err != nil || len(v) != 1 || !bytes.Equal(v[0], want) {
+	if v, err := RequestSignatureValues(context.Background(), wrapped, "", Limits{}); err != nil || len(v) != 1 || !bytes.Equal(v[0], want) {
 		t.Errorf("a wrapped value: %v", err)
 	}
 
@@ -104,7 +105,7 @@ func TestSignatureConfirmation(t *testing.T) {
 		{"empty value", SignOptions{SignatureConfirmation: true, ConfirmValues: [][]byte{{}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := Sign(testutil.ReadTestdata(t, "envelope-soap11.xml"), cred, tc.opts); CodeOf(err) != CodeUnsupported {
+			if _, err := Sign(context.Background(), testutil.ReadTestdata(t, "envelope-soap11.xml"), cred, tc.opts); CodeOf(err) != CodeUnsupported {
 				t.Errorf("got %v, want unsupported", err)
 			}
 		})
@@ -120,7 +121,7 @@ func FuzzRequestSignatureValues(f *testing.F) {
 		f.Add(testutil.ReadTestdata(f, filepath.Join("golden", g)))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		values, err := RequestSignatureValues(raw, "", Limits{MaxBytes: 1 << 16, MaxDepth: 64, MaxElements: 4096})
+		values, err := RequestSignatureValues(context.Background(), raw, "", Limits{MaxBytes: 1 << 16, MaxDepth: 64, MaxElements: 4096})
 		if err != nil {
 			if CodeOf(err) == "" || CodeOf(err) == CodeInternal {
 				t.Fatalf("error without a client code: %v", err)

@@ -22,6 +22,7 @@ package wss
 // ancestors. Namespace URIs are interned.
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math"
@@ -43,6 +44,11 @@ type spanTree struct {
 	ids    map[string]int32 // Id value → element (the first, when repeated)
 	dup    error            // the first repeated Id value, if any
 	dupAt  int32            // the element that repeats it
+
+	// The context and limits of the parse, applied again whenever a span
+	// is read.
+	ctx context.Context
+	lim Limits
 }
 
 // spanElem is one element. Offsets are into spanTree.raw.
@@ -80,8 +86,8 @@ type spanDecl struct {
 // count), with the tokenizer in the mode of scanEnvelope (names that
 // encoding/xml refuses are refused), and checks that Id values (wsu:Id, Id,
 // ID, xml:id) are unique.
-func parseSpanTree(raw []byte, lim Limits) (*spanTree, error) {
-	st, err := readSpanTree(raw, lim)
+func parseSpanTree(ctx context.Context, raw []byte, lim Limits) (*spanTree, error) {
+	st, err := readSpanTree(ctx, raw, lim)
 	if err != nil {
 		return nil, err
 	}
@@ -93,16 +99,19 @@ func parseSpanTree(raw []byte, lim Limits) (*spanTree, error) {
 
 // readSpanTree is parseSpanTree that records a repeated Id in st.dup and
 // st.dupAt instead of failing.
-func readSpanTree(raw []byte, lim Limits) (*spanTree, error) {
+func readSpanTree(ctx context.Context, raw []byte, lim Limits) (*spanTree, error) {
 	lim = lim.withDefaults()
 	if int64(len(raw)) > lim.MaxBytes || len(raw) >= math.MaxInt32 {
 		return nil, errorf(CodeTooLarge, "document is %d bytes; the limit is %d", len(raw), min(lim.MaxBytes, math.MaxInt32-1))
 	}
 	t := getTokenizer(raw)
 	defer putTokenizer(t)
-	t.maxDepth, t.maxElements, t.goNames = lim.MaxDepth, lim.MaxElements, true
+	t.bound(ctx, lim)
+	t.goNames = true
 	st := &spanTree{
 		raw:    raw,
+		ctx:    ctx,
+		lim:    lim,
 		uris:   []string{""},
 		uriIdx: map[string]int32{"": 0},
 		ids:    map[string]int32{},
@@ -480,13 +489,14 @@ func (e elemRef) charData(stopAtPI bool) string {
 	start, end := e.span()
 	t := getTokenizer(e.t.raw[start:end])
 	defer putTokenizer(t)
+	t.bound(e.t.ctx, e.t.lim)
 	t.fragment = true
 	if p := e.prefix(); p != "" && p != "xml" {
-		bindInScope(t, []byte(p), []byte(e.space()))
+		t.bind([]byte(p), []byte(e.space()))
 	}
 	for _, a := range e.attrList() {
 		if p := a.prefix(); p != "" && p != "xml" {
-			bindInScope(t, []byte(p), []byte(a.space()))
+			t.bind([]byte(p), []byte(a.space()))
 		}
 	}
 	var b []byte
@@ -584,8 +594,9 @@ func (e elemRef) canonicalize(w io.Writer, inclusive []string, comments bool) er
 	start, end := e.span()
 	t := getTokenizer(e.t.raw[start:end])
 	defer putTokenizer(t)
+	t.bound(e.t.ctx, e.t.lim)
 	t.fragment = true
-	e.scope(func(prefix, uri []byte) { bindInScope(t, prefix, uri) })
+	e.scope(func(prefix, uri []byte) { t.bind(prefix, uri) })
 	sink := newC14NSink(w, inclusive)
 	defer sink.release()
 	sink.comments = comments
@@ -604,11 +615,4 @@ func (e elemRef) canonicalize(w io.Writer, inclusive []string, comments bool) er
 		return errorf(CodeInternal, "no element in the span of <%s>", e.qname())
 	}
 	return sink.out.err
-}
-
-// bindInScope binds prefix to uri in t before its first token, as the
-// context of a fragment. It is the span tree's only use of the tokenizer's
-// namespace state.
-func bindInScope(t *xmlTokenizer, prefix, uri []byte) {
-	t.ns = append(t.ns, nsBind{prefix: prefix, uri: uri})
 }

@@ -1,6 +1,9 @@
 package wss
 
-import "bytes"
+import (
+	"bytes"
+	"context"
+)
 
 // parseEnvelopeTree reads the SOAP envelope raw once, into a span tree,
 // with the checks and verdicts of scanEnvelope: lim and the tokenizer's
@@ -9,7 +12,7 @@ import "bytes"
 // element, at most one Header and it first, exactly one Body, nothing but
 // SOAP 1.1 extension elements after the Body, and no SOAP Envelope, Header
 // or Body deeper down. It returns the tree and the SOAP version.
-func parseEnvelopeTree(raw []byte, lim Limits) (*spanTree, soapVersion, error) {
+func parseEnvelopeTree(ctx context.Context, raw []byte, lim Limits) (*spanTree, soapVersion, error) {
 	lim = lim.withDefaults()
 	if int64(len(raw)) > lim.MaxBytes {
 		return nil, soapVersion{}, errorf(CodeTooLarge, "envelope is %d bytes; the limit is %d", len(raw), lim.MaxBytes)
@@ -17,7 +20,7 @@ func parseEnvelopeTree(raw []byte, lim Limits) (*spanTree, soapVersion, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil, soapVersion{}, errorf(CodeMalformedXML, "empty document")
 	}
-	st, err := readSpanTree(raw, lim)
+	st, err := readSpanTree(ctx, raw, lim)
 	if err != nil {
 		return nil, soapVersion{}, err
 	}

@@ -2,6 +2,7 @@ package wss
 
 import (
 	"bytes"
+	"context"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,7 +23,7 @@ import (
 func compareSpanTree(t *testing.T, raw []byte) {
 	t.Helper()
 	lim := Limits{MaxBytes: 1 << 20, MaxDepth: 64, MaxElements: 1 << 14}
-	st, err := parseSpanTree(raw, lim)
+	st, err := parseSpanTree(context.Background(), raw, lim)
 	doc := etree.NewDocument()
 	werr := doc.ReadFromBytes(raw)
 	if err != nil {
@@ -196,7 +197,7 @@ func TestSpanTreeCorpus(t *testing.T) {
 	accepted := 0
 	for _, d := range docs {
 		compareSpanTree(t, d)
-		if _, err := parseSpanTree(d, Limits{}); err == nil {
+		if _, err := parseSpanTree(context.Background(), d, Limits{}); err == nil {
 			accepted++
 		}
 	}
@@ -214,7 +215,7 @@ func TestSpanTreeCanonicalize(t *testing.T) {
 	docs = append(docs, genEnvelope(5), []byte("<r xmlns:p=\"urn:p\" xmlns=\"urn:d\"><!--top--><p:a x=\"1\"><!-- in\r\na --><b xmlns=\"\"><c/></b></p:a><p:c xmlns:p=\"urn:q\"><d/></p:c></r>"))
 	compared := 0
 	for _, doc := range docs {
-		st, err := parseSpanTree(doc, Limits{})
+		st, err := parseSpanTree(context.Background(), doc, Limits{})
 		if err != nil {
 			continue
 		}
@@ -224,7 +225,7 @@ func TestSpanTreeCanonicalize(t *testing.T) {
 				comments bool
 			}{{nil, false}, {nil, true}, {[]string{"#default", "p"}, false}} {
 				want := &c14nTarget{n: int(i), w: new(bytes.Buffer), inclusive: o.pl, comments: o.comments}
-				if err := canonicalizeRawMany(doc, []*c14nTarget{want}); err != nil || !want.found {
+				if err := canonicalizeRawMany(context.Background(), doc, Limits{}, []*c14nTarget{want}); err != nil || !want.found {
 					t.Fatalf("canonicalizeRawMany: %v", err)
 				}
 				var got bytes.Buffer
@@ -246,15 +247,15 @@ func TestSpanTreeCanonicalize(t *testing.T) {
 // TestSpanTreeDuplicateID: a repeated Id value is refused, after the whole
 // document was found well-formed.
 func TestSpanTreeDuplicateID(t *testing.T) {
-	_, err := parseSpanTree([]byte(`<a><b Id="x"/><c xml:id="x"/></a>`), Limits{})
+	_, err := parseSpanTree(context.Background(), []byte(`<a><b Id="x"/><c xml:id="x"/></a>`), Limits{})
 	if CodeOf(err) != CodeDuplicateID {
 		t.Fatalf("got %v", err)
 	}
-	_, err = parseSpanTree([]byte(`<a><b Id="x"/><c Id="x"/></a`), Limits{})
+	_, err = parseSpanTree(context.Background(), []byte(`<a><b Id="x"/><c Id="x"/></a`), Limits{})
 	if CodeOf(err) != CodeMalformedXML {
 		t.Fatalf("got %v", err)
 	}
-	_, err = parseSpanTree([]byte(`<a><b Id="x"/><c q:Id="x" xmlns:q="urn:q"/></a>`), Limits{})
+	_, err = parseSpanTree(context.Background(), []byte(`<a><b Id="x"/><c q:Id="x" xmlns:q="urn:q"/></a>`), Limits{})
 	if err != nil {
 		t.Fatalf("an Id in another namespace is not an Id: %v", err)
 	}
@@ -266,8 +267,8 @@ func TestSpanTreeDuplicateID(t *testing.T) {
 // where both accept it.
 func compareEnvelopeTree(t *testing.T, raw []byte, lim Limits) {
 	t.Helper()
-	st, ver, err := parseEnvelopeTree(raw, lim)
-	env, werr := scanEnvelope(raw, lim)
+	st, ver, err := parseEnvelopeTree(context.Background(), raw, lim)
+	env, werr := scanEnvelope(context.Background(), raw, lim)
 	if (err == nil) != (werr == nil) || err != nil && (CodeOf(err) != CodeOf(werr) || err.Error() != werr.Error()) {
 		t.Fatalf("parseEnvelopeTree: %v\n     scanEnvelope: %v\n%q", err, werr, raw)
 	}
@@ -356,7 +357,7 @@ func TestEnvelopeTreeVerdicts(t *testing.T) {
 	}
 	for _, c := range cases {
 		compareEnvelopeTree(t, []byte(c.doc), Limits{})
-		_, _, err := parseEnvelopeTree([]byte(c.doc), Limits{})
+		_, _, err := parseEnvelopeTree(context.Background(), []byte(c.doc), Limits{})
 		if CodeOf(err) != c.want {
 			t.Errorf("%s: %v, want %q", c.doc, err, c.want)
 		}

@@ -2,6 +2,7 @@ package wss
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/x509"
@@ -197,8 +198,11 @@ func fail(code Code, ref, format string, args ...any) *verdict {
 // in the certificate, then that every required part is covered by node
 // identity (the element the envelope really uses, not a copy elsewhere),
 // then the Timestamp rules, SignatureConfirmation and the replay cache.
-func Verify(raw []byte, opts VerifyOptions) (*VerifyResult, error) {
-	tree, version, err := parseEnvelopeTree(raw, opts.Limits)
+//
+// A ctx that ends during the work makes Verify return a CodeTimeout error
+// (wrapping ctx.Err()) instead of a verdict.
+func Verify(ctx context.Context, raw []byte, opts VerifyOptions) (*VerifyResult, error) {
+	tree, version, err := parseEnvelopeTree(ctx, raw, opts.Limits)
 	if err != nil {
 		switch CodeOf(err) {
 		case CodeNotSOAP, CodeInvalidSOAP, CodeDuplicateID:
@@ -209,7 +213,11 @@ func Verify(raw []byte, opts VerifyOptions) (*VerifyResult, error) {
 	}
 	v := &verifier{opts: opts, version: version, tree: tree, res: &VerifyResult{Signed: []string{}}}
 	v.defaults()
-	if err := v.run(); err != nil {
+	err = v.run()
+	if cerr := ctxError(ctx); cerr != nil {
+		return nil, cerr
+	}
+	if err != nil {
 		vd, ok := err.(*verdict)
 		if !ok {
 			return nil, err

@@ -1,6 +1,7 @@
 package wss
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
 	"slices"
@@ -25,7 +26,7 @@ func FuzzVerifyPeerForms(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		opts := VerifyOptions{Trust: trust, Now: fixedNow, Explain: true, AllowInclusiveC14N: true,
 			Limits: Limits{MaxBytes: 1 << 20, MaxDepth: 64, MaxElements: 10_000}}
-		res, err := Verify(data, opts)
+		res, err := Verify(context.Background(), data, opts)
 		if err != nil {
 			var we *Error
 			if !errors.As(err, &we) || !slices.Contains(unusable, we.Code) || res != nil {

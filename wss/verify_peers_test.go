@@ -2,6 +2,7 @@ package wss
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -468,7 +469,7 @@ func TestAttacksWithPeerForms(t *testing.T) {
 			if c.name == "replay" {
 				verifyOK(t, msg, o)
 			}
-			res, err := Verify(msg, o)
+			res, err := Verify(context.Background(), msg, o)
 			switch {
 			case c.err:
 				if CodeOf(err) != c.want || res != nil {

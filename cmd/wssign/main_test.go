@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rsa"
@@ -393,7 +394,7 @@ func TestCLISignConfirm(t *testing.T) {
 	if req.code != 0 {
 		t.Fatalf("sign: exit %d, %s", req.code, req.stderr)
 	}
-	sv, err := wss.RequestSignatureValues([]byte(req.stdout), "", wss.Limits{})
+	sv, err := wss.RequestSignatureValues(context.Background(), []byte(req.stdout), "", wss.Limits{})
 	if err != nil || len(sv) != 1 {
 		t.Fatalf("request signature values %d, %v", len(sv), err)
 	}

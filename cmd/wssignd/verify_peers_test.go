@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -65,15 +66,15 @@ allow_users = ["*"]
 	if !profiles["peer"].Verify.AllowInclusiveC14N || profiles["plain"].Verify.AllowInclusiveC14N {
 		t.Errorf("allow_inclusive_c14n not passed on")
 	}
-	res, err := wss.Sign(testutil.ReadTestdata(t, "envelope-soap11.xml"), wss.Credential{Signer: key, Chain: []*x509.Certificate{leaf}},
+	res, err := wss.Sign(context.Background(), testutil.ReadTestdata(t, "envelope-soap11.xml"), wss.Credential{Signer: key, Chain: []*x509.Certificate{leaf}},
 		wss.SignOptions{TokenReference: wss.RefIssuerSerial})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, err := wss.Verify(res.Envelope, profiles["peer"].Verify); err != nil || !v.Valid || v.Signer.KeyRef != wss.SignerRefIssuerSerial {
+	if v, err := wss.Verify(context.Background(), res.Envelope, profiles["peer"].Verify); err != nil || !v.Valid || v.Signer.KeyRef != wss.SignerRefIssuerSerial {
 		t.Errorf("peer: %v %+v", err, v)
 	}
-	if v, _ := wss.Verify(res.Envelope, profiles["plain"].Verify); v.Valid || v.Code != wss.CodeKeyNotFound {
+	if v, _ := wss.Verify(context.Background(), res.Envelope, profiles["plain"].Verify); v.Valid || v.Code != wss.CodeKeyNotFound {
 		t.Errorf("plain: %+v", v)
 	}
 }

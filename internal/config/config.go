@@ -74,9 +74,11 @@ type Config struct {
 type Limits struct {
 	// MaxBodyBytes is the largest request body accepted. Default 16 MiB.
 	MaxBodyBytes int64 `toml:"max_body_bytes"`
-	// MaxDepth is the deepest element nesting accepted. Default 256.
+	// MaxDepth is the deepest element nesting accepted. 0 (or absent)
+	// takes the XML engine's default, 256.
 	MaxDepth int `toml:"max_depth"`
-	// MaxElements is the most elements an envelope may have. Default 1 000 000.
+	// MaxElements is the most elements an envelope may have. 0 (or absent)
+	// takes the XML engine's default, 1 000 000.
 	MaxElements int `toml:"max_elements"`
 	// RequestTimeout bounds each request, token wait included. Default 30s.
 	RequestTimeout Duration `toml:"request_timeout"`
@@ -100,6 +102,10 @@ type Limits struct {
 	// the whole body must arrive within request_timeout. Slower bodies get
 	// 408 body-timeout. Default 5s.
 	BodyIdleTimeout Duration `toml:"body_idle_timeout"`
+	// XMLLimits: max_attributes, max_namespaces_in_scope,
+	// max_namespace_declarations, max_name_bytes, max_text_bytes and
+	// max_attribute_value_bytes (see XMLLimits).
+	XMLLimits
 }
 
 // Token is a PKCS#11 token.
@@ -238,12 +244,6 @@ func (c *Config) defaults() {
 	if l.MaxBodyBytes == 0 {
 		l.MaxBodyBytes = 16 << 20
 	}
-	if l.MaxDepth == 0 {
-		l.MaxDepth = 256
-	}
-	if l.MaxElements == 0 {
-		l.MaxElements = 1_000_000
-	}
 	if l.RequestTimeout.Duration == 0 {
 		l.RequestTimeout.Duration = 30 * time.Second
 	}
@@ -308,11 +308,11 @@ func (c *Config) validate() []string {
 	if l.MaxBodyBytes < 1024 {
 		bad("limits.max_body_bytes", "must be at least 1024")
 	}
-	if l.MaxDepth < 8 {
-		bad("limits.max_depth", "must be at least 8")
+	if l.MaxDepth != 0 && l.MaxDepth < 8 {
+		bad("limits.max_depth", "must be 0 (the default) or at least 8")
 	}
-	if l.MaxElements < 16 {
-		bad("limits.max_elements", "must be at least 16")
+	if l.MaxElements != 0 && l.MaxElements < 16 {
+		bad("limits.max_elements", "must be 0 (the default) or at least 16")
 	}
 	if l.RequestTimeout.Duration < 0 {
 		bad("limits.request_timeout", "must be positive")
@@ -329,6 +329,7 @@ func (c *Config) validate() []string {
 	if l.BodyIdleTimeout.Duration < 100*time.Millisecond {
 		bad("limits.body_idle_timeout", "must be at least 100ms")
 	}
+	l.XMLLimits.validate(bad)
 	for _, name := range slices.Sorted(maps.Keys(c.Tokens)) {
 		t := c.Tokens[name]
 		f := "tokens." + name
