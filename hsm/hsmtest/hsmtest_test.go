@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wssignd/wssignd/hsm"
 	"github.com/wssignd/wssignd/hsm/hsmtest"
@@ -109,4 +110,51 @@ func TestNewWithoutSoftHSM(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestNewTPM: the TPM token signs with both keys, its processes stop with the test, and Kill and
+// Start bring the same TPM back (the token and its keys are still there).
+func TestNewTPM(t *testing.T) {
+	start := time.Now()
+	env := hsmtest.NewTPM(t)
+	t.Logf("TPM token with two keys ready in %v", time.Since(start).Round(time.Millisecond))
+	d := sha256.Sum256([]byte("hsmtest tpm"))
+	check := func() {
+		t.Helper()
+		sig, err := env.RSA.Signer.Sign(rand.Reader, d[:], crypto.SHA256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rsa.VerifyPKCS1v15(env.RSA.Chain[0].PublicKey.(*rsa.PublicKey), crypto.SHA256, d[:], sig); err != nil {
+			t.Error(err)
+		}
+		sig, err = env.EC.Signer.Sign(rand.Reader, d[:], crypto.SHA256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ecdsa.VerifyASN1(env.EC.Chain[0].PublicKey.(*ecdsa.PublicKey), d[:], sig) {
+			t.Error("ecdsa signature does not verify")
+		}
+	}
+	check()
+	if env.Kind != hsmtest.TPM2 || env.Token.Label() != hsmtest.TPMLabel {
+		t.Errorf("kind %s label %q", env.Kind, env.Token.Label())
+	}
+	if err := env.Token.Close(); err != nil {
+		t.Fatal(err)
+	}
+	env.TPM.Kill()
+	env.TPM.Start()
+	tok, err := hsm.Open(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tok.Close()
+	if env.RSA, err = tok.FindKey(hsmtest.RSARef); err != nil {
+		t.Fatal(err)
+	}
+	if env.EC, err = tok.FindKey(hsmtest.ECRef); err != nil {
+		t.Fatal(err)
+	}
+	check()
 }
