@@ -236,18 +236,41 @@ func (t *Token) admin(f opFunc) ([]byte, error) {
 }
 
 // ambiguousFailure reports, for CKR_GENERAL_ERROR and CKR_FUNCTION_FAILED (which some modules
-// return for bad input as well as for real failures), whether the module still answers a probe
-// (C_GetTokenInfo on the token's slot): then the failure was the request's.
+// return for bad input as well as for real failures), whether the token still does its job:
+// then the failure was the request's. A cheap probe proves nothing (tpm2-pkcs11 answers
+// C_GetTokenInfo from memory while its TPM is gone), so the question is decided with an
+// operation whose answer is known: a signature over a random digest with the first key handed
+// out, on a fresh session, verified with the key's public key. A token without such a key has no
+// known answer to give, and the error is the token's.
 func (t *Token) ambiguousFailure(err error) bool {
 	rv, _ := ckr(err)
 	if rv != pkcs11.CKR_GENERAL_ERROR && rv != pkcs11.CKR_FUNCTION_FAILED {
 		return false
 	}
 	t.mu.Lock()
-	slot := t.slot
+	slot, gen := t.slot, t.gen
+	var k *keyEntry
+	if len(t.keys) > 0 {
+		k = t.keys[0]
+	}
 	t.mu.Unlock()
-	_, perr := t.m.p.GetTokenInfo(slot)
-	return perr == nil
+	if k == nil {
+		return false
+	}
+	h, herr := k.handleFor(gen)
+	if herr != nil {
+		return false
+	}
+	sh, oerr := t.m.p.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
+	if oerr != nil {
+		return false
+	}
+	defer func() { _ = t.m.p.CloseSession(sh) }()
+	if k.attrs.AlwaysAuthenticate {
+		k.useMu.Lock()
+		defer k.useMu.Unlock()
+	}
+	return selfTest(t.m.p, sh, h, k.pub, k.auth()) == nil
 }
 
 // keepAlive probes the token every interval while it is online, until Close.
@@ -269,6 +292,12 @@ func (t *Token) keepAlive(interval time.Duration) {
 		t.mu.Unlock()
 		if err != nil {
 			t.log.Warn("keep-alive probe failed", "token", t.label, "err", err)
+			if !errors.Is(err, ErrTokenUnavailable) && !errors.Is(err, ErrBusy) && !errors.Is(err, ErrClosed) {
+				// The token answered, but not with a signature that verifies (or with an
+				// error the call did not classify as the token's): a token that signs wrong
+				// is not online. Recovery re-finds and self-tests every key.
+				t.m.startRecovery(t, ClassToken, err)
+			}
 		}
 	}
 }

@@ -59,6 +59,8 @@ func (b *logBuffer) count(s string) int {
 	return n
 }
 
+// testConfig is a daemon configuration for env's token (either kind): token "t", keys "rsa"
+// (by label) and "ec" (by URI), profiles "default" (rsa), "ecdsa" and "other-user".
 func testConfig(env *hsmtest.Env, socket string, extra string) string {
 	return fmt.Sprintf(`
 socket = %q
@@ -73,7 +75,7 @@ token = "t"
 label = "rsa"
 [keys.ec]
 token = "t"
-uri = "pkcs11:token=wssignd-test;id=%%02;type=private"
+uri = "pkcs11:token=%s;id=%%02;type=private"
 [profiles.default]
 key = "rsa"
 allow_users = ["%d"]
@@ -83,7 +85,8 @@ allow_users = ["%d"]
 [profiles.other-user]
 key = "rsa"
 allow_users = ["4000000000"]
-%s`, socket, filepath.Join(filepath.Dir(socket), "state"), env.Soft.Module, env.Soft.Module, env.Soft.Label, env.Soft.PINFile, os.Getuid(), os.Getuid(), extra)
+%s`, socket, filepath.Join(filepath.Dir(socket), "state"), env.Config.Module, env.Config.Module, env.Config.TokenLabel, env.Config.PINFile,
+		env.Config.TokenLabel, os.Getuid(), os.Getuid(), extra)
 }
 
 // loadConfig writes text to dir/wssignd.toml (mode 0600) and loads it.
@@ -301,7 +304,7 @@ func TestDaemonWrongPIN(t *testing.T) {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(dir, "wssignd.sock")
-	c := loadConfig(t, dir, strings.Replace(testConfig(env, sock, ""), env.Soft.PINFile, pin, 1))
+	c := loadConfig(t, dir, strings.Replace(testConfig(env, sock, ""), env.Config.PINFile, pin, 1))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := serve(ctx, c, slog.New(slog.DiscardHandler), nil)

@@ -75,6 +75,7 @@ func hsmConfig(c *config.Config, name string, t *config.Token, log *slog.Logger)
 		OpTimeout:        c.Limits.RequestTimeout.Duration,
 		KeepAlive:        t.KeepAlive.Duration,
 		MaxCallsInFlight: t.MaxCallsInFlight,
+		RetryMax:         tokenRetryMax,
 		Log:              log.With("token", name),
 	}
 }
@@ -364,3 +365,7 @@ func keyRef(k *config.Key) (hsm.KeyRef, error) {
 	}
 	return u.KeyRef(), nil
 }
+
+// tokenRetryMax, when positive, caps the backoff between recovery attempts of every token
+// (hsm.Config.RetryMax); tests shorten it.
+var tokenRetryMax time.Duration

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wssignd/wssignd/hsm/hsmtest"
+	"github.com/wssignd/wssignd/internal/testutil"
+)
+
+// tpmDaemon starts a daemon on a fresh TPM token (hsmtest.NewTPM) with testConfig plus extra
+// in the [tokens.t] table's scope (extraToken) and after it (extra).
+func tpmDaemon(t *testing.T, tokenExtra, extra string) (*daemon, *hsmtest.Env, string) {
+	t.Helper()
+	env := hsmtest.NewTPM(t)
+	dir := shortDir(t)
+	sock := filepath.Join(dir, "s.sock")
+	cfg := testConfig(env, sock, extra)
+	if tokenExtra != "" {
+		cfg = strings.Replace(cfg, "[keys.rsa]", tokenExtra+"\n[keys.rsa]", 1)
+	}
+	return startDaemon(t, cfg, sock), env, cfg
+}
+
+// TestTPMDaemonRecoversFromTPMRestart: under a steady signing load the TPM and its resource
+// manager are killed. Requests fail fast with 503 token-unavailable, /readyz turns 503 within the
+// keep-alive period; after the TPM is back (same state) the daemon signs again without a restart
+// or SIGHUP. Every signature the daemon returned (up to 60) verifies with xmlsec1.
+func TestTPMDaemonRecoversFromTPMRestart(t *testing.T) {
+	defer setRetry(time.Second)()
+	d, env, _ := tpmDaemon(t, `keep_alive = "1s"`, "")
+	l := startHTTPLoad(t, d, 3)
+	until(t, l.progress, 60*time.Second, "signing before the outage", func() bool { return l.ok.Load() >= 10 })
+
+	killed := time.Now()
+	env.TPM.Kill()
+	okAtKill := l.ok.Load()
+	until(t, l.progress, 30*time.Second, "503 during the outage", func() bool { return l.unavailable.Load() >= 1 })
+	first503 := time.Since(killed)
+	until(t, nil, 30*time.Second, "readyz 503 during the outage", func() bool {
+		resp, _ := d.do(t, "GET", "/readyz", "", nil)
+		return resp.StatusCode == 503
+	})
+	ready503 := time.Since(killed)
+	until(t, l.progress, 30*time.Second, "many fast 503s", func() bool { return l.unavailable.Load() >= 20 })
+	if n := l.ok.Load() - okAtKill; n > 3 {
+		t.Errorf("%d signatures succeeded after the TPM was killed (in flight at most 3)", n)
+	}
+
+	restarted := time.Now()
+	env.TPM.Start()
+	okBefore := l.ok.Load()
+	until(t, l.progress, 90*time.Second, "signing after the TPM restart", func() bool { return l.ok.Load() >= okBefore+1 })
+	recovered := time.Since(restarted)
+	until(t, l.progress, 30*time.Second, "steady signing after the TPM restart", func() bool { return l.ok.Load() >= okBefore+10 })
+	l.halt()
+	resp, body := d.do(t, "GET", "/readyz", "", nil)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"online"`) {
+		t.Errorf("readyz after the restart: %d %s", resp.StatusCode, body)
+	}
+	for _, b := range l.bad {
+		t.Error(b)
+	}
+	for i, signed := range l.signed {
+		if out, ok := testutil.XMLSec1Verify(t, signed, env.RSA.Chain[0]); !ok {
+			t.Errorf("response %d does not verify with xmlsec1: %s", i, out)
+		}
+	}
+	t.Logf("TPM kill under load: first 503 after %v, /readyz 503 after %v; TPM restart: first signature after %v; %d signed, %d token-unavailable, %d checked with xmlsec1",
+		first503.Round(time.Millisecond), ready503.Round(time.Millisecond), recovered.Round(time.Millisecond),
+		l.ok.Load(), l.unavailable.Load(), len(l.signed))
+
+	// Without load, the keep-alive probe (every second) finds the dead TPM.
+	killed = time.Now()
+	env.TPM.Kill()
+	until(t, nil, 30*time.Second, "readyz 503 by keep-alive", func() bool {
+		resp, _ := d.do(t, "GET", "/readyz", "", nil)
+		return resp.StatusCode == 503
+	})
+	idle503 := time.Since(killed)
+	restarted = time.Now()
+	env.TPM.Start()
+	until(t, nil, 60*time.Second, "readyz 200 after the second restart", func() bool {
+		resp, _ := d.do(t, "GET", "/readyz", "", nil)
+		return resp.StatusCode == 200
+	})
+	idleRecovered := time.Since(restarted)
+	in := testutil.ReadTestdata(t, "envelope-soap11.xml")
+	resp, signed := d.do(t, "POST", "/v1/soap/sign?profile=default", "text/xml", in)
+	if resp.StatusCode != 200 {
+		t.Fatalf("sign after the second restart: %d %s", resp.StatusCode, signed)
+	}
+	if out, ok := testutil.XMLSec1Verify(t, signed, env.RSA.Chain[0]); !ok {
+		t.Errorf("signature after the second restart does not verify with xmlsec1: %s", out)
+	}
+	t.Logf("TPM kill without load (keep_alive 1s): /readyz 503 after %v; TPM restart: /readyz 200 after %v",
+		idle503.Round(time.Millisecond), idleRecovered.Round(time.Millisecond))
+}
+
+// setRetry caps the recovery backoff at d until the returned function runs.
+func setRetry(d time.Duration) func() {
+	old := tokenRetryMax
+	tokenRetryMax = d
+	return func() { tokenRetryMax = old }
+}
