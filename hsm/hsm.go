@@ -56,6 +56,7 @@ const (
 	DefaultMaxCallsInFlight = 64
 	DefaultRetryMin         = time.Second
 	DefaultRetryMax         = 30 * time.Second
+	DefaultPINLockedRetry   = 10 * time.Minute
 )
 
 // maxPINFileSize bounds what Open reads from Config.PINFile.
@@ -122,6 +123,12 @@ type Config struct {
 	// DefaultRetryMin and DefaultRetryMax.
 	RetryMin, RetryMax time.Duration
 
+	// PINLockedRetry is how long a Token whose token is locked (ErrPINLocked: PIN locked or on
+	// its final try, a TPM in dictionary-attack lockout) waits before it looks at the token
+	// again. The flags are read first, so a PIN on its final try is never tried. 0 means
+	// DefaultPINLockedRetry.
+	PINLockedRetry time.Duration
+
 	// KeepAlive, when positive, makes the Token probe itself this often while it is online: a
 	// signature over a random digest with the first key handed out, verified with its public key
 	// (C_GetTokenInfo while it has no key). HSMs drop idle sessions and network links die
@@ -166,7 +173,7 @@ const (
 	StateRecovering  State = "recovering"   // a token or module error was seen; recovery runs
 	StateHung        State = "hung"         // online, but a call has outlived its deadline
 	StatePINRejected State = "pin-rejected" // the PIN was refused; never retried
-	StatePINLocked   State = "pin-locked"   // the token reports the PIN locked or on its final try
+	StatePINLocked   State = "pin-locked"   // the PIN is locked or on its final try, or the TPM is in lockout; retried after Config.PINLockedRetry
 	StateClosed      State = "closed"
 )
 
@@ -200,6 +207,7 @@ type Token struct {
 	pinHash   [32]byte
 	loginKey  string
 	opTimeout time.Duration
+	lockRetry time.Duration
 	log       *slog.Logger
 	label     string
 	serial    string
@@ -218,6 +226,7 @@ type Token struct {
 	idle     []pkcs11.SessionHandle
 	keys     []*keyEntry
 
+	lockGen      uint64    // guarded by mu: counts markLocked calls
 	lastProbe    time.Time // guarded by mu
 	lastProbeErr error     // guarded by mu
 	done         chan struct{}
@@ -315,6 +324,7 @@ func Open(cfg Config) (*Token, error) {
 		pinHash:   sha256.Sum256([]byte(pin)),
 		loginKey:  exact.String(),
 		opTimeout: cfg.opTimeout(),
+		lockRetry: orDefault(cfg.PINLockedRetry, DefaultPINLockedRetry),
 		log:       log,
 		label:     info.Label,
 		serial:    info.SerialNumber,
@@ -326,7 +336,7 @@ func Open(cfg Config) (*Token, error) {
 		return fail(ErrPINMismatch)
 	}
 	if err := t.attach(); err != nil {
-		if errors.Is(err, ErrPINRejected) && !errors.Is(err, ErrPINLocked) {
+		if errors.Is(err, ErrPINRejected) {
 			if merr := marker.write(pin); merr != nil {
 				log.Error("cannot persist the pin-rejected marker; a restart would try this pin again", "err", merr)
 			}
@@ -376,14 +386,14 @@ func (t *Token) attach() error {
 	attrs := []any{"token", info.Label, "serial", info.SerialNumber, "module", t.m.path}
 	switch {
 	case info.Flags&pkcs11.CKF_USER_PIN_LOCKED != 0:
-		err := fmt.Errorf("%w (CKF_USER_PIN_LOCKED)", ErrPINLocked)
-		t.markDown(StatePINLocked, err)
-		t.log.Error("token reports the user pin locked; not logging in", attrs...)
+		err := fmt.Errorf("%w (CKF_USER_PIN_LOCKED); no login attempted", ErrPINLocked)
+		t.markLocked(err)
+		t.log.Error("token reports the user pin locked; not logging in", append(attrs, "retry_in", t.lockRetry)...)
 		return err
 	case info.Flags&pkcs11.CKF_USER_PIN_FINAL_TRY != 0:
-		err := fmt.Errorf("%w (CKF_USER_PIN_FINAL_TRY: one more failure locks it)", ErrPINLocked)
-		t.markDown(StatePINLocked, err)
-		t.log.Error("token reports one pin attempt left before lock-out; not logging in", attrs...)
+		err := fmt.Errorf("%w (CKF_USER_PIN_FINAL_TRY: one more failure locks it); no login attempted", ErrPINLocked)
+		t.markLocked(err)
+		t.log.Error("token reports one pin attempt left before lock-out; not logging in", append(attrs, "retry_in", t.lockRetry)...)
 		return err
 	case info.Flags&pkcs11.CKF_USER_PIN_INITIALIZED == 0:
 		// A token being initialised shows this between its label and its user PIN: not a
@@ -407,6 +417,13 @@ func (t *Token) attach() error {
 		rv, _ := ckr(err)
 		if rv != pkcs11.CKR_USER_ALREADY_LOGGED_IN {
 			_ = p.CloseSession(sh)
+			if rv == pkcs11.CKR_PIN_LOCKED {
+				err = fmt.Errorf("%w: %v", ErrPINLocked, err)
+				t.markLocked(err)
+				t.log.Error("token is locked (pin locked or tpm dictionary-attack lockout); not a wrong pin, no marker written",
+					append(attrs, "retry_in", t.lockRetry)...)
+				return err
+			}
 			if isPINRejection(rv) {
 				err = fmt.Errorf("%w: %v", ErrPINRejected, err)
 				t.markDown(StatePINRejected, err)
@@ -446,6 +463,39 @@ func (t *Token) markDown(s State, err error) {
 		return
 	}
 	t.state, t.stateErr = s, err
+}
+
+// markLocked puts the token in StatePINLocked and schedules one more look at it after
+// Config.PINLockedRetry (see retryLocked).
+func (t *Token) markLocked(err error) {
+	t.mu.Lock()
+	if t.state == StateClosed || t.state == StatePINRejected {
+		t.mu.Unlock()
+		return
+	}
+	t.state, t.stateErr = StatePINLocked, err
+	t.lockGen++
+	gen := t.lockGen
+	t.mu.Unlock()
+	time.AfterFunc(t.lockRetry, func() { t.retryLocked(gen) })
+}
+
+// retryLocked hands a token that is still in the lock that markLocked recorded as gen to the
+// module's recovery loop, which reads its flags and logs in again. A Token that is not
+// registered with its module (Open has not returned it) is not retried: Open's caller decides.
+func (t *Token) retryLocked(gen uint64) {
+	modulesMu.Lock()
+	_, registered := t.m.tokens[t]
+	modulesMu.Unlock()
+	t.mu.Lock()
+	if !registered || t.state != StatePINLocked || t.lockGen != gen {
+		t.mu.Unlock()
+		return
+	}
+	t.state = StateRecovering
+	t.mu.Unlock()
+	t.log.Info("looking at the locked token again", "token", t.label, "serial", t.serial)
+	t.m.startRecovery(t, ClassToken, ErrPINLocked)
 }
 
 // needsRecovery reports whether the recovery loop should try to attach the token.

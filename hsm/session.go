@@ -175,6 +175,10 @@ func (t *Token) fail(err error, class Class, known bool) error {
 			return err
 		}
 	}
+	if rv, _ := ckr(err); rv == pkcs11.CKR_PIN_LOCKED {
+		t.markLocked(err)
+		return fmt.Errorf("token %q: %w: %w", t.label, ErrPINLocked, err)
+	}
 	if class == ClassPIN {
 		t.markDown(StatePINRejected, err)
 		return fmt.Errorf("token %q: %w: %w", t.label, ErrPINRejected, err)

@@ -136,7 +136,7 @@ func tokenRun(args []string, stdout, stderr io.Writer) int {
 	}
 	if err := run(); err != nil {
 		fmt.Fprintf(stderr, "wssignd token %s: %v\n", cmd, err)
-		if errors.Is(err, hsm.ErrPINRejected) {
+		if errors.Is(err, hsm.ErrPINRejected) || errors.Is(err, hsm.ErrPINLocked) {
 			return exitConfig
 		}
 		return 1

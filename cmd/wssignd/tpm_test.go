@@ -1,11 +1,15 @@
 package main
 
 import (
+	"errors"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/wssignd/wssignd/hsm"
 	"github.com/wssignd/wssignd/hsm/hsmtest"
 	"github.com/wssignd/wssignd/internal/testutil"
 )
@@ -104,4 +108,60 @@ func setRetry(d time.Duration) func() {
 	old := tokenRetryMax
 	tokenRetryMax = d
 	return func() { tokenRetryMax = old }
+}
+
+// TestTPMDaemonStartsWhileLocked: a TPM in dictionary-attack lockout refuses even the right PIN
+// with CKR_PIN_LOCKED. The daemon starts anyway (no exit 78), reports the token pin-locked on
+// /readyz, writes no pin-rejected marker, and after the operator clears the lockout a SIGHUP
+// brings the token online.
+func TestTPMDaemonStartsWhileLocked(t *testing.T) {
+	env := hsmtest.NewTPM(t)
+	if err := env.Token.Close(); err != nil {
+		t.Fatal(err)
+	}
+	env.TPM.SetDictionaryAttack(1, time.Hour, time.Hour)
+	dir := shortDir(t)
+	wrong := filepath.Join(dir, "wrong-pin")
+	if err := os.WriteFile(wrong, []byte("not-the-pin\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bad := env.Config
+	bad.PINFile = wrong
+	if _, err := hsm.Open(bad); !errors.Is(err, hsm.ErrPINRejected) {
+		t.Fatalf("Open with a wrong PIN: %v", err)
+	}
+	if !env.TPM.InLockout() {
+		t.Fatal("the TPM is not in lockout")
+	}
+
+	sock := filepath.Join(dir, "s.sock")
+	d := startDaemon(t, testConfig(env, sock, ""), sock)
+	resp, body := d.do(t, "GET", "/readyz", "", nil)
+	if resp.StatusCode != 503 || !strings.Contains(string(body), `"pin-locked"`) {
+		t.Errorf("readyz while the TPM is locked out: %d %s", resp.StatusCode, body)
+	}
+	if markers, _ := filepath.Glob(filepath.Join(dir, "state", "pin-rejected-*.json")); len(markers) != 0 {
+		t.Errorf("a lockout left a pin-rejected marker: %v", markers)
+	}
+	in := testutil.ReadTestdata(t, "envelope-soap11.xml")
+	if resp, body := d.do(t, "POST", "/v1/soap/sign?profile=default", "text/xml", in); resp.StatusCode != 503 {
+		t.Errorf("sign while locked: %d %s", resp.StatusCode, body)
+	}
+
+	env.TPM.ClearLockout()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	until(t, nil, 60*time.Second, "reload after the lockout was cleared", func() bool { return d.logs.count("configuration reloaded") == 1 })
+	resp, body = d.do(t, "GET", "/readyz", "", nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("readyz after clearing the lockout and SIGHUP: %d %s", resp.StatusCode, body)
+	}
+	resp, signed := d.do(t, "POST", "/v1/soap/sign?profile=default", "text/xml", in)
+	if resp.StatusCode != 200 {
+		t.Fatalf("sign after the lockout: %d %s", resp.StatusCode, signed)
+	}
+	if out, ok := testutil.XMLSec1Verify(t, signed, env.RSA.Chain[0]); !ok {
+		t.Errorf("xmlsec1: %s", out)
+	}
 }
