@@ -42,6 +42,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -312,9 +313,13 @@ func Open(cfg Config) (*Token, error) {
 	if err != nil {
 		return fail(err)
 	}
-	exact := tokenSelector{serial: info.SerialNumber}
-	if info.SerialNumber == "" {
-		exact = tokenSelector{label: info.Label}
+	// Recovery finds the token again by its serial when that names it alone, else by label:
+	// tpm2-pkcs11 gives every token the serial 0000000000000000.
+	exact := tokenSelector{label: info.Label}
+	if uniqueSerial(info.SerialNumber) {
+		if _, _, err := findToken(m.p, tokenSelector{serial: info.SerialNumber}); err == nil {
+			exact = tokenSelector{serial: info.SerialNumber}
+		}
 	}
 	t := &Token{
 		m:         m,
@@ -554,7 +559,7 @@ func findToken(p *pkcs11.Ctx, sel tokenSelector) (uint, pkcs11.TokenInfo, error)
 		lastErr error
 	)
 	for _, s := range slots {
-		ti, err := p.GetTokenInfo(s)
+		ti, err := tokenInfo(p, s)
 		if err != nil {
 			lastErr = err // a token that vanished or misbehaves; keep looking
 			continue
@@ -574,6 +579,25 @@ func findToken(p *pkcs11.Ctx, sel tokenSelector) (uint, pkcs11.TokenInfo, error)
 	}
 	return 0, pkcs11.TokenInfo{}, fmt.Errorf("%w: no present token has %s", ErrTokenNotFound, sel)
 }
+
+// tokenInfo is C_GetTokenInfo with the padding of its strings removed: PKCS#11 pads them with
+// blanks, and some modules (tpm2-pkcs11's model) with NULs.
+func tokenInfo(p *pkcs11.Ctx, slot uint) (pkcs11.TokenInfo, error) {
+	ti, err := p.GetTokenInfo(slot)
+	if err != nil {
+		return ti, err
+	}
+	ti.Label, ti.ManufacturerID = trimPadding(ti.Label), trimPadding(ti.ManufacturerID)
+	ti.Model, ti.SerialNumber = trimPadding(ti.Model), trimPadding(ti.SerialNumber)
+	return ti, nil
+}
+
+// trimPadding removes the blanks and NULs that pad a fixed-size PKCS#11 string.
+func trimPadding(s string) string { return strings.TrimRight(s, " \x00") }
+
+// uniqueSerial reports whether a token serial can tell a token from others: not empty and not
+// all zeros (the placeholder some modules give every token).
+func uniqueSerial(serial string) bool { return strings.Trim(serial, "0") != "" }
 
 // resolveModule checks the module path and resolves symbolic links: crypto11 keeps one module
 // instance per path string, and two strings for one library would initialise it twice.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,5 +102,85 @@ func TestTPMLockoutIsNotARejectedPIN(t *testing.T) {
 	t.Logf("online again %v after the lockout was cleared (PINLockedRetry 1s)", took.Round(time.Millisecond))
 	if _, err := key.Signer.Sign(rand.Reader, d[:], crypto.SHA256); err != nil {
 		t.Fatalf("sign after the lockout: %v", err)
+	}
+}
+
+// TestTPMTwoTokensListAndRecover: tpm2-pkcs11 gives both tokens of a store the serial
+// 0000000000000000 and pads the model with NULs. Both are reported as they are, without the
+// padding, the serial marked as not unique; a certificate stored without CKA_ID is listed with
+// the rest; and after the TPM restarts the Token is found again by its label, not by the serial
+// it shares.
+func TestTPMTwoTokensListAndRecover(t *testing.T) {
+	env := hsmtest.NewTPM(t)
+	other := env.TPM.AddToken("second")
+	if err := env.Token.Close(); err != nil { // tpm2-pkcs11 lists the tokens of its store at C_Initialize
+		t.Fatal(err)
+	}
+	slots, err := hsm.ListSlots(env.Config.Module)
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]hsm.SlotInfo{}
+	for _, s := range slots {
+		if s.TokenPresent && s.Initialized {
+			labels[s.Label] = s
+		}
+		for _, f := range []string{s.Label, s.Serial, s.Model, s.Manufacturer, s.Description} {
+			if strings.ContainsAny(f, "\x00") || strings.HasSuffix(f, " ") {
+				t.Errorf("slot %d: padded string %q", s.SlotID, f)
+			}
+		}
+	}
+	a, b := labels[hsmtest.TPMLabel], labels[other.Label]
+	if a.Serial != "0000000000000000" || b.Serial != a.Serial || a.SerialUnique || b.SerialUnique {
+		t.Errorf("serials %q (unique %t) and %q (unique %t), want both 0000000000000000, not unique", a.Serial, a.SerialUnique, b.Serial, b.SerialUnique)
+	}
+
+	cfg := env.Config
+	cfg.RetryMax = time.Second
+	tok, err := hsm.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tok.Close()
+	if strings.ContainsAny(tok.Label()+tok.Serial(), "\x00") {
+		t.Errorf("label %q serial %q", tok.Label(), tok.Serial())
+	}
+	signer, err := tok.KeySigner(hsmtest.RSARef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := hsm.SelfSignedCertificate(signer, "no id", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tok.ImportCertificate(hsm.KeyRef{Label: "no-id"}, cert); err != nil {
+		t.Fatal(err)
+	}
+	objs, err := tok.Objects()
+	if err != nil {
+		t.Fatalf("Objects with a certificate without CKA_ID: %v", err)
+	}
+	var found bool
+	for _, o := range objs {
+		if o.Class == "certificate" && o.Label == "no-id" && len(o.ID) == 0 && o.Certificate != nil && o.Certificate.Equal(cert) {
+			found = true
+		}
+	}
+	if !found || len(objs) < 5 {
+		t.Errorf("objects %+v lack the certificate without CKA_ID", objs)
+	}
+
+	key, err := tok.FindKey(hsmtest.ECRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.TPM.Kill()
+	env.TPM.Start()
+	d := sha256.Sum256([]byte("two tokens"))
+	_, _ = key.Signer.Sign(rand.Reader, d[:], crypto.SHA256) // finds out about the restart
+	waitState(t, tok, hsm.StateOnline, time.Minute)
+	if _, err := key.Signer.Sign(rand.Reader, d[:], crypto.SHA256); err != nil {
+		t.Fatalf("sign after the TPM restart: %v", err)
 	}
 }
