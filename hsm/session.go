@@ -75,10 +75,12 @@ func (t *Token) do(ctx context.Context, timeout time.Duration, retry bool, f opF
 		release()
 		return nil, fmt.Errorf("token %q: %w", t.label, ErrClosed)
 	}
-	if !t.m.gate.enter() {
+	// A writer holds the gate while the module is re-initialised: by recovery (the token is not
+	// online then, and the call fails in work), or by Reinitialize (a pause: the call waits).
+	if !t.m.gate.enter() && !t.m.gate.enterWait(ctx.Done()) {
 		t.ops.leave()
 		release()
-		return nil, unavailable("token %q: module is being re-initialised", t.label)
+		return nil, unavailable("token %q: module is being re-initialised (%v)", t.label, context.Cause(ctx))
 	}
 	mark := &overdueMark{}
 	res := make(chan opResult, 1)

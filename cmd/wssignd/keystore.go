@@ -85,7 +85,10 @@ func hsmConfig(c *config.Config, name string, t *config.Token, log *slog.Logger)
 	}
 }
 
+// openKeyStore opens every token of c and resolves its keys. Modules this process has loaded
+// already (a reload) are re-initialised first (reinitModules).
 func openKeyStore(c *config.Config, log *slog.Logger) (*keyStore, error) {
+	reinitModules(c, log)
 	ks := &keyStore{log: log, tokens: map[string]*tokenSlot{}, keys: c.Keys, stop: make(chan struct{})}
 	names := slices.Sorted(maps.Keys(c.Tokens))
 	for _, name := range names {
@@ -118,6 +121,31 @@ func openKeyStore(c *config.Config, log *slog.Logger) (*keyStore, error) {
 		}
 	}
 	return ks, nil
+}
+
+// reinitModules re-initialises, once each, the PKCS#11 modules of c's tokens that this process
+// has loaded already (at a reload: by the serving configuration), so that the new
+// configuration sees the tokens as they are now: keys and certificates another process
+// (wssignd token, tpm2_ptool, pkcs11-tool) added or replaced since the module was initialised.
+// Some modules (tpm2-pkcs11) read their object store only at C_Initialize. Requests in flight
+// finish first; requests arriving meanwhile wait for it. A failure is logged: the tokens
+// concerned recover by themselves. At the first start no module is loaded: nothing happens.
+func reinitModules(c *config.Config, log *slog.Logger) {
+	seen := map[string]bool{}
+	for _, name := range slices.Sorted(maps.Keys(c.Tokens)) {
+		m := c.Tokens[name].Module
+		if seen[m] {
+			continue
+		}
+		seen[m] = true
+		wait := c.Limits.RequestTimeout.Duration
+		if wait <= 0 {
+			wait = hsm.DefaultOpTimeout
+		}
+		if err := hsm.Reinitialize(m, wait); err != nil {
+			log.Warn("pkcs#11 module not re-initialised", "module", m, "err", err)
+		}
+	}
 }
 
 // retryable reports whether opening a token may succeed later by itself. Later (background)

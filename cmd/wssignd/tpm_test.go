@@ -1,8 +1,17 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"fmt"
+	"math/big"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -164,4 +173,94 @@ func TestTPMDaemonStartsWhileLocked(t *testing.T) {
 	if out, ok := testutil.XMLSec1Verify(t, signed, env.RSA.Chain[0]); !ok {
 		t.Errorf("xmlsec1: %s", out)
 	}
+}
+
+// TestTPMDaemonReloadSeesNewKey: after the daemon started, another process ("wssignd token"
+// generate, csr, import-cert) adds a key with its certificate to the TPM token. tpm2-pkcs11 reads
+// its store at C_Initialize, so the running module does not see it; a SIGHUP with a
+// configuration naming the key re-initialises the module and serves the key, while the old
+// keys keep signing.
+func TestTPMDaemonReloadSeesNewKey(t *testing.T) {
+	bin := buildDaemon(t)
+	d, env, cfg := tpmDaemon(t, "", "")
+	dir := filepath.Dir(d.socket)
+	tokenArgs := []string{"-module", env.Config.Module, "-label", env.Config.TokenLabel, "-pin-file", env.Config.PINFile, "-key-label", "later", "-id", "03"}
+	run := func(cmd string, extra ...string) string {
+		t.Helper()
+		c := exec.Command(bin, append(append([]string{"token", cmd}, tokenArgs...), extra...)...)
+		out, err := c.CombinedOutput()
+		if err != nil {
+			t.Fatalf("wssignd token %s: %v\n%s", cmd, err, out)
+		}
+		return string(out)
+	}
+	run("generate", "-type", "ec", "-curve", "P-256")
+	csrFile := filepath.Join(dir, "later.csr")
+	run("csr", "-subject", "CN=added later", "-out", csrFile)
+	certFile := filepath.Join(dir, "later.pem")
+	if err := os.WriteFile(certFile, issueFromCSR(t, csrFile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run("import-cert", "-cert", certFile)
+
+	extra := fmt.Sprintf("[keys.later]\ntoken = \"t\"\nlabel = \"later\"\nid = \"03\"\n[profiles.later]\nkey = \"later\"\nallow_users = [\"%d\"]\n", os.Getuid())
+	if err := os.WriteFile(filepath.Join(dir, "wssignd.toml"), []byte(cfg+extra), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	until(t, nil, 60*time.Second, "reload", func() bool {
+		return d.logs.count("configuration reloaded")+d.logs.count("reload refused") == 1
+	})
+	if d.logs.count("configuration reloaded") != 1 {
+		t.Fatal("the reload was refused: the key added by another process was not found")
+	}
+	in := testutil.ReadTestdata(t, "envelope-soap11.xml")
+	for _, profile := range []string{"later", "default", "ecdsa"} {
+		resp, body := d.do(t, "POST", "/v1/soap/sign?profile="+profile, "text/xml", in)
+		if resp.StatusCode != 200 {
+			t.Fatalf("sign with profile %s after the reload: %d %s", profile, resp.StatusCode, body)
+		}
+	}
+}
+
+// issueFromCSR has a software CA (made here) issue a certificate for the request in csrFile
+// and returns the certificate and the CA certificate as PEM.
+func issueFromCSR(t *testing.T, csrFile string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(csrFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		t.Fatalf("%s: no PEM", csrFile)
+	}
+	csr, err := x509.ParseCertificateRequest(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		t.Fatal(err)
+	}
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "reload test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	leafTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: csr.Subject,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, ca, csr.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})...)
 }
