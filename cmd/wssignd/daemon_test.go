@@ -177,10 +177,16 @@ func (d *daemon) do(t *testing.T, method, path, ctype string, body []byte) (*htt
 }
 
 // TestDaemonSignVerifiedByXMLSec1 is the vertical slice: HTTP over a Unix
-// socket → api → wss → crypto.Signer → PKCS#11 → SoftHSM2, the output
-// accepted by xmlsec1 with the certificate that GET /v1/keys returns.
+// socket → api → wss → crypto.Signer → PKCS#11 → SoftHSM2 or a TPM, the
+// output accepted by xmlsec1 with the certificate that GET /v1/keys returns.
 func TestDaemonSignVerifiedByXMLSec1(t *testing.T) {
-	env := hsmtest.New(t)
+	for _, kind := range hsmtest.Kinds {
+		t.Run(string(kind), func(t *testing.T) { testDaemonSignVerifiedByXMLSec1(t, kind) })
+	}
+}
+
+func testDaemonSignVerifiedByXMLSec1(t *testing.T, kind hsmtest.Kind) {
+	env := hsmtest.NewKind(t, kind)
 	dir := shortDir(t)
 	sock := filepath.Join(dir, "wssignd.sock")
 	d := startDaemon(t, testConfig(env, sock, ""), sock)
@@ -250,7 +256,7 @@ func TestDaemonSignVerifiedByXMLSec1(t *testing.T) {
 		`wssignd_key_operations_total{key="rsa",op="sign",outcome="ok"} 2`,
 		`wssignd_key_operations_total{key="ec",op="sign",outcome="ok"} 1`,
 		`wssignd_token_state{state="online",token="t"} 1`,
-		`wssignd_token_sessions_max{token="t"} 7`,
+		fmt.Sprintf(`wssignd_token_sessions_max{token="t"} %d`, env.Token.Status().SessionsMax),
 		`wssignd_token_sessions_in_use{token="t"} 0`,
 		`wssignd_token_recoveries_total{token="t"} 0`,
 		`wssignd_token_pin_count_low{token="t"} 0`,
@@ -296,7 +302,13 @@ func TestDaemonReplacesStaleSocket(t *testing.T) {
 }
 
 func TestDaemonWrongPIN(t *testing.T) {
-	env := hsmtest.New(t)
+	for _, kind := range hsmtest.Kinds {
+		t.Run(string(kind), func(t *testing.T) { testDaemonWrongPIN(t, kind) })
+	}
+}
+
+func testDaemonWrongPIN(t *testing.T, kind hsmtest.Kind) {
+	env := hsmtest.NewKind(t, kind)
 	env.Token.Close() // else the module's login is shared and the PIN never reaches the token
 	dir := shortDir(t)
 	pin := filepath.Join(dir, "wrong-pin")

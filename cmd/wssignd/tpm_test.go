@@ -1,11 +1,16 @@
 package main
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -263,4 +268,59 @@ func issueFromCSR(t *testing.T, csrFile string) []byte {
 		t.Fatal(err)
 	}
 	return append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})...)
+}
+
+// TestTPMDaemonPSSAndRawSign: on the TPM token, an RSA-PSS profile signs (checked with
+// crypto/rsa over the canonical forms), and raw digest signing gives PKCS #1 v1.5, PSS and ECDSA
+// signatures that verify with the keys' certificates.
+func TestTPMDaemonPSSAndRawSign(t *testing.T) {
+	uid := os.Getuid()
+	env := hsmtest.NewTPM(t)
+	dir := shortDir(t)
+	sock := filepath.Join(dir, "s.sock")
+	cfg := testConfig(env, sock, fmt.Sprintf(`[profiles.pss]
+key = "rsa"
+signature_method = "http://www.w3.org/2007/05/xmldsig-more#sha256-rsa-MGF1"
+allow_users = ["%d"]
+`, uid))
+	raw := fmt.Sprintf("raw_sign_users = [\"%d\"]\n", uid)
+	cfg = strings.Replace(cfg, "[keys.rsa]\ntoken = \"t\"\n", "[keys.rsa]\ntoken = \"t\"\n"+raw, 1)
+	cfg = strings.Replace(cfg, "[keys.ec]\ntoken = \"t\"\n", "[keys.ec]\ntoken = \"t\"\n"+raw, 1)
+	d := startDaemon(t, cfg, sock)
+
+	in := testutil.ReadTestdata(t, "envelope-soap11.xml")
+	resp, signed := d.do(t, "POST", "/v1/soap/sign?profile=pss", "text/xml", in)
+	if resp.StatusCode != 200 {
+		t.Fatalf("pss: %d %s", resp.StatusCode, signed)
+	}
+	if err := pssVerify(signed, env.RSA.Chain[0].PublicKey.(*rsa.PublicKey)); err != nil {
+		t.Errorf("rsa-pss signature: %v", err)
+	}
+
+	digest := sha256.Sum256([]byte("raw signing on a TPM"))
+	for _, tc := range []struct{ key, scheme string }{{"rsa", "pkcs1v15"}, {"rsa", "pss"}, {"ec", "ecdsa"}} {
+		body := fmt.Sprintf(`{"digest":%q,"hash":"SHA-256","scheme":%q}`, base64.StdEncoding.EncodeToString(digest[:]), tc.scheme)
+		resp, out := d.do(t, "POST", "/v1/keys/"+tc.key+"/sign", "application/json", []byte(body))
+		if resp.StatusCode != 200 {
+			t.Fatalf("raw %s %s: %d %s", tc.key, tc.scheme, resp.StatusCode, out)
+		}
+		var r struct{ Signature []byte }
+		if err := json.Unmarshal(out, &r); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		switch tc.scheme {
+		case "pkcs1v15":
+			err = rsa.VerifyPKCS1v15(env.RSA.Chain[0].PublicKey.(*rsa.PublicKey), crypto.SHA256, digest[:], r.Signature)
+		case "pss":
+			err = rsa.VerifyPSS(env.RSA.Chain[0].PublicKey.(*rsa.PublicKey), crypto.SHA256, digest[:], r.Signature, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+		case "ecdsa":
+			if !ecdsa.VerifyASN1(env.EC.Chain[0].PublicKey.(*ecdsa.PublicKey), digest[:], r.Signature) {
+				err = errors.New("ecdsa signature does not verify")
+			}
+		}
+		if err != nil {
+			t.Errorf("raw %s %s: %v", tc.key, tc.scheme, err)
+		}
+	}
 }
