@@ -9,9 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -58,25 +60,90 @@ func skipShort(t testing.TB) {
 	}
 }
 
-// TPM is a software TPM 2.0 (swtpm) with its resource manager (tpm2-abrmd on a private D-Bus
-// session bus), each in its own process group, with its state, the D-Bus socket and the
-// tpm2-pkcs11 store in a fresh temporary directory. Kill and Start take the TPM (swtpm and
-// tpm2-abrmd) away and bring it back with the same state, as a host whose TPM resource manager
-// restarts. Everything the TPM started is stopped in t.Cleanup.
+// TPM is a software TPM 2.0 (swtpm) with its resource manager (tpm2-abrmd, under a D-Bus name
+// of its own on the test process's private session bus), each in its own process group, with
+// its state and the tpm2-pkcs11 store in a fresh temporary directory. Kill and Start take the
+// TPM (swtpm and tpm2-abrmd) away and bring it back with the same state, as a host whose TPM
+// resource manager restarts. Everything the TPM started is stopped in t.Cleanup.
+//
+// The session bus (dbus-daemon) is one per test process, started with the first TPM and ended
+// with the process (it gets SIGKILL when the process exits): GLib, inside the tabrmd TCTI,
+// connects to the session bus once per process and never again, so a bus that went away with
+// one test would leave every later TPM of the process unreachable.
 type TPM struct {
-	Dir   string // temporary directory: state/, store/, the D-Bus socket
+	Dir   string // temporary directory: state/, store/
 	Store string // the tpm2-pkcs11 store (TPM2_PKCS11_STORE)
-	TCTI  string // "tabrmd:bus_type=session": tpm2-abrmd on DBusAddress
+	TCTI  string // "tabrmd:bus_type=session,bus_name=...": this TPM's tpm2-abrmd on DBusAddress
 	// DBusAddress is the private session bus (DBUS_SESSION_BUS_ADDRESS).
 	DBusAddress string
+	BusName     string // tpm2-abrmd's D-Bus name
 	Module      string // libtpm2_pkcs11.so
 
 	t          testing.TB
 	mu         sync.Mutex
-	dbus       *proc
 	swtpm      *proc
 	abrmd      *proc
 	port, ctrl int
+}
+
+// The process's session bus.
+var (
+	busOnce sync.Once
+	busAddr string
+	busErr  error
+	busSeq  atomic.Int64
+)
+
+// sessionBus starts the process's private session bus once and returns its address. The
+// dbus-daemon is started from a goroutine locked to its thread for good, so that its
+// parent-death signal (sent when the thread that forked it exits) comes only with the process.
+func sessionBus() (string, error) {
+	busOnce.Do(func() {
+		done := make(chan struct{})
+		go func() {
+			runtime.LockOSThread() // never unlocked: this thread lives as long as the process
+			busAddr, busErr = startBus()
+			close(done)
+			select {}
+		}()
+		<-done
+	})
+	return busAddr, busErr
+}
+
+func startBus() (string, error) {
+	name := fmt.Sprintf("wssignd-hsmtest-%d-%d", os.Getpid(), time.Now().UnixNano())
+	cmd := exec.Command("dbus-daemon", "--session", "--nofork", "--nopidfile", "--print-address=1",
+		"--address=unix:abstract="+name)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", err
+	}
+	p, err := startProc("dbus-daemon", cmd)
+	if err != nil {
+		return "", err
+	}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		if sc.Scan() {
+			addr <- strings.TrimSpace(sc.Text())
+		}
+		close(addr)
+		for sc.Scan() {
+		}
+	}()
+	select {
+	case a, ok := <-addr:
+		if !ok || a == "" {
+			_ = p.kill()
+			return "", fmt.Errorf("dbus-daemon printed no address: %s", p.stderr)
+		}
+		return a, nil
+	case <-time.After(30 * time.Second):
+		_ = p.kill()
+		return "", errors.New("dbus-daemon printed no address within 30s")
+	}
 }
 
 // proc is a process started in its own process group.
@@ -172,11 +239,17 @@ func StartTPM(t testing.TB) *TPM {
 	if err != nil {
 		unavailable(t, "hsmtest: "+err.Error())
 	}
-	dir, err := os.MkdirTemp("", "tpm") // the D-Bus socket path stays short
+	bus, err := sessionBus()
+	if err != nil {
+		t.Fatalf("hsmtest: session bus: %v", err)
+	}
+	dir, err := os.MkdirTemp("", "tpm")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tp := &TPM{Dir: dir, Store: filepath.Join(dir, "store"), TCTI: "tabrmd:bus_type=session", Module: module, t: t}
+	busName := fmt.Sprintf("com.intel.tss2.Tabrmd.t%d", busSeq.Add(1))
+	tp := &TPM{Dir: dir, Store: filepath.Join(dir, "store"), TCTI: "tabrmd:bus_type=session,bus_name=" + busName,
+		DBusAddress: bus, BusName: busName, Module: module, t: t}
 	t.Cleanup(func() {
 		if err := tp.stopAll(); err != nil {
 			t.Error(err)
@@ -187,9 +260,6 @@ func StartTPM(t testing.TB) *TPM {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := tp.startDBus(); err != nil {
-		t.Fatalf("hsmtest: %v", err)
 	}
 	for _, kv := range [][2]string{
 		{"DBUS_SESSION_BUS_ADDRESS", tp.DBusAddress},
@@ -203,41 +273,6 @@ func StartTPM(t testing.TB) *TPM {
 	tp.Start()
 	tp.SetDictionaryAttack(1000, time.Second, time.Second)
 	return tp
-}
-
-// startDBus starts the private session bus and reads its address.
-func (tp *TPM) startDBus() error {
-	cmd := exec.Command("dbus-daemon", "--session", "--nofork", "--nopidfile", "--print-address=1",
-		"--address=unix:path="+filepath.Join(tp.Dir, "bus"))
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	p, err := startProc("dbus-daemon", cmd)
-	if err != nil {
-		return err
-	}
-	tp.dbus = p
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		if sc.Scan() {
-			addr <- strings.TrimSpace(sc.Text())
-		}
-		close(addr)
-		for sc.Scan() {
-		}
-	}()
-	select {
-	case a, ok := <-addr:
-		if !ok || a == "" {
-			return fmt.Errorf("dbus-daemon printed no address: %s", p.stderr)
-		}
-		tp.DBusAddress = a
-		return nil
-	case <-time.After(30 * time.Second):
-		return errors.New("dbus-daemon printed no address within 30s")
-	}
 }
 
 // freePortPair returns a TCP port p on 127.0.0.1 such that p and p+1 were free a moment ago:
@@ -319,7 +354,7 @@ func (tp *TPM) startSWTPM() error {
 }
 
 func (tp *TPM) startABRMD() error {
-	cmd := exec.Command("/usr/sbin/tpm2-abrmd", "--session", "--allow-root",
+	cmd := exec.Command("/usr/sbin/tpm2-abrmd", "--session", "--allow-root", "--dbus-name="+tp.BusName,
 		"--tcti=swtpm:host=127.0.0.1,port="+strconv.Itoa(tp.port))
 	cmd.Env = append(os.Environ(), "DBUS_SESSION_BUS_ADDRESS="+tp.DBusAddress)
 	p, err := startProc("tpm2-abrmd", cmd)
@@ -384,7 +419,7 @@ func (tp *TPM) InLockout() bool {
 }
 
 // Kill kills tpm2-abrmd and swtpm (SIGKILL to each process group) and waits for them: the TPM
-// and its resource manager are gone. The D-Bus bus stays.
+// and its resource manager are gone. The session bus stays.
 func (tp *TPM) Kill() {
 	tp.t.Helper()
 	tp.mu.Lock()
@@ -401,7 +436,7 @@ func (tp *TPM) stopAll() error {
 	tp.mu.Lock()
 	defer tp.mu.Unlock()
 	var errs []error
-	for _, p := range []**proc{&tp.abrmd, &tp.swtpm, &tp.dbus} {
+	for _, p := range []**proc{&tp.abrmd, &tp.swtpm} {
 		errs = append(errs, (*p).kill())
 		*p = nil
 	}
