@@ -100,7 +100,7 @@ test-package:
 	scripts/package-test.sh
 
 ## bench (not part of make test): builds the daemon and the harness, which makes its own
-## SoftHSM2 token and prints one table measured in one run (raw C_Sign, hsm Signer, wss.Sign,
+## SoftHSM2 token (and a TPM token on a software TPM: the "TPM" rows) and prints one table measured in one run (raw C_Sign, hsm Signer, wss.Sign,
 ## end to end over the socket, xmlsec1), also written to bench/out/results.md and results.tsv;
 ## then the Go benchmarks of the signing path (bench/out/gobench.txt) and the CPU and memory
 ## profiles of signing a 100KB envelope without the private-key operation (bench/out/profile-*.txt).
