@@ -158,3 +158,37 @@ func TestNewTPM(t *testing.T) {
 	}
 	check()
 }
+
+// TestStartTPMWithoutTools: with a tool missing, StartTPM fails the test under CI=true and
+// skips it otherwise, naming the Debian package.
+func TestStartTPMWithoutTools(t *testing.T) {
+	for _, ci := range []string{"", "true"} {
+		t.Run("CI="+ci, func(t *testing.T) {
+			t.Setenv("PATH", t.TempDir()) // no swtpm
+			t.Setenv("CI", ci)
+			tb := &stopTB{TB: t}
+			func() {
+				defer func() {
+					if r := recover(); r != nil {
+						if _, ok := r.(stop); !ok {
+							panic(r)
+						}
+					}
+				}()
+				hsmtest.StartTPM(tb)
+			}()
+			got := tb.skipped
+			if ci == "true" {
+				got = tb.failed
+				if tb.skipped != "" {
+					t.Errorf("skipped under CI: %s", tb.skipped)
+				}
+			} else if tb.failed != "" {
+				t.Errorf("failed outside CI: %s", tb.failed)
+			}
+			if !strings.Contains(got, "apt-get install swtpm") {
+				t.Errorf("message %q does not name the apt package", got)
+			}
+		})
+	}
+}

@@ -47,9 +47,9 @@ var tabrmdTCTIs = []string{
 func unavailable(t testing.TB, msg string) {
 	t.Helper()
 	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
+		t.Fatalf("%s", msg)
 	}
-	t.Skip(msg)
+	t.Skipf("%s", msg)
 }
 
 // skipShort skips token tests in go test -short mode.
