@@ -324,3 +324,37 @@ allow_users = ["%d"]
 		}
 	}
 }
+
+// TestDevSetupTPM is `make run TOKEN=tpm` without make: dev-setup -token tpm on a TPM (here a
+// software one; the environment names it as scripts/dev-tpm.sh does) makes the token, its keys
+// and the development config, which serves: the default profile signs and verify accepts it;
+// a second dev-setup reuses the token.
+func TestDevSetupTPM(t *testing.T) {
+	hsmtest.StartTPM(t)
+	dir := shortDir(t)
+	t.Setenv("TPM2_PKCS11_STORE", filepath.Join(dir, "store"))
+	sock := filepath.Join(dir, "s.sock")
+	for range 2 {
+		if err := devSetupKind(dir, sock, "tpm"); err != nil {
+			t.Fatalf("dev-setup -token tpm: %v", err)
+		}
+	}
+	cfg, err := os.ReadFile(filepath.Join(dir, "wssignd.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(cfg), "libtpm2_pkcs11") || !strings.Contains(string(cfg), "TPM 2.0") {
+		t.Fatalf("the development config does not use the TPM module:\n%s", cfg)
+	}
+	d := startDaemon(t, string(cfg), sock)
+	in := testutil.ReadTestdata(t, "envelope-soap11.xml")
+	resp, signed := d.do(t, "POST", "/v1/soap/sign?profile=default", "text/xml", in)
+	if resp.StatusCode != 200 {
+		t.Fatalf("sign: %d %s", resp.StatusCode, signed)
+	}
+	resp, body := d.do(t, "POST", "/v1/soap/verify?profile=default", "text/xml", signed)
+	var verdict struct{ Valid bool }
+	if resp.StatusCode != 200 || json.Unmarshal(body, &verdict) != nil || !verdict.Valid {
+		t.Fatalf("verify: %d %s", resp.StatusCode, body)
+	}
+}
