@@ -150,6 +150,12 @@ func testTokenProvisioning(t *testing.T, kind hsmtest.Kind) {
 			t.Errorf("list output lacks %q:\n%s", want, out)
 		}
 	}
+	if kind == hsmtest.TPM2 && !strings.Contains(out, `serial "0000000000000000" (not unique: select by label)`) {
+		t.Errorf("list output does not mark the all-zero serial:\n%s", out)
+	}
+	if strings.ContainsRune(out, 0) {
+		t.Errorf("list output holds NUL padding:\n%q", out)
+	}
 	if n := strings.Count(out, `certificate label "test CA"`); n != 1 {
 		t.Errorf("the CA certificate is on the token %d times, want once:\n%s", n, out)
 	}

@@ -1,4 +1,6 @@
-// Package hsmtest builds SoftHSM2 tokens for tests. It uses only package hsm (no PKCS#11 imports).
+// Package hsmtest builds test tokens: SoftHSM2 (New), TPM 2.0 through tpm2-pkcs11 on a software
+// TPM (NewTPM, StartTPM), and SoftHSM2 behind p11-kit server (StartP11Kit). It uses only package
+// hsm (no PKCS#11 imports). In go test -short mode the token helpers skip the test.
 package hsmtest
 
 import (
