@@ -266,7 +266,8 @@ func StartTPM(t testing.TB) *TPM {
 		{"TPM2_PKCS11_STORE", tp.Store},
 		{"TPM2_PKCS11_TCTI", tp.TCTI},
 		{"TPM2TOOLS_TCTI", tp.TCTI},
-		{"TPM2_PKCS11_LOG_LEVEL", "0"},
+		{"TPM2_PKCS11_LOG_LEVEL", "0"}, // tests provoke errors by the thousand: keep their logs readable
+		{"TSS2_LOG", "all+none"},
 	} {
 		t.Setenv(kv[0], kv[1])
 	}
