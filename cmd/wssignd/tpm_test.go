@@ -275,7 +275,7 @@ func issueFromCSR(t *testing.T, csrFile string) []byte {
 // signatures that verify with the keys' certificates.
 func TestTPMDaemonPSSAndRawSign(t *testing.T) {
 	uid := os.Getuid()
-	env := hsmtest.NewTPM(t)
+	env := hsmtest.SharedTPM(t)
 	dir := shortDir(t)
 	sock := filepath.Join(dir, "s.sock")
 	cfg := testConfig(env, sock, fmt.Sprintf(`[profiles.pss]

@@ -35,11 +35,12 @@ const (
 // Kinds are every kind of test token, for suites that run on each.
 var Kinds = []Kind{SoftHSM, TPM2}
 
-// NewKind is New for SoftHSM and NewTPM for TPM2.
+// NewKind is New for SoftHSM and SharedTPM for TPM2: a test that uses it on either kind must
+// leave the token as it found it (no kill, no lockout, no new objects).
 func NewKind(t testing.TB, k Kind) *Env {
 	t.Helper()
 	if k == TPM2 {
-		return NewTPM(t)
+		return SharedTPM(t)
 	}
 	return New(t)
 }

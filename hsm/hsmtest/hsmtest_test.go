@@ -192,3 +192,29 @@ func TestStartTPMWithoutTools(t *testing.T) {
 		})
 	}
 }
+
+// TestSharedTPM: two tests on the shared TPM each get a Token of their own on the same token,
+// with keys that sign.
+func TestSharedTPM(t *testing.T) {
+	var serials []string
+	for i := range 2 {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			env := hsmtest.SharedTPM(t)
+			if env.TPM != nil || env.Kind != hsmtest.TPM2 {
+				t.Errorf("env %+v", env)
+			}
+			d := sha256.Sum256([]byte("shared"))
+			sig, err := env.EC.Signer.Sign(rand.Reader, d[:], crypto.SHA256)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ecdsa.VerifyASN1(env.EC.Chain[0].PublicKey.(*ecdsa.PublicKey), d[:], sig) {
+				t.Error("ecdsa signature does not verify")
+			}
+			serials = append(serials, env.RSA.Chain[0].SerialNumber.String())
+		})
+	}
+	if len(serials) == 2 && serials[0] != serials[1] {
+		t.Errorf("the two tests saw different certificates: %v", serials)
+	}
+}

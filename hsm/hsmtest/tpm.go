@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -243,7 +244,7 @@ func StartTPM(t testing.TB) *TPM {
 	if err != nil {
 		t.Fatalf("hsmtest: session bus: %v", err)
 	}
-	dir, err := os.MkdirTemp("", "tpm")
+	dir, err := tpmDir(t)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -467,4 +468,156 @@ func NewTPM(t testing.TB) *Env {
 	env := &Env{Kind: TPM2, Config: cfg, TPM: tp, TPMToken: tt}
 	env.populate(t)
 	return env
+}
+
+// The process's shared TPM token (SharedTPM).
+var shared struct {
+	once sync.Once
+	env  *Env
+	vars [][2]string // the environment tpm2-pkcs11 needs for it
+	err  error
+}
+
+// SharedTPM is NewTPM for tests that neither kill nor lock the TPM nor change what is on its
+// token: one software TPM with one token and the two keys is made for the whole test process
+// (its swtpm and tpm2-abrmd end with the process, like the session bus), and each call opens a
+// Token of its own on it (closed in t.Cleanup) and finds the keys. Env.TPM is nil: a test that
+// kills the TPM, provokes a lockout or adds objects uses NewTPM. It sets the variables StartTPM
+// sets, with t.Setenv.
+func SharedTPM(t testing.TB) *Env {
+	t.Helper()
+	skipShort(t)
+	for _, tool := range tpmTools {
+		if _, err := exec.LookPath(tool.path); err != nil {
+			unavailable(t, fmt.Sprintf("hsmtest: %s not found (apt-get install %s)", filepath.Base(tool.path), tool.pkg))
+		}
+	}
+	shared.once.Do(func() {
+		done := make(chan struct{})
+		go func() {
+			// Locked for good, as for the session bus: the processes get their parent-death
+			// signal when the thread that started them exits, and this one never does.
+			runtime.LockOSThread()
+			shared.env, shared.vars, shared.err = makeSharedTPM()
+			close(done)
+			select {}
+		}()
+		<-done
+	})
+	if shared.err != nil {
+		t.Fatalf("hsmtest: shared TPM: %v", shared.err)
+	}
+	for _, kv := range shared.vars {
+		t.Setenv(kv[0], kv[1])
+	}
+	s := shared.env
+	env := &Env{Kind: TPM2, Config: s.Config, TPMToken: s.TPMToken}
+	tok, err := hsm.Open(env.Config)
+	if err != nil {
+		t.Fatalf("hsmtest: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := tok.Close(); err != nil {
+			t.Errorf("hsmtest: %v", err)
+		}
+	})
+	env.Token = tok
+	if env.RSA, err = tok.FindKey(RSARef); err != nil {
+		t.Fatalf("hsmtest: %v", err)
+	}
+	if env.EC, err = tok.FindKey(ECRef); err != nil {
+		t.Fatalf("hsmtest: %v", err)
+	}
+	return env
+}
+
+// makeSharedTPM builds the shared TPM through NewTPM with a setupTB, which turns Fatal into an
+// error, keeps the processes (no cleanup) and records the environment instead of setting it
+// for good. The Token NewTPM opened is closed again.
+func makeSharedTPM() (env *Env, vars [][2]string, err error) {
+	tb := &setupTB{}
+	defer func() {
+		for _, kv := range slices.Backward(tb.restore) {
+			if kv[1] == "\x00unset" {
+				os.Unsetenv(kv[0])
+			} else {
+				os.Setenv(kv[0], kv[1])
+			}
+		}
+		if r := recover(); r != nil {
+			if r != tb {
+				panic(r)
+			}
+			env, err = nil, tb.err
+		}
+	}()
+	env = NewTPM(tb)
+	env.TPM = nil
+	if err := env.Token.Close(); err != nil {
+		return nil, nil, err
+	}
+	env.Token = nil
+	return env, tb.vars, nil
+}
+
+// setupTB runs test helpers outside a test: Fatal and Skip end the helper with an error,
+// Cleanup is never run (what is built lives as long as the process), Setenv sets the variable
+// until the helper returns and records it.
+type setupTB struct {
+	testing.TB
+	err     error
+	vars    [][2]string
+	restore [][2]string
+}
+
+func (s *setupTB) Helper()                           {}
+func (s *setupTB) Cleanup(func())                    {}
+func (s *setupTB) Logf(string, ...any)               {}
+func (s *setupTB) Fatal(args ...any)                 { s.stop(fmt.Sprint(args...)) }
+func (s *setupTB) Fatalf(format string, args ...any) { s.stop(fmt.Sprintf(format, args...)) }
+func (s *setupTB) Skip(args ...any)                  { s.stop(fmt.Sprint(args...)) }
+func (s *setupTB) Skipf(format string, args ...any)  { s.stop(fmt.Sprintf(format, args...)) }
+func (s *setupTB) Errorf(format string, args ...any) { s.stop(fmt.Sprintf(format, args...)) }
+func (s *setupTB) stop(msg string) {
+	s.err = errors.New(msg)
+	panic(s)
+}
+
+// sharedPrefix names the directory of a test process's shared TPM, followed by its pid.
+const sharedPrefix = "hsmtest-shared-tpm-"
+
+// tpmDir makes the directory of a TPM: a fresh temporary one, or for the shared TPM
+// (setupTB) one named after the process, after removing those of processes that are gone
+// (nothing removes a shared TPM's directory when its process ends).
+func tpmDir(t testing.TB) (string, error) {
+	if _, ok := t.(*setupTB); !ok {
+		return os.MkdirTemp("", "tpm")
+	}
+	old, _ := filepath.Glob(filepath.Join(os.TempDir(), sharedPrefix+"*"))
+	for _, d := range old {
+		pid, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(d), sharedPrefix))
+		if err == nil && syscall.Kill(pid, 0) == syscall.ESRCH {
+			os.RemoveAll(d)
+		}
+	}
+	dir := filepath.Join(os.TempDir(), sharedPrefix+strconv.Itoa(os.Getpid()))
+	return dir, os.MkdirAll(dir, 0o700)
+}
+
+func (s *setupTB) TempDir() string {
+	dir, err := os.MkdirTemp("", "hsmtest")
+	if err != nil {
+		s.stop(err.Error())
+	}
+	return dir
+}
+
+func (s *setupTB) Setenv(key, value string) {
+	old, ok := os.LookupEnv(key)
+	if !ok {
+		old = "\x00unset"
+	}
+	s.restore = append(s.restore, [2]string{key, old})
+	s.vars = append(s.vars, [2]string{key, value})
+	os.Setenv(key, value)
 }
