@@ -4,7 +4,7 @@
 // with a PIN read from a file, finds private keys and their certificates by label and/or CKA_ID,
 // and hands them out as crypto.Signer values whose every private-key operation happens inside
 // the token. It also provisions keys (generated on the token, never extractable) and builds
-// SoftHSM2 tokens for development and tests.
+// SoftHSM2 and TPM 2.0 (tpm2-pkcs11) tokens for development and tests.
 //
 // Everything goes through github.com/miekg/pkcs11 directly: this package owns the session pool,
 // so that it can tell a broken session from a broken token or module and recover from each.
