@@ -87,6 +87,11 @@ type row struct {
 	P50, P99  time.Duration
 	Allocs    float64 // per operation; <0: not measured
 	Note      string
+	// CPU per operation: the daemon process's user and system time (from /proc/PID/stat, all
+	// its threads) and the harness's user+system time (getrusage). For the in-process rows the
+	// harness's CPU is the work itself (for raw C_Sign: the token's CPU per signature). <0: not
+	// measured.
+	DaemonUser, DaemonSys, Client time.Duration
 }
 
 type keySpec struct {
@@ -311,6 +316,7 @@ type cell struct {
 	lat     []time.Duration
 	elapsed time.Duration
 	mallocs int64
+	cpu     cpuUse // summed over the steps
 }
 
 // step measures c for about d and at least minOps operations more.
@@ -322,14 +328,19 @@ func (c *cell) step(d time.Duration, minOps int) error {
 	var lat []time.Duration
 	var elapsed time.Duration
 	var err error
+	// CPU is read inside the heap counter's reads: the daemon's counter is a /metrics scrape,
+	// which must not be charged to the cell.
+	cpu0 := readCPU(daemonPID)
 	if c.raw != nil {
 		lat, elapsed, err = c.raw(d)
 	} else {
 		lat, elapsed, err = runOps(c.r.Conc, d, minOps, c.op)
 	}
+	cpu1 := readCPU(daemonPID)
 	if err != nil {
 		return fmt.Errorf("%s %s %s c=%d: %w", c.r.Path, c.r.Alg, c.r.Size, c.r.Conc, err)
 	}
+	c.cpu = c.cpu.add(cpu1.sub(cpu0))
 	if c.heap != nil {
 		if m1 := c.heap(); m0 >= 0 && m1 >= m0 {
 			c.mallocs += m1 - m0
@@ -354,7 +365,77 @@ func (c *cell) result() row {
 	if c.heap != nil && r.Ops > 0 {
 		r.Allocs = float64(c.mallocs) / float64(r.Ops)
 	}
+	r.DaemonUser, r.DaemonSys, r.Client = -1, -1, -1
+	if r.Ops > 0 {
+		if c.cpu.daemonOK {
+			r.DaemonUser, r.DaemonSys = c.cpu.daemonUser/time.Duration(r.Ops), c.cpu.daemonSys/time.Duration(r.Ops)
+		}
+		r.Client = c.cpu.self / time.Duration(r.Ops)
+	}
 	return r
+}
+
+// daemonPID is the measured daemon's process id, 0 before it starts.
+var daemonPID int
+
+// cpuUse is CPU time spent: the daemon's user and system time, and this process's user+system.
+type cpuUse struct {
+	daemonUser, daemonSys, self time.Duration
+	daemonOK                    bool
+}
+
+func (a cpuUse) sub(b cpuUse) cpuUse {
+	return cpuUse{a.daemonUser - b.daemonUser, a.daemonSys - b.daemonSys, a.self - b.self, a.daemonOK && b.daemonOK}
+}
+
+func (a cpuUse) add(b cpuUse) cpuUse {
+	if a == (cpuUse{}) {
+		return b
+	}
+	return cpuUse{a.daemonUser + b.daemonUser, a.daemonSys + b.daemonSys, a.self + b.self, a.daemonOK && b.daemonOK}
+}
+
+// readCPU reads the daemon's utime and stime (/proc/PID/stat, in clock ticks of 10 ms: cells
+// sum them over hundreds of operations) and this process's rusage.
+func readCPU(pid int) cpuUse {
+	var u cpuUse
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
+		u.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	if pid <= 0 {
+		return u
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return u
+	}
+	if ut, st, ok := parseProcStat(string(b)); ok {
+		u.daemonUser, u.daemonSys, u.daemonOK = ut*clockTick, st*clockTick, true
+	}
+	return u
+}
+
+// clockTick is the unit of /proc/PID/stat times (USER_HZ, 100 on Linux).
+const clockTick = 10 * time.Millisecond
+
+// parseProcStat returns utime and stime (fields 14 and 15, in ticks) of a /proc/PID/stat line.
+// The command name (field 2) may hold spaces and parentheses: fields are counted after its last ')'.
+func parseProcStat(text string) (utime, stime time.Duration, ok bool) {
+	i := strings.LastIndexByte(text, ')')
+	if i < 0 {
+		return 0, 0, false
+	}
+	f := strings.Fields(text[i+1:]) // f[0] is field 3 (state)
+	if len(f) < 13 {
+		return 0, 0, false
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	s, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, 0, false
+	}
+	return time.Duration(u), time.Duration(s), true
 }
 
 func (c *cell) log() {
@@ -553,6 +634,7 @@ allow_users = ["%d"]
 		return nil, err
 	}
 	d := &daemon{cmd: cmd, done: make(chan error, 1)}
+	daemonPID = cmd.Process.Pid
 	go func() { d.done <- cmd.Wait(); logf.Close() }()
 	d.client = &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
