@@ -61,6 +61,7 @@ var (
 	flagRounds = flag.Int("rounds", 3, "rounds over which the private-key and 1KB cells are interleaved")
 	flagSizes  = flag.String("sizes", "1KB,10KB,100KB,1MB,10MB", "envelope sizes to measure")
 	flagConc   = flag.String("conc", "1,2,4,8", "concurrencies measured for 1KB envelopes and the private-key rows")
+	flagDProf  = flag.String("daemon-cpuprofile", "", "have the daemon write a CPU profile of the run to this file (its -cpuprofile flag)")
 )
 
 const tokenLabel = "wssignd-bench"
@@ -626,7 +627,15 @@ allow_users = ["%d"]
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "-config", cfgPath)
+	args := []string{"-config", cfgPath}
+	if *flagDProf != "" {
+		prof, err := filepath.Abs(*flagDProf)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, "-cpuprofile", prof)
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "SOFTHSM2_CONF="+soft.ConfigFile)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
