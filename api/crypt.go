@@ -51,27 +51,6 @@ type DecryptProfile struct {
 	Access  Access
 }
 
-// cryptStatus maps the wss codes of encryption and decryption to statuses.
-// Every decryption failure has the same status, code and detail.
-var cryptStatus = map[wss.Code]int{
-	wss.CodeDecryptionFailed: http.StatusUnprocessableEntity,
-	wss.CodeNoEncryptedKey:   http.StatusUnprocessableEntity,
-	wss.CodeBadRecipient:     http.StatusUnprocessableEntity,
-	wss.CodeUnsignedBody:     http.StatusUnprocessableEntity,
-}
-
-// cryptError turns the wss errors that problem.go does not know into API
-// errors; others pass through.
-func cryptError(err error) error {
-	var we *wss.Error
-	if errors.As(err, &we) {
-		if st, ok := cryptStatus[we.Code]; ok {
-			return &Error{Status: st, Code: string(we.Code), Detail: we.Msg, Err: err}
-		}
-	}
-	return err
-}
-
 func (s *Server) handleEncrypt(w http.ResponseWriter, r *http.Request) error {
 	_, p, err := pickProfile(s, r, s.cfg.EncryptProfiles, func(p *EncryptProfile) Access { return p.Access })
 	if err != nil {
@@ -117,7 +96,7 @@ func (s *Server) encrypt(r *http.Request, p *EncryptProfile, envelope []byte) (*
 	}
 	res, err := wss.Encrypt(envelope, opts)
 	if err != nil {
-		return nil, cryptError(err)
+		return nil, err
 	}
 	return &encrypted{res, opts.Recipient}, nil
 }
@@ -210,6 +189,14 @@ func (s *Server) handleDecrypt(w http.ResponseWriter, r *http.Request) error {
 	start := time.Now()
 	res, err := wss.Decrypt(body, dec, opts)
 	dur := time.Since(start)
+	if err == nil && res.Verify != nil {
+		if vp := s.cfg.VerifyProfiles[p.VerifyProfile]; vp.mayBeReplay(res.Verify.Timestamp, s.cfg.Now()) {
+			// Like every other decryption failure.
+			err = &wss.Error{Code: wss.CodeDecryptionFailed, Msg: "the envelope could not be decrypted",
+				Err: errors.New("signature over the Body: the message may be a replay (created before the replay cache began)")}
+			res = nil
+		}
+	}
 	if err == nil || wss.CodeOf(err) == wss.CodeDecryptionFailed {
 		// An EncryptedKey for this key was found: the key was (or was
 		// about to be) used.
@@ -219,7 +206,7 @@ func (s *Server) handleDecrypt(w http.ResponseWriter, r *http.Request) error {
 		if errors.Is(err, ErrTokenUnavailable) {
 			return &Error{Status: http.StatusServiceUnavailable, Code: CodeTokenUnavailable, Detail: "the key's token is not available", RetryAfter: 5 * time.Second, Err: err}
 		}
-		return cryptError(err)
+		return err
 	}
 	h := w.Header()
 	h.Set("Content-Type", r.Header.Get("Content-Type"))
@@ -227,6 +214,20 @@ func (s *Server) handleDecrypt(w http.ResponseWriter, r *http.Request) error {
 	h.Set("Wssignd-Cert-Serial", certSerial(cred.Chain[0]))
 	_, _ = w.Write(res.Envelope)
 	return nil
+}
+
+// decryptCause is what the audit event says of why a decryption failed:
+// the first step of the cause only ("key unwrap", "decrypted envelope",
+// "verification after decryption", ...). What follows it may quote the
+// plaintext (element names, Ids of the decrypted envelope), which the audit
+// log must not hold.
+func decryptCause(err error) string {
+	u := errors.Unwrap(err)
+	if u == nil {
+		return ""
+	}
+	step, _, _ := strings.Cut(u.Error(), ":")
+	return logSafe(step)
 }
 
 // auditDecrypt writes the one event of a decryption with a private key. The
@@ -237,14 +238,11 @@ func (s *Server) auditDecrypt(r *http.Request, profile, key string, cred wss.Cre
 	attrs := []any{
 		"event", "private-key-use", "operation", "decrypt", "request_id", requestID(r),
 		"peer_uid", peer.UID, "peer_gid", peer.GID, "peer_pid", peer.PID, "peer_groups", peer.Groups,
-		"profile", profile, "key", key, "cert_serial", certSerial(cred.Chain[0]),
+		"profile", logSafe(profile), "key", logSafe(key), "cert_serial", certSerial(cred.Chain[0]),
 		"duration_ms", float64(dur.Microseconds()) / 1000,
 	}
 	if err != nil {
-		cause := ""
-		if u := errors.Unwrap(err); u != nil {
-			cause = u.Error()
-		}
+		cause := decryptCause(err)
 		attrs = append(attrs, "outcome", "error", "error_code", string(wss.CodeOf(err)), "cause", cause)
 		s.cfg.Audit.Warn("audit", attrs...)
 		return

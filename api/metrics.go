@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Metrics are the daemon's Prometheus metrics. They outlive any one Server,
@@ -62,6 +63,32 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
+// keySeriesHandler serves only the series with a "key" label whose value
+// is in keys: what a caller who is not an administrator may see.
+func (m *Metrics) keySeriesHandler(keys map[string]bool) http.Handler {
+	g := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		mfs, err := m.reg.Gather()
+		var out []*dto.MetricFamily
+		for _, mf := range mfs {
+			var kept []*dto.Metric
+			for _, mt := range mf.GetMetric() {
+				for _, lp := range mt.GetLabel() {
+					if lp.GetName() == "key" && keys[lp.GetValue()] {
+						kept = append(kept, mt)
+						break
+					}
+				}
+			}
+			if len(kept) > 0 {
+				mf.Metric = kept
+				out = append(out, mf)
+			}
+		}
+		return out, err
+	})
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{})
+}
+
 // SetKeyStore points the token-state collector at ks (the current one after
 // a reload).
 func (m *Metrics) SetKeyStore(ks KeyStore) {
@@ -76,10 +103,19 @@ func (m *Metrics) observeRequest(route string, status int, d time.Duration) {
 func (m *Metrics) observeKeyOp(key, op string, err error, d time.Duration) {
 	outcome := "ok"
 	if err != nil {
-		outcome = "error"
+		outcome = outcomeOf(err)
 	}
 	m.keyOps.WithLabelValues(key, op, outcome).Inc()
 	m.keyLatency.WithLabelValues(key, op).Observe(d.Seconds())
+}
+
+// outcomeOf is the outcome label of a failed key operation: "timeout" when
+// the request's deadline passed (not the token's fault), else "error".
+func outcomeOf(err error) string {
+	if isTimeout(err) {
+		return "timeout"
+	}
+	return "error"
 }
 
 // tokenCollector reports token states at scrape time, within a bound, so a
@@ -111,6 +147,9 @@ type statusRecorder struct {
 	http.ResponseWriter
 	status int
 }
+
+// Unwrap lets http.ResponseController reach the connection (read deadlines).
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 func (r *statusRecorder) WriteHeader(code int) {
 	if r.status == 0 {

@@ -186,9 +186,6 @@ func serverProblemCodes(t *testing.T) []string {
 	for c := range wssStatus {
 		set[string(c)] = true
 	}
-	for c := range cryptStatus {
-		set[string(c)] = true
-	}
 	fset := token.NewFileSet()
 	files, err := filepath.Glob(filepath.Join(testutil.RepoRoot(t), "api", "*.go"))
 	if err != nil {

@@ -41,6 +41,9 @@ func PeerFrom(ctx context.Context) Peer {
 
 // PeerOf reads SO_PEERCRED and SO_PEERGROUPS from a Unix connection.
 func PeerOf(c net.Conn) (Peer, error) {
+	if w, ok := c.(interface{ Unwrap() net.Conn }); ok {
+		c = w.Unwrap()
+	}
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
 		return Peer{}, fmt.Errorf("not a unix socket connection")

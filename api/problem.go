@@ -74,6 +74,9 @@ var titles = map[string]string{
 	CodeTimeout:                      "Request deadline exceeded",
 	CodeBrowserForbidden:             "Browser requests are refused",
 	CodeInternalError:                "Internal error",
+	CodeHeaderTooLarge:               "Request header fields too large",
+	CodeTooManyRequests:              "Too many requests from this caller",
+	CodeBodyTimeout:                  "Request body too slow",
 	string(wss.CodeMalformedXML):     "Malformed XML",
 	string(wss.CodeDTDForbidden):     "DTDs and entity declarations are refused",
 	string(wss.CodeTooLarge):         "Envelope too large",
@@ -104,11 +107,22 @@ var wssStatus = map[wss.Code]int{
 	wss.CodeUnsupported:   http.StatusUnprocessableEntity,
 	wss.CodeSigningFailed: http.StatusServiceUnavailable,
 	wss.CodeInternal:      http.StatusInternalServerError,
+	// Every decryption failure has the same status, code and detail.
+	wss.CodeDecryptionFailed: http.StatusUnprocessableEntity,
+	wss.CodeNoEncryptedKey:   http.StatusUnprocessableEntity,
+	wss.CodeBadRecipient:     http.StatusUnprocessableEntity,
+	wss.CodeUnsignedBody:     http.StatusUnprocessableEntity,
 }
 
-// toProblem is the one place where an error becomes a response.
+// isTimeout reports whether err is the request's deadline passing: it is
+// answered 504 timeout, never blamed on the token or the input.
+func isTimeout(err error) bool { return errors.Is(err, context.DeadlineExceeded) }
+
+// toProblem is the one place where an error becomes a response: a passed
+// deadline anywhere in the chain is 504 timeout, whatever wraps it; then
+// API errors, then wss errors by code.
 func toProblem(err error) *Problem {
-	if errors.Is(err, context.DeadlineExceeded) {
+	if isTimeout(err) {
 		return &Problem{Code: CodeTimeout, Status: http.StatusGatewayTimeout, Detail: "the request deadline passed"}
 	}
 	var ae *Error

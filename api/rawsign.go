@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -11,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -41,6 +44,9 @@ var rawHashes = map[string]crypto.Hash{
 
 const rawSignPrefix, rawSignSuffix = "/v1/keys/", "/sign"
 
+// rawSignMaxBody bounds a raw-sign request body.
+const rawSignMaxBody = 4096
+
 // rawSignKey returns the key name of a /v1/keys/{name}/sign path.
 func rawSignKey(path string) (string, bool) {
 	if !strings.HasPrefix(path, rawSignPrefix) || !strings.HasSuffix(path, rawSignSuffix) {
@@ -57,30 +63,102 @@ func badRequest(format string, args ...any) error {
 	return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Detail: fmt.Sprintf(format, args...)}
 }
 
+// checkJSONMediaType accepts application/json exactly (any case), with at
+// most a charset parameter of utf-8.
+func checkJSONMediaType(ct string) error {
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" {
+		return &Error{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMedia, Detail: "send application/json"}
+	}
+	for k, v := range params {
+		if k != "charset" || !strings.EqualFold(v, "utf-8") {
+			return &Error{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMedia, Detail: "send application/json (UTF-8, no other parameter)"}
+		}
+	}
+	return nil
+}
+
+// rawSignFields are the members of a raw-sign request, spelled exactly.
+var rawSignFields = []string{"digest", "hash", "scheme", "format"}
+
+// decodeRawSignRequest decodes one JSON object whose members are all
+// strings named exactly as in RawSignRequest (case-sensitive), each at
+// most once. encoding/json alone would match names in any case and let the
+// last of two duplicates win, so that two readers of one request could
+// disagree on what it asks.
+func decodeRawSignRequest(data []byte) (RawSignRequest, error) {
+	var req RawSignRequest
+	bad := func(detail string) (RawSignRequest, error) {
+		return RawSignRequest{}, badRequest("the body is not a valid raw-sign request: %s", detail)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return bad("one JSON object expected")
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return bad("malformed JSON")
+		}
+		name, _ := tok.(string)
+		if !slices.Contains(rawSignFields, name) {
+			return bad("unknown member")
+		}
+		if seen[name] {
+			return bad("duplicate member " + name)
+		}
+		seen[name] = true
+		tok, err = dec.Token()
+		if err != nil {
+			return bad("malformed JSON")
+		}
+		v, ok := tok.(string)
+		if !ok {
+			return bad("member " + name + " must be a string")
+		}
+		switch name {
+		case "digest":
+			req.Digest = v
+		case "hash":
+			req.Hash = v
+		case "scheme":
+			req.Scheme = v
+		case "format":
+			req.Format = v
+		}
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return bad("malformed JSON")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return bad("one JSON object expected")
+	}
+	return req, nil
+}
+
 func (s *Server) handleRawSign(w http.ResponseWriter, r *http.Request) error {
 	name, _ := rawSignKey(r.URL.Path)
 	peer := PeerFrom(r.Context())
 	acc, ok := s.cfg.RawKeys[name]
 	if !ok || !acc.Allows(peer) {
-		s.cfg.Audit.Warn("audit", "event", "refused", "request_id", requestID(r), "raw_sign_key", name,
+		s.cfg.Audit.Warn("audit", "event", "refused", "request_id", requestID(r), "raw_sign_key", logSafe(name),
 			"peer_uid", peer.UID, "peer_gid", peer.GID, "peer_pid", peer.PID, "peer_groups", peer.Groups)
 		return &Error{Status: http.StatusForbidden, Code: CodeForbidden, Detail: "no key of that name is available to this caller for raw signing"}
 	}
-	if mt := r.Header.Get("Content-Type"); !strings.HasPrefix(mt, "application/json") {
-		return &Error{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMedia, Detail: "send application/json"}
+	if err := checkJSONMediaType(r.Header.Get("Content-Type")); err != nil {
+		return err
 	}
-	var req RawSignRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeBodyTooLarge, Detail: "the body exceeds 4096 bytes"}
-		}
-		return badRequest("the body is not a valid raw-sign request: %v", err)
+	data, err := s.readBodyLimited(w, r, rawSignMaxBody)
+	if err != nil {
+		return err
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return badRequest("one JSON object expected")
+	if err := s.takeSlot(r); err != nil {
+		return err
+	}
+	req, err := decodeRawSignRequest(data)
+	if err != nil {
+		return err
 	}
 	h, ok := rawHashes[req.Hash]
 	if !ok {
@@ -124,11 +202,11 @@ func (s *Server) handleRawSign(w http.ResponseWriter, r *http.Request) error {
 	s.cfg.Metrics.observeKeyOp(name, "raw-sign", err, dur)
 	peerAttrs := []any{"event", "private-key-use", "request_id", requestID(r),
 		"peer_uid", peer.UID, "peer_gid", peer.GID, "peer_pid", peer.PID, "peer_groups", peer.Groups,
-		"operation", "raw-sign", "key", name, "cert_serial", certSerial(cred.Chain[0]),
+		"operation", "raw-sign", "key", logSafe(name), "cert_serial", certSerial(cred.Chain[0]),
 		"hash", req.Hash, "scheme", req.Scheme, "signed_digest", hex.EncodeToString(digest),
 		"duration_ms", float64(dur.Microseconds()) / 1000}
 	if err != nil {
-		s.cfg.Audit.Warn("audit", append(peerAttrs, "outcome", "error")...)
+		s.cfg.Audit.Warn("audit", append(peerAttrs, "outcome", outcomeOf(err))...)
 		if errors.Is(err, ErrTokenUnavailable) {
 			return &Error{Status: http.StatusServiceUnavailable, Code: CodeTokenUnavailable, Detail: "the key's token is not available", RetryAfter: 5 * time.Second, Err: err}
 		}

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -97,8 +98,26 @@ type Config struct {
 	Limits wss.Limits
 	// RequestTimeout bounds each request (504 beyond).
 	RequestTimeout time.Duration
-	// MaxConcurrent bounds requests in flight (503 beyond).
+	// MaxConcurrent bounds requests doing work (signing, verifying, ...) at
+	// once (503 overloaded beyond). A request takes its slot once its body
+	// is read.
 	MaxConcurrent int
+	// MaxConcurrentPerPeer bounds the requests of one caller (uid) in
+	// flight, body reading included (503 too-many-requests beyond), so that
+	// one caller cannot take every slot. Default MaxConcurrent/4, at least 1.
+	MaxConcurrentPerPeer int
+	// MaxInFlightBodyBytes bounds the request-body bytes held at once (503
+	// overloaded beyond): the announced length of each body in flight, or
+	// MaxBodyBytes for one without. One caller may hold a quarter of it (at
+	// least MaxBodyBytes; 503 too-many-requests beyond). Default 8 × MaxBodyBytes.
+	MaxInFlightBodyBytes int64
+	// BodyIdleTimeout is how long a request body may make no progress (408
+	// body-timeout beyond). Default 5s.
+	BodyIdleTimeout time.Duration
+	// Limiter counts what MaxConcurrentPerPeer and MaxInFlightBodyBytes
+	// bound; Servers that share one (the generations of a daemon) share
+	// the counts. nil makes a private one.
+	Limiter *Limiter
 	// Log receives operational logs; nil discards them.
 	Log *slog.Logger
 	// Audit receives one event per private-key use and per refusal; nil
@@ -111,6 +130,13 @@ type Config struct {
 	RawKeys map[string]Access
 	// Metrics records request and key metrics; nil makes a private set.
 	Metrics *Metrics
+	// Admin may read the daemon's details: every series of /metrics and
+	// the token states of /readyz. Other callers get from /metrics only
+	// the series labelled with a key they may use (by a sign, decrypt
+	// profile or raw signing, as GET /v1/keys), and from /readyz only the
+	// verdict. The zero value means root and this process's own user and
+	// group.
+	Admin Access
 }
 
 // Server is the API handler.
@@ -131,6 +157,9 @@ type prefixRoute struct {
 type route struct {
 	method string
 	h      func(w http.ResponseWriter, r *http.Request) error
+	// body routes read a request body, then take a slot (takeSlot);
+	// the others take it before the handler runs.
+	body bool
 }
 
 // New returns the API handler for cfg.
@@ -156,16 +185,32 @@ func New(cfg Config) *Server {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics()
 	}
+	if cfg.MaxConcurrentPerPeer <= 0 {
+		cfg.MaxConcurrentPerPeer = max(1, cfg.MaxConcurrent/4)
+	}
+	if cfg.MaxInFlightBodyBytes <= 0 {
+		cfg.MaxInFlightBodyBytes = 8 * cfg.MaxBodyBytes
+	}
+	cfg.MaxInFlightBodyBytes = max(cfg.MaxInFlightBodyBytes, cfg.MaxBodyBytes)
+	if cfg.BodyIdleTimeout <= 0 {
+		cfg.BodyIdleTimeout = 5 * time.Second
+	}
+	if cfg.Limiter == nil {
+		cfg.Limiter = NewLimiter()
+	}
+	if !cfg.Admin.Anyone && len(cfg.Admin.UIDs) == 0 && len(cfg.Admin.GIDs) == 0 {
+		cfg.Admin = Access{UIDs: []uint32{0, uint32(os.Geteuid())}, GIDs: []uint32{uint32(os.Getegid())}}
+	}
 	s := &Server{cfg: cfg, slots: make(chan struct{}, cfg.MaxConcurrent)}
 	s.mux = map[string]route{
-		"/v1/soap/sign":    {http.MethodPost, s.handleSign},
-		"/v1/soap/verify":  {http.MethodPost, s.handleVerify},
-		"/v1/soap/encrypt": {http.MethodPost, s.handleEncrypt},
-		"/v1/soap/decrypt": {http.MethodPost, s.handleDecrypt},
-		"/v1/keys":         {http.MethodGet, s.handleKeys},
-		"/healthz":         {http.MethodGet, s.handleHealth},
-		"/readyz":          {http.MethodGet, s.handleReady},
-		"/metrics":         {http.MethodGet, s.handleMetrics},
+		"/v1/soap/sign":    {http.MethodPost, s.handleSign, true},
+		"/v1/soap/verify":  {http.MethodPost, s.handleVerify, true},
+		"/v1/soap/encrypt": {http.MethodPost, s.handleEncrypt, true},
+		"/v1/soap/decrypt": {http.MethodPost, s.handleDecrypt, true},
+		"/v1/keys":         {http.MethodGet, s.handleKeys, false},
+		"/healthz":         {http.MethodGet, s.handleHealth, false},
+		"/readyz":          {http.MethodGet, s.handleReady, false},
+		"/metrics":         {http.MethodGet, s.handleMetrics, false},
 	}
 	s.prefixRoutes = []prefixRoute{{
 		method: http.MethodPost, pattern: rawSignPrefix + "{name}" + rawSignSuffix, h: s.handleRawSign,
@@ -173,6 +218,8 @@ func New(cfg Config) *Server {
 	}}
 	return s
 }
+
+var _ http.Handler = (*Server)(nil)
 
 type requestIDKey struct{}
 
@@ -196,9 +243,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w = rec
 	p := toProblem(err)
 	if p.Status >= 500 {
-		s.cfg.Log.Error("request failed", "request_id", id, "path", r.URL.Path, "code", p.Code, "err", err)
+		s.cfg.Log.Error("request failed", "request_id", id, "path", logSafe(r.URL.Path), "code", p.Code, "err", logSafeErr(err))
 	} else {
-		s.cfg.Log.Info("request refused", "request_id", id, "path", r.URL.Path, "code", p.Code, "status", p.Status)
+		s.cfg.Log.Info("request refused", "request_id", id, "path", logSafe(r.URL.Path), "code", p.Code, "status", p.Status)
+	}
+	if r.ContentLength != 0 {
+		// The body may be unread: close the connection after the answer
+		// rather than let net/http read what is left of it first (a slow
+		// client would hold the answer back).
+		w.Header().Set("Connection", "close")
 	}
 	writeProblem(w, p, id)
 }
@@ -206,14 +259,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
 	// A browser page must never reach the socket (DNS rebinding, CSRF via
 	// a local proxy): refuse anything carrying browser headers.
-	if r.Header.Get("Origin") != "" || r.Header.Get("Referer") != "" {
+	if hasHeader(r.Header, "Origin") || hasHeader(r.Header, "Referer") {
 		return &Error{Status: http.StatusForbidden, Code: CodeBrowserForbidden, Detail: "requests with Origin or Referer headers are refused"}
 	}
 	rt, ok := s.mux[r.URL.Path]
 	if !ok {
 		for _, pr := range s.prefixRoutes {
 			if pr.match(r.URL.Path) {
-				rt, ok = route{pr.method, pr.h}, true
+				rt, ok = route{pr.method, pr.h, true}, true
 				break
 			}
 		}
@@ -228,15 +281,33 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
 	if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics" {
 		return rt.h(w, r) // never queued behind signing work
 	}
-	select {
-	case s.slots <- struct{}{}:
-		defer func() { <-s.slots }()
-	default:
-		return &Error{Status: http.StatusServiceUnavailable, Code: CodeOverloaded, Detail: "too many requests in flight", RetryAfter: time.Second}
+	leave, ok := s.cfg.Limiter.enter(peerID(PeerFrom(r.Context())), s.cfg.MaxConcurrentPerPeer)
+	if !ok {
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodeTooManyRequests, Detail: "this caller has too many requests in flight", RetryAfter: time.Second}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	rs := &releases{}
+	rs.add(leave)
+	defer rs.run()
+	ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), releasesKey{}, rs), s.cfg.RequestTimeout)
 	defer cancel()
-	return rt.h(w, r.WithContext(ctx))
+	r = r.WithContext(ctx)
+	if !rt.body {
+		if err := s.takeSlot(r); err != nil {
+			return err
+		}
+	}
+	return rt.h(w, r)
+}
+
+// hasHeader reports whether h carries the header name at all, with any
+// value, empty ones included, under any spelling of the name.
+func hasHeader(h http.Header, name string) bool {
+	for k := range h {
+		if strings.EqualFold(k, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // routeLabel bounds the metrics' route label to the known routes.
@@ -265,7 +336,20 @@ func newRequestID() string {
 
 var soapMediaTypes = []string{"text/xml", "application/soap+xml"}
 
-// readEnvelope checks the media type and reads the bounded body.
+// soapMediaType is the media type of each SOAP version.
+var soapMediaType = map[string]string{"1.1": "text/xml", "1.2": "application/soap+xml"}
+
+// soapVersionOf returns the SOAP version a checked SOAP media type names.
+func soapVersionOf(ct string) string {
+	mt, _, _ := mime.ParseMediaType(ct)
+	if mt == "application/soap+xml" {
+		return "1.2"
+	}
+	return "1.1"
+}
+
+// readEnvelope checks the media type, reads the bounded body
+// (readBodyLimited) and then takes a slot of signing work.
 func (s *Server) readEnvelope(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	ct := r.Header.Get("Content-Type")
 	mt, params, err := mime.ParseMediaType(ct)
@@ -275,19 +359,15 @@ func (s *Server) readEnvelope(w http.ResponseWriter, r *http.Request) ([]byte, e
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
 		return nil, &Error{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMedia, Detail: "only UTF-8 envelopes are accepted"}
 	}
-	if r.ContentLength > s.cfg.MaxBodyBytes {
-		return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeBodyTooLarge, Detail: fmt.Sprintf("the body exceeds %d bytes", s.cfg.MaxBodyBytes)}
-	}
-	body, err := readBody(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), r.ContentLength)
+	body, err := s.readBodyLimited(w, r, s.cfg.MaxBodyBytes)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeBodyTooLarge, Detail: fmt.Sprintf("the body exceeds %d bytes", s.cfg.MaxBodyBytes)}
-		}
-		return nil, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Detail: "could not read the request body", Err: err}
+		return nil, err
 	}
 	if len(body) == 0 {
 		return nil, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Detail: "the request body is empty"}
+	}
+	if err := s.takeSlot(r); err != nil {
+		return nil, err
 	}
 	return body, nil
 }
@@ -323,7 +403,7 @@ func pickProfile[P any](s *Server, r *http.Request, profiles map[string]*P, acce
 	p, ok := profiles[name]
 	peer := PeerFrom(r.Context())
 	if !ok || p == nil || !access(p).Allows(peer) {
-		s.cfg.Audit.Warn("audit", "event", "refused", "request_id", requestID(r), "profile", name, "endpoint", r.URL.Path,
+		s.cfg.Audit.Warn("audit", "event", "refused", "request_id", requestID(r), "profile", logSafe(name), "endpoint", logSafe(r.URL.Path),
 			"peer_uid", peer.UID, "peer_gid", peer.GID, "peer_pid", peer.PID, "peer_groups", peer.Groups)
 		return "", nil, errNoProfile
 	}
@@ -373,6 +453,14 @@ func (s *Server) handleSign(w http.ResponseWriter, r *http.Request) error {
 	}
 	opts.Limits = s.cfg.Limits
 	opts.Now = s.cfg.Now
+	// The media type names the SOAP version (text/xml 1.1,
+	// application/soap+xml 1.2): an envelope of the other version is
+	// refused, and so is a media type the profile's version excludes.
+	ver := soapVersionOf(r.Header.Get("Content-Type"))
+	if opts.SOAPVersion != "" && opts.SOAPVersion != ver {
+		return &Error{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMedia, Detail: "this profile signs SOAP " + opts.SOAPVersion + " envelopes (" + soapMediaType[opts.SOAPVersion] + ")"}
+	}
+	opts.SOAPVersion = ver
 	encryptAfter := p.Encrypt != "" && !p.EncryptBeforeSign
 	// The response is written from the request body and the inserted bytes
 	// without a joined copy (a 10 MB envelope costs 10 MB, not 20).
@@ -380,11 +468,11 @@ func (s *Server) handleSign(w http.ResponseWriter, r *http.Request) error {
 	start := time.Now()
 	res, err := wss.Sign(body, cred, opts)
 	dur := time.Since(start)
-	if !p.Sign.NoSignature {
+	if !p.Sign.NoSignature && (err == nil || wss.CodeOf(err) == wss.CodeSigningFailed) {
+		// The key was used (or its use was attempted); an envelope refused
+		// before signing is not a key operation.
 		s.cfg.Metrics.observeKeyOp(p.Key, "sign", err, dur)
-		if err == nil || wss.CodeOf(err) == wss.CodeSigningFailed {
-			s.audit(r, name, p.Key, cred, res, err, dur)
-		}
+		s.audit(r, name, p.Key, cred, res, err, dur)
 	}
 	if err != nil {
 		if wss.CodeOf(err) == wss.CodeSigningFailed && errors.Is(err, ErrTokenUnavailable) {
@@ -419,11 +507,11 @@ func (s *Server) audit(r *http.Request, profile, key string, cred wss.Credential
 	attrs := []any{
 		"event", "private-key-use", "request_id", requestID(r),
 		"peer_uid", peer.UID, "peer_gid", peer.GID, "peer_pid", peer.PID, "peer_groups", peer.Groups,
-		"profile", profile, "key", key, "cert_serial", certSerial(cred.Chain[0]),
+		"profile", logSafe(profile), "key", logSafe(key), "cert_serial", certSerial(cred.Chain[0]),
 		"duration_ms", float64(dur.Microseconds()) / 1000,
 	}
 	if err != nil {
-		attrs = append(attrs, "outcome", "error", "error_code", string(wss.CodeOf(err)))
+		attrs = append(attrs, "outcome", outcomeOf(err), "error_code", string(wss.CodeOf(err)))
 		s.cfg.Audit.Warn("audit", attrs...)
 		return
 	}
@@ -495,8 +583,35 @@ func keyAlgorithm(c *x509.Certificate) string {
 }
 
 func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) error {
-	s.cfg.Metrics.Handler().ServeHTTP(w, r)
+	peer := PeerFrom(r.Context())
+	if s.cfg.Admin.Allows(peer) {
+		s.cfg.Metrics.Handler().ServeHTTP(w, r)
+		return nil
+	}
+	s.cfg.Metrics.keySeriesHandler(s.visibleKeys(peer)).ServeHTTP(w, r)
 	return nil
+}
+
+// visibleKeys are the keys peer may use: through a sign or decrypt profile,
+// or for raw signing.
+func (s *Server) visibleKeys(peer Peer) map[string]bool {
+	keys := map[string]bool{}
+	for _, p := range s.cfg.Profiles {
+		if p.Access.Allows(peer) {
+			keys[p.Key] = true
+		}
+	}
+	for _, p := range s.cfg.DecryptProfiles {
+		if p.Access.Allows(peer) {
+			keys[p.Key] = true
+		}
+	}
+	for name, a := range s.cfg.RawKeys {
+		if a.Allows(peer) {
+			keys[name] = true
+		}
+	}
+	return keys
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {
@@ -507,7 +622,10 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	states, err := s.cfg.Keys.Ready(ctx)
-	body := map[string]any{"status": "ready", "tokens": states}
+	body := map[string]any{"status": "ready"}
+	if s.cfg.Admin.Allows(PeerFrom(r.Context())) {
+		body["tokens"] = states // token names and states: for the daemon's administrators
+	}
 	if err != nil {
 		body["status"] = "not-ready"
 		return writeJSON(w, http.StatusServiceUnavailable, body)

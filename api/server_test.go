@@ -59,6 +59,18 @@ func loadCred(t *testing.T, name string) wss.Credential {
 // returns a client bound to it.
 func serveUnix(t *testing.T, h http.Handler) *http.Client {
 	t.Helper()
+	sock := serveSocket(t, h)
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		},
+	}}
+}
+
+// serveSocket serves h on a fresh Unix socket with peer credentials, as
+// the daemon does, and returns the socket's path.
+func serveSocket(t *testing.T, h http.Handler) string {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "wsapi")
 	if err != nil {
 		t.Fatal(err)
@@ -72,11 +84,7 @@ func serveUnix(t *testing.T, h http.Handler) *http.Client {
 	srv := &http.Server{Handler: h, ConnContext: ConnContext}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	return &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-		},
-	}}
+	return sock
 }
 
 func newTestServer(t *testing.T, keys *memKeys, access Access) *http.Client {
@@ -89,6 +97,7 @@ func newTestServer(t *testing.T, keys *memKeys, access Access) *http.Client {
 		},
 		RawKeys:      map[string]Access{"rsa": access, "ec": access, "locked": {UIDs: []uint32{4_000_000_000}}},
 		MaxBodyBytes: 4096,
+		Admin:        access,
 	}))
 }
 
@@ -321,7 +330,7 @@ func TestMetricsAndRoutes(t *testing.T) {
 	keys := &memKeys{creds: map[string]wss.Credential{"rsa": loadCred(t, "rsa2048"), "ec": loadCred(t, "ecp256")}}
 	m := NewMetrics()
 	m.SetKeyStore(keys)
-	srv := New(Config{Keys: keys, Metrics: m, Profiles: map[string]*Profile{"default": {Key: "rsa", Access: Access{Anyone: true}}}})
+	srv := New(Config{Keys: keys, Metrics: m, Profiles: map[string]*Profile{"default": {Key: "rsa", Access: Access{Anyone: true}}}, Admin: Access{Anyone: true}})
 	c := serveUnix(t, srv)
 	do(t, c, "POST", "/v1/soap/sign?profile=default", "text/xml", string(testutil.ReadTestdata(t, "envelope-soap11.xml")), nil)
 	do(t, c, "POST", "/v1/soap/sign?profile=default", "text/xml", "<x", nil)

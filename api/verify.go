@@ -15,6 +15,49 @@ type VerifyProfile struct {
 	// Explain are set by the server per request.
 	Verify wss.VerifyOptions
 	Access Access
+	// ReplaySince is when Verify.Replay began remembering messages (zero:
+	// no such bound). A message its cache cannot know, because it may have
+	// been verified before then (by an earlier process, or before a cache
+	// of a new size), is refused as a possible replay: one whose Timestamp
+	// Created is before ReplaySince, and one without a Timestamp until
+	// MaxAge + FutureSkew after it.
+	ReplaySince time.Time
+}
+
+// mayBeReplay reports whether a message verified with ts (nil: none) may
+// have been verified before p's replay cache began.
+func (p *VerifyProfile) mayBeReplay(ts *wss.TimestampInfo, now time.Time) bool {
+	if p.ReplaySince.IsZero() || p.Verify.Replay == nil {
+		return false
+	}
+	if ts == nil {
+		maxAge, skew := p.Verify.MaxAge, p.Verify.FutureSkew
+		if maxAge <= 0 {
+			maxAge = 300 * time.Second // wss's defaults
+		}
+		if skew <= 0 {
+			skew = 60 * time.Second
+		}
+		return now.Before(p.ReplaySince.Add(maxAge + skew))
+	}
+	// A Created without a fraction of a second stands for its whole
+	// second: it is compared with the second the cache began in, or every
+	// message of that second, sent after the start, would be refused.
+	since := p.ReplaySince
+	if ts.Created.Equal(ts.Created.Truncate(time.Second)) {
+		since = since.Truncate(time.Second)
+	}
+	return ts.Created.Before(since)
+}
+
+// replayVerdict turns a valid verdict into a replay when the message may
+// have been verified before p's replay cache began.
+func (p *VerifyProfile) replayVerdict(res *wss.VerifyResult, now time.Time) {
+	if res.Valid && p.mayBeReplay(res.Timestamp, now) {
+		res.Valid = false
+		res.Code = wss.CodeReplay
+		res.Detail = "this message was created before the replay cache began (a restart); it may have been seen before"
+	}
 }
 
 // verifyProfileFor resolves the verify profile of a request.
@@ -65,8 +108,9 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	p.replayVerdict(res, s.cfg.Now())
 	peer := PeerFrom(r.Context())
-	attrs := []any{"event", "verify", "request_id", requestID(r), "verify_profile", name,
+	attrs := []any{"event", "verify", "request_id", requestID(r), "verify_profile", logSafe(name),
 		"peer_uid", peer.UID, "peer_gid", peer.GID, "peer_pid", peer.PID,
 		"valid", res.Valid, "code", string(res.Code), "duration_ms", float64(time.Since(start).Microseconds()) / 1000}
 	if res.Signer != nil {

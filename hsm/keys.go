@@ -78,9 +78,20 @@ type Key struct {
 	Attributes KeyAttributes
 }
 
-// SignContext signs with the key within ctx's deadline (see ContextSigner).
+// SignContext signs with the key within ctx's deadline (see ContextSigner). A Signer that is
+// not a ContextSigner (one set by the caller) signs with Sign once ctx is checked; a Key
+// without a Signer returns an error.
 func (k *Key) SignContext(ctx context.Context, rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
-	return k.Signer.(ContextSigner).SignContext(ctx, rand, digest, opts)
+	if k == nil || k.Signer == nil {
+		return nil, errors.New("sign: key has no signer")
+	}
+	if cs, ok := k.Signer.(ContextSigner); ok {
+		return cs.SignContext(ctx, rand, digest, opts)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("sign: %w", err)
+	}
+	return k.Signer.Sign(rand, digest, opts)
 }
 
 // ContextSigner is a crypto.Signer whose waiting (for a session, for the token) is bounded by a

@@ -2,9 +2,15 @@ package hsm
 
 import (
 	"crypto"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
+	"math/big"
+	"sync"
 )
 
 // errOAEPDecoding is the one error of OAEP decoding: which check failed is never told (that would
@@ -69,4 +75,82 @@ func decodeOAEP(em []byte, k int, h, mh crypto.Hash, label []byte) ([]byte, erro
 		return nil, errOAEPDecoding
 	}
 	return rest[index+1:], nil
+}
+
+// implicitRejectionSecret keys the synthetic messages of decodePKCS1v15: random per process, so
+// that nobody outside can compute them, and fixed within it, so that one ciphertext always
+// yields one answer (a repeated query tells nothing).
+var implicitRejectionSecret = sync.OnceValue(func() []byte {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic("hsm: no random source: " + err.Error()) // crypto/rand never fails on Linux
+	}
+	return b
+})
+
+// syntheticPKCS1v15 derives the stand-in for the plaintext of ciphertext ct under the key with
+// modulus n, for implicit rejection (the construction of draft-irtf-cfrg-rsa-guidance and
+// OpenSSL 3.2, keyed with a process secret instead of the private exponent, which stays in the
+// token): k bytes of message and a length below k-10, both pseudo-random in ct. It costs the
+// same for every ct and is computed for every decryption, valid or not.
+func syntheticPKCS1v15(n *big.Int, ct []byte, k int) (msg []byte, length int) {
+	mac := hmac.New(sha256.New, implicitRejectionSecret())
+	mac.Write(n.Bytes())
+	mac.Write(ct)
+	kdk := mac.Sum(nil)
+	const candidates = 64
+	stream, err := hkdf.Expand(sha256.New, kdk, "wssignd pkcs1v15 implicit rejection", k+2*candidates)
+	if err != nil {
+		panic("hsm: hkdf: " + err.Error()) // only for lengths over 255 hashes: k is at most 2048 bytes
+	}
+	msg = stream[:k]
+	// A length in [0, k-11]: the last of the candidates, masked to the bits of k-11, that is
+	// below k-10, chosen without branching.
+	maxLen := k - 11
+	mask := 1
+	for mask < maxLen {
+		mask = mask<<1 | 1
+	}
+	for i := range candidates {
+		c := int(binary.BigEndian.Uint16(stream[k+2*i:])) & mask
+		length = subtle.ConstantTimeSelect(subtle.ConstantTimeLessOrEq(c, maxLen), c, length)
+	}
+	return msg, length
+}
+
+// decodePKCS1v15 is EME-PKCS1-v1_5 decoding (RFC 8017 7.2.2 step 3) of em, the result of a raw
+// RSA decryption with a k-byte modulus, with implicit rejection: it never fails on the
+// padding. When em is not a valid encryption block (or, with sessionKeyLen > 0, does not hold
+// a message of that length), it returns the synthetic message instead (synth, k bytes, and
+// synthLen, its length without sessionKeyLen) with no error, as crypto/rsa does for
+// PKCS1v15DecryptOptions.SessionKeyLen. Its time does not depend on em's content.
+func decodePKCS1v15(em []byte, k int, sessionKeyLen int, synth []byte, synthLen int) ([]byte, error) {
+	if k < 11 || len(em) > k || len(synth) != k || sessionKeyLen > k-11 {
+		return nil, errors.New("decrypt: pkcs1v15 decoding: bad sizes")
+	}
+	buf := make([]byte, k)
+	copy(buf[k-len(em):], em) // a token may drop leading zero bytes of the integer
+
+	valid := subtle.ConstantTimeByteEq(buf[0], 0) & subtle.ConstantTimeByteEq(buf[1], 2)
+	looking, index := 1, 0
+	for i := 2; i < k; i++ {
+		is0 := subtle.ConstantTimeByteEq(buf[i], 0)
+		index = subtle.ConstantTimeSelect(looking&is0, i, index)
+		looking = subtle.ConstantTimeSelect(is0, 0, looking)
+	}
+	valid &= ^looking & 1
+	valid &= subtle.ConstantTimeLessOrEq(2+8, index) // at least 8 bytes of padding
+	start := index + 1                               // the message is buf[start:]
+
+	if sessionKeyLen > 0 {
+		valid &= subtle.ConstantTimeEq(int32(k-start), int32(sessionKeyLen))
+		out := make([]byte, sessionKeyLen)
+		copy(out, synth[k-sessionKeyLen:])
+		subtle.ConstantTimeCopy(valid, out, buf[k-sessionKeyLen:])
+		return out, nil
+	}
+	out := make([]byte, k)
+	copy(out, synth)
+	subtle.ConstantTimeCopy(valid, out, buf)
+	return out[subtle.ConstantTimeSelect(valid, start, k-synthLen):], nil
 }

@@ -118,6 +118,13 @@ func rawSign(p *pkcs11.Ctx, sh pkcs11.SessionHandle, h pkcs11.ObjectHandle, pub 
 // tokenSigner is a crypto.Signer whose private key is a token object.
 type tokenSigner struct{ k *keyEntry }
 
+// The interfaces the signers promise (Key.Signer's documentation).
+var (
+	_ ContextSigner    = (*tokenSigner)(nil)
+	_ ContextSigner    = tokenRSASigner{}
+	_ ContextDecrypter = tokenRSASigner{}
+)
+
 // tokenRSASigner adds crypto.Decrypter to RSA keys.
 type tokenRSASigner struct{ *tokenSigner }
 
@@ -161,29 +168,37 @@ func (s *tokenSigner) SignContext(ctx context.Context, _ io.Reader, digest []byt
 }
 
 // Decrypt decrypts msg inside the token within the Token's OpTimeout: RSA PKCS #1 v1.5 (nil
-// opts or *rsa.PKCS1v15DecryptOptions without SessionKeyLen) or OAEP (*rsa.OAEPOptions; the
-// MGF1 hash is MGFHash, or Hash when MGFHash is zero).
+// opts or *rsa.PKCS1v15DecryptOptions) or OAEP (*rsa.OAEPOptions; the MGF1 hash is MGFHash, or
+// Hash when MGFHash is zero).
 func (s tokenRSASigner) Decrypt(rand io.Reader, msg []byte, opts crypto.DecrypterOpts) ([]byte, error) {
 	return s.DecryptContext(context.Background(), rand, msg, opts)
 }
 
 // DecryptContext is Decrypt within ctx's deadline (and at most the Token's OpTimeout).
 //
-// OAEP with SHA-1, MGF1-SHA-1 and no label is done by the token (CKM_RSA_PKCS_OAEP). Other OAEP
-// parameters are tried with the token first; if it refuses them (SoftHSM2 2.6 answers
-// CKR_GENERAL_ERROR to anything but SHA-1/MGF1-SHA-1 without label), the token does a raw RSA
-// decryption (CKM_RSA_X_509) and the OAEP decoding happens here, in constant time, with one error
-// for every failure. Tokens that refuse raw RSA too fail with the token's error.
+// The token does a raw RSA decryption (CKM_RSA_X_509) and the padding is decoded here, in
+// constant time, so that a bad padding takes the same path through the token, the session
+// pool and this package as a good one (a token's own padding check answers an error, which is
+// a timing and behaviour oracle: Bleichenbacher 1998, Manger 2001; SoftHSM2 even answers
+// CKR_GENERAL_ERROR to a bad OAEP padding, which looks like a module failure).
+//
+// PKCS #1 v1.5 uses implicit rejection: a bad padding is not an error but yields a synthetic
+// message derived from the ciphertext (with SessionKeyLen, a key of that length, as
+// crypto/rsa does; without, a message of a pseudo-random length), so a caller that treats
+// every unwrapped key alike learns nothing. OAEP of any hash, MGF1 hash and label fails with
+// one error for every decoding failure, after the same work.
+//
+// A token that refuses raw RSA decrypts with its own mechanism (CKM_RSA_PKCS or
+// CKM_RSA_PKCS_OAEP) and its own error behaviour.
 func (s tokenRSASigner) DecryptContext(ctx context.Context, _ io.Reader, msg []byte, opts crypto.DecrypterOpts) ([]byte, error) {
 	var mech *pkcs11.Mechanism
 	var oaep *rsa.OAEPOptions
+	sessionKeyLen := 0
 	switch o := opts.(type) {
 	case nil:
 		mech = pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil)
 	case *rsa.PKCS1v15DecryptOptions:
-		if o.SessionKeyLen > 0 {
-			return nil, errors.New("decrypt: pkcs1v15 session key length is not supported")
-		}
+		sessionKeyLen = o.SessionKeyLen
 		mech = pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil)
 	case *rsa.OAEPOptions:
 		hm, ok := hashMech[o.Hash]
@@ -202,26 +217,39 @@ func (s tokenRSASigner) DecryptContext(ctx context.Context, _ io.Reader, msg []b
 	default:
 		return nil, fmt.Errorf("decrypt: unsupported options %T", opts)
 	}
-	pub := s.k.pub.(*rsa.PublicKey)
-	if len(msg) != pub.Size() {
-		return nil, fmt.Errorf("decrypt: ciphertext is %d bytes, the key needs %d", len(msg), pub.Size())
+	pub, ok := s.k.pub.(*rsa.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("decrypt: not an RSA key (%T)", s.k.pub)
 	}
-	basic := oaep == nil || (oaep.Hash == crypto.SHA1 && oaep.MGFHash == crypto.SHA1 && len(oaep.Label) == 0)
+	k := pub.Size()
+	if len(msg) != k {
+		return nil, fmt.Errorf("decrypt: ciphertext is %d bytes, the key needs %d", len(msg), k)
+	}
+	if sessionKeyLen < 0 || sessionKeyLen > k-11 {
+		return nil, fmt.Errorf("decrypt: pkcs1v15 session key length %d out of range", sessionKeyLen)
+	}
+	var synth []byte
+	var synthLen int
+	if oaep == nil {
+		synth, synthLen = syntheticPKCS1v15(pub.N, msg, k)
+	}
 	t := s.k.t
 	out, err := t.do(ctx, t.opTimeout, true, func(p *pkcs11.Ctx, sh pkcs11.SessionHandle, gen uint64) ([]byte, error) {
 		h, err := s.k.handleFor(gen)
 		if err != nil {
 			return nil, err
 		}
-		pt, err := rawDecrypt(p, sh, h, mech, msg)
-		if err == nil || basic || !refusedParams(err) {
-			return pt, err
-		}
 		em, err := rawDecrypt(p, sh, h, pkcs11.NewMechanism(pkcs11.CKM_RSA_X_509, nil), msg)
 		if err != nil {
-			return nil, err
+			if !refusedRaw(err) {
+				return nil, err
+			}
+			return rawDecrypt(p, sh, h, mech, msg)
 		}
-		return decodeOAEP(em, pub.Size(), oaep.Hash, oaep.MGFHash, oaep.Label)
+		if oaep != nil {
+			return decodeOAEP(em, k, oaep.Hash, oaep.MGFHash, oaep.Label)
+		}
+		return decodePKCS1v15(em, k, sessionKeyLen, synth, synthLen)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("token %q: %w", t.label, err)
@@ -240,16 +268,16 @@ func rawDecrypt(p *pkcs11.Ctx, sh pkcs11.SessionHandle, h pkcs11.ObjectHandle, m
 	return pt, nil
 }
 
-// refusedParams reports whether a token's error to a parameterised mechanism means it does not
-// take those parameters (some tokens answer CKR_GENERAL_ERROR or CKR_FUNCTION_FAILED to that).
-func refusedParams(err error) bool {
+// refusedRaw reports whether a token's error to CKM_RSA_X_509 means it does not do raw RSA
+// with this key (as some HSMs are configured), rather than a failure of this decryption.
+func refusedRaw(err error) bool {
 	rv, ok := ckr(err)
 	if !ok {
 		return false
 	}
 	switch rv {
-	case pkcs11.CKR_MECHANISM_INVALID, pkcs11.CKR_MECHANISM_PARAM_INVALID, pkcs11.CKR_ARGUMENTS_BAD,
-		pkcs11.CKR_GENERAL_ERROR, pkcs11.CKR_FUNCTION_FAILED, pkcs11.CKR_FUNCTION_NOT_SUPPORTED:
+	case pkcs11.CKR_MECHANISM_INVALID, pkcs11.CKR_MECHANISM_PARAM_INVALID, pkcs11.CKR_KEY_FUNCTION_NOT_PERMITTED,
+		pkcs11.CKR_KEY_TYPE_INCONSISTENT, pkcs11.CKR_FUNCTION_NOT_SUPPORTED:
 		return true
 	}
 	return false

@@ -24,7 +24,11 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime/debug"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -37,6 +41,12 @@ import (
 )
 
 const exitConfig = 78
+
+// The interfaces the daemon's types promise.
+var (
+	_ api.KeyStore = (*keyStore)(nil)
+	_ http.Handler = (*dispatcher)(nil)
+)
 
 var osGetenv = os.Getenv
 
@@ -75,6 +85,7 @@ func serveMain(args []string) int {
 		return 0
 	}
 	log := newLogger(c)
+	setMemoryLimit(log)
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err == nil {
@@ -99,6 +110,50 @@ func serveMain(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// setMemoryLimit gives the Go runtime a soft memory limit of 80% of the
+// service's cgroup memory.max (systemd's MemoryMax=), so that the garbage
+// collector works harder before the kernel kills the service. GOMEMLIMIT,
+// when set, wins (the runtime has applied it); without a cgroup limit
+// nothing changes.
+func setMemoryLimit(log *slog.Logger) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	hard, ok := cgroupMemoryMax("/proc/self/cgroup", "/sys/fs/cgroup")
+	if !ok {
+		return
+	}
+	soft := hard / 10 * 8
+	debug.SetMemoryLimit(soft)
+	log.Info("go memory limit set", "bytes", soft, "cgroup_memory_max", hard)
+}
+
+// cgroupMemoryMax reads the memory.max of the cgroup (v2) that procCgroup
+// (/proc/self/cgroup) names, under root (/sys/fs/cgroup); false when there
+// is none or it is "max".
+func cgroupMemoryMax(procCgroup, root string) (int64, bool) {
+	b, err := os.ReadFile(procCgroup)
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		path, ok := strings.CutPrefix(line, "0::")
+		if !ok {
+			continue
+		}
+		v, err := os.ReadFile(filepath.Join(root, filepath.Clean("/"+path), "memory.max"))
+		if err != nil {
+			return 0, false
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(string(v)), 10, 64)
+		if err != nil || n <= 0 {
+			return 0, false
+		}
+		return n, true
+	}
+	return 0, false
 }
 
 // logLevel is the level of the logger newLogger made; a reload changes it.
@@ -150,13 +205,26 @@ type generation struct {
 	retired bool
 }
 
+// lasting is what outlives configuration generations: the metrics, and
+// the verify profiles' replay caches (a reload must not forget which
+// messages were seen).
+type lasting struct {
+	metrics *api.Metrics
+	replays *replayCaches
+	limiter *api.Limiter // requests and body bytes in flight, per peer and in total
+}
+
+func newLasting() *lasting {
+	return &lasting{metrics: api.NewMetrics(), replays: newReplayCaches(), limiter: api.NewLimiter()}
+}
+
 // build opens the tokens of c and makes its API handler.
-func build(c *config.Config, log *slog.Logger, metrics *api.Metrics) (*generation, error) {
+func build(c *config.Config, log *slog.Logger, l *lasting) (*generation, error) {
 	ks, err := openKeyStore(c, log)
 	if err != nil {
 		return nil, err
 	}
-	g, err := buildHandler(c, ks, log, metrics)
+	g, err := buildHandler(c, ks, log, l)
 	if err != nil {
 		ks.Close()
 		return nil, fmt.Errorf("%w: %v", errConfig, err)
@@ -164,12 +232,12 @@ func build(c *config.Config, log *slog.Logger, metrics *api.Metrics) (*generatio
 	return g, nil
 }
 
-func buildHandler(c *config.Config, ks *keyStore, log *slog.Logger, metrics *api.Metrics) (*generation, error) {
+func buildHandler(c *config.Config, ks *keyStore, log *slog.Logger, l *lasting) (*generation, error) {
 	profiles, err := buildProfiles(c, ks)
 	if err != nil {
 		return nil, err
 	}
-	vprofiles, err := buildVerifyProfiles(c)
+	vprofiles, err := buildVerifyProfiles(c, l.replays)
 	if err != nil {
 		return nil, err
 	}
@@ -181,22 +249,44 @@ func buildHandler(c *config.Config, ks *keyStore, log *slog.Logger, metrics *api
 	if err != nil {
 		return nil, err
 	}
+	admin, err := adminAccess(c)
+	if err != nil {
+		return nil, err
+	}
 	h := api.New(api.Config{
-		Keys:            ks,
-		Profiles:        profiles,
-		VerifyProfiles:  vprofiles,
-		EncryptProfiles: eprofiles,
-		DecryptProfiles: dprofiles,
-		RawKeys:         rawKeys,
-		MaxBodyBytes:    c.Limits.MaxBodyBytes,
-		Limits:          wss.Limits{MaxBytes: c.Limits.MaxBodyBytes, MaxDepth: c.Limits.MaxDepth, MaxElements: c.Limits.MaxElements},
-		RequestTimeout:  c.Limits.RequestTimeout.Duration,
-		MaxConcurrent:   c.Limits.MaxConcurrent,
-		Log:             log,
-		Audit:           auditLogger(log),
-		Metrics:         metrics,
+		Keys:                 ks,
+		Profiles:             profiles,
+		VerifyProfiles:       vprofiles,
+		EncryptProfiles:      eprofiles,
+		DecryptProfiles:      dprofiles,
+		RawKeys:              rawKeys,
+		MaxBodyBytes:         c.Limits.MaxBodyBytes,
+		Limits:               wss.Limits{MaxBytes: c.Limits.MaxBodyBytes, MaxDepth: c.Limits.MaxDepth, MaxElements: c.Limits.MaxElements},
+		RequestTimeout:       c.Limits.RequestTimeout.Duration,
+		MaxConcurrent:        c.Limits.MaxConcurrent,
+		MaxConcurrentPerPeer: c.Limits.MaxConcurrentPerPeer,
+		MaxInFlightBodyBytes: c.Limits.MaxInFlightBodyBytes,
+		BodyIdleTimeout:      c.Limits.BodyIdleTimeout.Duration,
+		Limiter:              l.limiter,
+		Admin:                admin,
+		Log:                  log,
+		Audit:                auditLogger(log),
+		Metrics:              l.metrics,
 	})
 	return &generation{cfg: c, ks: ks, handler: h}, nil
+}
+
+// adminAccess resolves admin_users and admin_groups; without either, the
+// administrators are root and the daemon's own user and group.
+func adminAccess(c *config.Config) (api.Access, error) {
+	if len(c.AdminUsers) == 0 && len(c.AdminGroups) == 0 {
+		return api.Access{}, nil // api.Config's default
+	}
+	a, err := resolveAccess(c.AdminUsers, c.AdminGroups)
+	if err != nil {
+		return a, fmt.Errorf("admin: %v", err)
+	}
+	return a, nil
 }
 
 // retire waits for the generation's requests in flight, then closes its tokens.
@@ -234,8 +324,9 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func()
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	metrics := api.NewMetrics()
-	g, err := build(c, log, metrics)
+	l := newLasting()
+	metrics := l.metrics
+	g, err := build(c, log, l)
 	if err != nil {
 		return err
 	}
@@ -260,7 +351,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func()
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(api.Listener(ln)) }()
 	log.Info("wssignd serving", "socket", ln.Addr().String(), "profiles", len(c.Profiles))
 	states, _ := g.ks.Ready(ctx)
 	notifyReady(states)
@@ -273,7 +364,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func()
 		case err := <-errc:
 			return err
 		case <-hup:
-			reload(&d, log, metrics)
+			reload(&d, log, l)
 		case <-ctx.Done():
 			log.Info("stopping: draining requests in flight")
 			running = false
@@ -289,7 +380,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func()
 }
 
 // reload loads the configuration file again and swaps it in if it is good.
-func reload(d *dispatcher, log *slog.Logger, metrics *api.Metrics) {
+func reload(d *dispatcher, log *slog.Logger, l *lasting) {
 	old := d.cur.Load()
 	notifyReloading()
 	defer func() {
@@ -304,13 +395,13 @@ func reload(d *dispatcher, log *slog.Logger, metrics *api.Metrics) {
 	if c.Socket != old.cfg.Socket || c.SocketMode != old.cfg.SocketMode {
 		log.Warn("reload: socket settings change only at restart")
 	}
-	g, err := build(c, log, metrics)
+	g, err := build(c, log, l)
 	if err != nil {
 		log.Error("reload refused: the old configuration keeps serving", "err", err)
 		return
 	}
 	d.cur.Store(g)
-	metrics.SetKeyStore(g.ks)
+	l.metrics.SetKeyStore(g.ks)
 	setLogLevel(c)
 	log.Info("configuration reloaded", "file", c.File, "profiles", len(c.Profiles))
 	go old.retire()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"os/user"
@@ -140,6 +141,17 @@ func signOptions(p *config.Profile, configFile string) (wss.SignOptions, error) 
 	return o, nil
 }
 
+// lookupUser and lookupGroup resolve the names of allow_* and raw_sign_*
+// lists (variables so that tests can make them fail or answer oddly).
+var (
+	lookupUser  = user.Lookup
+	lookupGroup = user.LookupGroup
+)
+
+// resolveAccess turns user and group names or numbers into an access list.
+// It fails closed: any name that does not resolve to exactly one numeric
+// id refuses the whole list, so a lookup failure can never put a wrong id
+// (such as 0, root) on it.
 func resolveAccess(users, groups []string) (api.Access, error) {
 	var a api.Access
 	for _, u := range users {
@@ -151,26 +163,41 @@ func resolveAccess(users, groups []string) (api.Access, error) {
 			a.UIDs = append(a.UIDs, uint32(n))
 			continue
 		}
-		usr, err := user.Lookup(u)
+		usr, err := lookupUser(u)
 		if err != nil {
-			return a, fmt.Errorf("allow_users: unknown user %q", u)
+			return api.Access{}, fmt.Errorf("allow_users: cannot resolve user %q: %v", u, err)
 		}
-		n, _ := strconv.ParseUint(usr.Uid, 10, 32)
-		a.UIDs = append(a.UIDs, uint32(n))
+		n, err := parseID(usr.Uid)
+		if err != nil {
+			return api.Access{}, fmt.Errorf("allow_users: user %q has uid %q: %v", u, usr.Uid, err)
+		}
+		a.UIDs = append(a.UIDs, n)
 	}
 	for _, g := range groups {
 		if n, err := strconv.ParseUint(g, 10, 32); err == nil {
 			a.GIDs = append(a.GIDs, uint32(n))
 			continue
 		}
-		grp, err := user.LookupGroup(g)
+		grp, err := lookupGroup(g)
 		if err != nil {
-			return a, fmt.Errorf("allow_groups: unknown group %q", g)
+			return api.Access{}, fmt.Errorf("allow_groups: cannot resolve group %q: %v", g, err)
 		}
-		n, _ := strconv.ParseUint(grp.Gid, 10, 32)
-		a.GIDs = append(a.GIDs, uint32(n))
+		n, err := parseID(grp.Gid)
+		if err != nil {
+			return api.Access{}, fmt.Errorf("allow_groups: group %q has gid %q: %v", g, grp.Gid, err)
+		}
+		a.GIDs = append(a.GIDs, n)
 	}
 	return a, nil
+}
+
+// parseID parses a numeric uid or gid as the name service returned it.
+func parseID(s string) (uint32, error) {
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil {
+		return 0, errors.New("not a 32-bit unsigned number")
+	}
+	return uint32(n), nil
 }
 
 // buildRawKeys lists the keys open to raw signing and who may use each.

@@ -6,16 +6,53 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/wssignd/wssignd/api"
 	"github.com/wssignd/wssignd/internal/config"
 	"github.com/wssignd/wssignd/wss"
 )
 
+// replayCaches keeps the replay cache of each verify profile for the life
+// of the process, so that a reload (a new generation of profiles) does not
+// forget the messages verified before it. A new replay_cache_size takes
+// effect at the next start: a new cache would not know what the old one
+// saw. A cache knows nothing from before it began; the API refuses
+// messages created before then (api.VerifyProfile.ReplaySince).
+type replayCaches struct {
+	mu sync.Mutex
+	m  map[string]replayCache
+}
+
+type replayCache struct {
+	cache *wss.ReplayCache
+	since time.Time
+}
+
+func newReplayCaches() *replayCaches { return &replayCaches{m: map[string]replayCache{}} }
+
+// get returns the cache of verify profile name (made with size entries
+// when the process first built the profile) and when it began.
+func (r *replayCaches) get(name string, size int) (*wss.ReplayCache, time.Time) {
+	if r == nil {
+		return wss.NewReplayCache(size), time.Now()
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rc, ok := r.m[name]
+	if !ok {
+		rc = replayCache{cache: wss.NewReplayCache(size), since: time.Now()}
+		r.m[name] = rc
+	}
+	return rc.cache, rc.since
+}
+
 // buildVerifyProfiles turns [verify.NAME] tables into API verify profiles:
 // trust stores from the certificate files, required parts, Timestamp rules,
-// allow-lists and a replay cache of its own per profile.
-func buildVerifyProfiles(c *config.Config) (map[string]*api.VerifyProfile, error) {
+// allow-lists and the profile's replay cache from replays (shared by every
+// generation of the process; nil makes new ones).
+func buildVerifyProfiles(c *config.Config, replays *replayCaches) (map[string]*api.VerifyProfile, error) {
 	out := map[string]*api.VerifyProfile{}
 	var probs []string
 	names := slices.Sorted(maps.Keys(c.Verify))
@@ -47,7 +84,6 @@ func buildVerifyProfiles(c *config.Config) (map[string]*api.VerifyProfile, error
 			FutureSkew:              p.FutureSkew.Duration,
 			MaxAge:                  p.MaxAge.Duration,
 			MaxLifetime:             p.MaxLifetime.Duration,
-			Replay:                  wss.NewReplayCache(p.ReplayCacheSize),
 			AllowedSignatureMethods: p.SignatureMethods,
 			AllowedDigestMethods:    p.DigestMethods,
 			AllowedC14NMethods:      p.C14NMethods,
@@ -68,7 +104,9 @@ func buildVerifyProfiles(c *config.Config) (map[string]*api.VerifyProfile, error
 		if err != nil {
 			probs = append(probs, fmt.Sprintf("%s: %v", f, err))
 		}
-		out[name] = &api.VerifyProfile{Verify: opts, Access: acc}
+		var since time.Time
+		opts.Replay, since = replays.get(name, p.ReplayCacheSize)
+		out[name] = &api.VerifyProfile{Verify: opts, Access: acc, ReplaySince: since}
 	}
 	if len(probs) > 0 {
 		return nil, fmt.Errorf("%s", strings.Join(probs, "; "))

@@ -70,7 +70,7 @@ allow_users = ["*"]
 		strings.Join(vp.Parts, ",") != "Body,Timestamp" || !filepath.IsAbs(vp.TrustedCerts[0]) {
 		t.Errorf("defaults: %+v", vp)
 	}
-	profiles, err := buildVerifyProfiles(c)
+	profiles, err := buildVerifyProfiles(c, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,6 +37,17 @@ type Config struct {
 	LogLevel string `toml:"log_level"`
 	// LogFormat is text or json. Default text.
 	LogFormat string `toml:"log_format"`
+	// AdminUsers and AdminGroups (names or numbers) may read the daemon's
+	// details: every series of GET /metrics (token names and states, every
+	// key's counts, the Go runtime and the process) and each token's state
+	// in GET /readyz. Any other client of the socket gets from /metrics
+	// only the series labelled with a key it may use (the access of
+	// GET /v1/keys, plus decrypt profiles and raw signing), and from
+	// /readyz only the verdict. Default (both empty): root, and the
+	// daemon's own user and group (wssignd under the shipped unit): put a
+	// Prometheus scraper in that group, or name it here.
+	AdminUsers  []string `toml:"admin_users"`
+	AdminGroups []string `toml:"admin_groups"`
 	// Modules is the allow-list of PKCS#11 module paths a token may load.
 	// PKCS#11 modules are native code: nothing else is ever loaded.
 	Modules []string `toml:"modules"`
@@ -69,9 +80,26 @@ type Limits struct {
 	MaxElements int `toml:"max_elements"`
 	// RequestTimeout bounds each request, token wait included. Default 30s.
 	RequestTimeout Duration `toml:"request_timeout"`
-	// MaxConcurrent is the most requests served at once; more get 503.
-	// Default 64.
+	// MaxConcurrent is the most requests worked on at once; more get 503
+	// overloaded. A request takes its place only once its body is read, so
+	// clients that send slowly do not hold places. Default 64.
 	MaxConcurrent int `toml:"max_concurrent"`
+	// MaxConcurrentPerPeer is the most requests one caller (uid) may have
+	// in flight, body reading included; more get 503 too-many-requests.
+	// Default max_concurrent / 4 (at least 1).
+	MaxConcurrentPerPeer int `toml:"max_concurrent_per_peer"`
+	// MaxInFlightBodyBytes bounds the request-body bytes held at once
+	// (each body counts its Content-Length, or max_body_bytes without one);
+	// more get 503 overloaded, and one caller may hold a quarter of it (at
+	// least max_body_bytes; more get 503 too-many-requests). Memory per request is a small
+	// multiple of its body, so this, not max_concurrent × max_body_bytes,
+	// bounds the memory requests use. Default 8 × max_body_bytes (128 MiB);
+	// at least max_body_bytes.
+	MaxInFlightBodyBytes int64 `toml:"max_inflight_body_bytes"`
+	// BodyIdleTimeout is how long a request body may make no progress;
+	// the whole body must arrive within request_timeout. Slower bodies get
+	// 408 body-timeout. Default 5s.
+	BodyIdleTimeout Duration `toml:"body_idle_timeout"`
 }
 
 // Token is a PKCS#11 token.
@@ -222,6 +250,15 @@ func (c *Config) defaults() {
 	if l.MaxConcurrent == 0 {
 		l.MaxConcurrent = 64
 	}
+	if l.MaxConcurrentPerPeer == 0 {
+		l.MaxConcurrentPerPeer = max(1, l.MaxConcurrent/4)
+	}
+	if l.MaxInFlightBodyBytes == 0 {
+		l.MaxInFlightBodyBytes = 8 * l.MaxBodyBytes
+	}
+	if l.BodyIdleTimeout.Duration == 0 {
+		l.BodyIdleTimeout.Duration = 5 * time.Second
+	}
 	dir := filepath.Dir(c.File)
 	if !filepath.IsAbs(c.Socket) {
 		c.Socket = filepath.Join(dir, c.Socket)
@@ -282,6 +319,15 @@ func (c *Config) validate() []string {
 	}
 	if l.MaxConcurrent < 1 {
 		bad("limits.max_concurrent", "must be at least 1")
+	}
+	if l.MaxConcurrentPerPeer < 1 {
+		bad("limits.max_concurrent_per_peer", "must be at least 1")
+	}
+	if l.MaxInFlightBodyBytes < l.MaxBodyBytes {
+		bad("limits.max_inflight_body_bytes", "must be at least max_body_bytes (%d)", l.MaxBodyBytes)
+	}
+	if l.BodyIdleTimeout.Duration < 100*time.Millisecond {
+		bad("limits.body_idle_timeout", "must be at least 100ms")
 	}
 	for _, name := range slices.Sorted(maps.Keys(c.Tokens)) {
 		t := c.Tokens[name]

@@ -54,6 +54,24 @@ type VerifyProfile struct {
 	// MaxReferences bounds the References of a signature. Default 64.
 	MaxReferences int `toml:"max_references"`
 	// ReplayCacheSize bounds the replay cache (entries). Default 100000.
+	//
+	// The replay cache lives in memory for the life of the process: a
+	// reload keeps it (a new size takes effect at the next start). A
+	// process cannot know what an earlier one verified, so it refuses
+	// (code replay) every message whose Timestamp Created is before it
+	// started (a Created in whole seconds: before the second it started
+	// in), and, for max_age + future_skew after the start, every message
+	// without a Timestamp. This was chosen over keeping entries on disk
+	// under state_dir: it closes the window exactly, whatever happened to
+	// the old process (a crash or a kill leaves no file to trust, a disk
+	// write per verified message would be on the hot path, and a full or
+	// read-only state_dir would reopen the window), at the price of
+	// refusing messages created before a restart and delivered after it
+	// (senders send them again with a new Timestamp). One window remains:
+	// a sender whose clock is ahead of ours (within future_skew) may have
+	// a message verified in the last moments before a restart that is
+	// dated after it, and so may one verified within the second before a
+	// start when Created is in whole seconds.
 	ReplayCacheSize int `toml:"replay_cache_size"`
 	// UnsignedFaults is "reject" (default) or "accept": an unsigned SOAP
 	// Fault is then valid, flagged with unsigned_fault and code

@@ -1,0 +1,194 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Problem codes of the admission limits.
+const (
+	CodeTooManyRequests = "too-many-requests" // this caller has its share of requests (or body bytes) in flight
+	CodeBodyTimeout     = "body-timeout"      // the body did not arrive in time
+)
+
+// Limiter holds what requests in flight use, across every Server that
+// shares it (the daemon makes one for the process, so a reload does not
+// reset the counts): requests per peer and request-body bytes, in total
+// and per peer. The limits themselves are in Config. Safe for concurrent
+// use.
+type Limiter struct {
+	mu        sync.Mutex
+	requests  map[peerKeyID]int
+	bytes     map[peerKeyID]int64
+	bytesUsed int64
+}
+
+// NewLimiter returns an empty Limiter.
+func NewLimiter() *Limiter {
+	return &Limiter{requests: map[peerKeyID]int{}, bytes: map[peerKeyID]int64{}}
+}
+
+// peerKeyID is who a per-peer limit counts: the uid, or every connection
+// without peer credentials together.
+type peerKeyID struct {
+	uid   uint32
+	known bool
+}
+
+func peerID(p Peer) peerKeyID { return peerKeyID{uid: p.UID, known: p.Known} }
+
+// enter admits one more request of p, unless p has max in flight.
+func (l *Limiter) enter(p peerKeyID, max int) (release func(), ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.requests[p] >= max {
+		return nil, false
+	}
+	l.requests[p]++
+	return sync.OnceFunc(func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.requests[p]--; l.requests[p] <= 0 {
+			delete(l.requests, p)
+		}
+	}), true
+}
+
+// reserve sets n body bytes aside for p, unless that would pass total in
+// flight or perPeer for p. It reports which limit refused.
+func (l *Limiter) reserve(p peerKeyID, n, total, perPeer int64) (release func(), err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.bytes[p]+n > perPeer {
+		return nil, errPeerBytes
+	}
+	if l.bytesUsed+n > total {
+		return nil, errTotalBytes
+	}
+	l.bytes[p] += n
+	l.bytesUsed += n
+	return sync.OnceFunc(func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.bytesUsed -= n
+		if l.bytes[p] -= n; l.bytes[p] <= 0 {
+			delete(l.bytes, p)
+		}
+	}), nil
+}
+
+var (
+	errPeerBytes  = errors.New("this caller's request bodies in flight are at the limit")
+	errTotalBytes = errors.New("the request bodies in flight are at the limit")
+)
+
+// releases collects what a request holds (a slot, body bytes) to give it
+// back when the request ends.
+type releases struct{ fs []func() }
+
+type releasesKey struct{}
+
+func (rs *releases) add(f func()) { rs.fs = append(rs.fs, f) }
+
+func (rs *releases) run() {
+	for i := len(rs.fs) - 1; i >= 0; i-- {
+		rs.fs[i]()
+	}
+}
+
+// hold makes f run when r's request ends.
+func hold(r *http.Request, f func()) {
+	if rs, ok := r.Context().Value(releasesKey{}).(*releases); ok {
+		rs.add(f)
+		return
+	}
+	panic("api: hold outside serve") // every handler runs under serve
+}
+
+// takeSlot takes one of the MaxConcurrent slots of signing work for the
+// rest of r's request. It is taken once the body is read, so that a slow
+// client holds a slot only while there is work to do.
+func (s *Server) takeSlot(r *http.Request) error {
+	select {
+	case s.slots <- struct{}{}:
+		hold(r, func() { <-s.slots })
+		return nil
+	default:
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodeOverloaded, Detail: "too many requests in flight", RetryAfter: time.Second}
+	}
+}
+
+// readBodyLimited reads r's body of at most max bytes before any work is
+// done: it sets the body's bytes aside in the Limiter first (the
+// announced length, or max for a body without one), each read must
+// progress within BodyIdleTimeout, and the bytes stay counted until the
+// request ends.
+func (s *Server) readBodyLimited(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
+	tooLarge := &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeBodyTooLarge, Detail: fmt.Sprintf("the body exceeds %d bytes", max)}
+	if r.ContentLength > max {
+		return nil, tooLarge
+	}
+	n := r.ContentLength
+	if n < 0 {
+		n = max
+	}
+	release, err := s.cfg.Limiter.reserve(peerID(PeerFrom(r.Context())), n, s.cfg.MaxInFlightBodyBytes, s.perPeerBodyBytes())
+	if err != nil {
+		if errors.Is(err, errPeerBytes) {
+			return nil, &Error{Status: http.StatusServiceUnavailable, Code: CodeTooManyRequests, Detail: err.Error(), RetryAfter: time.Second}
+		}
+		return nil, &Error{Status: http.StatusServiceUnavailable, Code: CodeOverloaded, Detail: err.Error(), RetryAfter: time.Second}
+	}
+	hold(r, release)
+	rc := http.NewResponseController(w)
+	ir := &idleReader{r: http.MaxBytesReader(w, r.Body, max), rc: rc, idle: s.cfg.BodyIdleTimeout, end: time.Now().Add(s.cfg.RequestTimeout)}
+	body, err := readBody(ir, r.ContentLength)
+	// The connection must not keep the body's deadline: once the body is
+	// read, net/http waits for the next request in the background, and a
+	// deadline there would cancel this request's context.
+	_ = rc.SetReadDeadline(time.Time{})
+	if err != nil {
+		var mbe *http.MaxBytesError
+		var ne net.Error
+		switch {
+		case errors.As(err, &mbe):
+			return nil, tooLarge
+		case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, context.DeadlineExceeded):
+			return nil, &Error{Status: http.StatusRequestTimeout, Code: CodeBodyTimeout, Detail: fmt.Sprintf("the body did not progress for %v", s.cfg.BodyIdleTimeout), Err: err}
+		}
+		return nil, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Detail: "could not read the request body", Err: err}
+	}
+	return body, nil
+}
+
+// perPeerBodyBytes is how many body bytes one caller may have in flight: a
+// quarter of the total, and at least one body of the largest size.
+func (s *Server) perPeerBodyBytes() int64 {
+	return max(s.cfg.MaxInFlightBodyBytes/4, s.cfg.MaxBodyBytes)
+}
+
+// idleReader gives each read of the body idle to make progress, and the
+// whole body until end.
+type idleReader struct {
+	r    io.Reader
+	rc   *http.ResponseController
+	idle time.Duration
+	end  time.Time
+}
+
+func (i *idleReader) Read(p []byte) (int, error) {
+	d := time.Now().Add(i.idle)
+	if d.After(i.end) {
+		d = i.end
+	}
+	if err := i.rc.SetReadDeadline(d); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return 0, err
+	}
+	return i.r.Read(p)
+}
