@@ -3,7 +3,16 @@ SHELL := /bin/bash
 GO ?= go
 export CGO_ENABLED := 1
 
+# TOKEN=softhsm (default): a SoftHSM2 token under var/. TOKEN=tpm: a tpm2-pkcs11 token on the
+# host TPM (/dev/tpmrm0) or, without one, on a software TPM (swtpm + tpm2-abrmd) under var/tpm/.
+TOKEN ?= softhsm
+ifeq ($(TOKEN),tpm)
+DEV_DIR := var/tpm
+else ifeq ($(TOKEN),softhsm)
 DEV_DIR := var
+else
+$(error TOKEN=$(TOKEN): want softhsm or tpm)
+endif
 DEV_SOCKET := run/wssignd.sock
 
 .PHONY: all deps build run test lint bench clean distclean
@@ -16,9 +25,15 @@ deps:
 build:
 	$(GO) build -trimpath -o bin/wssignd ./cmd/wssignd
 
-## run: install what is missing, create the SoftHSM2 dev token and config if absent, serve on ./run/wssignd.sock
+## run: install what is missing, create the dev token (SoftHSM2, or TOKEN=tpm a TPM) and config if absent,
+## serve on ./run/wssignd.sock
 run: deps build
+ifeq ($(TOKEN),tpm)
+	@scripts/dev-tpm.sh $(DEV_DIR)
+	@. $(DEV_DIR)/env && bin/wssignd dev-setup -token tpm -dir $(DEV_DIR) -socket $(DEV_SOCKET)
+else
 	@bin/wssignd dev-setup -dir $(DEV_DIR) -socket $(DEV_SOCKET)
+endif
 	@echo
 	@echo "wssignd is starting on $(CURDIR)/$(DEV_SOCKET). In another terminal:"
 	@echo
@@ -34,7 +49,11 @@ run: deps build
 	@echo
 	@echo "Stop with Ctrl-C."
 	@echo
+ifeq ($(TOKEN),tpm)
+	. $(DEV_DIR)/env && exec bin/wssignd -config $(DEV_DIR)/wssignd.toml
+else
 	SOFTHSM2_CONF=$(CURDIR)/$(DEV_DIR)/softhsm/softhsm2.conf exec bin/wssignd -config $(DEV_DIR)/wssignd.toml
+endif
 
 ## test: the whole suite — unit, SoftHSM2 integration, xmlsec1 and libxml2 interop — with the race detector
 test: deps
@@ -53,6 +72,7 @@ clean:
 	rm -f bench/*.prof bench/*.test
 
 distclean: clean
+	@if [ -d var/tpm ]; then scripts/dev-tpm.sh var/tpm stop; fi
 	rm -rf var run
 
 ## deb, rpm: the packages in dist/, built with nfpm (pinned, compiled from
@@ -80,7 +100,7 @@ test-package:
 	scripts/package-test.sh
 
 ## bench (not part of make test): builds the daemon and the harness, which makes its own
-## SoftHSM2 token and prints one table measured in one run (raw C_Sign, hsm Signer, wss.Sign,
+## SoftHSM2 token (and a TPM token on a software TPM: the "TPM" rows) and prints one table measured in one run (raw C_Sign, hsm Signer, wss.Sign,
 ## end to end over the socket, xmlsec1), also written to bench/out/results.md and results.tsv;
 ## then the Go benchmarks of the signing path (bench/out/gobench.txt) and the CPU and memory
 ## profiles of signing a 100KB envelope without the private-key operation (bench/out/profile-*.txt).

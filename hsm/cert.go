@@ -1,6 +1,7 @@
 package hsm
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
@@ -29,18 +30,10 @@ func SelfSignedCertificate(signer crypto.Signer, commonName string, validFor tim
 		return nil, fmt.Errorf("self-signed certificate: validity %v is not positive", validFor)
 	}
 	pub := signer.Public()
-	spki, err := x509.MarshalPKIXPublicKey(pub)
+	ski, err := subjectKeyID(pub)
 	if err != nil {
 		return nil, fmt.Errorf("self-signed certificate: %w", err)
 	}
-	var parsed struct {
-		Algorithm pkix.AlgorithmIdentifier
-		PublicKey asn1.BitString
-	}
-	if _, err := asn1.Unmarshal(spki, &parsed); err != nil {
-		return nil, fmt.Errorf("self-signed certificate: %w", err)
-	}
-	ski := sha1.Sum(parsed.PublicKey.Bytes)
 
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
@@ -60,7 +53,7 @@ func SelfSignedCertificate(signer crypto.Signer, commonName string, validFor tim
 		NotAfter:              now.Add(validFor),
 		KeyUsage:              usage,
 		BasicConstraintsValid: true,
-		SubjectKeyId:          ski[:],
+		SubjectKeyId:          ski,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, template, template, pub, signer)
 	if err != nil {
@@ -74,4 +67,34 @@ func SelfSignedCertificate(signer crypto.Signer, commonName string, validFor tim
 		return nil, fmt.Errorf("self-signed certificate: signature does not verify: %w", err)
 	}
 	return cert, nil
+}
+
+// subjectKeyID is the SHA-1 of a public key's subjectPublicKey bits (RFC 5280 4.2.1.2 method 1).
+func subjectKeyID(pub crypto.PublicKey) ([]byte, error) {
+	spki, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, err
+	}
+	var parsed struct {
+		Algorithm pkix.AlgorithmIdentifier
+		PublicKey asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(spki, &parsed); err != nil {
+		return nil, err
+	}
+	ski := sha1.Sum(parsed.PublicKey.Bytes)
+	return ski[:], nil
+}
+
+// IssuerCertificateID is the CKA_ID ImportChain gives an issuer (CA) certificate: its subject
+// key identifier extension, or else the SHA-1 of its public key (RFC 5280 4.2.1.2 method 1).
+func IssuerCertificateID(c *x509.Certificate) []byte {
+	if len(c.SubjectKeyId) > 0 {
+		return bytes.Clone(c.SubjectKeyId)
+	}
+	id, err := subjectKeyID(c.PublicKey)
+	if err != nil {
+		return nil
+	}
+	return id
 }

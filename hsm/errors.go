@@ -18,11 +18,14 @@ var (
 	// expired), or a persisted marker says it refused this very PIN source before. Never retry
 	// automatically: tokens lock after a few failed attempts.
 	ErrPINRejected = errors.New("pin rejected")
-	// ErrPINLocked: the token reports the user PIN locked (CKF_USER_PIN_LOCKED) or on its final
-	// try (CKF_USER_PIN_FINAL_TRY), so no login was attempted: one more failure would lock it.
-	// An administrator must unlock or reset the PIN. It wraps ErrPINRejected, so code that
-	// treats every PIN problem alike can test for that alone.
-	ErrPINLocked = fmt.Errorf("%w: the token reports the user pin locked or on its final try; no login attempted", ErrPINRejected)
+	// ErrPINLocked: the token is locked, not the PIN wrong. It reports the user PIN locked
+	// (CKF_USER_PIN_LOCKED) or on its final try (CKF_USER_PIN_FINAL_TRY: then no login was
+	// attempted, since one more failure would lock it), or it answered C_Login with
+	// CKR_PIN_LOCKED (a TPM in dictionary-attack lockout answers so even to the right PIN). No
+	// pin-rejected marker is written: the PIN may be right, and a TPM lockout ends by itself. A
+	// Token in this state tries again after Config.PINLockedRetry; an administrator may unlock
+	// the PIN or clear the TPM's lockout first. It does not wrap ErrPINRejected.
+	ErrPINLocked = errors.New("token locked: the token reports the user pin locked or on its final try, or is in dictionary-attack lockout")
 	// ErrPINMismatch: the token is already open and logged in within this process with another
 	// PIN, so the token cannot check this one (PKCS#11 login state is per process: a second
 	// C_Login answers CKR_USER_ALREADY_LOGGED_IN whatever the PIN). Unlike ErrPINRejected the

@@ -4,7 +4,7 @@
 // with a PIN read from a file, finds private keys and their certificates by label and/or CKA_ID,
 // and hands them out as crypto.Signer values whose every private-key operation happens inside
 // the token. It also provisions keys (generated on the token, never extractable) and builds
-// SoftHSM2 tokens for development and tests.
+// SoftHSM2 and TPM 2.0 (tpm2-pkcs11) tokens for development and tests.
 //
 // Everything goes through github.com/miekg/pkcs11 directly: this package owns the session pool,
 // so that it can tell a broken session from a broken token or module and recover from each.
@@ -42,6 +42,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,6 +57,7 @@ const (
 	DefaultMaxCallsInFlight = 64
 	DefaultRetryMin         = time.Second
 	DefaultRetryMax         = 30 * time.Second
+	DefaultPINLockedRetry   = 10 * time.Minute
 )
 
 // maxPINFileSize bounds what Open reads from Config.PINFile.
@@ -122,6 +124,12 @@ type Config struct {
 	// DefaultRetryMin and DefaultRetryMax.
 	RetryMin, RetryMax time.Duration
 
+	// PINLockedRetry is how long a Token whose token is locked (ErrPINLocked: PIN locked or on
+	// its final try, a TPM in dictionary-attack lockout) waits before it looks at the token
+	// again. The flags are read first, so a PIN on its final try is never tried. 0 means
+	// DefaultPINLockedRetry.
+	PINLockedRetry time.Duration
+
 	// KeepAlive, when positive, makes the Token probe itself this often while it is online: a
 	// signature over a random digest with the first key handed out, verified with its public key
 	// (C_GetTokenInfo while it has no key). HSMs drop idle sessions and network links die
@@ -166,7 +174,7 @@ const (
 	StateRecovering  State = "recovering"   // a token or module error was seen; recovery runs
 	StateHung        State = "hung"         // online, but a call has outlived its deadline
 	StatePINRejected State = "pin-rejected" // the PIN was refused; never retried
-	StatePINLocked   State = "pin-locked"   // the token reports the PIN locked or on its final try
+	StatePINLocked   State = "pin-locked"   // the PIN is locked or on its final try, or the TPM is in lockout; retried after Config.PINLockedRetry
 	StateClosed      State = "closed"
 )
 
@@ -200,6 +208,7 @@ type Token struct {
 	pinHash   [32]byte
 	loginKey  string
 	opTimeout time.Duration
+	lockRetry time.Duration
 	log       *slog.Logger
 	label     string
 	serial    string
@@ -218,6 +227,7 @@ type Token struct {
 	idle     []pkcs11.SessionHandle
 	keys     []*keyEntry
 
+	lockGen      uint64    // guarded by mu: counts markLocked calls
 	lastProbe    time.Time // guarded by mu
 	lastProbeErr error     // guarded by mu
 	done         chan struct{}
@@ -303,9 +313,13 @@ func Open(cfg Config) (*Token, error) {
 	if err != nil {
 		return fail(err)
 	}
-	exact := tokenSelector{serial: info.SerialNumber}
-	if info.SerialNumber == "" {
-		exact = tokenSelector{label: info.Label}
+	// Recovery finds the token again by its serial when that names it alone, else by label:
+	// tpm2-pkcs11 gives every token the serial 0000000000000000.
+	exact := tokenSelector{label: info.Label}
+	if uniqueSerial(info.SerialNumber) {
+		if _, _, err := findToken(m.p, tokenSelector{serial: info.SerialNumber}); err == nil {
+			exact = tokenSelector{serial: info.SerialNumber}
+		}
 	}
 	t := &Token{
 		m:         m,
@@ -315,6 +329,7 @@ func Open(cfg Config) (*Token, error) {
 		pinHash:   sha256.Sum256([]byte(pin)),
 		loginKey:  exact.String(),
 		opTimeout: cfg.opTimeout(),
+		lockRetry: orDefault(cfg.PINLockedRetry, DefaultPINLockedRetry),
 		log:       log,
 		label:     info.Label,
 		serial:    info.SerialNumber,
@@ -326,7 +341,7 @@ func Open(cfg Config) (*Token, error) {
 		return fail(ErrPINMismatch)
 	}
 	if err := t.attach(); err != nil {
-		if errors.Is(err, ErrPINRejected) && !errors.Is(err, ErrPINLocked) {
+		if errors.Is(err, ErrPINRejected) {
 			if merr := marker.write(pin); merr != nil {
 				log.Error("cannot persist the pin-rejected marker; a restart would try this pin again", "err", merr)
 			}
@@ -376,14 +391,14 @@ func (t *Token) attach() error {
 	attrs := []any{"token", info.Label, "serial", info.SerialNumber, "module", t.m.path}
 	switch {
 	case info.Flags&pkcs11.CKF_USER_PIN_LOCKED != 0:
-		err := fmt.Errorf("%w (CKF_USER_PIN_LOCKED)", ErrPINLocked)
-		t.markDown(StatePINLocked, err)
-		t.log.Error("token reports the user pin locked; not logging in", attrs...)
+		err := fmt.Errorf("%w (CKF_USER_PIN_LOCKED); no login attempted", ErrPINLocked)
+		t.markLocked(err)
+		t.log.Error("token reports the user pin locked; not logging in", append(attrs, "retry_in", t.lockRetry)...)
 		return err
 	case info.Flags&pkcs11.CKF_USER_PIN_FINAL_TRY != 0:
-		err := fmt.Errorf("%w (CKF_USER_PIN_FINAL_TRY: one more failure locks it)", ErrPINLocked)
-		t.markDown(StatePINLocked, err)
-		t.log.Error("token reports one pin attempt left before lock-out; not logging in", attrs...)
+		err := fmt.Errorf("%w (CKF_USER_PIN_FINAL_TRY: one more failure locks it); no login attempted", ErrPINLocked)
+		t.markLocked(err)
+		t.log.Error("token reports one pin attempt left before lock-out; not logging in", append(attrs, "retry_in", t.lockRetry)...)
 		return err
 	case info.Flags&pkcs11.CKF_USER_PIN_INITIALIZED == 0:
 		// A token being initialised shows this between its label and its user PIN: not a
@@ -407,6 +422,13 @@ func (t *Token) attach() error {
 		rv, _ := ckr(err)
 		if rv != pkcs11.CKR_USER_ALREADY_LOGGED_IN {
 			_ = p.CloseSession(sh)
+			if rv == pkcs11.CKR_PIN_LOCKED {
+				err = fmt.Errorf("%w: %v", ErrPINLocked, err)
+				t.markLocked(err)
+				t.log.Error("token is locked (pin locked or tpm dictionary-attack lockout); not a wrong pin, no marker written",
+					append(attrs, "retry_in", t.lockRetry)...)
+				return err
+			}
 			if isPINRejection(rv) {
 				err = fmt.Errorf("%w: %v", ErrPINRejected, err)
 				t.markDown(StatePINRejected, err)
@@ -446,6 +468,39 @@ func (t *Token) markDown(s State, err error) {
 		return
 	}
 	t.state, t.stateErr = s, err
+}
+
+// markLocked puts the token in StatePINLocked and schedules one more look at it after
+// Config.PINLockedRetry (see retryLocked).
+func (t *Token) markLocked(err error) {
+	t.mu.Lock()
+	if t.state == StateClosed || t.state == StatePINRejected {
+		t.mu.Unlock()
+		return
+	}
+	t.state, t.stateErr = StatePINLocked, err
+	t.lockGen++
+	gen := t.lockGen
+	t.mu.Unlock()
+	time.AfterFunc(t.lockRetry, func() { t.retryLocked(gen) })
+}
+
+// retryLocked hands a token that is still in the lock that markLocked recorded as gen to the
+// module's recovery loop, which reads its flags and logs in again. A Token that is not
+// registered with its module (Open has not returned it) is not retried: Open's caller decides.
+func (t *Token) retryLocked(gen uint64) {
+	modulesMu.Lock()
+	_, registered := t.m.tokens[t]
+	modulesMu.Unlock()
+	t.mu.Lock()
+	if !registered || t.state != StatePINLocked || t.lockGen != gen {
+		t.mu.Unlock()
+		return
+	}
+	t.state = StateRecovering
+	t.mu.Unlock()
+	t.log.Info("looking at the locked token again", "token", t.label, "serial", t.serial)
+	t.m.startRecovery(t, ClassToken, ErrPINLocked)
 }
 
 // needsRecovery reports whether the recovery loop should try to attach the token.
@@ -504,7 +559,7 @@ func findToken(p *pkcs11.Ctx, sel tokenSelector) (uint, pkcs11.TokenInfo, error)
 		lastErr error
 	)
 	for _, s := range slots {
-		ti, err := p.GetTokenInfo(s)
+		ti, err := tokenInfo(p, s)
 		if err != nil {
 			lastErr = err // a token that vanished or misbehaves; keep looking
 			continue
@@ -524,6 +579,25 @@ func findToken(p *pkcs11.Ctx, sel tokenSelector) (uint, pkcs11.TokenInfo, error)
 	}
 	return 0, pkcs11.TokenInfo{}, fmt.Errorf("%w: no present token has %s", ErrTokenNotFound, sel)
 }
+
+// tokenInfo is C_GetTokenInfo with the padding of its strings removed: PKCS#11 pads them with
+// blanks, and some modules (tpm2-pkcs11's model) with NULs.
+func tokenInfo(p *pkcs11.Ctx, slot uint) (pkcs11.TokenInfo, error) {
+	ti, err := p.GetTokenInfo(slot)
+	if err != nil {
+		return ti, err
+	}
+	ti.Label, ti.ManufacturerID = trimPadding(ti.Label), trimPadding(ti.ManufacturerID)
+	ti.Model, ti.SerialNumber = trimPadding(ti.Model), trimPadding(ti.SerialNumber)
+	return ti, nil
+}
+
+// trimPadding removes the blanks and NULs that pad a fixed-size PKCS#11 string.
+func trimPadding(s string) string { return strings.TrimRight(s, " \x00") }
+
+// uniqueSerial reports whether a token serial can tell a token from others: not empty and not
+// all zeros (the placeholder some modules give every token).
+func uniqueSerial(serial string) bool { return strings.Trim(serial, "0") != "" }
 
 // resolveModule checks the module path and resolves symbolic links: crypto11 keeps one module
 // instance per path string, and two strings for one library would initialise it twice.

@@ -124,38 +124,51 @@ type KeyAttributes struct {
 
 func (a KeyAttributes) ref() KeyRef { return KeyRef{Label: a.Label, ID: a.ID} }
 
-// readKeyAttributes reads the attributes of a private key object. Booleans a token does not
-// report stay false.
+// readAttr reads one attribute of an object. A token that does not have it (tpm2-pkcs11 has no
+// CKA_ID on an object created without one) or will not give it answers with a request error:
+// then ok is false and err nil. Any other error is returned.
+func readAttr(p *pkcs11.Ctx, sh pkcs11.SessionHandle, h pkcs11.ObjectHandle, typ uint) (v []byte, ok bool, err error) {
+	vs, err := p.GetAttributeValue(sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(typ, nil)})
+	switch {
+	case err == nil && len(vs) == 1:
+		return vs[0].Value, true, nil
+	case err == nil || Classify(err) == ClassRequest:
+		return nil, false, nil
+	}
+	return nil, false, err
+}
+
+// readKeyAttributes reads the attributes of a private key object, one at a time: a token that
+// lacks one fails a C_GetAttributeValue that asks for several. Attributes a token does not
+// report stay empty (booleans false).
 func readKeyAttributes(p *pkcs11.Ctx, sh pkcs11.SessionHandle, h pkcs11.ObjectHandle) (KeyAttributes, error) {
 	var a KeyAttributes
-	vs, err := p.GetAttributeValue(sh, h, []*pkcs11.Attribute{
-		pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil),
-		pkcs11.NewAttribute(pkcs11.CKA_ID, nil),
-		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, nil),
-	})
+	fail := func(err error) (KeyAttributes, error) { return a, fmt.Errorf("read key attributes: %w", err) }
+	v, _, err := readAttr(p, sh, h, pkcs11.CKA_LABEL)
 	if err != nil {
-		return a, fmt.Errorf("read key attributes: %w", err)
+		return fail(err)
 	}
-	for _, v := range vs {
-		switch v.Type {
-		case pkcs11.CKA_LABEL:
-			a.Label = string(v.Value)
-		case pkcs11.CKA_ID:
-			if len(v.Value) > 0 {
-				a.ID = bytes.Clone(v.Value)
-			}
-		case pkcs11.CKA_KEY_TYPE:
-			switch ulong(v.Value) {
-			case pkcs11.CKK_RSA:
-				a.Type = "RSA"
-			case pkcs11.CKK_EC:
-				a.Type = "EC"
-			default:
-				a.Type = fmt.Sprintf("CKK 0x%x", ulong(v.Value))
-			}
-		}
+	a.Label = string(v)
+	if v, _, err = readAttr(p, sh, h, pkcs11.CKA_ID); err != nil {
+		return fail(err)
 	}
-	// One at a time: a token that does not know one attribute fails the whole C_GetAttributeValue.
+	if len(v) > 0 {
+		a.ID = bytes.Clone(v)
+	}
+	v, ok, err := readAttr(p, sh, h, pkcs11.CKA_KEY_TYPE)
+	if err != nil {
+		return fail(err)
+	}
+	switch kt := ulong(v); {
+	case !ok:
+		a.Type = "unknown"
+	case kt == pkcs11.CKK_RSA:
+		a.Type = "RSA"
+	case kt == pkcs11.CKK_EC:
+		a.Type = "EC"
+	default:
+		a.Type = fmt.Sprintf("CKK 0x%x", kt)
+	}
 	for _, f := range []struct {
 		typ uint
 		dst *bool
@@ -168,12 +181,11 @@ func readKeyAttributes(p *pkcs11.Ctx, sh pkcs11.SessionHandle, h pkcs11.ObjectHa
 		{pkcs11.CKA_NEVER_EXTRACTABLE, &a.NeverExtractable},
 		{pkcs11.CKA_ALWAYS_AUTHENTICATE, &a.AlwaysAuthenticate},
 	} {
-		v, err := p.GetAttributeValue(sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(f.typ, nil)})
-		if err == nil && len(v) == 1 && len(v[0].Value) > 0 {
-			*f.dst = v[0].Value[0] != 0
-		} else if c := Classify(err); c != ClassOK && c != ClassRequest {
-			return a, fmt.Errorf("read key attributes: %w", err)
+		v, _, err := readAttr(p, sh, h, f.typ)
+		if err != nil {
+			return fail(err)
 		}
+		*f.dst = len(v) > 0 && v[0] != 0
 	}
 	return a, nil
 }

@@ -154,6 +154,75 @@ func (m *module) reinit() error {
 	return m.ensureInit()
 }
 
+// Reinitialize finalises and initialises again the module at path, if a Token of this process
+// has it loaded, and re-attaches every Token of it (login with the PIN it accepted, keys found
+// again and self-tested), so that objects and tokens another process added since are seen:
+// tpm2-pkcs11, for one, reads its store only at C_Initialize. It waits, at most wait, for the
+// module's calls in flight to return; calls made meanwhile wait for the re-initialisation
+// (within their own deadline) instead of failing. A Token that cannot be re-attached goes
+// through recovery. A module no Token has loaded needs nothing: the next Open initialises it.
+func Reinitialize(path string, wait time.Duration) error {
+	resolved, err := resolveModule(path)
+	if err != nil {
+		return err
+	}
+	modulesMu.Lock()
+	m := modules[resolved]
+	if m != nil {
+		m.refs++
+	}
+	modulesMu.Unlock()
+	if m == nil {
+		return nil
+	}
+	defer func() { _ = m.release(wait) }()
+	timeout := time.After(wait)
+	if !m.lockUntil(timeout) {
+		return fmt.Errorf("re-initialise pkcs#11 module %s: module busy after %v", m.path, wait)
+	}
+	defer m.unlock()
+	if !m.initialized {
+		return nil
+	}
+	if !m.gate.lock(timeout) {
+		return fmt.Errorf("re-initialise pkcs#11 module %s: a call is still in progress after %v", m.path, wait)
+	}
+	type failed struct {
+		t   *Token
+		err error
+	}
+	var down []failed
+	err = m.reinit()
+	toks := m.snapshot()
+	if err == nil {
+		for _, t := range toks {
+			switch t.rawState() {
+			case StateClosed, StatePINRejected, StatePINLocked:
+				continue
+			}
+			if aerr := t.attach(); aerr != nil {
+				down = append(down, failed{t, aerr})
+			}
+		}
+	}
+	m.gate.unlock()
+	if err != nil {
+		for _, t := range toks {
+			down = append(down, failed{t, err})
+		}
+	}
+	for _, f := range down {
+		if needs := f.t.needsRecovery(); needs {
+			m.startRecovery(f.t, ClassToken, f.err)
+		}
+	}
+	m.log.Info("pkcs#11 module re-initialised", "module", m.path, "tokens", len(toks), "not_reattached", len(down))
+	if err != nil {
+		return fmt.Errorf("re-initialise pkcs#11 module %s: %w", m.path, err)
+	}
+	return nil
+}
+
 // snapshot returns the module's open Tokens.
 func (m *module) snapshot() []*Token {
 	modulesMu.Lock()
@@ -275,6 +344,7 @@ type gate struct {
 	inflight int
 	writers  int
 	drained  chan struct{} // closed when inflight reaches 0 while writers wait
+	free     chan struct{} // closed when writers reaches 0 while a caller waits (enterWait)
 }
 
 // enter admits a call unless a writer holds or waits for the gate.
@@ -286,6 +356,29 @@ func (g *gate) enter() bool {
 	}
 	g.inflight++
 	return true
+}
+
+// enterWait admits a call, waiting while a writer holds or waits for the gate, until stop is
+// closed (then false).
+func (g *gate) enterWait(stop <-chan struct{}) bool {
+	for {
+		g.mu.Lock()
+		if g.writers == 0 {
+			g.inflight++
+			g.mu.Unlock()
+			return true
+		}
+		if g.free == nil {
+			g.free = make(chan struct{})
+		}
+		free := g.free
+		g.mu.Unlock()
+		select {
+		case <-free:
+		case <-stop:
+			return false
+		}
+	}
 }
 
 func (g *gate) leave() {
@@ -345,5 +438,9 @@ func (g *gate) wait(sel func(<-chan struct{}) bool) bool {
 func (g *gate) unlock() {
 	g.mu.Lock()
 	g.writers--
+	if g.writers == 0 && g.free != nil {
+		close(g.free)
+		g.free = nil
+	}
 	g.mu.Unlock()
 }

@@ -19,8 +19,12 @@ type SlotInfo struct {
 	SlotID       uint
 	Description  string
 	TokenPresent bool
-	// The token's fields, when TokenPresent.
+	// The token's fields, when TokenPresent, without their blank or NUL padding. Serial is
+	// reported as the token gives it, all zeros included; SerialUnique says whether it tells
+	// this token from the module's others (a serial of all zeros, or one that two tokens share,
+	// does not: select such tokens by label).
 	Label, Serial, Manufacturer, Model  string
+	SerialUnique                        bool
 	Initialized, PINInitialized         bool
 	PINCountLow, PINFinalTry, PINLocked bool
 }
@@ -53,9 +57,9 @@ func ListSlots(module string) ([]SlotInfo, error) {
 		if err != nil {
 			return nil, fmt.Errorf("slot %d: %w", s, err)
 		}
-		info := SlotInfo{SlotID: s, Description: si.SlotDescription, TokenPresent: si.Flags&pkcs11.CKF_TOKEN_PRESENT != 0}
+		info := SlotInfo{SlotID: s, Description: trimPadding(si.SlotDescription), TokenPresent: si.Flags&pkcs11.CKF_TOKEN_PRESENT != 0}
 		if info.TokenPresent {
-			ti, err := m.p.GetTokenInfo(s)
+			ti, err := tokenInfo(m.p, s)
 			if err != nil {
 				return nil, fmt.Errorf("slot %d: token info: %w", s, err)
 			}
@@ -67,6 +71,15 @@ func ListSlots(module string) ([]SlotInfo, error) {
 			info.PINLocked = ti.Flags&pkcs11.CKF_USER_PIN_LOCKED != 0
 		}
 		out = append(out, info)
+	}
+	count := map[string]int{}
+	for _, s := range out {
+		if s.TokenPresent {
+			count[s.Serial]++
+		}
+	}
+	for i, s := range out {
+		out[i].SerialUnique = s.TokenPresent && uniqueSerial(s.Serial) && count[s.Serial] == 1
 	}
 	return out, nil
 }
@@ -99,12 +112,17 @@ func (t *Token) Objects() ([]ObjectInfo, error) {
 			}
 			for _, h := range hs {
 				o := ObjectInfo{Class: c.name}
-				vs, err := p.GetAttributeValue(sh, h, []*pkcs11.Attribute{
-					pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil), pkcs11.NewAttribute(pkcs11.CKA_ID, nil)})
+				// One attribute at a time: an object may lack one (tpm2-pkcs11 keeps no
+				// CKA_ID on an object stored without one), and the others still count.
+				label, _, err := readAttr(p, sh, h, pkcs11.CKA_LABEL)
 				if err != nil {
 					return nil, err
 				}
-				o.Label, o.ID = string(vs[0].Value), bytes.Clone(vs[1].Value)
+				id, _, err := readAttr(p, sh, h, pkcs11.CKA_ID)
+				if err != nil {
+					return nil, err
+				}
+				o.Label, o.ID = trimPadding(string(label)), bytes.Clone(id)
 				switch c.class {
 				case pkcs11.CKO_PRIVATE_KEY:
 					a, err := readKeyAttributes(p, sh, h)
@@ -117,10 +135,11 @@ func (t *Token) Objects() ([]ObjectInfo, error) {
 						o.KeyType = keyType(pub)
 					}
 				case pkcs11.CKO_CERTIFICATE:
-					v, err := p.GetAttributeValue(sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil)})
-					if err == nil {
-						o.Certificate, _ = x509.ParseCertificate(v[0].Value)
+					v, _, err := readAttr(p, sh, h, pkcs11.CKA_VALUE)
+					if err != nil {
+						return nil, err
 					}
+					o.Certificate, _ = x509.ParseCertificate(v)
 				}
 				out = append(out, o)
 			}
@@ -199,8 +218,10 @@ func (t *Token) KeySigner(ref KeyRef) (crypto.Signer, error) {
 
 // ImportChain stores a key's certificate chain on the token: chain[0] (which must hold the
 // key's public key) with the key's label and ID, then each issuer certificate that is not on the
-// token yet, labelled with its subject's common name and without an ID (FindKey finds issuers by
-// subject). A leaf already on the token is not stored twice; a different certificate with the
+// token yet, labelled with its subject's common name and with the CKA_ID IssuerCertificateID
+// gives (its subject key identifier): not the key's ID, which names the key's own certificate
+// alone. FindKey finds issuers by subject. Every certificate thus has an ID, which tokens such as
+// tpm2-pkcs11 need to list it. A leaf already on the token is not stored twice; a different certificate with the
 // key's ID is refused (it would make FindKey ambiguous).
 func (t *Token) ImportChain(ref KeyRef, chain []*x509.Certificate) error {
 	if len(chain) == 0 {
@@ -248,7 +269,7 @@ func (t *Token) ImportChain(ref KeyRef, chain []*x509.Certificate) error {
 			if label == "" {
 				label = "ca"
 			}
-			err = t.ImportCertificate(KeyRef{Label: label}, c)
+			err = t.ImportCertificate(KeyRef{Label: label, ID: IssuerCertificateID(c)}, c)
 		}
 		if err != nil {
 			return err

@@ -75,10 +75,12 @@ func (t *Token) do(ctx context.Context, timeout time.Duration, retry bool, f opF
 		release()
 		return nil, fmt.Errorf("token %q: %w", t.label, ErrClosed)
 	}
-	if !t.m.gate.enter() {
+	// A writer holds the gate while the module is re-initialised: by recovery (the token is not
+	// online then, and the call fails in work), or by Reinitialize (a pause: the call waits).
+	if !t.m.gate.enter() && !t.m.gate.enterWait(ctx.Done()) {
 		t.ops.leave()
 		release()
-		return nil, unavailable("token %q: module is being re-initialised", t.label)
+		return nil, unavailable("token %q: module is being re-initialised (%v)", t.label, context.Cause(ctx))
 	}
 	mark := &overdueMark{}
 	res := make(chan opResult, 1)
@@ -175,6 +177,10 @@ func (t *Token) fail(err error, class Class, known bool) error {
 			return err
 		}
 	}
+	if rv, _ := ckr(err); rv == pkcs11.CKR_PIN_LOCKED {
+		t.markLocked(err)
+		return fmt.Errorf("token %q: %w: %w", t.label, ErrPINLocked, err)
+	}
 	if class == ClassPIN {
 		t.markDown(StatePINRejected, err)
 		return fmt.Errorf("token %q: %w: %w", t.label, ErrPINRejected, err)
@@ -236,18 +242,41 @@ func (t *Token) admin(f opFunc) ([]byte, error) {
 }
 
 // ambiguousFailure reports, for CKR_GENERAL_ERROR and CKR_FUNCTION_FAILED (which some modules
-// return for bad input as well as for real failures), whether the module still answers a probe
-// (C_GetTokenInfo on the token's slot): then the failure was the request's.
+// return for bad input as well as for real failures), whether the token still does its job:
+// then the failure was the request's. A cheap probe proves nothing (tpm2-pkcs11 answers
+// C_GetTokenInfo from memory while its TPM is gone), so the question is decided with an
+// operation whose answer is known: a signature over a random digest with the first key handed
+// out, on a fresh session, verified with the key's public key. A token without such a key has no
+// known answer to give, and the error is the token's.
 func (t *Token) ambiguousFailure(err error) bool {
 	rv, _ := ckr(err)
 	if rv != pkcs11.CKR_GENERAL_ERROR && rv != pkcs11.CKR_FUNCTION_FAILED {
 		return false
 	}
 	t.mu.Lock()
-	slot := t.slot
+	slot, gen := t.slot, t.gen
+	var k *keyEntry
+	if len(t.keys) > 0 {
+		k = t.keys[0]
+	}
 	t.mu.Unlock()
-	_, perr := t.m.p.GetTokenInfo(slot)
-	return perr == nil
+	if k == nil {
+		return false
+	}
+	h, herr := k.handleFor(gen)
+	if herr != nil {
+		return false
+	}
+	sh, oerr := t.m.p.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
+	if oerr != nil {
+		return false
+	}
+	defer func() { _ = t.m.p.CloseSession(sh) }()
+	if k.attrs.AlwaysAuthenticate {
+		k.useMu.Lock()
+		defer k.useMu.Unlock()
+	}
+	return selfTest(t.m.p, sh, h, k.pub, k.auth()) == nil
 }
 
 // keepAlive probes the token every interval while it is online, until Close.
@@ -269,6 +298,12 @@ func (t *Token) keepAlive(interval time.Duration) {
 		t.mu.Unlock()
 		if err != nil {
 			t.log.Warn("keep-alive probe failed", "token", t.label, "err", err)
+			if !errors.Is(err, ErrTokenUnavailable) && !errors.Is(err, ErrBusy) && !errors.Is(err, ErrClosed) {
+				// The token answered, but not with a signature that verifies (or with an
+				// error the call did not classify as the token's): a token that signs wrong
+				// is not online. Recovery re-finds and self-tests every key.
+				t.m.startRecovery(t, ClassToken, err)
+			}
 		}
 	}
 }

@@ -28,6 +28,7 @@ need binutils       command -v objdump
 need swtpm          command -v swtpm
 need swtpm-tools    command -v swtpm_setup
 need tpm2-abrmd     test -x /usr/sbin/tpm2-abrmd
+need libtss2-tcti-tabrmd0 test -e /usr/lib/x86_64-linux-gnu/libtss2-tcti-tabrmd.so.0 -o -e /usr/lib/aarch64-linux-gnu/libtss2-tcti-tabrmd.so.0
 need tpm2-tools     command -v tpm2_startup
 need libtpm2-pkcs11-1 test -e /usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so -o -e /usr/lib/aarch64-linux-gnu/pkcs11/libtpm2_pkcs11.so
 need libtpm2-pkcs11-tools command -v tpm2_ptool

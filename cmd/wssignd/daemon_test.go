@@ -59,6 +59,8 @@ func (b *logBuffer) count(s string) int {
 	return n
 }
 
+// testConfig is a daemon configuration for env's token (either kind): token "t", keys "rsa"
+// (by label) and "ec" (by URI), profiles "default" (rsa), "ecdsa" and "other-user".
 func testConfig(env *hsmtest.Env, socket string, extra string) string {
 	return fmt.Sprintf(`
 socket = %q
@@ -73,7 +75,7 @@ token = "t"
 label = "rsa"
 [keys.ec]
 token = "t"
-uri = "pkcs11:token=wssignd-test;id=%%02;type=private"
+uri = "pkcs11:token=%s;id=%%02;type=private"
 [profiles.default]
 key = "rsa"
 allow_users = ["%d"]
@@ -83,7 +85,8 @@ allow_users = ["%d"]
 [profiles.other-user]
 key = "rsa"
 allow_users = ["4000000000"]
-%s`, socket, filepath.Join(filepath.Dir(socket), "state"), env.Soft.Module, env.Soft.Module, env.Soft.Label, env.Soft.PINFile, os.Getuid(), os.Getuid(), extra)
+%s`, socket, filepath.Join(filepath.Dir(socket), "state"), env.Config.Module, env.Config.Module, env.Config.TokenLabel, env.Config.PINFile,
+		env.Config.TokenLabel, os.Getuid(), os.Getuid(), extra)
 }
 
 // loadConfig writes text to dir/wssignd.toml (mode 0600) and loads it.
@@ -174,10 +177,16 @@ func (d *daemon) do(t *testing.T, method, path, ctype string, body []byte) (*htt
 }
 
 // TestDaemonSignVerifiedByXMLSec1 is the vertical slice: HTTP over a Unix
-// socket → api → wss → crypto.Signer → PKCS#11 → SoftHSM2, the output
-// accepted by xmlsec1 with the certificate that GET /v1/keys returns.
+// socket → api → wss → crypto.Signer → PKCS#11 → SoftHSM2 or a TPM, the
+// output accepted by xmlsec1 with the certificate that GET /v1/keys returns.
 func TestDaemonSignVerifiedByXMLSec1(t *testing.T) {
-	env := hsmtest.New(t)
+	for _, kind := range hsmtest.Kinds {
+		t.Run(string(kind), func(t *testing.T) { testDaemonSignVerifiedByXMLSec1(t, kind) })
+	}
+}
+
+func testDaemonSignVerifiedByXMLSec1(t *testing.T, kind hsmtest.Kind) {
+	env := hsmtest.NewKind(t, kind)
 	dir := shortDir(t)
 	sock := filepath.Join(dir, "wssignd.sock")
 	d := startDaemon(t, testConfig(env, sock, ""), sock)
@@ -247,7 +256,7 @@ func TestDaemonSignVerifiedByXMLSec1(t *testing.T) {
 		`wssignd_key_operations_total{key="rsa",op="sign",outcome="ok"} 2`,
 		`wssignd_key_operations_total{key="ec",op="sign",outcome="ok"} 1`,
 		`wssignd_token_state{state="online",token="t"} 1`,
-		`wssignd_token_sessions_max{token="t"} 7`,
+		fmt.Sprintf(`wssignd_token_sessions_max{token="t"} %d`, env.Token.Status().SessionsMax),
 		`wssignd_token_sessions_in_use{token="t"} 0`,
 		`wssignd_token_recoveries_total{token="t"} 0`,
 		`wssignd_token_pin_count_low{token="t"} 0`,
@@ -293,7 +302,13 @@ func TestDaemonReplacesStaleSocket(t *testing.T) {
 }
 
 func TestDaemonWrongPIN(t *testing.T) {
-	env := hsmtest.New(t)
+	for _, kind := range hsmtest.Kinds {
+		t.Run(string(kind), func(t *testing.T) { testDaemonWrongPIN(t, kind) })
+	}
+}
+
+func testDaemonWrongPIN(t *testing.T, kind hsmtest.Kind) {
+	env := hsmtest.NewKind(t, kind)
 	env.Token.Close() // else the module's login is shared and the PIN never reaches the token
 	dir := shortDir(t)
 	pin := filepath.Join(dir, "wrong-pin")
@@ -301,7 +316,7 @@ func TestDaemonWrongPIN(t *testing.T) {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(dir, "wssignd.sock")
-	c := loadConfig(t, dir, strings.Replace(testConfig(env, sock, ""), env.Soft.PINFile, pin, 1))
+	c := loadConfig(t, dir, strings.Replace(testConfig(env, sock, ""), env.Config.PINFile, pin, 1))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := serve(ctx, c, slog.New(slog.DiscardHandler), nil)

@@ -33,24 +33,72 @@ var devKeys = []devKey{
 
 const devTokenLabel = "wssignd-dev"
 
-// devSetupMain creates (or reuses) a SoftHSM2 token under dir with an RSA
-// and an EC key generated on the token, each with a self-signed certificate
-// on the token, exports the certificates, and writes a development config.
+// devSetupMain creates (or reuses) a SoftHSM2 token under dir (or, with
+// -token tpm, a tpm2-pkcs11 token on a TPM) with an RSA and an EC key
+// generated on the token, each with a self-signed certificate on the token,
+// exports the certificates, and writes a development config.
 func devSetupMain(args []string) int {
 	fs := flag.NewFlagSet("wssignd dev-setup", flag.ContinueOnError)
 	dir := fs.String("dir", "var", "directory for the token, PINs, certificates and config")
 	socket := fs.String("socket", "run/wssignd.sock", "socket path for the development config")
+	kind := fs.String("token", "softhsm", "token kind: softhsm (a SoftHSM2 token under -dir) or tpm (a tpm2-pkcs11 token in $TPM2_PKCS11_STORE on the TPM $TPM2_PKCS11_TCTI names; see scripts/dev-tpm.sh)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if err := devSetup(*dir, *socket); err != nil {
+	if *kind != "softhsm" && *kind != "tpm" {
+		fmt.Fprintf(os.Stderr, "wssignd dev-setup: -token %q: want softhsm or tpm\n", *kind)
+		return 2
+	}
+	if err := devSetupKind(*dir, *socket, *kind); err != nil {
 		fmt.Fprintln(os.Stderr, "wssignd dev-setup:", err)
 		return 1
 	}
 	return 0
 }
 
-func devSetup(dir, socket string) error {
+// devSetup is devSetupKind for a SoftHSM2 token.
+func devSetup(dir, socket string) error { return devSetupKind(dir, socket, "softhsm") }
+
+// devToken creates (or reuses) the development token of the given kind under dir and returns
+// its module and PIN file. For a TPM, $TPM2_PKCS11_TCTI names the TPM and $TPM2_PKCS11_STORE the
+// tpm2-pkcs11 store (default dir/store); both must reach the daemon's environment too.
+func devToken(dir, kind string) (module, pinFile string, err error) {
+	if kind == "tpm" {
+		tcti := os.Getenv("TPM2_PKCS11_TCTI")
+		if tcti == "" {
+			return "", "", errors.New("TPM2_PKCS11_TCTI is not set: run scripts/dev-tpm.sh DIR and source DIR/env, or set it (device:/dev/tpmrm0 for the host TPM)")
+		}
+		store := os.Getenv("TPM2_PKCS11_STORE")
+		if store == "" {
+			store = filepath.Join(dir, "store")
+			if err := os.Setenv("TPM2_PKCS11_STORE", store); err != nil {
+				return "", "", err
+			}
+		}
+		tt, err := hsm.InitTPMToken(store, tcti, devTokenLabel)
+		if err != nil {
+			return "", "", err
+		}
+		return tt.Module, tt.PINFile, nil
+	}
+	module, err = hsm.SoftHSMModule()
+	if err != nil {
+		return "", "", err
+	}
+	st, err := hsm.InitSoftHSMToken(filepath.Join(dir, "softhsm"), devTokenLabel)
+	if err != nil {
+		return "", "", err
+	}
+	if err := os.Setenv("SOFTHSM2_CONF", st.ConfigFile); err != nil {
+		return "", "", err
+	}
+	return module, st.PINFile, nil
+}
+
+// devSetupKind creates (or reuses) a development token of the given kind ("softhsm" or "tpm")
+// with an RSA and an EC key generated on the token, each with a self-signed certificate on the
+// token, exports the certificates to dir/certs, and writes dir/wssignd.toml unless it exists.
+func devSetupKind(dir, socket, kind string) error {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return err
@@ -61,18 +109,11 @@ func devSetup(dir, socket string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	module, err := hsm.SoftHSMModule()
+	module, pinFile, err := devToken(dir, kind)
 	if err != nil {
 		return err
 	}
-	st, err := hsm.InitSoftHSMToken(filepath.Join(dir, "softhsm"), devTokenLabel)
-	if err != nil {
-		return err
-	}
-	if err := os.Setenv("SOFTHSM2_CONF", st.ConfigFile); err != nil {
-		return err
-	}
-	tok, err := hsm.Open(hsm.Config{Module: module, TokenLabel: devTokenLabel, PINFile: st.PINFile})
+	tok, err := hsm.Open(hsm.Config{Module: module, TokenLabel: devTokenLabel, PINFile: pinFile})
 	if err != nil {
 		return err
 	}
@@ -101,7 +142,7 @@ func devSetup(dir, socket string) error {
 			if err := tok.ImportCertificate(ref, cert); err != nil {
 				return fmt.Errorf("importing certificate for %s: %w", k.Name, err)
 			}
-			fmt.Printf("generated %s on token %s (private key non-extractable)\n", k.Name, devTokenLabel)
+			fmt.Printf("generated %s on %s token %s (private key non-extractable)\n", k.Name, kind, devTokenLabel)
 			if key, err = tok.FindKey(ref); err != nil {
 				return fmt.Errorf("%s after generation: %w", k.Name, err)
 			}
@@ -133,7 +174,8 @@ func devSetup(dir, socket string) error {
 	}
 	err = devConfig.Execute(f, map[string]any{
 		"Socket": socket, "StateDir": filepath.Join(dir, "state"), "Module": module,
-		"Label": devTokenLabel, "PINFile": st.PINFile, "User": u.Username, "PasswordFile": pwPath,
+		"Label": devTokenLabel, "PINFile": pinFile, "User": u.Username, "PasswordFile": pwPath,
+		"Kind": map[string]string{"softhsm": "SoftHSM2", "tpm": "TPM 2.0 (tpm2-pkcs11)"}[kind],
 	})
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -163,7 +205,7 @@ func devPassword(dir string) (string, error) {
 }
 
 var devConfig = template.Must(template.New("dev").Parse(`# wssignd development configuration, written by "wssignd dev-setup".
-# Keys live on the SoftHSM2 token below; they were generated on the token and
+# Keys live on the {{.Kind}} token below; they were generated on the token and
 # cannot be extracted. Edit freely: dev-setup never overwrites this file.
 
 socket = "{{.Socket}}"

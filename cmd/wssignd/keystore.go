@@ -29,10 +29,13 @@ const (
 	stateError       = "error" // the token is there but a key on it cannot be used: fix the config or token
 )
 
-// Backoff of the retries of a token that could not be opened at start.
+// Backoff of the retries of a token that could not be opened at start; a locked token
+// (hsm.ErrPINLocked) is looked at again only every pinLockedRetry (or at SIGHUP, which opens
+// the tokens of the new configuration).
 var (
-	openRetryMin = time.Second
-	openRetryMax = 30 * time.Second
+	openRetryMin   = time.Second
+	openRetryMax   = 30 * time.Second
+	pinLockedRetry = hsm.DefaultPINLockedRetry
 )
 
 // tokenSlot is one configured token: open (hsm recovers it by itself from then on), or waiting
@@ -59,8 +62,9 @@ type keyStore struct {
 }
 
 // errPINRejected is returned by openKeyStore when a token refused its PIN (now, or at an earlier
-// start as the marker in the state directory records), or reports its PIN locked or on its
-// final try: the daemon exits 78 and never tries that PIN again by itself.
+// start as the marker in the state directory records): the daemon exits 78 and never tries that
+// PIN again by itself. A locked token (PIN locked or on its final try, TPM dictionary-attack
+// lockout) is not a rejected PIN: the daemon serves without it and looks at it again later.
 var errPINRejected = errors.New("a token rejected its PIN")
 
 // hsmConfig builds the hsm configuration of one configured token.
@@ -75,11 +79,16 @@ func hsmConfig(c *config.Config, name string, t *config.Token, log *slog.Logger)
 		OpTimeout:        c.Limits.RequestTimeout.Duration,
 		KeepAlive:        t.KeepAlive.Duration,
 		MaxCallsInFlight: t.MaxCallsInFlight,
+		RetryMax:         tokenRetryMax,
+		PINLockedRetry:   pinLockedRetry,
 		Log:              log.With("token", name),
 	}
 }
 
+// openKeyStore opens every token of c and resolves its keys. Modules this process has loaded
+// already (a reload) are re-initialised first (reinitModules).
 func openKeyStore(c *config.Config, log *slog.Logger) (*keyStore, error) {
+	reinitModules(c, log)
 	ks := &keyStore{log: log, tokens: map[string]*tokenSlot{}, keys: c.Keys, stop: make(chan struct{})}
 	names := slices.Sorted(maps.Keys(c.Tokens))
 	for _, name := range names {
@@ -87,6 +96,13 @@ func openKeyStore(c *config.Config, log *slog.Logger) (*keyStore, error) {
 		ks.tokens[name] = slot
 		if err := ks.open(slot); err != nil {
 			switch {
+			case errors.Is(err, hsm.ErrPINLocked):
+				// Not a wrong PIN: no marker, no exit 78. The token is not used until it is
+				// looked at again after a long wait, or at a reload.
+				log.Error("token locked at start (pin locked or on its final try, or tpm dictionary-attack lockout); serving without it",
+					"token", name, "err", err, "retry_in", pinLockedRetry)
+				ks.wg.Add(1)
+				go ks.retry(slot)
 			case errors.Is(err, hsm.ErrPINRejected):
 				ks.Close()
 				return nil, fmt.Errorf("%w: token %s: %v", errPINRejected, name, err)
@@ -105,6 +121,31 @@ func openKeyStore(c *config.Config, log *slog.Logger) (*keyStore, error) {
 		}
 	}
 	return ks, nil
+}
+
+// reinitModules re-initialises, once each, the PKCS#11 modules of c's tokens that this process
+// has loaded already (at a reload: by the serving configuration), so that the new
+// configuration sees the tokens as they are now: keys and certificates another process
+// (wssignd token, tpm2_ptool, pkcs11-tool) added or replaced since the module was initialised.
+// Some modules (tpm2-pkcs11) read their object store only at C_Initialize. Requests in flight
+// finish first; requests arriving meanwhile wait for it. A failure is logged: the tokens
+// concerned recover by themselves. At the first start no module is loaded: nothing happens.
+func reinitModules(c *config.Config, log *slog.Logger) {
+	seen := map[string]bool{}
+	for _, name := range slices.Sorted(maps.Keys(c.Tokens)) {
+		m := c.Tokens[name].Module
+		if seen[m] {
+			continue
+		}
+		seen[m] = true
+		wait := c.Limits.RequestTimeout.Duration
+		if wait <= 0 {
+			wait = hsm.DefaultOpTimeout
+		}
+		if err := hsm.Reinitialize(m, wait); err != nil {
+			log.Warn("pkcs#11 module not re-initialised", "module", m, "err", err)
+		}
+	}
 }
 
 // retryable reports whether opening a token may succeed later by itself. Later (background)
@@ -134,11 +175,11 @@ func (ks *keyStore) open(slot *tokenSlot) error {
 	if err != nil {
 		slot.mu.Lock()
 		slot.err = err
-		if errors.Is(err, hsm.ErrPINRejected) {
+		switch {
+		case errors.Is(err, hsm.ErrPINLocked):
+			slot.state = string(hsm.StatePINLocked)
+		case errors.Is(err, hsm.ErrPINRejected):
 			slot.state = statePINRejected
-			if errors.Is(err, hsm.ErrPINLocked) {
-				slot.state = string(hsm.StatePINLocked)
-			}
 		}
 		slot.mu.Unlock()
 		return err
@@ -180,6 +221,9 @@ func (ks *keyStore) open(slot *tokenSlot) error {
 func (ks *keyStore) retry(slot *tokenSlot) {
 	defer ks.wg.Done()
 	delay := openRetryMin
+	if _, err := slot.current(); errors.Is(err, hsm.ErrPINLocked) {
+		delay = pinLockedRetry
+	}
 	for {
 		select {
 		case <-ks.stop:
@@ -189,6 +233,11 @@ func (ks *keyStore) retry(slot *tokenSlot) {
 		err := ks.open(slot)
 		if err == nil {
 			return
+		}
+		if errors.Is(err, hsm.ErrPINLocked) {
+			ks.log.Warn("token still locked", "token", slot.name, "err", err, "retry_in", pinLockedRetry)
+			delay = pinLockedRetry
+			continue
 		}
 		if !retryable(err, true) {
 			ks.log.Error("token cannot be used; not retrying", "token", slot.name, "err", err)
@@ -364,3 +413,7 @@ func keyRef(k *config.Key) (hsm.KeyRef, error) {
 	}
 	return u.KeyRef(), nil
 }
+
+// tokenRetryMax, when positive, caps the backoff between recovery attempts of every token
+// (hsm.Config.RetryMax); tests shorten it.
+var tokenRetryMax time.Duration

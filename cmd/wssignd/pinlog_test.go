@@ -17,11 +17,17 @@ import (
 // TestNoPINInLogs runs the daemon at debug level with a series of broken
 // configurations (wrong PIN, unknown token, missing key, key on the wrong
 // token, a bad reload) and greps every log line and error for the PIN, in
-// clear and in hex.
+// clear and in hex, on each kind of token.
 func TestNoPINInLogs(t *testing.T) {
-	env := hsmtest.New(t)
+	for _, kind := range hsmtest.Kinds {
+		t.Run(string(kind), func(t *testing.T) { testNoPINInLogs(t, kind) })
+	}
+}
+
+func testNoPINInLogs(t *testing.T, kind hsmtest.Kind) {
+	env := hsmtest.NewKind(t, kind)
 	env.Token.Close() // each start below logs in by itself
-	pin, err := os.ReadFile(env.Soft.PINFile)
+	pin, err := os.ReadFile(env.Config.PINFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,9 +40,9 @@ func TestNoPINInLogs(t *testing.T) {
 	sock := filepath.Join(dir, "s.sock")
 	good := testConfig(env, sock, "")
 	cases := map[string]string{
-		"unknown token":   strings.ReplaceAll(good, "wssignd-test", "no-such-token"),
+		"unknown token":   strings.NewReplacer(`"`+env.Config.TokenLabel+`"`, `"no-such-token"`, "token="+env.Config.TokenLabel+";", "token=no-such-token;").Replace(good),
 		"missing key":     strings.Replace(good, `label = "rsa"`, `label = "no-such-key"`, 1),
-		"wrong pin":       strings.Replace(good, env.Soft.PINFile, wrong, 1),
+		"wrong pin":       strings.Replace(good, env.Config.PINFile, wrong, 1),
 		"good then stops": good,
 	}
 	var logs bytes.Buffer

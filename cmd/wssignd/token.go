@@ -136,7 +136,7 @@ func tokenRun(args []string, stdout, stderr io.Writer) int {
 	}
 	if err := run(); err != nil {
 		fmt.Fprintf(stderr, "wssignd token %s: %v\n", cmd, err)
-		if errors.Is(err, hsm.ErrPINRejected) {
+		if errors.Is(err, hsm.ErrPINRejected) || errors.Is(err, hsm.ErrPINLocked) {
 			return exitConfig
 		}
 		return 1
@@ -182,7 +182,11 @@ func tokenList(f *tokenFlags, w io.Writer) error {
 				flags = append(flags, fl.name)
 			}
 		}
-		fmt.Fprintf(w, "slot %d: token %q serial %q (%s %s)", s.SlotID, s.Label, s.Serial, strings.TrimSpace(s.Manufacturer), strings.TrimSpace(s.Model))
+		serial := fmt.Sprintf("%q", s.Serial)
+		if !s.SerialUnique {
+			serial += " (not unique: select by label)"
+		}
+		fmt.Fprintf(w, "slot %d: token %q serial %s (%s %s)", s.SlotID, s.Label, serial, s.Manufacturer, s.Model)
 		if len(flags) > 0 {
 			fmt.Fprintf(w, " [%s]", strings.Join(flags, " "))
 		}

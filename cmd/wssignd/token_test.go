@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"math/big"
@@ -17,21 +18,39 @@ import (
 	"time"
 
 	"github.com/wssignd/wssignd/hsm"
+	"github.com/wssignd/wssignd/hsm/hsmtest"
 	"github.com/wssignd/wssignd/internal/testutil"
 )
 
-// TestTokenProvisioning drives "wssignd token" end to end on a fresh SoftHSM2 token: generate
-// RSA and EC keys, make certificate requests signed by them, have a (software) CA issue
-// certificates, import each with the CA certificate, and find the keys as the daemon does.
+// TestTokenProvisioning drives "wssignd token" end to end on a fresh token of each kind
+// (SoftHSM2, TPM): generate RSA and EC keys, make certificate requests signed by them, have a
+// (software) CA issue certificates, import each with the CA certificate, list every object, and
+// find the keys as the daemon does.
 func TestTokenProvisioning(t *testing.T) {
-	soft, err := hsm.InitSoftHSMToken(t.TempDir(), "prov")
-	if errors.Is(err, hsm.ErrSoftHSMNotInstalled) && !testutil.InCI() {
-		t.Skip(err)
+	for _, kind := range hsmtest.Kinds {
+		t.Run(string(kind), func(t *testing.T) { testTokenProvisioning(t, kind) })
 	}
-	if err != nil {
-		t.Fatal(err)
+}
+
+func testTokenProvisioning(t *testing.T, kind hsmtest.Kind) {
+	var module, pinFile string
+	if kind == hsmtest.TPM2 {
+		tt := hsmtest.StartTPM(t).AddToken("prov")
+		module, pinFile = tt.Module, tt.PINFile
+	} else {
+		if testing.Short() {
+			t.Skip("token tests are skipped in -short mode")
+		}
+		soft, err := hsm.InitSoftHSMToken(t.TempDir(), "prov")
+		if errors.Is(err, hsm.ErrSoftHSMNotInstalled) && !testutil.InCI() {
+			t.Skip(err)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("SOFTHSM2_CONF", soft.ConfigFile)
+		module, pinFile = soft.Module, soft.PINFile
 	}
-	t.Setenv("SOFTHSM2_CONF", soft.ConfigFile)
 	dir := t.TempDir()
 	run := func(args ...string) (string, string, int) {
 		t.Helper()
@@ -39,7 +58,7 @@ func TestTokenProvisioning(t *testing.T) {
 		code := tokenRun(args, &out, &errOut)
 		return out.String(), errOut.String(), code
 	}
-	tokenArgs := []string{"-module", soft.Module, "-label", "prov", "-pin-file", soft.PINFile}
+	tokenArgs := []string{"-module", module, "-label", "prov", "-pin-file", pinFile}
 	cmd := func(name string, extra ...string) []string {
 		return append(append([]string{name}, tokenArgs...), extra...)
 	}
@@ -124,17 +143,23 @@ func TestTokenProvisioning(t *testing.T) {
 		`token "prov"`,
 		`private-key label "sig-rsa" id 0a RSA sensitive=true extractable=false`,
 		`private-key label "sig-ec" id 0b EC sensitive=true extractable=false`,
-		`certificate label "test CA" id -`,
+		`certificate label "test CA" id ` + hex.EncodeToString(hsm.IssuerCertificateID(ca)),
 		`certificate label "sig-rsa" id 0a subject "CN=invoice signer rsa,O=Example`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("list output lacks %q:\n%s", want, out)
 		}
 	}
+	if kind == hsmtest.TPM2 && !strings.Contains(out, `serial "0000000000000000" (not unique: select by label)`) {
+		t.Errorf("list output does not mark the all-zero serial:\n%s", out)
+	}
+	if strings.ContainsRune(out, 0) {
+		t.Errorf("list output holds NUL padding:\n%q", out)
+	}
 	if n := strings.Count(out, `certificate label "test CA"`); n != 1 {
 		t.Errorf("the CA certificate is on the token %d times, want once:\n%s", n, out)
 	}
-	if out, _, code := run("list", "-module", soft.Module); code != 0 || !strings.Contains(out, `token "prov"`) || strings.Contains(out, "objects") {
+	if out, _, code := run("list", "-module", module); code != 0 || !strings.Contains(out, `token "prov"`) || strings.Contains(out, "objects") {
 		t.Errorf("list without a token and PIN: %d %s", code, out)
 	}
 	if _, _, code := run("frobnicate"); code != 2 {
@@ -142,7 +167,7 @@ func TestTokenProvisioning(t *testing.T) {
 	}
 
 	// The daemon's view: keys with their chains, generated on the token, never extractable.
-	tok, err := hsm.Open(hsm.Config{Module: soft.Module, TokenLabel: "prov", PINFile: soft.PINFile})
+	tok, err := hsm.Open(hsm.Config{Module: module, TokenLabel: "prov", PINFile: pinFile})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,11 @@
 //   - xmlsec1 --sign, one process per message, from a template, with the PEM key of
 //     testdata/keys (xmlsec1 cannot use the token without its PKCS#11 engine);
 //
-// at concurrency 1, 2, 4, 8 for 1 KB envelopes and at concurrency 1 for 10 KB … 10 MB, and
+// at concurrency 1, 2, 4, 8 for 1 KB envelopes and at concurrency 1 for 10 KB … 10 MB. With
+// -tpm (the default) it also makes a TPM token (tpm2-pkcs11 on a software TPM that
+// scripts/dev-tpm.sh starts in the temporary directory and stops at the end) and measures raw
+// C_Sign, hsm.Key.Signer and end to end (a second daemon, 1 KB envelopes) for its RSA-2048 and
+// EC P-256 keys at the same concurrencies: the rows "… TPM". It
 // writes one table to stdout, <out>/results.md and <out>/results.tsv. During the 10 MB
 // end-to-end cells it samples the daemon's RssAnon and RssFile every millisecond. Absolute
 // numbers depend on the machine and its load (the load average is recorded with the results);
@@ -61,7 +65,8 @@ var (
 	flagRounds = flag.Int("rounds", 3, "rounds over which the private-key and 1KB cells are interleaved")
 	flagSizes  = flag.String("sizes", "1KB,10KB,100KB,1MB,10MB", "envelope sizes to measure")
 	flagConc   = flag.String("conc", "1,2,4,8", "concurrencies measured for 1KB envelopes and the private-key rows")
-	flagDProf  = flag.String("daemon-cpuprofile", "", "have the daemon write a CPU profile of the run to this file (its -cpuprofile flag)")
+	flagTPM    = flag.Bool("tpm", true, "also measure a TPM token (tpm2-pkcs11; a software TPM started by scripts/dev-tpm.sh in the temporary directory): raw C_Sign, hsm.Key.Signer and end to end with 1KB envelopes")
+	flagDProf  = flag.String("daemon-cpuprofile", "", "have the SoftHSM2 daemon write a CPU profile of the run to this file (its -cpuprofile flag)")
 )
 
 const tokenLabel = "wssignd-bench"
@@ -159,26 +164,8 @@ func run() error {
 		{Alg: "RSA-2048", Ref: hsm.KeyRef{Label: "rsa", ID: []byte{1}}, Mech: hsm.RawSignRSAPKCS, Profile: "default", PEM: "rsa2048", SigAlg: "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"},
 		{Alg: "EC P-256", Ref: hsm.KeyRef{Label: "ec", ID: []byte{2}}, Mech: hsm.RawSignECDSA, Profile: "ecdsa", PEM: "ecp256", SigAlg: "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"},
 	}
-	for _, k := range keys {
-		var s crypto.Signer
-		if k.Ref.Label == "rsa" {
-			s, err = tok.GenerateRSA(k.Ref, 2048)
-		} else {
-			s, err = tok.GenerateEC(k.Ref, elliptic.P256())
-		}
-		if err != nil {
-			return err
-		}
-		cert, err := hsm.SelfSignedCertificate(s, "wssignd bench "+k.Ref.Label, 24*time.Hour)
-		if err != nil {
-			return err
-		}
-		if err := tok.ImportCertificate(k.Ref, cert); err != nil {
-			return err
-		}
-		if k.Key, err = tok.FindKey(k.Ref); err != nil {
-			return err
-		}
+	if err := makeKeys(tok, keys); err != nil {
+		return err
 	}
 	envs := map[string][]byte{}
 	for _, s := range sizes {
@@ -187,11 +174,18 @@ func run() error {
 
 	// The daemon runs from the start (idle while in-process cells run), so that cells to be
 	// compared can be interleaved.
-	d, err := startDaemon(dir, daemon, soft)
+	d, err := startDaemon(dir, daemon, soft.Module, soft.Label, soft.PINFile, []string{"SOFTHSM2_CONF=" + soft.ConfigFile}, *flagDProf)
 	if err != nil {
 		return err
 	}
 	defer d.stop()
+	var tpm *tpmBench
+	if *flagTPM {
+		if tpm, err = startTPMBench(dir, daemon); err != nil {
+			return fmt.Errorf("tpm token: %w (run with -tpm=false to leave it out)", err)
+		}
+		defer tpm.stop()
+	}
 
 	// Cells to compare (private-key rows and 1KB envelopes, every concurrency) run interleaved in
 	// -rounds rounds of -d/rounds each, so that a change of machine load during the run hits
@@ -200,7 +194,13 @@ func run() error {
 	var small, large []*cell
 	for _, c := range concs {
 		for _, k := range keys {
-			small = append(small, rawCell(k, soft, c), signerCell(k, c, digest[:]))
+			small = append(small, rawCell(k, soft.Module, soft.Label, soft.PINFile, c), signerCell(k, c, digest[:]))
+		}
+		if tpm != nil {
+			for _, k := range tpm.keys {
+				small = append(small, rawCell(k, tpm.token.Module, tpm.token.Label, tpm.token.PINFile, c), signerCell(k, c, digest[:]),
+					e2eCell(tpm.daemon, k, sizes[0], envs[sizes[0].Name], c))
+			}
 		}
 	}
 	for _, s := range sizes {
@@ -265,6 +265,13 @@ func run() error {
 	if err := d.stop(); err != nil {
 		return err
 	}
+	order := keys
+	if tpm != nil {
+		if err := tpm.daemon.stop(); err != nil {
+			return err
+		}
+		order = append(slices.Clone(keys), tpm.keys...)
+	}
 	var rows []row
 	for _, c := range append(small, large...) {
 		rows = append(rows, c.result())
@@ -274,7 +281,7 @@ func run() error {
 			return d
 		}
 		if a.Alg != b.Alg {
-			return slices.IndexFunc(keys, func(k *keySpec) bool { return k.Alg == a.Alg }) - slices.IndexFunc(keys, func(k *keySpec) bool { return k.Alg == b.Alg })
+			return slices.IndexFunc(order, func(k *keySpec) bool { return k.Alg == a.Alg }) - slices.IndexFunc(order, func(k *keySpec) bool { return k.Alg == b.Alg })
 		}
 		if a.SizeBytes != b.SizeBytes {
 			return a.SizeBytes - b.SizeBytes
@@ -313,6 +320,7 @@ type cell struct {
 	op   func(worker int) error                                        // run by r.Conc workers; nil for raw
 	raw  func(d time.Duration) ([]time.Duration, time.Duration, error) // measures itself
 	heap func() int64                                                  // a heap allocation counter; nil: not measured
+	pid  int                                                           // the daemon process the cell measures; 0: none
 
 	lat     []time.Duration
 	elapsed time.Duration
@@ -331,13 +339,13 @@ func (c *cell) step(d time.Duration, minOps int) error {
 	var err error
 	// CPU is read inside the heap counter's reads: the daemon's counter is a /metrics scrape,
 	// which must not be charged to the cell.
-	cpu0 := readCPU(daemonPID)
+	cpu0 := readCPU(c.pid)
 	if c.raw != nil {
 		lat, elapsed, err = c.raw(d)
 	} else {
 		lat, elapsed, err = runOps(c.r.Conc, d, minOps, c.op)
 	}
-	cpu1 := readCPU(daemonPID)
+	cpu1 := readCPU(c.pid)
 	if err != nil {
 		return fmt.Errorf("%s %s %s c=%d: %w", c.r.Path, c.r.Alg, c.r.Size, c.r.Conc, err)
 	}
@@ -375,9 +383,6 @@ func (c *cell) result() row {
 	}
 	return r
 }
-
-// daemonPID is the measured daemon's process id, 0 before it starts.
-var daemonPID int
 
 // cpuUse is CPU time spent: the daemon's user and system time, and this process's user+system.
 type cpuUse struct {
@@ -452,12 +457,12 @@ func processMallocs() int64 {
 	return int64(ms.Mallocs)
 }
 
-func rawCell(k *keySpec, soft hsm.SoftHSMToken, conc int) *cell {
+func rawCell(k *keySpec, module, label, pinFile string, conc int) *cell {
 	return &cell{
 		r:    row{Path: pathRaw, Alg: k.Alg, Conc: conc, Note: "mechanism " + k.Mech},
 		heap: processMallocs,
 		raw: func(d time.Duration) ([]time.Duration, time.Duration, error) {
-			perSec, lat, err := hsm.RawSignBench(soft.Module, soft.Label, soft.PINFile, k.Ref.Label, k.Mech, conc, d)
+			perSec, lat, err := hsm.RawSignBench(module, label, pinFile, k.Ref.Label, k.Mech, conc, d)
 			if err != nil || perSec <= 0 {
 				return nil, 0, err
 			}
@@ -494,6 +499,7 @@ func e2eCell(d *daemon, k *keySpec, s bench.Size, env []byte, conc int) *cell {
 	return &cell{
 		r:    row{Path: pathE2E, Alg: k.Alg, Size: s.Name, SizeBytes: s.Bytes, Conc: conc},
 		heap: d.mallocs,
+		pid:  d.cmd.Process.Pid,
 		op:   func(int) error { return d.sign(k.Profile, env) },
 	}
 }
@@ -504,6 +510,7 @@ func floorCell(d *daemon, conc int) *cell {
 	return &cell{
 		r:    row{Path: pathFloor, Conc: conc, Note: "no key, no body: the least a request over the socket costs"},
 		heap: d.mallocs,
+		pid:  d.cmd.Process.Pid,
 		op:   func(int) error { return d.healthz() },
 	}
 }
@@ -595,7 +602,9 @@ type daemon struct {
 	done    chan error
 }
 
-func startDaemon(dir, bin string, soft hsm.SoftHSMToken) (*daemon, error) {
+// startDaemon starts the daemon binary on a socket in dir, with a token of module (label,
+// PIN file) and env added to its environment.
+func startDaemon(dir, bin, module, label, pinFile string, env []string, cpuProfile string) (*daemon, error) {
 	sock := filepath.Join(dir, "wssignd.sock")
 	cfg := fmt.Sprintf(`socket = %q
 modules = [%q]
@@ -618,7 +627,7 @@ allow_users = ["%d"]
 [profiles.ecdsa]
 key = "ec"
 allow_users = ["%d"]
-`, sock, soft.Module, 32<<20, soft.Module, soft.Label, soft.PINFile, os.Getuid(), os.Getuid())
+`, sock, module, 32<<20, module, label, pinFile, os.Getuid(), os.Getuid())
 	cfgPath := filepath.Join(dir, "wssignd.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -628,22 +637,21 @@ allow_users = ["%d"]
 		return nil, err
 	}
 	args := []string{"-config", cfgPath}
-	if *flagDProf != "" {
-		prof, err := filepath.Abs(*flagDProf)
+	if cpuProfile != "" {
+		prof, err := filepath.Abs(cpuProfile)
 		if err != nil {
 			return nil, err
 		}
 		args = append(args, "-cpuprofile", prof)
 	}
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "SOFTHSM2_CONF="+soft.ConfigFile)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, err
 	}
 	d := &daemon{cmd: cmd, done: make(chan error, 1)}
-	daemonPID = cmd.Process.Pid
 	go func() { d.done <- cmd.Wait(); logf.Close() }()
 	d.client = &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -893,4 +901,132 @@ func parseInts(s string) ([]int, error) {
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+// makeKeys generates each key of keys on tok (RSA-2048 for label "rsa", else EC P-256) with a
+// self-signed certificate stored beside it, and finds it as the daemon does.
+func makeKeys(tok *hsm.Token, keys []*keySpec) error {
+	for _, k := range keys {
+		var s crypto.Signer
+		var err error
+		if k.Ref.Label == "rsa" {
+			s, err = tok.GenerateRSA(k.Ref, 2048)
+		} else {
+			s, err = tok.GenerateEC(k.Ref, elliptic.P256())
+		}
+		if err != nil {
+			return err
+		}
+		cert, err := hsm.SelfSignedCertificate(s, "wssignd bench "+k.Ref.Label, 24*time.Hour)
+		if err != nil {
+			return err
+		}
+		if err := tok.ImportCertificate(k.Ref, cert); err != nil {
+			return err
+		}
+		if k.Key, err = tok.FindKey(k.Ref); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tpmBench is a TPM token with the two keys and a daemon serving them.
+type tpmBench struct {
+	dir    string
+	script string
+	token  hsm.TPMToken
+	tok    *hsm.Token
+	keys   []*keySpec
+	daemon *daemon
+}
+
+// startTPMBench starts a software TPM under dir/tpm (scripts/dev-tpm.sh, on a free port), makes
+// a tpm2-pkcs11 token with an RSA-2048 and an EC P-256 key, and starts a daemon on it.
+func startTPMBench(dir, bin string) (*tpmBench, error) {
+	repo, err := filepath.Abs(*flagRepo)
+	if err != nil {
+		return nil, err
+	}
+	tb := &tpmBench{dir: filepath.Join(dir, "tpm"), script: filepath.Join(repo, "scripts", "dev-tpm.sh")}
+	port, err := freePortPair()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(tb.script, tb.dir)
+	cmd.Env = append(os.Environ(), "WSSIGND_DEV_SWTPM=1", "WSSIGND_DEV_SWTPM_PORT="+strconv.Itoa(port))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		tb.stop()
+		return nil, fmt.Errorf("%s: %v: %s", tb.script, err, out)
+	}
+	envText, err := os.ReadFile(filepath.Join(tb.dir, "env"))
+	if err != nil {
+		tb.stop()
+		return nil, err
+	}
+	var env []string
+	for _, line := range strings.Split(string(envText), "\n") {
+		kv, ok := strings.CutPrefix(strings.TrimSpace(line), "export ")
+		if !ok {
+			continue
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		v = strings.Trim(v, "'")
+		env = append(env, k+"="+v)
+		if err := os.Setenv(k, v); err != nil { // tpm2-pkcs11 in this process reads them
+			tb.stop()
+			return nil, err
+		}
+	}
+	fail := func(err error) (*tpmBench, error) { tb.stop(); return nil, err }
+	if tb.token, err = hsm.InitTPMToken(os.Getenv("TPM2_PKCS11_STORE"), os.Getenv("TPM2_PKCS11_TCTI"), tokenLabel); err != nil {
+		return fail(err)
+	}
+	if tb.tok, err = hsm.Open(hsm.Config{Module: tb.token.Module, TokenLabel: tb.token.Label, PINFile: tb.token.PINFile}); err != nil {
+		return fail(err)
+	}
+	tb.keys = []*keySpec{
+		{Alg: "RSA-2048 TPM", Ref: hsm.KeyRef{Label: "rsa", ID: []byte{1}}, Mech: hsm.RawSignRSAPKCS, Profile: "default"},
+		{Alg: "EC P-256 TPM", Ref: hsm.KeyRef{Label: "ec", ID: []byte{2}}, Mech: hsm.RawSignECDSA, Profile: "ecdsa"},
+	}
+	if err := makeKeys(tb.tok, tb.keys); err != nil {
+		return fail(err)
+	}
+	if err := os.MkdirAll(filepath.Join(tb.dir, "daemon"), 0o700); err != nil {
+		return fail(err)
+	}
+	if tb.daemon, err = startDaemon(filepath.Join(tb.dir, "daemon"), bin, tb.token.Module, tb.token.Label, tb.token.PINFile, env, ""); err != nil {
+		return fail(err)
+	}
+	return tb, nil
+}
+
+// stop stops the daemon, closes the token and stops the software TPM.
+func (tb *tpmBench) stop() {
+	if tb.daemon != nil {
+		_ = tb.daemon.stop()
+	}
+	if tb.tok != nil {
+		_ = tb.tok.Close()
+	}
+	_ = exec.Command(tb.script, tb.dir, "stop").Run()
+}
+
+// freePortPair returns a TCP port p on 127.0.0.1 such that p and p+1 were free a moment ago
+// (swtpm's server and control ports).
+func freePortPair() (int, error) {
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+1))
+		l.Close()
+		if err == nil {
+			l2.Close()
+			return p, nil
+		}
+	}
+	return 0, errors.New("no two consecutive free tcp ports on 127.0.0.1")
 }

@@ -67,7 +67,7 @@ func daemonCPU(r *row) time.Duration {
 func (rp *report) cpuSection() string {
 	var b strings.Builder
 	b.WriteString("## Daemon CPU per request (1KB)\n\n")
-	b.WriteString("daemon CPU = user+sys of the daemon per request; token CPU = the harness's CPU per raw C_Sign at the same key and concurrency (the signature inside SoftHSM2); non-token = daemon − token (XML, the signature check, HTTP, scheduler, GC, audit, metrics, and PKCS#11 calls besides C_Sign). client CPU = the harness's HTTP client per request.\n\n")
+	b.WriteString("daemon CPU = user+sys of the daemon per request; token CPU = the harness's CPU per raw C_Sign at the same key and concurrency (the signature inside SoftHSM2); non-token = daemon − token (XML, the signature check, HTTP, scheduler, GC, audit, metrics, and PKCS#11 calls besides C_Sign). For a TPM token the signature runs in the TPM (swtpm, another process), so its token CPU is only the PKCS#11 library's share and its non-token CPU an upper bound. client CPU = the harness's HTTP client per request.\n\n")
 	b.WriteString("| key | conc | daemon user | daemon sys | daemon CPU | token CPU per raw C_Sign | non-token daemon CPU | client CPU |\n|---|--:|--:|--:|--:|--:|--:|--:|\n")
 	n := 0
 	for _, k := range rp.keys {
@@ -337,7 +337,7 @@ func (rp *report) targets() []target {
 	var worstRow *row
 	for i := range rp.rows {
 		r := &rp.rows[i]
-		if r.Path != pathE2E || r.Conc > rp.sessions || r.P50 <= 0 || r.Ops < 100 {
+		if r.Path != pathE2E || r.Conc > rp.sessions || r.P50 <= 0 || r.Ops < 100 || strings.HasSuffix(r.Alg, " TPM") {
 			continue
 		}
 		n++
