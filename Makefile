@@ -111,7 +111,7 @@ bench: deps
 	$(GO) build -trimpath -o bin/wssignd-bench ./bench/cmd/wssignd-bench
 	mkdir -p bench/out
 	bin/wssignd-bench -daemon bin/wssignd -out bench/out -repo . $(BENCH_FLAGS)
-	$(GO) test -run '^$$' -bench '^Benchmark(Sign|SignXMLOverhead|ScanEnvelope)$$' -benchtime 300ms ./wss | tee bench/out/gobench.txt
+	$(GO) test -run '^$$' -bench '^Benchmark(Sign|SignXMLOverhead|ScanEnvelope|Verify|Decrypt)$$' -benchtime 300ms ./wss | tee bench/out/gobench.txt
 	$(GO) test -run '^$$' -bench '^BenchmarkSignXMLOverhead$$/^100KB$$' -benchtime 3s -o bench/out/wss.test \
 		-cpuprofile bench/out/cpu.prof -memprofile bench/out/mem.prof ./wss
 	$(GO) tool pprof -top -nodecount=15 bench/out/wss.test bench/out/cpu.prof | tee bench/out/profile-cpu.txt

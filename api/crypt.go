@@ -94,7 +94,7 @@ func (s *Server) encrypt(r *http.Request, p *EncryptProfile, envelope []byte) (*
 	if opts.Recipient == nil {
 		return nil, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Detail: "this profile needs the recipient certificate in the " + RecipientCertHeader + " header"}
 	}
-	res, err := wss.Encrypt(envelope, opts)
+	res, err := wss.Encrypt(r.Context(), envelope, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +187,7 @@ func (s *Server) handleDecrypt(w http.ResponseWriter, r *http.Request) error {
 		opts.RequireSignedBody = &vo
 	}
 	start := time.Now()
-	res, err := wss.Decrypt(body, dec, opts)
+	res, err := wss.Decrypt(r.Context(), body, dec, opts)
 	dur := time.Since(start)
 	if err == nil && res.Verify != nil {
 		if vp := s.cfg.VerifyProfiles[p.VerifyProfile]; vp.mayBeReplay(res.Verify.Timestamp, s.cfg.Now()) {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -268,7 +269,7 @@ func TestEncryptWithProfile(t *testing.T) {
 	cred := loadCred(t, "rsa2048")
 	s := New(Config{Keys: &memKeys{creds: map[string]wss.Credential{"rsa": cred}},
 		EncryptProfiles: map[string]*EncryptProfile{"e": {Encrypt: wss.EncryptOptions{Recipient: cred.Chain[0]}}}})
-	signed, err := wss.Sign(testutil.ReadTestdata(t, "envelope-soap11.xml"), cred, wss.SignOptions{})
+	signed, err := wss.Sign(context.Background(), testutil.ReadTestdata(t, "envelope-soap11.xml"), cred, wss.SignOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +278,7 @@ func TestEncryptWithProfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dec, err := wss.Decrypt(enc, cred.Signer.(crypto.Decrypter), wss.DecryptOptions{Certificate: cred.Chain[0]})
+	dec, err := wss.Decrypt(context.Background(), enc, cred.Signer.(crypto.Decrypter), wss.DecryptOptions{Certificate: cred.Chain[0]})
 	if err != nil || !bytes.Equal(dec.Envelope, signed.Envelope) {
 		t.Fatalf("round trip: %v", err)
 	}

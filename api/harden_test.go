@@ -278,7 +278,7 @@ func TestDecryptAuditNoPlaintext(t *testing.T) {
 	const wsu = `xmlns:wsu="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"`
 	env := `<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header/><s:Body>` +
 		`<payroll ` + wsu + ` wsu:Id="secretPayrollId"><salary>1</salary></payroll></s:Body></s:Envelope>`
-	res, err := wss.Encrypt([]byte(env), wss.EncryptOptions{Recipient: keys.creds["rsa"].Chain[0]})
+	res, err := wss.Encrypt(context.Background(), []byte(env), wss.EncryptOptions{Recipient: keys.creds["rsa"].Chain[0]})
 	if err != nil {
 		t.Fatal(err)
 	}

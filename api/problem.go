@@ -106,6 +106,7 @@ var wssStatus = map[wss.Code]int{
 	wss.CodeMissingPart:   http.StatusUnprocessableEntity,
 	wss.CodeUnsupported:   http.StatusUnprocessableEntity,
 	wss.CodeSigningFailed: http.StatusServiceUnavailable,
+	wss.CodeTimeout:       http.StatusGatewayTimeout,
 	wss.CodeInternal:      http.StatusInternalServerError,
 	// Every decryption failure has the same status, code and detail.
 	wss.CodeDecryptionFailed: http.StatusUnprocessableEntity,

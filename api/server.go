@@ -466,7 +466,7 @@ func (s *Server) handleSign(w http.ResponseWriter, r *http.Request) error {
 	// without a joined copy (a 10 MB envelope costs 10 MB, not 20).
 	opts.NoCopy = !encryptAfter
 	start := time.Now()
-	res, err := wss.Sign(body, cred, opts)
+	res, err := wss.Sign(r.Context(), body, cred, opts)
 	dur := time.Since(start)
 	if !p.Sign.NoSignature && (err == nil || wss.CodeOf(err) == wss.CodeSigningFailed) {
 		// The key was used (or its use was attempted); an envelope refused

@@ -104,7 +104,7 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) error {
 	opts.Now = s.cfg.Now
 	opts.Explain = explain
 	start := time.Now()
-	res, err := wss.Verify(body, opts)
+	res, err := wss.Verify(r.Context(), body, opts)
 	if err != nil {
 		return err
 	}

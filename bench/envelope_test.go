@@ -2,6 +2,7 @@ package bench_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/x509"
 	"encoding/xml"
 	"errors"
@@ -111,7 +112,7 @@ func TestEnvelope(t *testing.T) {
 func TestEnvelopeSigns(t *testing.T) {
 	cred, cert := credential(t)
 	for _, size := range []int{1 << 10, 100 << 10} {
-		res, err := wss.Sign(bench.Envelope(size), cred, wss.SignOptions{SOAPVersion: "1.1"})
+		res, err := wss.Sign(context.Background(), bench.Envelope(size), cred, wss.SignOptions{SOAPVersion: "1.1"})
 		if err != nil {
 			t.Fatalf("size %d: sign: %v", size, err)
 		}

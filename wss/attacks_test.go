@@ -2,6 +2,7 @@ package wss
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -262,7 +263,7 @@ func TestAttacks(t *testing.T) {
 			if c.name == "replay" {
 				verifyOK(t, msg, o)
 			}
-			res, err := Verify(msg, o)
+			res, err := Verify(context.Background(), msg, o)
 			switch {
 			case c.err:
 				if CodeOf(err) != c.want || res != nil {
@@ -304,7 +305,7 @@ func checkCommentCase(t *testing.T, valid []byte, trust *TrustStore, res *Verify
 	if !bytes.Contains(body.Canonical, []byte("<Text>hello</Text>")) || bytes.Contains(body.Canonical, []byte("injected")) {
 		t.Errorf("signed Body content is %s", body.Canonical)
 	}
-	orig, err := Verify(valid, VerifyOptions{Trust: trust, Now: fixedNow, Explain: true})
+	orig, err := Verify(context.Background(), valid, VerifyOptions{Trust: trust, Now: fixedNow, Explain: true})
 	if err != nil || !orig.Valid {
 		t.Fatalf("the valid message: %v %+v", err, orig)
 	}

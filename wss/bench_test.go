@@ -5,10 +5,12 @@ package wss
 // the whole path against the token in the same run.
 
 import (
+	"context"
 	"crypto"
 	"crypto/x509"
 	"io"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -52,12 +54,72 @@ func BenchmarkSign(b *testing.B) {
 				b.SetBytes(int64(len(env)))
 				b.ReportAllocs()
 				for b.Loop() {
-					if _, err := Sign(env, cred, SignOptions{}); err != nil {
+					if _, err := Sign(context.Background(), env, cred, SignOptions{}); err != nil {
 						b.Fatal(err)
 					}
 				}
 			})
 		}
+	}
+}
+
+// receiveSizes are the envelope sizes of the verify and decrypt benchmarks.
+var receiveSizes = []string{"1KB", "100KB", "10MB"}
+
+// BenchmarkVerify verifies each envelope size signed once with an
+// in-memory RSA-2048 key: all XML work but a public-key check.
+func BenchmarkVerify(b *testing.B) {
+	cred := benchCredential(b, "rsa2048")
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	trust, err := NewTrustStore(TrustConfig{Pinned: cred.Chain})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, s := range bench.Sizes {
+		if !slices.Contains(receiveSizes, s.Name) {
+			continue
+		}
+		b.Run(s.Name, func(b *testing.B) {
+			res, err := Sign(context.Background(), benchEnvelope(s.Bytes), cred, SignOptions{Now: func() time.Time { return now }})
+			if err != nil {
+				b.Fatal(err)
+			}
+			opts := VerifyOptions{Trust: trust, Now: func() time.Time { return now }, AllowUnsignedAddressing: true}
+			b.SetBytes(int64(len(res.Envelope)))
+			b.ReportAllocs()
+			for b.Loop() {
+				v, err := Verify(context.Background(), res.Envelope, opts)
+				if err != nil || !v.Valid {
+					b.Fatalf("%v %+v", err, v)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkDecrypt decrypts each envelope size encrypted once for an
+// in-memory RSA-2048 key (RSA-OAEP unwrap, AES-256-GCM).
+func BenchmarkDecrypt(b *testing.B) {
+	cred := benchCredential(b, "rsa2048")
+	dec := cred.Signer.(crypto.Decrypter)
+	for _, s := range bench.Sizes {
+		if !slices.Contains(receiveSizes, s.Name) {
+			continue
+		}
+		b.Run(s.Name, func(b *testing.B) {
+			enc, err := Encrypt(context.Background(), benchEnvelope(s.Bytes), EncryptOptions{Recipient: cred.Chain[0]})
+			if err != nil {
+				b.Fatal(err)
+			}
+			opts := DecryptOptions{Certificate: cred.Chain[0]}
+			b.SetBytes(int64(len(enc.Envelope)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Decrypt(context.Background(), enc.Envelope, dec, opts); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
@@ -70,7 +132,7 @@ func BenchmarkScanEnvelope(b *testing.B) {
 			b.SetBytes(int64(len(env)))
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := scanEnvelope(env, Limits{}); err != nil {
+				if _, err := scanEnvelope(context.Background(), env, Limits{}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -128,7 +190,7 @@ func BenchmarkSignXMLOverhead(b *testing.B) {
 			sign := func() {
 				// Every call draws the same "random" Ids.
 				opts.Rand = &constReader{}
-				if _, err := Sign(env, c, opts); err != nil {
+				if _, err := Sign(context.Background(), env, c, opts); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -159,7 +221,7 @@ func BenchmarkSignPeakMemory(b *testing.B) {
 	opts := SignOptions{Now: func() time.Time { return now }}
 	sign := func() {
 		opts.Rand = &constReader{}
-		if _, err := Sign(env, c, opts); err != nil {
+		if _, err := Sign(context.Background(), env, c, opts); err != nil {
 			b.Fatal(err)
 		}
 	}

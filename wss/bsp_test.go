@@ -2,6 +2,7 @@ package wss
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha1"
 	"crypto/x509"
 	"encoding/asn1"
@@ -615,15 +616,15 @@ func TestBSPTokenReferences(t *testing.T) {
 func TestBSPCheckerCatches(t *testing.T) {
 	cred := testChain(t, true)
 	in := testutil.ReadTestdata(t, "envelope-soap11.xml")
-	pkiPath, err := Sign(in, cred, SignOptions{BSTValueType: ValueTypeX509PKIPath, Now: fixedNow})
+	pkiPath, err := Sign(context.Background(), in, cred, SignOptions{BSTValueType: ValueTypeX509PKIPath, Now: fixedNow})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ski, err := Sign(in, cred, SignOptions{TokenReference: RefSKI, Now: fixedNow})
+	ski, err := Sign(context.Background(), in, cred, SignOptions{TokenReference: RefSKI, Now: fixedNow})
 	if err != nil {
 		t.Fatal(err)
 	}
-	qname, err := Sign(testutil.ReadTestdata(t, "envelope-soap12.xml"), cred, SignOptions{Now: fixedNow})
+	qname, err := Sign(context.Background(), testutil.ReadTestdata(t, "envelope-soap12.xml"), cred, SignOptions{Now: fixedNow})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package wss
 
 import (
 	"bytes"
+	"context"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -126,7 +127,7 @@ func FuzzC14NDifferential(f *testing.F) {
 				}
 			}
 		}
-		if err := canonicalizeRawMany(data, targets); err != nil {
+		if err := canonicalizeRawMany(context.Background(), data, Limits{}, targets); err != nil {
 			t.Fatalf("canonicalizeRawMany: %v", err)
 		}
 		for j, tg := range targets {

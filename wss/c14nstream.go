@@ -15,6 +15,7 @@ package wss
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"maps"
 	"slices"
@@ -143,8 +144,8 @@ func (o *c14nOut) attrValue(v []byte) {
 // c14nSink canonicalises one element subtree from the tokens fed to it.
 type c14nSink struct {
 	out       c14nOut
-	inclusive [][]byte // PrefixList, "" = the default namespace
-	rendered  []nsBind // namespace nodes rendered by output ancestors
+	inclusive [][]byte // PrefixList, sorted, without duplicates; "" = the default namespace
+	rendered  nsStack  // namespace nodes rendered by output ancestors
 	marks     []int
 	nsOut     []nsBind
 	attrs     []*rawAttr
@@ -158,16 +159,46 @@ var c14nBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); retur
 // newC14NSink returns a sink writing to w; release returns its buffer.
 func newC14NSink(w io.Writer, inclusive []string) *c14nSink {
 	c := &c14nSink{out: c14nOut{w: w, buf: (*c14nBufPool.Get().(*[]byte))[:0]}}
+	if len(inclusive) == 0 {
+		return c
+	}
+	// One buffer for all the prefixes, sorted and deduplicated: a PrefixList
+	// comes from the message and may be long (up to the attribute value
+	// limit), so it costs O(n log n) once and O(log n) per question.
+	n := 0
+	for _, p := range inclusive {
+		n += len(p)
+	}
+	buf := make([]byte, 0, n)
+	c.inclusive = make([][]byte, 0, len(inclusive))
 	for _, p := range inclusive {
 		if p == "#default" {
 			p = ""
 		}
-		if p == "xml" || p == "xmlns" || slices.ContainsFunc(c.inclusive, func(b []byte) bool { return string(b) == p }) {
+		if p == "xml" || p == "xmlns" {
 			continue
 		}
-		c.inclusive = append(c.inclusive, []byte(p))
+		s := len(buf)
+		buf = append(buf, p...)
+		c.inclusive = append(c.inclusive, buf[s:len(buf):len(buf)])
 	}
+	slices.SortFunc(c.inclusive, bytes.Compare)
+	c.inclusive = slices.CompactFunc(c.inclusive, bytes.Equal)
 	return c
+}
+
+// isInclusive reports whether prefix is on the PrefixList.
+func (c *c14nSink) isInclusive(prefix []byte) bool {
+	if len(c.inclusive) > linearLookup {
+		_, ok := slices.BinarySearchFunc(c.inclusive, prefix, bytes.Compare)
+		return ok
+	}
+	for _, p := range c.inclusive {
+		if bytes.Equal(p, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // release gives the sink's buffer back to the pool; the sink is unusable after.
@@ -177,21 +208,15 @@ func (c *c14nSink) release() {
 	c14nBufPool.Put(&b)
 }
 
-func (c *c14nSink) renderedURI(prefix []byte) []byte {
-	for i := len(c.rendered) - 1; i >= 0; i-- {
-		if bytes.Equal(c.rendered[i].prefix, prefix) {
-			return c.rendered[i].uri
-		}
-	}
-	return nil
-}
-
+// render outputs the namespace node prefix=uri on the current element
+// unless the nearest output ancestor rendered the same (an unrendered
+// prefix counts as bound to nothing).
 func (c *c14nSink) render(prefix, uri []byte) {
-	if bytes.Equal(c.renderedURI(prefix), uri) {
+	if r, _ := c.rendered.lookup(prefix); bytes.Equal(r, uri) {
 		return
 	}
-	c.rendered = append(c.rendered, nsBind{prefix, uri})
-	c.nsOut = append(c.nsOut, nsBind{prefix, uri})
+	c.rendered.push(prefix, uri)
+	c.nsOut = append(c.nsOut, nsBind{prefix: prefix, uri: uri})
 }
 
 // token feeds the current token of t; it reports whether the subtree is complete.
@@ -200,7 +225,7 @@ func (c *c14nSink) token(t *xmlTokenizer) bool {
 	switch t.kind {
 	case tokStart:
 		c.depth++
-		c.marks = append(c.marks, len(c.rendered))
+		c.marks = append(c.marks, c.rendered.len())
 		c.nsOut = c.nsOut[:0]
 		if !bytes.Equal(t.prefix, bXML) {
 			c.render(t.prefix, t.uri)
@@ -216,16 +241,42 @@ func (c *c14nSink) token(t *xmlTokenizer) bool {
 				c.render(a.prefix, a.uri)
 			}
 		}
-		for _, p := range c.inclusive {
-			uri, ok := t.lookup(p)
-			if !ok {
-				continue
+		if c.depth == 1 {
+			// The apex: every PrefixList prefix in scope.
+			for _, p := range c.inclusive {
+				if uri, ok := t.lookup(p); ok {
+					c.render(p, uri)
+				}
 			}
-			c.render(p, uri)
+		} else if len(c.inclusive) > 0 {
+			// Below the apex, every element is output, so what its parent
+			// rendered for a PrefixList prefix is the parent's binding:
+			// only a prefix this element declares can differ. The work
+			// stays proportional to the element, whatever the list's length.
+			for j := range t.attrs {
+				a := &t.attrs[j]
+				if !a.decl {
+					continue
+				}
+				p := a.local
+				if a.prefix == nil {
+					p = a.local[:0]
+				}
+				if !c.isInclusive(p) {
+					continue
+				}
+				if uri, ok := t.lookup(p); ok {
+					c.render(p, uri)
+				}
+			}
 		}
-		for i := 1; i < len(c.nsOut); i++ {
-			for j := i; j > 0 && bytes.Compare(c.nsOut[j].prefix, c.nsOut[j-1].prefix) < 0; j-- {
-				c.nsOut[j], c.nsOut[j-1] = c.nsOut[j-1], c.nsOut[j]
+		if len(c.nsOut) > linearLookup {
+			slices.SortFunc(c.nsOut, func(a, b nsBind) int { return bytes.Compare(a.prefix, b.prefix) })
+		} else {
+			for i := 1; i < len(c.nsOut); i++ {
+				for j := i; j > 0 && bytes.Compare(c.nsOut[j].prefix, c.nsOut[j-1].prefix) < 0; j-- {
+					c.nsOut[j], c.nsOut[j-1] = c.nsOut[j-1], c.nsOut[j]
+				}
 			}
 		}
 		if len(c.attrs) > 1 {
@@ -263,7 +314,7 @@ func (c *c14nSink) token(t *xmlTokenizer) bool {
 		o.byte('>')
 		m := c.marks[len(c.marks)-1]
 		c.marks = c.marks[:len(c.marks)-1]
-		c.rendered = c.rendered[:m]
+		c.rendered.popTo(m)
 		c.depth--
 		if c.depth == 0 {
 			o.flush()
@@ -449,7 +500,9 @@ func (m multiSink) token(t *xmlTokenizer) bool {
 // raw in one pass of the tokenizer in spec mode (XML 1.0, attribute values
 // normalised per §3.3.3, as libxml2 and so xmlsec1 read them). The error is
 // the tokenizer's; a writer's error is recorded in its target.
-func canonicalizeRawMany(raw []byte, targets []*c14nTarget) error {
+//
+// The tokenizer enforces lim and stops once ctx ends.
+func canonicalizeRawMany(ctx context.Context, raw []byte, lim Limits, targets []*c14nTarget) error {
 	byIndex := make(map[int][]int, len(targets))
 	for j, tg := range targets {
 		byIndex[tg.n] = append(byIndex[tg.n], j)
@@ -463,7 +516,10 @@ func canonicalizeRawMany(raw []byte, targets []*c14nTarget) error {
 		}
 	}()
 	i := 0
-	err := streamSinks(&xmlTokenizer{raw: raw}, func(t *xmlTokenizer) tokenSink {
+	t := getTokenizer(raw)
+	defer putTokenizer(t)
+	t.bound(ctx, lim)
+	err := streamSinks(t, func(t *xmlTokenizer) tokenSink {
 		js := byIndex[i]
 		i++
 		if len(js) == 0 {

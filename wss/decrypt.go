@@ -2,6 +2,7 @@ package wss
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/aes"
 	"crypto/cipher"
@@ -105,7 +106,12 @@ func decryptionFailed(cause error) *Error {
 // that does not parse — returns an *Error with CodeDecryptionFailed and the
 // same message. A failed key unwrap is not acted on: a random key takes its
 // place and the data decryption fails exactly like a tag mismatch.
-func Decrypt(raw []byte, dec crypto.Decrypter, opts DecryptOptions) (*DecryptResult, error) {
+//
+// A ctx that ends during the work makes Decrypt return an error wrapping
+// ctx.Err(): CodeTimeout before the key is used (it is not used after
+// that), CodeDecryptionFailed once it was (so that the key's use is
+// audited like any other).
+func Decrypt(ctx context.Context, raw []byte, dec crypto.Decrypter, opts DecryptOptions) (*DecryptResult, error) {
 	if dec == nil || opts.Certificate == nil {
 		return nil, errorf(CodeInternal, "decrypt without key or certificate")
 	}
@@ -113,7 +119,7 @@ func Decrypt(raw []byte, dec crypto.Decrypter, opts DecryptOptions) (*DecryptRes
 	if rnd == nil {
 		rnd = rand.Reader
 	}
-	env, err := scanEnvelope(raw, opts.Limits)
+	env, err := scanEnvelope(ctx, raw, opts.Limits)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +155,7 @@ func Decrypt(raw []byte, dec crypto.Decrypter, opts DecryptOptions) (*DecryptRes
 		vopts.Limits = opts.Limits
 		// Encrypt-then-sign: the signature is checked before any
 		// decryption, on public data only.
-		if v, err := Verify(raw, vopts); err == nil && v.Valid {
+		if v, err := Verify(ctx, raw, vopts); err == nil && v.Valid {
 			res.SignedBody, res.Verify = SignedBeforeDecryption, v
 		}
 	}
@@ -250,6 +256,9 @@ func Decrypt(raw []byte, dec crypto.Decrypter, opts DecryptOptions) (*DecryptRes
 
 	// Unwrap the key. Failure is not acted on: a random key stands in, so a
 	// padding failure and a tag failure take the same path.
+	if err := ctxError(ctx); err != nil {
+		return nil, err
+	}
 	key := make([]byte, keySize)
 	if _, err := io.ReadFull(rnd, key); err != nil {
 		return nil, &Error{Code: CodeInternal, Msg: "random source", Err: err}
@@ -318,13 +327,13 @@ func Decrypt(raw []byte, dec crypto.Decrypter, opts DecryptOptions) (*DecryptRes
 	}
 	out.Write(raw[pos:])
 	res.Envelope = out.Bytes()
-	if _, err := scanEnvelope(res.Envelope, opts.Limits); err != nil {
+	if _, err := scanEnvelope(ctx, res.Envelope, opts.Limits); err != nil {
 		return nil, decryptionFailed(fmt.Errorf("decrypted envelope: %w", err))
 	}
 	if opts.RequireSignedBody != nil && res.SignedBody == "" {
 		// Sign-then-encrypt: a failure here must look like any other
 		// decryption failure.
-		v, err := Verify(res.Envelope, vopts)
+		v, err := Verify(ctx, res.Envelope, vopts)
 		if err != nil {
 			return nil, decryptionFailed(fmt.Errorf("verification after decryption: %w", err))
 		}

@@ -1,6 +1,7 @@
 package wss
 
 import (
+	"context"
 	"crypto"
 	"testing"
 
@@ -24,7 +25,7 @@ func FuzzDecrypt(f *testing.F) {
 			{RecipientRef: RecipientThumbprint, Parts: []Part{PartBody, {Space: "http://www.w3.org/2005/08/addressing", Local: "Action", Optional: true}}},
 		} {
 			o.Recipient = cert
-			res, err := Encrypt(raw, o)
+			res, err := Encrypt(context.Background(), raw, o)
 			if err != nil {
 				f.Fatal(err)
 			}
@@ -33,14 +34,14 @@ func FuzzDecrypt(f *testing.F) {
 	}
 	opts := DecryptOptions{Certificate: cert, DataAlgorithms: allData, KeyTransports: allTransports}
 	f.Fuzz(func(t *testing.T, msg []byte) {
-		res, err := Decrypt(msg, dec, opts)
+		res, err := Decrypt(context.Background(), msg, dec, opts)
 		if err != nil {
 			if CodeOf(err) == "" {
 				t.Fatalf("error without a code: %v", err)
 			}
 			return
 		}
-		if _, err := scanEnvelope(res.Envelope, Limits{}); err != nil {
+		if _, err := scanEnvelope(context.Background(), res.Envelope, Limits{}); err != nil {
 			t.Fatalf("decrypted envelope does not scan: %v", err)
 		}
 	})

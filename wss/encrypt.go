@@ -2,6 +2,7 @@ package wss
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/aes"
 	"crypto/cipher"
@@ -74,12 +75,14 @@ type EncryptResult struct {
 // declared on the ancestors still in scope. Bytes outside the replaced
 // ranges and the inserted EncryptedKey (and Security header) are returned
 // unchanged. raw is not modified.
-func Encrypt(raw []byte, opts EncryptOptions) (*EncryptResult, error) {
+//
+// The scan stops with a CodeTimeout error once ctx ends.
+func Encrypt(ctx context.Context, raw []byte, opts EncryptOptions) (*EncryptResult, error) {
 	p, err := opts.plan()
 	if err != nil {
 		return nil, err
 	}
-	env, err := scanEnvelope(raw, opts.Limits)
+	env, err := scanEnvelope(ctx, raw, opts.Limits)
 	if err != nil {
 		return nil, err
 	}
@@ -436,7 +439,7 @@ func (e *encrypter) encryptedHeader(el *element, id, ed string) string {
 // encryptedKey renders the EncryptedKey for insertion where sec's scope (or
 // a new Security header's) is in force.
 func (e *encrypter) encryptedKey(sec *element, id string, p *encPlan, rcpt *x509.Certificate, wrapped []byte, refs []string) string {
-	scope := nsScope{}
+	var scope *nsScope
 	if sec != nil {
 		scope = sec.scope
 	}

@@ -2,6 +2,7 @@ package wss
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
@@ -59,7 +60,7 @@ func shortAlg(uri string) string { return uri[strings.LastIndexAny(uri, "#")+1:]
 // bodyContent returns the bytes between the Body's start and end tags.
 func bodyContent(t testing.TB, raw []byte) []byte {
 	t.Helper()
-	env, err := scanEnvelope(raw, Limits{})
+	env, err := scanEnvelope(context.Background(), raw, Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +80,7 @@ func TestEncryptRoundTrip(t *testing.T) {
 		for _, data := range dataAlgURIs {
 			for _, tr := range transports {
 				name := file + "/" + shortAlg(data) + "/" + tr.name
-				res, err := Encrypt(raw, encOpts(cert, data, tr))
+				res, err := Encrypt(context.Background(), raw, encOpts(cert, data, tr))
 				if err != nil {
 					t.Fatalf("%s: encrypt: %v", name, err)
 				}
@@ -89,7 +90,7 @@ func TestEncryptRoundTrip(t *testing.T) {
 				if !bytes.Contains(res.Envelope, []byte(`Algorithm="`+data+`"`)) || !bytes.Contains(res.Envelope, []byte(`Algorithm="`+tr.kt+`"`)) {
 					t.Errorf("%s: algorithms not announced", name)
 				}
-				out, err := Decrypt(res.Envelope, dec, decOpts(cert))
+				out, err := Decrypt(context.Background(), res.Envelope, dec, decOpts(cert))
 				if err != nil {
 					t.Fatalf("%s: decrypt: %v", name, err)
 				}
@@ -115,8 +116,8 @@ func TestEncryptRoundTrip(t *testing.T) {
 func TestEncryptKeepsBytes(t *testing.T) {
 	cert := loadCredential(t, "rsa2048").Chain[0]
 	raw := testutil.ReadTestdata(t, "envelope-existing-security.xml")
-	env, _ := scanEnvelope(raw, Limits{})
-	res, err := Encrypt(raw, EncryptOptions{Recipient: cert})
+	env, _ := scanEnvelope(context.Background(), raw, Limits{})
+	res, err := Encrypt(context.Background(), raw, EncryptOptions{Recipient: cert})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +151,7 @@ func TestEncryptHeaders(t *testing.T) {
 	cert := cred.Chain[0]
 	raw := testutil.ReadTestdata(t, "envelope-wsa.xml")
 	const wsa = "http://www.w3.org/2005/08/addressing"
-	res, err := Encrypt(raw, EncryptOptions{Recipient: cert, Parts: []Part{PartBody, {Space: wsa, Local: "Action"}, {Space: wsa, Local: "To"}, {Space: wsa, Local: "FaultTo", Optional: true}}})
+	res, err := Encrypt(context.Background(), raw, EncryptOptions{Recipient: cert, Parts: []Part{PartBody, {Space: wsa, Local: "Action"}, {Space: wsa, Local: "To"}, {Space: wsa, Local: "FaultTo", Optional: true}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +164,7 @@ func TestEncryptHeaders(t *testing.T) {
 	if bytes.Contains(res.Envelope, []byte("urn:example:Ping")) || len(res.DataReferences) != 3 {
 		t.Errorf("headers not encrypted: %s", res.Envelope)
 	}
-	out, err := Decrypt(res.Envelope, cred.Signer.(crypto.Decrypter), DecryptOptions{Certificate: cert})
+	out, err := Decrypt(context.Background(), res.Envelope, cred.Signer.(crypto.Decrypter), DecryptOptions{Certificate: cert})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +176,7 @@ func TestEncryptHeaders(t *testing.T) {
 	if !bytes.Equal(bodyContent(t, out.Envelope), bodyContent(t, raw)) {
 		t.Error("Body differs")
 	}
-	if _, err := Encrypt(raw, EncryptOptions{Recipient: cert, Parts: []Part{{Space: wsa, Local: "FaultTo"}}}); CodeOf(err) != CodeMissingPart {
+	if _, err := Encrypt(context.Background(), raw, EncryptOptions{Recipient: cert, Parts: []Part{{Space: wsa, Local: "FaultTo"}}}); CodeOf(err) != CodeMissingPart {
 		t.Errorf("missing required header: %v", err)
 	}
 }
@@ -188,14 +189,14 @@ func TestKeyReferences(t *testing.T) {
 	other := otherCert(t)
 	raw := testutil.ReadTestdata(t, "envelope-soap11.xml")
 	for _, ref := range []RecipientRef{RecipientIssuerSerial, RecipientSKI, RecipientThumbprint} {
-		res, err := Encrypt(raw, EncryptOptions{Recipient: cert, RecipientRef: ref})
+		res, err := Encrypt(context.Background(), raw, EncryptOptions{Recipient: cert, RecipientRef: ref})
 		if err != nil {
 			t.Fatalf("%s: %v", ref, err)
 		}
-		if _, err := Decrypt(res.Envelope, cred.Signer.(crypto.Decrypter), DecryptOptions{Certificate: cert}); err != nil {
+		if _, err := Decrypt(context.Background(), res.Envelope, cred.Signer.(crypto.Decrypter), DecryptOptions{Certificate: cert}); err != nil {
 			t.Errorf("%s: %v", ref, err)
 		}
-		if _, err := Decrypt(res.Envelope, cred.Signer.(crypto.Decrypter), DecryptOptions{Certificate: other}); CodeOf(err) != CodeNoEncryptedKey {
+		if _, err := Decrypt(context.Background(), res.Envelope, cred.Signer.(crypto.Decrypter), DecryptOptions{Certificate: other}); CodeOf(err) != CodeNoEncryptedKey {
 			t.Errorf("%s: other certificate: %v, want %s", ref, err, CodeNoEncryptedKey)
 		}
 	}
@@ -232,11 +233,11 @@ func TestEncryptOptionChecks(t *testing.T) {
 		{"mgf1p with mgf", EncryptOptions{Recipient: cert, KeyTransport: AlgRSAOAEPMGF1P, MGF: AlgMGF1SHA256}, CodeUnsupported},
 		{"unknown ref", EncryptOptions{Recipient: cert, RecipientRef: "KeyName"}, CodeUnsupported},
 	} {
-		if _, err := Encrypt(raw, tc.o); CodeOf(err) != tc.code {
+		if _, err := Encrypt(context.Background(), raw, tc.o); CodeOf(err) != tc.code {
 			t.Errorf("%s: %v, want %s", tc.name, err, tc.code)
 		}
 	}
-	if _, err := Encrypt([]byte(`<!DOCTYPE x><x/>`), EncryptOptions{Recipient: cert}); CodeOf(err) != CodeDTDForbidden {
+	if _, err := Encrypt(context.Background(), []byte(`<!DOCTYPE x><x/>`), EncryptOptions{Recipient: cert}); CodeOf(err) != CodeDTDForbidden {
 		t.Errorf("doctype: %v", err)
 	}
 }
@@ -276,7 +277,7 @@ func TestDecryptFailuresOpaque(t *testing.T) {
 	raw := testutil.ReadTestdata(t, "envelope-soap11.xml")
 	enc := func(o EncryptOptions) []byte {
 		o.Recipient = cert
-		res, err := Encrypt(raw, o)
+		res, err := Encrypt(context.Background(), raw, o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -316,7 +317,7 @@ func TestDecryptFailuresOpaque(t *testing.T) {
 	}
 	var first *Error
 	for _, tc := range cases {
-		_, err := Decrypt(tc.msg, dec, tc.opts)
+		_, err := Decrypt(context.Background(), tc.msg, dec, tc.opts)
 		var e *Error
 		if !errors.As(err, &e) || e.Code != CodeDecryptionFailed {
 			t.Errorf("%s: %v, want %s", tc.name, err, CodeDecryptionFailed)
@@ -347,7 +348,7 @@ func TestDecryptStructure(t *testing.T) {
 		{"doctype", `<!DOCTYPE x [<!ENTITY a "b">]><x/>`, CodeDTDForbidden},
 		{"not soap", `<x/>`, CodeNotSOAP},
 	} {
-		if _, err := Decrypt([]byte(tc.msg), dec, o); CodeOf(err) != tc.code {
+		if _, err := Decrypt(context.Background(), []byte(tc.msg), dec, o); CodeOf(err) != tc.code {
 			t.Errorf("%s: %v, want %s", tc.name, err, tc.code)
 		}
 	}
@@ -355,7 +356,7 @@ func TestDecryptStructure(t *testing.T) {
 	// like any other decryption failure. The counting random source makes
 	// the content key 01 02 ... 20, so the test can encrypt what it likes.
 	raw := testutil.ReadTestdata(t, "envelope-soap11.xml")
-	res, err := Encrypt(raw, EncryptOptions{Recipient: o.Certificate, Rand: &countingReader{}})
+	res, err := Encrypt(context.Background(), raw, EncryptOptions{Recipient: o.Certificate, Rand: &countingReader{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,14 +368,14 @@ func TestDecryptStructure(t *testing.T) {
 			t.Fatal(err)
 		}
 		msg := tamper(res.Envelope, `(?s)EncryptedData.*?CipherValue>([^<]+)<`, func([]byte) []byte { return []byte(base64.StdEncoding.EncodeToString(ct)) })
-		if _, err := Decrypt(msg, dec, o); CodeOf(err) != CodeDecryptionFailed {
+		if _, err := Decrypt(context.Background(), msg, dec, o); CodeOf(err) != CodeDecryptionFailed {
 			t.Errorf("plaintext %q: %v, want %s", pt, err, CodeDecryptionFailed)
 		}
 	}
 	// The same key and a well-formed plaintext decrypt: the test's key is right.
 	ct, _ := xencSeal(AlgAES256GCM, key, []byte(`<ok/>`), rand.Reader)
 	msg := tamper(res.Envelope, `(?s)EncryptedData.*?CipherValue>([^<]+)<`, func([]byte) []byte { return []byte(base64.StdEncoding.EncodeToString(ct)) })
-	if out, err := Decrypt(msg, dec, o); err != nil || !bytes.Contains(out.Envelope, []byte("<ok/>")) {
+	if out, err := Decrypt(context.Background(), msg, dec, o); err != nil || !bytes.Contains(out.Envelope, []byte("<ok/>")) {
 		t.Errorf("control: %v", err)
 	}
 }
@@ -405,11 +406,11 @@ func TestDecryptSoftHSM(t *testing.T) {
 	for _, tr := range transports {
 		for _, data := range dataAlgURIs {
 			name := shortAlg(data) + "/" + tr.name
-			res, err := Encrypt(raw, encOpts(cert, data, tr))
+			res, err := Encrypt(context.Background(), raw, encOpts(cert, data, tr))
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}
-			out, err := Decrypt(res.Envelope, dec, decOpts(cert))
+			out, err := Decrypt(context.Background(), res.Envelope, dec, decOpts(cert))
 			if err != nil {
 				if !tr.softhsmSHA && CodeOf(err) == CodeDecryptionFailed {
 					refused = append(refused, name)
@@ -426,12 +427,12 @@ func TestDecryptSoftHSM(t *testing.T) {
 	}
 	t.Logf("OAEP combinations SoftHSM2 refused: %d: %v", len(refused), refused)
 	// Tampering with the token's key unwrap gives the opaque error too.
-	res, err := Encrypt(raw, EncryptOptions{Recipient: cert, KeyTransport: AlgRSA15, AllowRSA15: true})
+	res, err := Encrypt(context.Background(), raw, EncryptOptions{Recipient: cert, KeyTransport: AlgRSA15, AllowRSA15: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	bad := tamper(res.Envelope, `(?s)EncryptedKey.*?CipherValue>([^<]+)<`, flipBase64)
-	if _, err := Decrypt(bad, dec, decOpts(cert)); CodeOf(err) != CodeDecryptionFailed {
+	if _, err := Decrypt(context.Background(), bad, dec, decOpts(cert)); CodeOf(err) != CodeDecryptionFailed {
 		t.Errorf("rsa-1_5 bad padding on the token: %v", err)
 	}
 }
@@ -480,7 +481,7 @@ func TestXMLSec1DecryptsOurs(t *testing.T) {
 				if file == "envelope-wsa.xml" {
 					o.Parts = []Part{PartBody, {Space: "http://www.w3.org/2005/08/addressing", Local: "Action"}}
 				}
-				res, err := Encrypt(raw, o)
+				res, err := Encrypt(context.Background(), raw, o)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -559,7 +560,7 @@ func TestDecryptXMLSec1Output(t *testing.T) {
 				{"softhsm2", env.RSA.Chain[0], env.RSA.Signer.(crypto.Decrypter)},
 			} {
 				msg := xmlsec1Encrypt(t, k.cert, data, kt)
-				out, err := Decrypt(msg, k.dec, decOpts(k.cert))
+				out, err := Decrypt(context.Background(), msg, k.dec, decOpts(k.cert))
 				if err != nil {
 					t.Errorf("%s (%s): %v\n%s", name, k.where, err, msg)
 					continue
@@ -578,18 +579,18 @@ func TestDecryptXMLSec1Output(t *testing.T) {
 func TestSignThenEncrypt(t *testing.T) {
 	cred := loadCredential(t, "rsa2048")
 	raw := testutil.ReadTestdata(t, "envelope-wsa.xml")
-	signed, err := Sign(raw, cred, SignOptions{})
+	signed, err := Sign(context.Background(), raw, cred, SignOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc, err := Encrypt(signed.Envelope, EncryptOptions{Recipient: cred.Chain[0]})
+	enc, err := Encrypt(context.Background(), signed.Envelope, EncryptOptions{Recipient: cred.Chain[0]})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Contains(enc.Envelope, []byte("<xenc:EncryptedKey")) || bytes.Index(enc.Envelope, []byte("EncryptedKey")) > bytes.Index(enc.Envelope, []byte("Signature")) {
 		t.Error("the EncryptedKey does not come before the Signature")
 	}
-	dec, err := Decrypt(enc.Envelope, cred.Signer.(crypto.Decrypter), DecryptOptions{Certificate: cred.Chain[0]})
+	dec, err := Decrypt(context.Background(), enc.Envelope, cred.Signer.(crypto.Decrypter), DecryptOptions{Certificate: cred.Chain[0]})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -609,11 +610,11 @@ func TestSignThenEncrypt(t *testing.T) {
 func TestEncryptThenSign(t *testing.T) {
 	cred := loadCredential(t, "rsa2048")
 	raw := testutil.ReadTestdata(t, "envelope-soap11.xml")
-	enc, err := Encrypt(raw, EncryptOptions{Recipient: cred.Chain[0]})
+	enc, err := Encrypt(context.Background(), raw, EncryptOptions{Recipient: cred.Chain[0]})
 	if err != nil {
 		t.Fatal(err)
 	}
-	signed, err := Sign(enc.Envelope, cred, SignOptions{})
+	signed, err := Sign(context.Background(), enc.Envelope, cred, SignOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -623,7 +624,7 @@ func TestEncryptThenSign(t *testing.T) {
 	if out, ok := testutil.XMLSec1Verify(t, signed.Envelope, cred.Chain[0]); !ok {
 		t.Errorf("xmlsec1 rejects: %s", out)
 	}
-	dec, err := Decrypt(signed.Envelope, cred.Signer.(crypto.Decrypter), DecryptOptions{Certificate: cred.Chain[0]})
+	dec, err := Decrypt(context.Background(), signed.Envelope, cred.Signer.(crypto.Decrypter), DecryptOptions{Certificate: cred.Chain[0]})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -655,7 +656,7 @@ func BenchmarkDecryptFailure(b *testing.B) {
 		{"rsa15/padding", EncryptOptions{KeyTransport: AlgRSA15, AllowRSA15: true}, ekCV},
 	} {
 		tc.o.Recipient = cert
-		res, err := Encrypt(raw, tc.o)
+		res, err := Encrypt(context.Background(), raw, tc.o)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -665,7 +666,7 @@ func BenchmarkDecryptFailure(b *testing.B) {
 		}
 		b.Run(tc.name, func(b *testing.B) {
 			for b.Loop() {
-				_, err := Decrypt(msg, dec, decOpts(cert))
+				_, err := Decrypt(context.Background(), msg, dec, decOpts(cert))
 				if (err == nil) != (tc.re == "") {
 					b.Fatal(err)
 				}
@@ -689,14 +690,14 @@ func TestRequireSignedBody(t *testing.T) {
 	}
 	raw := testutil.ReadTestdata(t, "envelope-wsa.xml")
 	sign := func(in []byte, c Credential, parts ...Part) []byte {
-		res, err := Sign(in, c, SignOptions{Parts: parts})
+		res, err := Sign(context.Background(), in, c, SignOptions{Parts: parts})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return res.Envelope
 	}
 	encrypt := func(in []byte, parts ...Part) []byte {
-		res, err := Encrypt(in, EncryptOptions{Recipient: cert, Parts: parts})
+		res, err := Encrypt(context.Background(), in, EncryptOptions{Recipient: cert, Parts: parts})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -716,7 +717,7 @@ func TestRequireSignedBody(t *testing.T) {
 		{"Body not signed", encrypt(sign(raw, cred, PartTimestamp)), CodeDecryptionFailed, ""},
 		{"only a header encrypted", encrypt(raw, action), CodeUnsignedBody, ""},
 	} {
-		res, err := Decrypt(tc.msg, dec, DecryptOptions{Certificate: cert, RequireSignedBody: &VerifyOptions{Trust: trust, AllowUnsignedAddressing: true}})
+		res, err := Decrypt(context.Background(), tc.msg, dec, DecryptOptions{Certificate: cert, RequireSignedBody: &VerifyOptions{Trust: trust, AllowUnsignedAddressing: true}})
 		if CodeOf(err) != tc.code {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.code)
 			continue
@@ -751,7 +752,7 @@ func TestOpenSSLKeyTransport(t *testing.T) {
 	for _, tr := range transports {
 		o := encOpts(cert, AlgAES256GCM, tr)
 		o.Rand = &countingReader{}
-		res, err := Encrypt(raw, o)
+		res, err := Encrypt(context.Background(), raw, o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -787,7 +788,7 @@ func TestOpenSSLKeyTransport(t *testing.T) {
 		if bytes.Equal(msg, res.Envelope) {
 			t.Fatal("the wrapped key did not change")
 		}
-		if _, err := Decrypt(msg, cred.Signer.(crypto.Decrypter), decOpts(cert)); err != nil {
+		if _, err := Decrypt(context.Background(), msg, cred.Signer.(crypto.Decrypter), decOpts(cert)); err != nil {
 			t.Errorf("%s: Decrypt of OpenSSL's wrapped key: %v", tr.name, err)
 		}
 	}

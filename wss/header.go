@@ -2,6 +2,7 @@ package wss
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"io"
 	"slices"
@@ -94,7 +95,7 @@ func timestampTimes(opts *SignOptions, now time.Time, ttl time.Duration) (create
 
 // addHeader is Sign with NoSignature: it adds the UsernameToken and the
 // Timestamp (unless NoTimestamp) to the Security header, and no Signature.
-func addHeader(raw []byte, opts SignOptions) (*SignResult, error) {
+func addHeader(ctx context.Context, raw []byte, opts SignOptions) (*SignResult, error) {
 	rnd := opts.Rand
 	if rnd == nil {
 		rnd = rand.Reader
@@ -107,7 +108,7 @@ func addHeader(raw []byte, opts SignOptions) (*SignResult, error) {
 	if ttl == 0 {
 		ttl = defaultTTL
 	}
-	env, err := scanEnvelopeBody(raw, opts.Limits, nil)
+	env, err := scanEnvelopeBody(ctx, raw, opts.Limits, nil)
 	if err != nil {
 		return nil, err
 	}

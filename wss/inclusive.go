@@ -41,7 +41,7 @@ func (u *inclusiveSink) token(t *xmlTokenizer) bool {
 	switch t.kind {
 	case tokStart:
 		if u.depth == 0 {
-			for _, b := range t.ns {
+			for _, b := range t.ns.binds {
 				u.add(b.prefix, b.uri)
 			}
 		}

@@ -1,6 +1,7 @@
 package wss
 
 import (
+	"context"
 	"io"
 	"slices"
 	"testing"
@@ -62,7 +63,7 @@ func FuzzSignNoTransforms(f *testing.F) {
 			Parts:  []Part{PartTimestamp, PartBody, {Space: NSWSA, Local: "To", Optional: true}},
 			Now:    func() time.Time { return time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC) },
 			Limits: Limits{MaxBytes: 1 << 16, MaxDepth: 64, MaxElements: 4096}}
-		res, err := Sign(raw, cred, opts)
+		res, err := Sign(context.Background(), raw, cred, opts)
 		if err != nil {
 			if c := CodeOf(err); c == "" || c == CodeInternal || c == CodeSigningFailed {
 				t.Fatalf("error %v on input %q", err, raw)

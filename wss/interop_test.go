@@ -2,6 +2,7 @@ package wss
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"os"
 	"os/exec"
@@ -149,7 +150,7 @@ func TestRSAPSSWithOpenSSL(t *testing.T) {
 		{AlgRSAPSSSHA512, "-sha512", "64"},
 	} {
 		t.Run(tc.dgst, func(t *testing.T) {
-			res, err := Sign(testutil.ReadTestdata(t, "envelope-soap11.xml"), cred, SignOptions{SignatureMethod: tc.method})
+			res, err := Sign(context.Background(), testutil.ReadTestdata(t, "envelope-soap11.xml"), cred, SignOptions{SignatureMethod: tc.method})
 			if err != nil {
 				t.Fatal(err)
 			}

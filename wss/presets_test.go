@@ -1,6 +1,7 @@
 package wss
 
 import (
+	"context"
 	"regexp"
 	"slices"
 	"strings"
@@ -19,7 +20,7 @@ import (
 func signChecked(t *testing.T, in []byte, cred Credential, opts SignOptions) *SignResult {
 	t.Helper()
 	if opts.NoSignature {
-		res, err := Sign(in, Credential{}, opts)
+		res, err := Sign(context.Background(), in, Credential{}, opts)
 		if err != nil {
 			t.Fatalf("sign: %v", err)
 		}
@@ -32,7 +33,7 @@ func signChecked(t *testing.T, in []byte, cred Credential, opts SignOptions) *Si
 		res, _ := signOK(t, in, cred, opts)
 		return res
 	}
-	res, err := Sign(in, cred, opts)
+	res, err := Sign(context.Background(), in, cred, opts)
 	if err != nil {
 		t.Fatalf("sign: %v", err)
 	}
@@ -251,7 +252,7 @@ func TestPresetEvidence(t *testing.T) {
 			if !opts.NoSignature {
 				opts.Parts = []Part{PartTimestamp} // in every envelope
 			}
-			_, err := Sign(testutil.ReadTestdata(t, other), cred, opts)
+			_, err := Sign(context.Background(), testutil.ReadTestdata(t, other), cred, opts)
 			pinned := ev.soap != ""
 			switch {
 			case pinned && CodeOf(err) != CodeInvalidSOAP:
@@ -288,7 +289,7 @@ func TestReferencesWithoutTransforms(t *testing.T) {
 	})
 	t.Run("xml:lang on the Envelope", func(t *testing.T) {
 		in := []byte(`<e:Envelope xmlns:e="` + NSSOAP11 + `" xml:lang="es"><e:Body><x/></e:Body></e:Envelope>`)
-		if _, err := Sign(in, cred, SignOptions{NoTransforms: true}); CodeOf(err) != CodeUnsupported {
+		if _, err := Sign(context.Background(), in, cred, SignOptions{NoTransforms: true}); CodeOf(err) != CodeUnsupported {
 			t.Errorf("got %v, want unsupported", err)
 		}
 	})
@@ -300,7 +301,7 @@ func TestReferencesWithoutTransforms(t *testing.T) {
 func TestHeaderOnly(t *testing.T) {
 	in := testutil.ReadTestdata(t, "envelope-soap12.xml")
 	ut := &UsernameToken{Username: "u", Password: "p"}
-	res, err := Sign(in, Credential{}, SignOptions{NoSignature: true, UsernameToken: ut, TimestampMillis: true, Now: fixedNow})
+	res, err := Sign(context.Background(), in, Credential{}, SignOptions{NoSignature: true, UsernameToken: ut, TimestampMillis: true, Now: fixedNow})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +334,7 @@ func TestHeaderOnly(t *testing.T) {
 			if !tc.opts.NoSignature {
 				cred = loadCredential(t, "rsa2048")
 			}
-			if _, err := Sign(in, cred, tc.opts); err == nil {
+			if _, err := Sign(context.Background(), in, cred, tc.opts); err == nil {
 				t.Error("accepted")
 			}
 		})
@@ -354,7 +355,7 @@ func TestHeaderOnlyExtendsSecurity(t *testing.T) {
 		`<wsu:Timestamp><wsu:Created>2026-11-29T12:00:00Z</wsu:Created></wsu:Timestamp></wsse:Security></s:Header><s:Body/></s:Envelope>`)
 	opts, _ := Preset(PresetSUNATPE)
 	opts.UsernameToken.Username, opts.UsernameToken.Password = "u", "p"
-	res, err := Sign(in, Credential{}, opts)
+	res, err := Sign(context.Background(), in, Credential{}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,42 +2,54 @@ package wss
 
 import (
 	"bytes"
+	"context"
 	"encoding/xml"
-	"errors"
-	"fmt"
-	"io"
-	"strings"
 )
 
-// Limits bound what an untrusted envelope may cost before any cryptography.
-// A zero field takes its default.
-type Limits struct {
-	MaxBytes    int64 // default 16 MiB
-	MaxDepth    int   // element nesting; default 256
-	MaxElements int   // default 1 000 000
+// nsScope is the namespace scope inside a recorded element: the element's
+// own declarations over its parent's scope ("" is the default namespace).
+// Scopes are shared, never copied: recording an element costs O(its own
+// declarations), and a lookup walks the declaring recorded ancestors (the
+// scan records elements to depth 3 only). A nil *nsScope is empty.
+type nsScope struct {
+	parent *nsScope
+	own    map[string]string
 }
 
-const (
-	defaultMaxBytes    = 16 << 20
-	defaultMaxDepth    = 256
-	defaultMaxElements = 1_000_000
-)
+// baseScope binds xml, the only prefix bound before any declaration.
+var baseScope = &nsScope{own: map[string]string{"xml": NSXML}}
 
-func (l Limits) withDefaults() Limits {
-	if l.MaxBytes <= 0 {
-		l.MaxBytes = defaultMaxBytes
+// newScope returns own over parent (parent itself when own is empty).
+func newScope(parent *nsScope, own map[string]string) *nsScope {
+	if len(own) == 0 {
+		return parent
 	}
-	if l.MaxDepth <= 0 {
-		l.MaxDepth = defaultMaxDepth
-	}
-	if l.MaxElements <= 0 {
-		l.MaxElements = defaultMaxElements
-	}
-	return l
+	return &nsScope{parent: parent, own: own}
 }
 
-// nsScope is a prefix → namespace URI map ("" is the default namespace).
-type nsScope map[string]string
+// lookup returns the URI prefix is bound to in s.
+func (s *nsScope) lookup(prefix string) (string, bool) {
+	for ; s != nil; s = s.parent {
+		if u, ok := s.own[prefix]; ok {
+			return u, true
+		}
+	}
+	return "", false
+}
+
+// all returns every binding in force in s, the innermost of each prefix:
+// O(the declarations of the chain), which the scope limit bounds.
+func (s *nsScope) all() map[string]string {
+	m := map[string]string{}
+	for ; s != nil; s = s.parent {
+		for p, u := range s.own {
+			if _, shadowed := m[p]; !shadowed {
+				m[p] = u
+			}
+		}
+	}
+	return m
+}
 
 // element is one element of the raw envelope, located by byte offsets.
 type element struct {
@@ -51,7 +63,7 @@ type element struct {
 	endStart    int  // offset of the end tag's '<' (== startEnd for self-closing)
 	depth       int  // 0 for the document element
 	wsuID       string
-	scope       nsScope // namespaces in scope inside this element (its own declarations included)
+	scope       *nsScope // namespaces in scope inside this element (its own declarations included)
 	attrs       []xml.Attr
 	children    []*element // recorded only for the Envelope, the Header and Security headers
 	idPrefix    string     // see wsuPrefix
@@ -70,6 +82,8 @@ func (el *element) wsuPrefix() (string, bool) {
 
 // envelope is what one scan learns about a SOAP envelope.
 type envelope struct {
+	ctx      context.Context // the caller's, for every later pass over raw
+	lim      Limits          // with defaults, as the scan enforced them
 	raw      []byte
 	version  soapVersion
 	root     *element
@@ -97,179 +111,8 @@ func (e *element) attrSpace(a xml.Attr) string {
 	case "xml":
 		return NSXML
 	}
-	return e.scope[a.Name.Space]
-}
-
-// scanEnvelopeStd is the encoding/xml implementation of scanEnvelope that
-// the tokenizer-based one replaced; FuzzScanEnvelopeDifferential checks
-// that both find the same structure wherever both accept a document.
-func scanEnvelopeStd(raw []byte, lim Limits) (*envelope, error) {
-	lim = lim.withDefaults()
-	if int64(len(raw)) > lim.MaxBytes {
-		return nil, errorf(CodeTooLarge, "envelope is %d bytes; the limit is %d", len(raw), lim.MaxBytes)
-	}
-	if len(bytes.TrimSpace(raw)) == 0 {
-		return nil, errorf(CodeMalformedXML, "empty document")
-	}
-	d := xml.NewDecoder(bytes.NewReader(raw))
-	d.Strict = true
-	env := &envelope{raw: raw, ids: map[string]bool{}}
-	var stack []*element
-	scope := nsScope{"xml": NSXML}
-	var scopes []nsScope // saved outer scopes
-	elements := 0
-	rootDone := false
-	// Structural errors wait until the whole document is known to be
-	// well-formed, so that malformed input is reported as such.
-	var deferred error
-	for {
-		off := int(d.InputOffset())
-		tok, err := d.RawToken()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, syntaxError(err)
-		}
-		switch t := tok.(type) {
-		case xml.Directive:
-			if bytes.HasPrefix(bytes.TrimSpace(t), []byte("DOCTYPE")) || bytes.Contains(t, []byte("ENTITY")) {
-				return nil, errorf(CodeDTDForbidden, "DOCTYPE and entity declarations are not accepted")
-			}
-			return nil, errorf(CodeDTDForbidden, "markup declarations are not accepted")
-		case xml.ProcInst:
-			if t.Target == "xml" && off != 0 {
-				return nil, errorf(CodeMalformedXML, "XML declaration not at the start of the document")
-			}
-		case xml.CharData:
-			if len(stack) == 0 && len(bytes.TrimSpace(t)) > 0 {
-				return nil, errorf(CodeMalformedXML, "text outside the document element")
-			}
-		case xml.StartElement:
-			if rootDone {
-				return nil, errorf(CodeMalformedXML, "more than one document element")
-			}
-			elements++
-			if elements > lim.MaxElements {
-				return nil, errorf(CodeTooComplex, "more than %d elements", lim.MaxElements)
-			}
-			if len(stack)+1 > lim.MaxDepth {
-				return nil, errorf(CodeTooComplex, "elements nested deeper than %d", lim.MaxDepth)
-			}
-			if !ncNames(t.Name) {
-				return nil, errorf(CodeMalformedXML, "element name %q is not namespace-well-formed", qname(t.Name))
-			}
-			for _, a := range t.Attr {
-				if !ncNames(a.Name) {
-					return nil, errorf(CodeMalformedXML, "attribute name %q on <%s> is not namespace-well-formed", qname(a.Name), qname(t.Name))
-				}
-			}
-			// Namespace declarations first: they apply to the element's own name and attributes.
-			var decl nsScope
-			for _, a := range t.Attr {
-				if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
-					if decl == nil {
-						decl = nsScope{}
-					}
-					p := a.Name.Local
-					if a.Name.Space == "" {
-						p = ""
-					}
-					if p == "xmlns" || (p == "xml" && a.Value != NSXML) || (p != "" && a.Value == "") ||
-						(p != "xml" && (a.Value == NSXML || a.Value == NSXMLNS)) {
-						return nil, errorf(CodeMalformedXML, "illegal namespace declaration of prefix %q", p)
-					}
-					decl[p] = a.Value
-				}
-			}
-			scopes = append(scopes, scope)
-			if decl != nil {
-				ns := make(nsScope, len(scope)+len(decl))
-				for k, v := range scope {
-					ns[k] = v
-				}
-				for k, v := range decl {
-					ns[k] = v
-				}
-				scope = ns
-			}
-			uri, ok := scope[t.Name.Space]
-			if !ok && t.Name.Space != "" {
-				return nil, errorf(CodeMalformedXML, "unbound namespace prefix %q on <%s>", t.Name.Space, qname(t.Name))
-			}
-			end := int(d.InputOffset())
-			el := &element{
-				rawName:     qname(t.Name),
-				prefix:      t.Name.Space,
-				space:       uri,
-				local:       t.Name.Local,
-				start:       off,
-				startEnd:    end,
-				selfClosing: end >= 2 && raw[end-2] == '/',
-				depth:       len(stack),
-				scope:       scope,
-				attrs:       t.Attr,
-			}
-			seenAttr := map[xml.Name]bool{}
-			for _, a := range t.Attr {
-				if a.Name.Space != "" && a.Name.Space != "xmlns" && a.Name.Space != "xml" {
-					if _, ok := scope[a.Name.Space]; !ok {
-						return nil, errorf(CodeMalformedXML, "unbound namespace prefix %q on attribute %s", a.Name.Space, qname(a.Name))
-					}
-				}
-				full := xml.Name{Space: el.attrSpace(a), Local: a.Name.Local}
-				if seenAttr[full] {
-					return nil, errorf(CodeMalformedXML, "attribute %s appears twice on <%s>", qname(a.Name), el.rawName)
-				}
-				seenAttr[full] = true
-				if isIDAttr(full) {
-					if env.ids[a.Value] && deferred == nil {
-						deferred = errorf(CodeDuplicateID, "the Id %q occurs more than once", a.Value)
-					}
-					env.ids[a.Value] = true
-					if full.Space == NSWSU {
-						el.wsuID = a.Value
-					}
-				}
-			}
-			if deferred == nil {
-				deferred = env.place(el, stack)
-			}
-			stack = append(stack, el)
-		case xml.EndElement:
-			if len(stack) == 0 {
-				return nil, errorf(CodeMalformedXML, "unexpected end tag </%s>", qname(t.Name))
-			}
-			el := stack[len(stack)-1]
-			if qname(t.Name) != el.rawName {
-				return nil, errorf(CodeMalformedXML, "element <%s> closed by </%s>", el.rawName, qname(t.Name))
-			}
-			if el.selfClosing {
-				el.endStart = el.startEnd
-			} else {
-				el.endStart = off
-			}
-			stack = stack[:len(stack)-1]
-			scope = scopes[len(scopes)-1]
-			scopes = scopes[:len(scopes)-1]
-			if len(stack) == 0 {
-				rootDone = true
-			}
-		}
-	}
-	if !rootDone {
-		if len(stack) > 0 {
-			return nil, errorf(CodeMalformedXML, "unexpected end of document inside <%s>", stack[len(stack)-1].rawName)
-		}
-		return nil, errorf(CodeMalformedXML, "no document element")
-	}
-	if deferred != nil {
-		return nil, deferred
-	}
-	if env.body == nil {
-		return nil, errorf(CodeInvalidSOAP, "the Envelope has no Body")
-	}
-	return env, nil
+	u, _ := e.scope.lookup(a.Name.Space)
+	return u
 }
 
 // place checks el's position in the SOAP structure and records the parts
@@ -324,47 +167,13 @@ func (env *envelope) place(el *element, stack []*element) error {
 	return nil
 }
 
-func isIDAttr(n xml.Name) bool {
-	switch {
-	case n.Space == NSWSU && n.Local == "Id":
-		return true
-	case n.Space == "" && (n.Local == "Id" || n.Local == "ID"):
-		return true
-	case n.Space == NSXML && n.Local == "id":
-		return true
-	}
-	return false
-}
-
-// ncNames reports whether a raw name is a QName of Namespaces in XML 1.0:
-// an NCName, or two joined by one colon (encoding/xml splits at the first
-// colon and leaves names such as ":", "a:" or "a:b:c" partly in Local).
-func ncNames(n xml.Name) bool {
-	return n.Local != "" && !strings.Contains(n.Local, ":") && !strings.Contains(n.Space, ":")
-}
-
-func qname(n xml.Name) string {
-	if n.Space == "" {
-		return n.Local
-	}
-	return n.Space + ":" + n.Local
-}
-
-func syntaxError(err error) error {
-	var se *xml.SyntaxError
-	if errors.As(err, &se) {
-		return errorf(CodeMalformedXML, "line %d: %s", se.Line, se.Msg)
-	}
-	return &Error{Code: CodeMalformedXML, Msg: fmt.Sprintf("not well-formed: %v", err)}
-}
-
 // scanEnvelope tokenises raw once, enforcing lim, refusing DTDs, checking that
 // all Ids are unique and that the document is a SOAP envelope of sane shape.
 // It allocates an element only for the Envelope, its children, the header
 // blocks and the children of the last Security header: the rest of the
 // document costs no allocation beyond the Ids it holds.
-func scanEnvelope(raw []byte, lim Limits) (*envelope, error) {
-	return scanEnvelopeBody(raw, lim, nil)
+func scanEnvelope(ctx context.Context, raw []byte, lim Limits) (*envelope, error) {
+	return scanEnvelopeBody(ctx, raw, lim, nil)
 }
 
 // scanEnvelopeBody is scanEnvelope; onBody, if not nil, is called on the
@@ -372,7 +181,10 @@ func scanEnvelope(raw []byte, lim Limits) (*envelope, error) {
 // gets the Body's tokens, its start tag included, in the same pass. The
 // sink must not change the tokenizer's namespace bindings: the scan goes on
 // with them.
-func scanEnvelopeBody(raw []byte, lim Limits, onBody func(t *xmlTokenizer, body *element) tokenSink) (*envelope, error) {
+func scanEnvelopeBody(ctx context.Context, raw []byte, lim Limits, onBody func(t *xmlTokenizer, body *element) tokenSink) (*envelope, error) {
+	if err := ctxError(ctx); err != nil {
+		return nil, err
+	}
 	lim = lim.withDefaults()
 	if int64(len(raw)) > lim.MaxBytes {
 		return nil, errorf(CodeTooLarge, "envelope is %d bytes; the limit is %d", len(raw), lim.MaxBytes)
@@ -382,9 +194,10 @@ func scanEnvelopeBody(raw []byte, lim Limits, onBody func(t *xmlTokenizer, body 
 	}
 	t := getTokenizer(raw)
 	defer putTokenizer(t)
-	t.maxDepth, t.maxElements, t.goNames = lim.MaxDepth, lim.MaxElements, true
-	env := &envelope{raw: raw, ids: map[string]bool{}}
-	base := nsScope{"xml": NSXML}
+	t.bound(ctx, lim)
+	t.goNames = true
+	env := &envelope{ctx: ctx, lim: lim, raw: raw, ids: map[string]bool{}}
+	base := baseScope
 	var recorded []*element // per open element: its record, or nil
 	// Structural errors wait until the whole document is known to be
 	// well-formed, so that malformed input is reported as such.
@@ -502,9 +315,9 @@ func scanEnvelopeBody(raw []byte, lim Limits, onBody func(t *xmlTokenizer, body 
 }
 
 // elementScope is outer extended by the namespace declarations among attrs
-// (outer itself when there are none).
-func elementScope(outer nsScope, attrs []rawAttr) nsScope {
-	var ns nsScope
+// (outer itself when there are none). outer is shared, not copied.
+func elementScope(outer *nsScope, attrs []rawAttr) *nsScope {
+	var own map[string]string
 	for j := range attrs {
 		a := &attrs[j]
 		if !a.decl {
@@ -514,16 +327,10 @@ func elementScope(outer nsScope, attrs []rawAttr) nsScope {
 		if a.prefix == nil {
 			p = ""
 		}
-		if ns == nil {
-			ns = make(nsScope, len(outer)+2)
-			for k, v := range outer {
-				ns[k] = v
-			}
+		if own == nil {
+			own = make(map[string]string, 2)
 		}
-		ns[p] = string(a.value)
+		own[p] = string(a.value)
 	}
-	if ns == nil {
-		return outer
-	}
-	return ns
+	return newScope(outer, own)
 }

@@ -2,6 +2,7 @@ package wss
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"strings"
 )
@@ -61,7 +62,7 @@ func renderConfirmations(values [][]byte, ids []string, wsu, decl string) [][]by
 // responder confirms with SignatureConfirmation. An unsigned request
 // gives none.
 func RequestSignatureValues(raw []byte, actor string, lim Limits) ([][]byte, error) {
-	env, err := scanEnvelopeBody(raw, lim, nil)
+	env, err := scanEnvelopeBody(context.Background(), raw, lim, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -95,9 +96,9 @@ func signatureValue(raw []byte, el *element) ([]byte, error) {
 	t := getTokenizer(raw[el.start:end])
 	defer putTokenizer(t)
 	t.fragment = true
-	for p, u := range el.scope {
+	for p, u := range el.scope.all() {
 		if p != "xml" {
-			t.ns = append(t.ns, nsBind{prefix: []byte(p), uri: []byte(u)})
+			t.ns.push([]byte(p), []byte(u))
 		}
 	}
 	var text strings.Builder

@@ -2,6 +2,7 @@ package wss
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"path/filepath"
 	"slices"
@@ -19,7 +20,7 @@ import (
 // (R5441: the confirmation has a wsu:Id).
 func TestSignatureConfirmation(t *testing.T) {
 	cred := loadCredential(t, "rsa2048")
-	request, err := Sign(testutil.ReadTestdata(t, "envelope-wsa.xml"), cred, SignOptions{})
+	request, err := Sign(context.Background(), testutil.ReadTestdata(t, "envelope-wsa.xml"), cred, SignOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +105,7 @@ func TestSignatureConfirmation(t *testing.T) {
 		{"empty value", SignOptions{SignatureConfirmation: true, ConfirmValues: [][]byte{{}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := Sign(testutil.ReadTestdata(t, "envelope-soap11.xml"), cred, tc.opts); CodeOf(err) != CodeUnsupported {
+			if _, err := Sign(context.Background(), testutil.ReadTestdata(t, "envelope-soap11.xml"), cred, tc.opts); CodeOf(err) != CodeUnsupported {
 				t.Errorf("got %v, want unsupported", err)
 			}
 		})

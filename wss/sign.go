@@ -2,6 +2,7 @@ package wss
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -230,12 +231,15 @@ func CheckSignOptions(opts SignOptions, cred Credential) error {
 // Timestamp, an optional UsernameToken and an XML Signature over opts.Parts
 // made with cred.Signer. Bytes of raw outside the added header and the added
 // wsu:Id attributes are returned unchanged. raw is not modified.
-func Sign(raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
+//
+// The XML work stops with a CodeTimeout error once ctx ends; the private
+// key is not used after that.
+func Sign(ctx context.Context, raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
 	if err := CheckSignOptions(opts, cred); err != nil {
 		return nil, err
 	}
 	if opts.NoSignature {
-		return addHeader(raw, opts)
+		return addHeader(ctx, raw, opts)
 	}
 	sm, dm, _ := opts.methods(cred.Signer.Public())
 	parts := opts.Parts
@@ -263,7 +267,7 @@ func Sign(raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
 		body = &bodyDigest{h: digestAlgs[dm].hash.New(), rnd: rnd}
 		defer body.release()
 	}
-	env, err := scanEnvelopeBody(raw, opts.Limits, body.hook())
+	env, err := scanEnvelopeBody(ctx, raw, opts.Limits, body.hook())
 	if err != nil {
 		return nil, err
 	}
@@ -366,6 +370,9 @@ func Sign(raw []byte, cred Credential, opts SignOptions) (*SignResult, error) {
 		return nil, err
 	}
 	sum := h.Sum(nil)
+	if err := ctxError(ctx); err != nil {
+		return nil, err
+	}
 	sigValue, err := signDigest(cred.Signer, rnd, sa, sum)
 	if err != nil {
 		return nil, err
@@ -630,6 +637,7 @@ func (s *signer) digestReferences() ([]string, error) {
 			// they are read, before the Body.
 			t := getTokenizer(s.env.raw)
 			defer putTokenizer(t)
+			t.bound(s.env.ctx, s.env.lim)
 			err := streamSinksN(t, len(byStart), func(t *xmlTokenizer) tokenSink {
 				i, ok := byStart[t.start]
 				if !ok || seen[i] {
@@ -642,7 +650,7 @@ func (s *signer) digestReferences() ([]string, error) {
 				return start(i)
 			})
 			if err != nil {
-				return &Error{Code: CodeInternal, Msg: "re-reading the envelope failed", Err: err}
+				return internalError("re-reading the envelope failed", err)
 			}
 		}
 		for _, i := range generated {
@@ -658,7 +666,7 @@ func (s *signer) digestReferences() ([]string, error) {
 				piece = s.ins.sc[s.refs[i].n]
 			}
 			if err := s.canonicalizePiece(piece, s.ins.scope, start(i)); err != nil {
-				return &Error{Code: CodeInternal, Msg: "reading the generated Security content failed", Err: err}
+				return internalError("reading the generated Security content failed", err)
 			}
 			seen[i] = true
 		}
@@ -760,18 +768,21 @@ func (s *signer) injectID(t *xmlTokenizer, r *reference) {
 	p, decl := r.el.wsuPrefix()
 	if decl {
 		t.attrs = append(t.attrs, rawAttr{qname: []byte("xmlns:" + p), prefix: bXMLNS, local: []byte(p), uri: bNSXMLNS, value: bNSWSU, decl: true})
-		t.ns = append(t.ns, nsBind{prefix: []byte(p), uri: bNSWSU})
+		t.bind([]byte(p), bNSWSU)
 	}
 	t.attrs = append(t.attrs, rawAttr{qname: []byte(p + ":Id"), prefix: []byte(p), local: []byte("Id"), uri: bNSWSU, value: []byte(r.id)})
 }
 
 // fragmentTokenizer reads generated Security content in scope.
-func (s *signer) fragmentTokenizer(frag []byte, scope nsScope) *xmlTokenizer {
+func (s *signer) fragmentTokenizer(frag []byte, scope *nsScope) *xmlTokenizer {
 	t := getTokenizer(frag)
+	// Generated content: the input's limits do not apply (its scope may be
+	// at the limit already), the deadline does.
+	t.ctx = s.env.ctx
 	t.fragment = true
-	for p, u := range scope {
+	for p, u := range scope.all() {
 		if p != "xml" {
-			t.ns = append(t.ns, nsBind{prefix: []byte(p), uri: []byte(u)})
+			t.bind([]byte(p), []byte(u))
 		}
 	}
 	return t
@@ -779,7 +790,7 @@ func (s *signer) fragmentTokenizer(frag []byte, scope nsScope) *xmlTokenizer {
 
 // canonicalizePiece streams the generated element piece (one element,
 // read with the namespaces of scope in force) into sink.
-func (s *signer) canonicalizePiece(piece []byte, scope nsScope, sink tokenSink) error {
+func (s *signer) canonicalizePiece(piece []byte, scope *nsScope, sink tokenSink) error {
 	t := s.fragmentTokenizer(piece, scope)
 	defer putTokenizer(t)
 	first := true
@@ -802,7 +813,7 @@ func (s *signer) canonicalizeSignedInfo(w io.Writer, digests []string) error {
 		s.siPL = []string{"placeholder"}
 		u := &usedPrefixSink{set: map[string]struct{}{}}
 		if err := s.canonicalizePiece(s.renderSignedInfo(digests), s.ins.siScope, u); err != nil {
-			return &Error{Code: CodeInternal, Msg: "reading the generated SignedInfo failed", Err: err}
+			return internalError("reading the generated SignedInfo failed", err)
 		}
 		s.siPL = u.sorted()
 	}
@@ -810,7 +821,7 @@ func (s *signer) canonicalizeSignedInfo(w io.Writer, digests []string) error {
 	sink := newC14NSink(w, s.siPL)
 	defer sink.release()
 	if err := s.canonicalizePiece(s.ins.signedInfo, s.ins.siScope, sink); err != nil {
-		return &Error{Code: CodeInternal, Msg: "reading the generated SignedInfo failed", Err: err}
+		return internalError("reading the generated SignedInfo failed", err)
 	}
 	if sink.out.err != nil {
 		return &Error{Code: CodeInternal, Msg: "canonicalisation of SignedInfo", Err: sink.out.err}

@@ -2,6 +2,7 @@ package wss
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"fmt"
 	"io"
@@ -57,7 +58,7 @@ func fuzzSeeds(f *testing.F, add func(data []byte)) {
 func FuzzParseEnvelope(f *testing.F) {
 	fuzzSeeds(f, func(b []byte) { f.Add(b) })
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		env, err := scanEnvelope(raw, Limits{MaxBytes: 1 << 16, MaxDepth: 64, MaxElements: 4096})
+		env, err := scanEnvelope(context.Background(), raw, Limits{MaxBytes: 1 << 16, MaxDepth: 64, MaxElements: 4096})
 		if err != nil {
 			if CodeOf(err) == "" || CodeOf(err) == CodeInternal {
 				t.Fatalf("error without a client code: %v", err)
@@ -101,14 +102,14 @@ func FuzzSign(f *testing.F) {
 		opts := variants[int(variant)%len(variants)]
 		opts.Now = func() time.Time { return time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC) }
 		opts.Limits = Limits{MaxBytes: 1 << 16, MaxDepth: 64, MaxElements: 4096}
-		res, err := Sign(raw, cred, opts)
+		res, err := Sign(context.Background(), raw, cred, opts)
 		if err != nil {
 			if c := CodeOf(err); c == "" || c == CodeInternal || c == CodeSigningFailed {
 				t.Fatalf("error %v on input %q", err, raw)
 			}
 			return
 		}
-		if _, err := scanEnvelope(res.Envelope, Limits{}); err != nil {
+		if _, err := scanEnvelope(context.Background(), res.Envelope, Limits{}); err != nil {
 			t.Fatalf("output does not scan: %v\n%s", err, res.Envelope)
 		}
 		doc := etree.NewDocument()

@@ -2,6 +2,7 @@ package wss
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -129,7 +130,7 @@ func TestSignGolden(t *testing.T) {
 			opts := tc.opts
 			opts.Now = fixedNow
 			opts.Rand = &countingReader{}
-			res, err := Sign(in, cred, opts)
+			res, err := Sign(context.Background(), in, cred, opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -159,7 +160,7 @@ func TestSignGolden(t *testing.T) {
 			// NoCopy: the same bytes, written from the segments.
 			opts.Rand = &countingReader{}
 			opts.NoCopy = true
-			nc, err := Sign(in, cred, opts)
+			nc, err := Sign(context.Background(), in, cred, opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -194,7 +195,7 @@ func TestSignPreservesBytes(t *testing.T) {
 	cred := loadCredential(t, "rsa2048")
 	for _, name := range []string{"envelope-soap11.xml", "envelope-soap12.xml", "envelope-wsa.xml"} {
 		in := testutil.ReadTestdata(t, name)
-		res, err := Sign(in, cred, SignOptions{})
+		res, err := Sign(context.Background(), in, cred, SignOptions{})
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -215,7 +216,7 @@ func TestSignSOAPVersions(t *testing.T) {
 		{"envelope-soap11.xml", `soapenv:mustUnderstand="1"`},
 		{"envelope-soap12.xml", `env:mustUnderstand="true"`},
 	} {
-		res, err := Sign(testutil.ReadTestdata(t, tc.file), cred, SignOptions{})
+		res, err := Sign(context.Background(), testutil.ReadTestdata(t, tc.file), cred, SignOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -231,7 +232,7 @@ func TestSignSOAPVersions(t *testing.T) {
 // TestSignOrderAndShape checks the header layout that issue #2 specifies.
 func TestSignOrderAndShape(t *testing.T) {
 	cred := loadCredential(t, "rsa2048")
-	res, err := Sign(testutil.ReadTestdata(t, "envelope-soap11.xml"), cred, SignOptions{Now: fixedNow})
+	res, err := Sign(context.Background(), testutil.ReadTestdata(t, "envelope-soap11.xml"), cred, SignOptions{Now: fixedNow})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +310,7 @@ func TestSignBadInput(t *testing.T) {
 			if tc.name == "missing required part" {
 				opts.Parts = []Part{PartBody, {Space: "urn:x", Local: "Missing"}}
 			}
-			res, err := Sign([]byte(tc.in), cred, opts)
+			res, err := Sign(context.Background(), []byte(tc.in), cred, opts)
 			if res != nil {
 				t.Errorf("got output for bad input")
 			}
@@ -340,7 +341,7 @@ func TestSignAlgorithmChecks(t *testing.T) {
 		{"rsa-sha512 sha384", rsaCred, SignOptions{SignatureMethod: AlgRSASHA512, DigestMethod: AlgSHA384}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err := Sign(in, tc.cred, tc.opts)
+			res, err := Sign(context.Background(), in, tc.cred, tc.opts)
 			if got := CodeOf(err); got != tc.code {
 				t.Fatalf("code %q (%v), want %q", got, err, tc.code)
 			}
@@ -365,7 +366,7 @@ func TestSignECDSAMany(t *testing.T) {
 	}
 	short := 0
 	for i := range n {
-		res, err := Sign(in, cred, SignOptions{})
+		res, err := Sign(context.Background(), in, cred, SignOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -429,12 +430,12 @@ func TestSignSignerFailures(t *testing.T) {
 	cred := loadCredential(t, "rsa2048")
 	in := testutil.ReadTestdata(t, "envelope-soap11.xml")
 	bad := Credential{Signer: failingSigner{cred.Signer}, Chain: cred.Chain}
-	if _, err := Sign(in, bad, SignOptions{}); CodeOf(err) != CodeSigningFailed {
+	if _, err := Sign(context.Background(), in, bad, SignOptions{}); CodeOf(err) != CodeSigningFailed {
 		t.Errorf("failing signer: %v", err)
 	}
 	other, _ := rsa.GenerateKey(rand.Reader, 2048)
 	wrong := Credential{Signer: wrongSigner{cred.Signer, other}, Chain: cred.Chain}
-	if res, err := Sign(in, wrong, SignOptions{}); CodeOf(err) != CodeSigningFailed || res != nil {
+	if res, err := Sign(context.Background(), in, wrong, SignOptions{}); CodeOf(err) != CodeSigningFailed || res != nil {
 		t.Errorf("a signature that does not verify was released: %v", err)
 	}
 	ec := loadCredential(t, "ecp256")
@@ -447,7 +448,7 @@ func TestSignSignerFailures(t *testing.T) {
 // verifier and with xmlsec1, and returns the parsed output.
 func signOK(t *testing.T, in []byte, cred Credential, opts SignOptions) (*SignResult, *etree.Document) {
 	t.Helper()
-	res, err := Sign(in, cred, opts)
+	res, err := Sign(context.Background(), in, cred, opts)
 	if err != nil {
 		t.Fatalf("sign: %v", err)
 	}
@@ -884,7 +885,7 @@ func TestSignMoreBadInput(t *testing.T) {
 		{"depth limit", fmt.Sprintf(env11, `<s:Body><a><b><c/></b></a></s:Body>`), SignOptions{Limits: Limits{MaxDepth: 3}}, CodeTooComplex},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err := Sign([]byte(tc.in), cred, tc.opts)
+			res, err := Sign(context.Background(), []byte(tc.in), cred, tc.opts)
 			if res != nil {
 				t.Errorf("got output for bad input")
 			}
@@ -927,7 +928,7 @@ func TestSignECDSACurves(t *testing.T) {
 				t.Errorf("method %s, want %s", res.SignatureMethod, tc.method)
 			}
 			for i := range 50 {
-				res, err := Sign(in, cred, SignOptions{})
+				res, err := Sign(context.Background(), in, cred, SignOptions{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -966,7 +967,7 @@ func TestSignBodyIDInScan(t *testing.T) {
 	// The first Id drawn (the Body's, during the scan) is the taken one;
 	// later draws differ.
 	rnd := io.MultiReader(bytes.NewReader(bytes.Repeat([]byte{7}, 16)), &countingReader{})
-	res, err := Sign(in, cred, SignOptions{Rand: rnd})
+	res, err := Sign(context.Background(), in, cred, SignOptions{Rand: rnd})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -981,7 +982,7 @@ func TestSignBodyIDInScan(t *testing.T) {
 	}
 
 	// The same draw with no clash: the Body gets it.
-	res, err = Sign([]byte(`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><p:x xmlns:p="urn:p">v</p:x></s:Body></s:Envelope>`), cred, SignOptions{Rand: constByteReader(7)})
+	res, err = Sign(context.Background(), []byte(`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><p:x xmlns:p="urn:p">v</p:x></s:Body></s:Envelope>`), cred, SignOptions{Rand: constByteReader(7)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -993,7 +994,7 @@ func TestSignBodyIDInScan(t *testing.T) {
 	}
 
 	unbound := []byte(`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><wsu:x>v</wsu:x></s:Body></s:Envelope>`)
-	if _, err := Sign(unbound, cred, SignOptions{}); CodeOf(err) != CodeMalformedXML {
+	if _, err := Sign(context.Background(), unbound, cred, SignOptions{}); CodeOf(err) != CodeMalformedXML {
 		t.Errorf("undeclared wsu prefix in the Body: %v, want %s", err, CodeMalformedXML)
 	}
 }
@@ -1006,7 +1007,7 @@ func TestSignPrefixChoiceStable(t *testing.T) {
 	in := []byte(`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:u2="` + NSWSU + `" xmlns:u1="` + NSWSU + `"><s:Header><a:To xmlns:a="urn:a">x</a:To></s:Header><s:Body><p:x xmlns:p="urn:p">v</p:x></s:Body></s:Envelope>`)
 	parts := []Part{PartBody, PartTimestamp, {Space: "urn:a", Local: "To"}}
 	for range 20 {
-		res, err := Sign(in, cred, SignOptions{Parts: parts})
+		res, err := Sign(context.Background(), in, cred, SignOptions{Parts: parts})
 		if err != nil {
 			t.Fatal(err)
 		}

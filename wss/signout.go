@@ -22,7 +22,7 @@ type insertion struct {
 	open, close string
 	// scope is in force for the Security header's children (ut, bst, ts,
 	// the Signature); siScope inside the Signature, for SignedInfo.
-	scope, siScope nsScope
+	scope, siScope *nsScope
 	ut, bst, ts    []byte
 	sc             [][]byte // the SignatureConfirmations
 	sigOpen        string   // <ds:Signature …>
@@ -48,7 +48,7 @@ func cat(parts ...string) []byte {
 // SignatureValue. It needs the Ids, the times and the BST value.
 func (s *signer) render() {
 	in := &s.ins
-	prefixScope := nsScope(nil)
+	var prefixScope *nsScope
 	if s.sec != nil {
 		// Extend the caller's Security header: each element declares what
 		// the header's scope lacks.
@@ -77,14 +77,9 @@ func (s *signer) render() {
 		}
 		b.WriteString(">")
 		in.open, in.close = b.String(), "</"+wsse+":Security>"
-		prefixScope = nsScope{wsse: NSWSSE, wsu: NSWSU, soapP: env.version.ns}
-		in.scope = make(nsScope, len(outer)+3)
-		for p, u := range outer {
-			in.scope[p] = u
-		}
-		for p, u := range prefixScope {
-			in.scope[p] = u
-		}
+		own := map[string]string{wsse: NSWSSE, wsu: NSWSU, soapP: env.version.ns}
+		prefixScope = &nsScope{own: own}
+		in.scope = newScope(outer, own)
 	}
 
 	wsse, wsseDecl := prefixFor(prefixScope, NSWSSE, "wsse")
@@ -126,17 +121,14 @@ func (s *signer) render() {
 	in.ds = freePrefix(nil, "ds", []string{wsse, wsu})
 	in.ec = freePrefix(nil, "ec", []string{wsse, wsu, in.ds})
 	in.sigOpen = "<" + in.ds + ":Signature xmlns:" + in.ds + "=\"" + NSDSig + "\"" + decls(true, true) + " Id=\"" + s.sigID + "\">"
-	in.siScope = make(nsScope, len(in.scope)+3)
-	for p, u := range in.scope {
-		in.siScope[p] = u
-	}
-	in.siScope[in.ds] = NSDSig
+	sigDecls := map[string]string{in.ds: NSDSig}
 	if wsseDecl {
-		in.siScope[wsse] = NSWSSE
+		sigDecls[wsse] = NSWSSE
 	}
 	if wsuDecl {
-		in.siScope[wsu] = NSWSU
+		sigDecls[wsu] = NSWSU
 	}
+	in.siScope = newScope(in.scope, sigDecls)
 	ds := in.ds
 	if s.opts.NoSignature {
 		return
@@ -306,12 +298,12 @@ func appendSegs(parent *element, content [][]byte) segEdit {
 // prefixFor returns a prefix bound to uri in scope (want if it is, else the
 // least in byte order: the digest pass and the output must pick the same
 // one), or a fresh one (based on want) with decl=true when none is.
-func prefixFor(scope nsScope, uri, want string) (prefix string, decl bool) {
-	if scope[want] == uri {
+func prefixFor(scope *nsScope, uri, want string) (prefix string, decl bool) {
+	if u, ok := scope.lookup(want); ok && u == uri {
 		return want, false
 	}
 	found := false
-	for p, u := range scope {
+	for p, u := range scope.all() {
 		if u == uri && p != "" && (!found || p < prefix) {
 			prefix, found = p, true
 		}
@@ -324,10 +316,10 @@ func prefixFor(scope nsScope, uri, want string) (prefix string, decl bool) {
 
 // freePrefix returns want, or want1, want2, ... : the first that scope does
 // not bind and taken does not hold.
-func freePrefix(scope nsScope, want string, taken []string) string {
+func freePrefix(scope *nsScope, want string, taken []string) string {
 	p := want
 	for i := 1; ; i++ {
-		if _, bound := scope[p]; !bound && !slices.Contains(taken, p) {
+		if _, bound := scope.lookup(p); !bound && !slices.Contains(taken, p) {
 			return p
 		}
 		p = fmt.Sprintf("%s%d", want, i)

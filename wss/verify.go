@@ -2,6 +2,7 @@ package wss
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/x509"
@@ -190,8 +191,11 @@ func fail(code Code, ref, format string, args ...any) *verdict {
 // in the certificate, then that every required part is covered by node
 // identity (the element the envelope really uses, not a copy elsewhere),
 // then the Timestamp rules, SignatureConfirmation and the replay cache.
-func Verify(raw []byte, opts VerifyOptions) (*VerifyResult, error) {
-	env, err := scanEnvelope(raw, opts.Limits)
+//
+// A ctx that ends during the work makes Verify return a CodeTimeout error
+// (wrapping ctx.Err()) instead of a verdict.
+func Verify(ctx context.Context, raw []byte, opts VerifyOptions) (*VerifyResult, error) {
+	env, err := scanEnvelope(ctx, raw, opts.Limits)
 	if err != nil {
 		switch CodeOf(err) {
 		case CodeNotSOAP, CodeInvalidSOAP, CodeDuplicateID:
@@ -206,7 +210,11 @@ func Verify(raw []byte, opts VerifyOptions) (*VerifyResult, error) {
 	}
 	v := &verifier{opts: opts, env: env, doc: doc, res: &VerifyResult{Signed: []string{}}}
 	v.defaults()
-	if err := v.run(); err != nil {
+	err = v.run()
+	if cerr := ctxError(ctx); cerr != nil {
+		return nil, cerr
+	}
+	if err != nil {
 		vd, ok := err.(*verdict)
 		if !ok {
 			return nil, err
@@ -550,7 +558,7 @@ func (v *verifier) checkSignature(sig *etree.Element) error {
 	h := sa.hash.New()
 	siTarget := &c14nTarget{n: siN, w: h, inclusive: siC14N.InclusivePrefixes, comments: siC14N.WithComments}
 	targets = append(targets, siTarget)
-	if err := canonicalizeRawMany(v.env.raw, targets); err != nil {
+	if err := canonicalizeRawMany(v.env.ctx, v.env.raw, v.env.lim, targets); err != nil {
 		return fail(CodeSignatureStructure, "", "the message cannot be canonicalised: %v", err)
 	}
 	total := 0

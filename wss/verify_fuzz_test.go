@@ -1,6 +1,7 @@
 package wss
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
 	"slices"
@@ -27,7 +28,7 @@ func FuzzVerify(f *testing.F) {
 	unusable := []Code{CodeMalformedXML, CodeDTDForbidden, CodeTooLarge, CodeTooComplex}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		opts := VerifyOptions{Trust: trust, Now: fixedNow, Explain: true, Limits: Limits{MaxBytes: 1 << 20, MaxDepth: 64, MaxElements: 10_000}}
-		res, err := Verify(data, opts)
+		res, err := Verify(context.Background(), data, opts)
 		if err != nil {
 			var we *Error
 			if !errors.As(err, &we) || !slices.Contains(unusable, we.Code) {

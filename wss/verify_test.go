@@ -2,6 +2,7 @@ package wss
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -46,7 +47,7 @@ func signFixed(t testing.TB, env []byte, cred Credential, opts SignOptions) []by
 	if opts.Rand == nil {
 		opts.Rand = &countingReader{}
 	}
-	res, err := Sign(env, cred, opts)
+	res, err := Sign(context.Background(), env, cred, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +59,7 @@ func verifyOK(t testing.TB, msg []byte, opts VerifyOptions) *VerifyResult {
 	if opts.Now == nil {
 		opts.Now = fixedNow
 	}
-	res, err := Verify(msg, opts)
+	res, err := Verify(context.Background(), msg, opts)
 	if err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
@@ -73,7 +74,7 @@ func verifyCode(t testing.TB, msg []byte, opts VerifyOptions, want Code) *Verify
 	if opts.Now == nil {
 		opts.Now = fixedNow
 	}
-	res, err := Verify(msg, opts)
+	res, err := Verify(context.Background(), msg, opts)
 	if err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
@@ -379,7 +380,7 @@ func TestVerifyUnusable(t *testing.T) {
 		{faultEnvelope, Limits{MaxBytes: 10}, CodeTooLarge},
 		{faultEnvelope, Limits{MaxDepth: 2}, CodeTooComplex},
 	} {
-		res, err := Verify([]byte(c.in), VerifyOptions{Limits: c.lim})
+		res, err := Verify(context.Background(), []byte(c.in), VerifyOptions{Limits: c.lim})
 		if CodeOf(err) != c.want || res != nil {
 			t.Errorf("%q: got %v, %v; want error %s", c.in, res, err, c.want)
 		}

@@ -1,6 +1,7 @@
 package wss
 
-// A byte-level XML 1.0 tokenizer for the signing path (issue #9).
+// A byte-level XML 1.0 tokenizer: the one bounded XML engine that every
+// route runs over its untrusted input first.
 //
 // It reads a UTF-8 document held in memory and hands out one token at a time
 // with byte offsets into the input, allocating nothing per token in the
@@ -16,6 +17,13 @@ package wss
 //     markup declaration (DOCTYPE, ENTITY, ...) is refused as dtd-forbidden;
 //   - UTF-8 only: an XML declaration naming another encoding is refused.
 //
+// It enforces the Limits (see limits.go) as it reads, before the input
+// costs anything: element depth and count, attributes per element,
+// namespace declarations in scope and in total, name, text and attribute
+// value sizes; and it looks at its context every few thousand tokens or
+// tens of KiB. Namespace scopes are an nsStack: O(1) per declaration to
+// push and pop, O(1) amortised per lookup.
+//
 // Attribute values are normalised as XML 1.0 §3.3.3 says for CDATA
 // attributes (literal TAB, CR, LF and CR LF become one space each;
 // references are replaced, character references are not normalised), and
@@ -24,9 +32,11 @@ package wss
 
 import (
 	"bytes"
+	"context"
 	"encoding/xml"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -52,9 +62,6 @@ type rawAttr struct {
 	inBuf                bool
 	litWS                bool // the raw value holds a literal TAB, CR or LF
 }
-
-// nsBind is a namespace binding in scope; prefix "" is the default namespace.
-type nsBind struct{ prefix, uri []byte }
 
 type openElem struct {
 	qname  []byte
@@ -93,15 +100,21 @@ type xmlTokenizer struct {
 	// else is read as XML 1.0 says, as libxml2 does: attribute values get
 	// §3.3.3 normalisation (literal TAB, CR, LF and CR LF → one space each),
 	// a leading byte order mark is skipped.
-	goNames                   bool
-	elements                  int
-	stack                     []openElem
-	ns                        []nsBind
-	valBuf                    []byte
-	popPending, endPending    bool
-	rootSeen, rootDone, begun bool
-	stdNames                  map[string]bool
-	bigAttrSet                map[[2]string]bool
+	goNames bool
+	// The limits other than maxDepth and maxElements (0: no limit; set
+	// them all with bound) and the context, asked every few tokens.
+	maxAttrs, maxNSInScope, maxNSDecls, maxName, maxText, maxAttrValue int
+	ctx                                                                context.Context
+	tokens, ctxPos                                                     int
+	nsDecls                                                            int
+	elements                                                           int
+	stack                                                              []openElem
+	ns                                                                 nsStack
+	valBuf                                                             []byte
+	popPending, endPending                                             bool
+	rootSeen, rootDone, begun                                          bool
+	std                                                                stdNameChecker
+	bigAttrSet                                                         map[[2]string]bool
 }
 
 var tokenizerPool = sync.Pool{New: func() any { return new(xmlTokenizer) }}
@@ -110,20 +123,23 @@ var tokenizerPool = sync.Pool{New: func() any { return new(xmlTokenizer) }}
 // Give it back with putTokenizer once nothing refers to its tokens.
 func getTokenizer(raw []byte) *xmlTokenizer {
 	t := tokenizerPool.Get().(*xmlTokenizer)
-	*t = xmlTokenizer{raw: raw, attrs: t.attrs[:0], stack: t.stack[:0], ns: t.ns[:0], valBuf: t.valBuf[:0]}
+	ns := t.ns
+	ns.reset()
+	*t = xmlTokenizer{raw: raw, attrs: t.attrs[:0], stack: t.stack[:0], ns: ns, valBuf: t.valBuf[:0]}
 	return t
 }
 
 // putTokenizer returns t to the pool, without its input: the slices keep
 // their capacity, not what they pointed into. Large ones are dropped.
 func putTokenizer(t *xmlTokenizer) {
-	if cap(t.valBuf) > 64<<10 || cap(t.attrs) > 256 || cap(t.stack) > 256 || cap(t.ns) > 256 {
+	if cap(t.valBuf) > 64<<10 || cap(t.attrs) > 256 || cap(t.stack) > 256 || t.ns.large() {
 		return
 	}
 	clear(t.attrs[:cap(t.attrs)])
 	clear(t.stack[:cap(t.stack)])
-	clear(t.ns[:cap(t.ns)])
-	*t = xmlTokenizer{attrs: t.attrs[:0], stack: t.stack[:0], ns: t.ns[:0], valBuf: t.valBuf[:0]}
+	ns := t.ns
+	ns.reset()
+	*t = xmlTokenizer{attrs: t.attrs[:0], stack: t.stack[:0], ns: ns, valBuf: t.valBuf[:0]}
 	tokenizerPool.Put(t)
 }
 
@@ -143,16 +159,18 @@ func (t *xmlTokenizer) lookup(prefix []byte) ([]byte, bool) {
 	if bytes.Equal(prefix, bXML) {
 		return bNSXML, true
 	}
-	for i := len(t.ns) - 1; i >= 0; i-- {
-		if bytes.Equal(t.ns[i].prefix, prefix) {
-			return t.ns[i].uri, true
-		}
+	if uri, ok := t.ns.lookup(prefix); ok {
+		return uri, true
 	}
 	if len(prefix) == 0 {
 		return nil, true
 	}
 	return nil, false
 }
+
+// bind binds prefix to uri in the scope of the current element (or, before
+// the first token, of the whole input), as a declaration there would.
+func (t *xmlTokenizer) bind(prefix, uri []byte) { t.ns.push(prefix, uri) }
 
 func isSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\n' || b == '\r' }
 
@@ -272,6 +290,9 @@ func (t *xmlTokenizer) name(i int) (end, colon int, err error) {
 	if i == partStart {
 		return 0, 0, t.failAt(i, "expected a name")
 	}
+	if t.maxName > 0 && i-start > t.maxName {
+		return 0, 0, tooComplex("a name of more than %d bytes", t.maxName)
+	}
 	if nonASCII && t.goNames && !t.stdName(raw[start:i]) {
 		return 0, 0, t.failAt(start, "name %q is not accepted by encoding/xml", raw[start:i])
 	}
@@ -279,21 +300,103 @@ func (t *xmlTokenizer) name(i int) (end, colon int, err error) {
 }
 
 // stdName reports whether encoding/xml accepts name (rare: only non-ASCII
-// names are asked; answers are cached per tokenizer).
+// names are asked). encoding/xml decides per character (the first against
+// one table, the others against a wider one), so the answers are kept per
+// character, for the whole process: a name is put to encoding/xml only when
+// one of its characters is new, at most once per character and position
+// class over the process's life, whatever the number of distinct names.
 func (t *xmlTokenizer) stdName(name []byte) bool {
-	if ok, seen := t.stdNames[string(name)]; seen {
-		return ok
+	known := true
+	for i := 0; i < len(name) && known; {
+		r, size := utf8.DecodeRune(name[i:])
+		if r >= utf8.RuneSelf {
+			ok, k := stdRunes.get(r, i == 0)
+			if k && !ok {
+				return false
+			}
+			known = k
+		}
+		i += size
 	}
-	d := xml.NewDecoder(bytes.NewReader(append(append([]byte("<"), name...), "/>"...)))
-	d.Strict = true
-	_, err := d.RawToken()
-	if t.stdNames == nil {
-		t.stdNames = map[string]bool{}
+	if known {
+		return true
 	}
-	if len(t.stdNames) < 1024 {
-		t.stdNames[string(name)] = err == nil
+	if !t.std.accepts(name) {
+		return false
 	}
-	return err == nil
+	for i := 0; i < len(name); {
+		r, size := utf8.DecodeRune(name[i:])
+		if r >= utf8.RuneSelf {
+			stdRunes.setOK(r, i == 0)
+		}
+		i += size
+	}
+	return true
+}
+
+// stdRunes records, per character, that encoding/xml accepts it first in a
+// name or after the first: four bits per rune (first known, first ok, later
+// known, later ok), set once and never cleared. Only acceptance is
+// recorded: a refused name ends its document.
+var stdRunes runeVerdicts
+
+type runeVerdicts struct {
+	once  sync.Once
+	words []atomic.Uint32
+}
+
+func (v *runeVerdicts) init() {
+	v.once.Do(func() { v.words = make([]atomic.Uint32, (utf8.MaxRune+1)/8) })
+}
+
+func (v *runeVerdicts) get(r rune, first bool) (ok, known bool) {
+	v.init()
+	shift := uint(r%8) * 4
+	if !first {
+		shift += 2
+	}
+	b := v.words[r/8].Load() >> shift
+	return b&2 != 0, b&1 != 0
+}
+
+func (v *runeVerdicts) setOK(r rune, first bool) {
+	v.init()
+	shift := uint(r%8) * 4
+	if !first {
+		shift += 2
+	}
+	v.words[r/8].Or(3 << shift)
+}
+
+// stdNameChecker is an encoding/xml decoder that reads the names it is
+// asked about as a stream of empty elements.
+type stdNameChecker struct {
+	feed bytes.Buffer
+	dec  *xml.Decoder
+}
+
+func (c *stdNameChecker) Read(p []byte) (int, error) { return c.feed.Read(p) }
+
+// accepts reports whether encoding/xml reads <name/>. A refusal ends the
+// decoder (the next question starts a new one).
+func (c *stdNameChecker) accepts(name []byte) bool {
+	if c.dec == nil {
+		c.feed.Reset()
+		c.dec = xml.NewDecoder(c)
+		c.dec.Strict = true
+	}
+	c.feed.WriteByte('<')
+	c.feed.Write(name)
+	c.feed.WriteString("/>")
+	tok, err := c.dec.RawToken()
+	if _, start := tok.(xml.StartElement); err == nil && start {
+		tok, err = c.dec.RawToken() // the end of the empty element
+		if _, end := tok.(xml.EndElement); err == nil && end {
+			return true
+		}
+	}
+	c.dec = nil
+	return false
 }
 
 // nonASCIIChar checks the multi-byte UTF-8 sequence at raw[i:e] is one XML
@@ -430,7 +533,7 @@ func (t *xmlTokenizer) next() (tokKind, error) {
 	if t.popPending {
 		t.popPending = false
 		top := t.stack[len(t.stack)-1]
-		t.ns = t.ns[:top.nsMark]
+		t.ns.popTo(top.nsMark)
 		t.stack = t.stack[:len(t.stack)-1]
 		if len(t.stack) == 0 && !t.fragment {
 			t.rootDone = true
@@ -458,6 +561,9 @@ func (t *xmlTokenizer) next() (tokKind, error) {
 				}
 			}
 		}
+	}
+	if err := t.checkCtx(); err != nil {
+		return 0, err
 	}
 	raw := t.raw
 	for {
@@ -487,6 +593,9 @@ func (t *xmlTokenizer) next() (tokKind, error) {
 				}
 				t.pos = e
 				continue
+			}
+			if t.maxText > 0 && e-s > t.maxText {
+				return 0, tooComplex("a text node of more than %d bytes", t.maxText)
 			}
 			if err := t.checkText(s, e); err != nil {
 				return 0, err
@@ -520,6 +629,9 @@ func (t *xmlTokenizer) next() (tokKind, error) {
 				if k < 0 {
 					return 0, t.fail("unterminated CDATA section")
 				}
+				if t.maxText > 0 && k > t.maxText {
+					return 0, tooComplex("a CDATA section of more than %d bytes", t.maxText)
+				}
 				if err := t.checkChars(s, s+k); err != nil {
 					return 0, err
 				}
@@ -543,6 +655,9 @@ func (t *xmlTokenizer) comment() (tokKind, error) {
 	}
 	if s+k+2 >= len(raw) || raw[s+k+2] != '>' {
 		return 0, t.failAt(s+k, "-- inside a comment")
+	}
+	if t.maxText > 0 && k > t.maxText {
+		return 0, tooComplex("a comment of more than %d bytes", t.maxText)
 	}
 	if err := t.checkChars(s, s+k); err != nil {
 		return 0, err
@@ -577,6 +692,9 @@ func (t *xmlTokenizer) pi() (tokKind, error) {
 	k := bytes.Index(raw[ds:], []byte("?>"))
 	if k < 0 {
 		return 0, t.fail("unterminated processing instruction")
+	}
+	if t.maxText > 0 && k > t.maxText {
+		return 0, tooComplex("a processing instruction of more than %d bytes", t.maxText)
 	}
 	if err := t.checkChars(ds, ds+k); err != nil {
 		return 0, err
@@ -790,8 +908,14 @@ func (t *xmlTokenizer) startTag() (tokKind, error) {
 			return 0, t.failAt(i, "unterminated attribute value")
 		}
 		ve := vs + k
+		if t.maxAttrValue > 0 && k > t.maxAttrValue {
+			return 0, tooComplex("an attribute value of more than %d bytes on <%s>", t.maxAttrValue, qn)
+		}
 		if err := t.attrValue(&a, vs, ve); err != nil {
 			return 0, err
+		}
+		if t.maxAttrs > 0 && len(t.attrs) >= t.maxAttrs {
+			return 0, tooComplex("more than %d attributes on <%s>", t.maxAttrs, qn)
 		}
 		t.attrs = append(t.attrs, a)
 		i = ve + 1
@@ -804,7 +928,7 @@ func (t *xmlTokenizer) startTag() (tokKind, error) {
 	t.pos = i
 
 	// Namespaces: the declarations first, they apply to the element itself.
-	nsMark := len(t.ns)
+	nsMark := t.ns.len()
 	for j := range t.attrs {
 		a := &t.attrs[j]
 		var p []byte
@@ -822,16 +946,25 @@ func (t *xmlTokenizer) startTag() (tokKind, error) {
 		isXMLp := bytes.Equal(p, bXML)
 		if bytes.Equal(p, bXMLNS) || (isXMLp && !bytes.Equal(v, bNSXML)) || (len(p) > 0 && len(v) == 0) ||
 			(!isXMLp && (bytes.Equal(v, bNSXML) || bytes.Equal(v, bNSXMLNS))) {
-			t.ns = t.ns[:nsMark]
+			t.ns.popTo(nsMark)
 			return 0, t.failAt(tagStart, "illegal namespace declaration of prefix %q", p)
 		}
 		if isXMLp {
 			continue
 		}
+		t.nsDecls++
+		if t.maxNSDecls > 0 && t.nsDecls > t.maxNSDecls {
+			t.ns.popTo(nsMark)
+			return 0, tooComplex("more than %d namespace declarations in the document", t.maxNSDecls)
+		}
+		if t.maxNSInScope > 0 && t.ns.len() >= t.maxNSInScope {
+			t.ns.popTo(nsMark)
+			return 0, tooComplex("more than %d namespace declarations in scope at <%s>", t.maxNSInScope, qn)
+		}
 		if a.inBuf {
 			v = bytes.Clone(v) // the scratch buffer is reused by the next tag
 		}
-		t.ns = append(t.ns, nsBind{prefix: p, uri: v})
+		t.ns.push(p, v)
 	}
 	if colon >= 0 {
 		t.prefix, t.local = raw[s:colon], raw[colon+1:e]
@@ -839,12 +972,12 @@ func (t *xmlTokenizer) startTag() (tokKind, error) {
 		t.prefix, t.local = nil, qn
 	}
 	if bytes.Equal(t.prefix, bXMLNS) {
-		t.ns = t.ns[:nsMark]
+		t.ns.popTo(nsMark)
 		return 0, t.failAt(tagStart, "element <%s> uses the reserved prefix xmlns", qn)
 	}
 	uri, ok := t.lookup(t.prefix)
 	if !ok {
-		t.ns = t.ns[:nsMark]
+		t.ns.popTo(nsMark)
 		return 0, t.failAt(tagStart, "unbound namespace prefix %q on <%s>", t.prefix, qn)
 	}
 	for j := range t.attrs {
@@ -854,13 +987,13 @@ func (t *xmlTokenizer) startTag() (tokKind, error) {
 		}
 		u, ok := t.lookup(a.prefix)
 		if !ok || bytes.Equal(a.prefix, bXMLNS) {
-			t.ns = t.ns[:nsMark]
+			t.ns.popTo(nsMark)
 			return 0, t.failAt(tagStart, "unbound namespace prefix %q on attribute %s", a.prefix, a.qname)
 		}
 		a.uri = u
 	}
 	if err := t.uniqueAttrs(tagStart, qn); err != nil {
-		t.ns = t.ns[:nsMark]
+		t.ns.popTo(nsMark)
 		return 0, err
 	}
 	t.stack = append(t.stack, openElem{qname: qn, uri: uri, nsMark: nsMark})

@@ -2,6 +2,7 @@ package wss
 
 import (
 	"bytes"
+	"context"
 	"encoding/xml"
 	"io"
 	"maps"
@@ -195,7 +196,7 @@ func TestScanEnvelopeMatchesStd(t *testing.T) {
 func compareScans(t *testing.T, raw []byte) {
 	t.Helper()
 	lim := Limits{MaxBytes: 1 << 20, MaxDepth: 64, MaxElements: 1 << 14}
-	got, gerr := scanEnvelope(raw, lim)
+	got, gerr := scanEnvelope(context.Background(), raw, lim)
 	want, werr := scanEnvelopeStd(raw, lim)
 	if gerr != nil || werr != nil {
 		if gerr == nil {
@@ -234,9 +235,10 @@ func wsAttrs(attrs []xml.Attr) []xml.Attr {
 }
 
 // wsScope maps namespace URIs (declared in attribute values) as wsAttrs.
-func wsScope(scope nsScope) nsScope {
-	out := make(nsScope, len(scope))
-	for p, u := range scope {
+func wsScope(scope *nsScope) map[string]string {
+	all := scope.all()
+	out := make(map[string]string, len(all))
+	for p, u := range all {
 		out[p] = attrWS.Replace(u)
 	}
 	return out
@@ -311,7 +313,7 @@ func TestC14NStreamMany(t *testing.T) {
 		targets = append(targets, w.tg)
 	}
 	targets = append(targets, &c14nTarget{n: len(all), w: io.Discard})
-	if err := canonicalizeRawMany(doc, targets); err != nil {
+	if err := canonicalizeRawMany(context.Background(), doc, Limits{}, targets); err != nil {
 		t.Fatal(err)
 	}
 	if targets[len(targets)-1].found {

@@ -261,7 +261,7 @@ func buildHandler(c *config.Config, ks *keyStore, log *slog.Logger, l *lasting) 
 		DecryptProfiles:      dprofiles,
 		RawKeys:              rawKeys,
 		MaxBodyBytes:         c.Limits.MaxBodyBytes,
-		Limits:               wss.Limits{MaxBytes: c.Limits.MaxBodyBytes, MaxDepth: c.Limits.MaxDepth, MaxElements: c.Limits.MaxElements},
+		Limits:               wssLimits(c.Limits),
 		RequestTimeout:       c.Limits.RequestTimeout.Duration,
 		MaxConcurrent:        c.Limits.MaxConcurrent,
 		MaxConcurrentPerPeer: c.Limits.MaxConcurrentPerPeer,
@@ -405,4 +405,14 @@ func reload(d *dispatcher, log *slog.Logger, l *lasting) {
 	setLogLevel(c)
 	log.Info("configuration reloaded", "file", c.File, "profiles", len(c.Profiles))
 	go old.retire()
+}
+
+// wssLimits translates the [limits] table into the XML engine's limits (a
+// 0 takes the engine's default).
+func wssLimits(l config.Limits) wss.Limits {
+	return wss.Limits{
+		MaxBytes: l.MaxBodyBytes, MaxDepth: l.MaxDepth, MaxElements: l.MaxElements,
+		MaxAttributes: l.MaxAttributes, MaxNamespacesInScope: l.MaxNamespacesInScope, MaxNamespaceDecls: l.MaxNamespaceDecls,
+		MaxNameBytes: l.MaxNameBytes, MaxTextBytes: l.MaxTextBytes, MaxAttrValueBytes: l.MaxAttrValueBytes,
+	}
 }

@@ -112,7 +112,7 @@ func TestDevProfilesSignAndXMLSec1Verifies(t *testing.T) {
 		}
 		for _, envName := range envelopes {
 			t.Run(name+"/"+envName, func(t *testing.T) {
-				res, err := wss.Sign(testutil.ReadTestdata(t, envName), cred, p.Sign)
+				res, err := wss.Sign(context.Background(), testutil.ReadTestdata(t, envName), cred, p.Sign)
 				if code, ok := refuse[name+"/"+envName]; ok {
 					if wss.CodeOf(err) != code || res != nil {
 						t.Fatalf("want %s, got %v", code, err)

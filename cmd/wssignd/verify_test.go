@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
@@ -75,7 +76,7 @@ allow_users = ["*"]
 		t.Fatal(err)
 	}
 	k, cert := testutil.TestKey(t, "rsa2048")
-	res, err := wss.Sign(testutil.ReadTestdata(t, "envelope-soap11.xml"), wss.Credential{Signer: k, Chain: []*x509.Certificate{cert}}, wss.SignOptions{})
+	res, err := wss.Sign(context.Background(), testutil.ReadTestdata(t, "envelope-soap11.xml"), wss.Credential{Signer: k, Chain: []*x509.Certificate{cert}}, wss.SignOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,15 +84,15 @@ allow_users = ["*"]
 	if !def.Access.Anyone || def.Verify.Replay == nil || len(def.Verify.RequiredParts) != 2 {
 		t.Fatalf("profile %+v", def)
 	}
-	v, err := wss.Verify(res.Envelope, def.Verify)
+	v, err := wss.Verify(context.Background(), res.Envelope, def.Verify)
 	if err != nil || !v.Valid {
 		t.Fatalf("default: %v %+v", err, v)
 	}
-	if v, _ := wss.Verify(res.Envelope, def.Verify); v.Valid || v.Code != wss.CodeReplay {
+	if v, _ := wss.Verify(context.Background(), res.Envelope, def.Verify); v.Valid || v.Code != wss.CodeReplay {
 		t.Errorf("replay: %+v", v)
 	}
 	strict := profiles["strict"]
-	if v, _ := wss.Verify(res.Envelope, strict.Verify); v.Valid || v.Code != wss.CodeUntrustedKey {
+	if v, _ := wss.Verify(context.Background(), res.Envelope, strict.Verify); v.Valid || v.Code != wss.CodeUntrustedKey {
 		t.Errorf("strict: %+v", v)
 	}
 	if p := strict.Verify.RequiredParts; len(p) != 3 || !p[2].Optional || p[2].Local != "To" || strict.Verify.UnsignedFaults != wss.UnsignedFaultsAccept {

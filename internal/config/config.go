@@ -100,6 +100,10 @@ type Limits struct {
 	// the whole body must arrive within request_timeout. Slower bodies get
 	// 408 body-timeout. Default 5s.
 	BodyIdleTimeout Duration `toml:"body_idle_timeout"`
+	// XMLLimits: max_attributes, max_namespaces_in_scope,
+	// max_namespace_declarations, max_name_bytes, max_text_bytes and
+	// max_attribute_value_bytes (see XMLLimits).
+	XMLLimits
 }
 
 // Token is a PKCS#11 token.
@@ -329,6 +333,7 @@ func (c *Config) validate() []string {
 	if l.BodyIdleTimeout.Duration < 100*time.Millisecond {
 		bad("limits.body_idle_timeout", "must be at least 100ms")
 	}
+	l.XMLLimits.validate(bad)
 	for _, name := range slices.Sorted(maps.Keys(c.Tokens)) {
 		t := c.Tokens[name]
 		f := "tokens." + name

@@ -79,7 +79,14 @@ const (
 	pathE2E    = "end-to-end (Unix socket)"
 	pathFloor  = "HTTP floor: GET /healthz (Unix socket)"
 	pathXMLSec = "xmlsec1 --sign (PEM key)"
+	// The receiving side, in this process: the envelope signed (encrypted)
+	// once with the token key, then verified (decrypted) in every operation.
+	pathVerify  = "wss.Verify (in process)"
+	pathDecrypt = "wss.Decrypt (token key)"
 )
+
+// verifySizes are the envelope sizes of the verify and decrypt rows.
+var verifySizes = []string{"1KB", "100KB", "10MB"}
 
 // row is one measured cell.
 type row struct {
@@ -218,6 +225,19 @@ func run() error {
 					large = append(large, cs...)
 				}
 			}
+		}
+	}
+	// Verify and decrypt, at concurrency 1, after the signing cells of each size.
+	for _, s := range sizes {
+		if !slices.Contains(verifySizes, s.Name) {
+			continue
+		}
+		for _, k := range keys {
+			cs, err := receiveCells(k, s, envs[s.Name])
+			if err != nil {
+				return err
+			}
+			large = append(large, cs...)
 		}
 	}
 	// The transport floor, at every concurrency of the 1KB cells, interleaved with them.
@@ -489,10 +509,58 @@ func wssCell(k *keySpec, s bench.Size, env []byte, conc int) *cell {
 		r:    row{Path: pathWSS, Alg: k.Alg, Size: s.Name, SizeBytes: s.Bytes, Conc: conc},
 		heap: processMallocs,
 		op: func(int) error {
-			_, err := wss.Sign(env, cred, wss.SignOptions{})
+			_, err := wss.Sign(context.Background(), env, cred, wss.SignOptions{})
 			return err
 		},
 	}
+}
+
+// receiveCells returns the verify cell of k (and, for an RSA key, the decrypt
+// cell) for envelope env of size s.
+func receiveCells(k *keySpec, s bench.Size, env []byte) ([]*cell, error) {
+	cred := wss.Credential{Signer: k.Key.Signer, Chain: k.Key.Chain}
+	signed, err := wss.Sign(context.Background(), env, cred, wss.SignOptions{})
+	if err != nil {
+		return nil, err
+	}
+	trust, err := wss.NewTrustStore(wss.TrustConfig{Pinned: k.Key.Chain[:1]})
+	if err != nil {
+		return nil, err
+	}
+	// The bench envelopes carry WS-Addressing headers that a default Sign
+	// does not cover.
+	vopts := wss.VerifyOptions{Trust: trust, AllowUnsignedAddressing: true}
+	cells := []*cell{{
+		r:    row{Path: pathVerify, Alg: k.Alg, Size: s.Name, SizeBytes: s.Bytes, Conc: 1, Note: "ops/s: verifications/s; the public key of the certificate"},
+		heap: processMallocs,
+		op: func(int) error {
+			res, err := wss.Verify(context.Background(), signed.Envelope, vopts)
+			if err == nil && !res.Valid {
+				err = fmt.Errorf("verify: %s: %s", res.Code, res.Detail)
+			}
+			return err
+		},
+	}}
+	dec, ok := k.Key.Signer.(crypto.Decrypter)
+	if !ok {
+		return cells, nil
+	}
+	enc, err := wss.Encrypt(context.Background(), env, wss.EncryptOptions{Recipient: k.Key.Chain[0]})
+	if err != nil {
+		return nil, err
+	}
+	dopts := wss.DecryptOptions{Certificate: k.Key.Chain[0]}
+	return append(cells, &cell{
+		r:    row{Path: pathDecrypt, Alg: k.Alg, Size: s.Name, SizeBytes: s.Bytes, Conc: 1, Note: "ops/s: decryptions/s; RSA-OAEP-SHA256 unwrap in the token, AES-256-GCM"},
+		heap: processMallocs,
+		op: func(int) error {
+			res, err := wss.Decrypt(context.Background(), enc.Envelope, dec, dopts)
+			if err == nil && !res.BodyContent {
+				err = fmt.Errorf("decrypt: the Body content was not decrypted")
+			}
+			return err
+		},
+	}), nil
 }
 
 func e2eCell(d *daemon, k *keySpec, s bench.Size, env []byte, conc int) *cell {
@@ -545,7 +613,7 @@ func xmlsecSetup(xmlsec1 string, k *keySpec, s bench.Size, env []byte, dir strin
 }
 
 func pathOrder(p string) int {
-	return slices.Index([]string{pathRaw, pathSigner, pathWSS, pathE2E, pathFloor, pathXMLSec}, p)
+	return slices.Index([]string{pathRaw, pathSigner, pathWSS, pathE2E, pathFloor, pathXMLSec, pathVerify, pathDecrypt}, p)
 }
 
 // runOps runs op on conc workers until d has passed and at least minOps operations are done,

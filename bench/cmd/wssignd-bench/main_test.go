@@ -271,3 +271,26 @@ func TestCPUTargets(t *testing.T) {
 		}
 	}
 }
+
+// TestReceiveRows: the verify and decrypt section compares verify's p50
+// with sign's XML overhead of the same key and size, and has no ÷ raw.
+func TestReceiveRows(t *testing.T) {
+	rsa := &keySpec{Alg: "RSA-2048"}
+	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
+	rp := &report{keys: []*keySpec{rsa}, sizes: []bench.Size{{Name: "100KB", Bytes: 100 << 10}}, rows: []row{
+		{Path: pathRaw, Alg: rsa.Alg, Conc: 1, OpsPerSec: 1000},
+		{Path: pathSigner, Alg: rsa.Alg, Conc: 1, P50: ms(1)},
+		{Path: pathWSS, Alg: rsa.Alg, Size: "100KB", Conc: 1, P50: ms(3)},
+		{Path: pathVerify, Alg: rsa.Alg, Size: "100KB", Conc: 1, OpsPerSec: 1000, P50: ms(1.5)},
+		{Path: pathDecrypt, Alg: rsa.Alg, Size: "100KB", Conc: 1, OpsPerSec: 500, P50: ms(2)},
+	}}
+	if got, want := rp.receiveRows(), "| RSA-2048 | 100KB | 1.500 | 15.36 | 2.000 | 0.75 | 2.000 | 20.48 |\n"; got != want {
+		t.Errorf("receive rows\n got %q\nwant %q", got, want)
+	}
+	if _, ok := rp.vsRaw(rp.find(pathVerify, rsa.Alg, "100KB", 1)); ok {
+		t.Error("a verify row is compared with raw C_Sign")
+	}
+	if md := rp.markdown(); !strings.Contains(md, "## Verify and decrypt") {
+		t.Errorf("markdown lacks the verify and decrypt section:\n%s", md)
+	}
+}

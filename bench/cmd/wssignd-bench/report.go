@@ -101,7 +101,7 @@ func (rp *report) cpuSection() string {
 // vsRaw is r's signatures/s ÷ raw C_Sign's at the same key and concurrency.
 func (rp *report) vsRaw(r *row) (float64, bool) {
 	raw := rp.find(pathRaw, r.Alg, "", r.Conc)
-	if raw == nil || raw.OpsPerSec == 0 || r.Path == pathRaw || r.Path == pathFloor {
+	if raw == nil || raw.OpsPerSec == 0 || r.Path == pathRaw || r.Path == pathFloor || r.Path == pathVerify || r.Path == pathDecrypt {
 		return 0, false
 	}
 	return r.OpsPerSec / raw.OpsPerSec, true
@@ -187,6 +187,13 @@ func (rp *report) markdown() string {
 	}
 	if note := rp.floorNote(); note != "" {
 		b.WriteString("\n" + note + "\n")
+	}
+
+	if rows := rp.receiveRows(); rows != "" {
+		b.WriteString("\n## Verify and decrypt (concurrency 1)\n\n")
+		b.WriteString("Verify is all XML work but a public-key check (tens of µs); sign XML overhead is wss.Sign p50 − hsm.Key.Signer p50 from the table above. Decrypt includes the key unwrap in the token. ms/MB shows whether time is linear in size.\n\n")
+		b.WriteString("| key | envelope | wss.Verify p50 | verify ms/MB | sign XML overhead | verify ÷ sign XML | wss.Decrypt p50 | decrypt ms/MB |\n|---|---|--:|--:|--:|--:|--:|--:|\n")
+		b.WriteString(rows)
 	}
 
 	b.WriteString("\n## Targets of issue #9\n\n| target | measured | verdict |\n|---|---|---|\n")
@@ -435,5 +442,35 @@ func (rp *report) tsv() string {
 	fmt.Fprintf(&b, "#\tload_before\t%s\n#\tload_after\t%s\n#\tdaemon_vmrss_before_10mb_kb\t%d\n#\tdaemon_vmhwm_kb\t%d\n", rp.loadBefore, rp.loadAfter, rp.rssBase, rp.rssPeak)
 	fmt.Fprintf(&b, "#\tdaemon_rssanon_before_10mb_kb\t%d\n#\tdaemon_rssfile_before_10mb_kb\t%d\n#\tdaemon_rssanon_peak_10mb_kb\t%d\n#\tdaemon_rssfile_at_rssanon_peak_kb\t%d\n#\tdaemon_memory_samples_10mb\t%d\n",
 		rp.anonBase, rp.fileBase, rp.anonPeak, rp.fileAtPeak, rp.memSamples)
+	return b.String()
+}
+
+// receiveRows renders the verify and decrypt comparison, one line per key
+// and size that has a verify row, or "" when there is none.
+func (rp *report) receiveRows() string {
+	var b strings.Builder
+	perMB := func(d time.Duration, bytes int) string {
+		return fmt.Sprintf("%.2f", d.Seconds()*1000/(float64(bytes)/(1<<20)))
+	}
+	for _, k := range rp.keys {
+		for _, s := range rp.sizes {
+			v := rp.find(pathVerify, k.Alg, s.Name, 1)
+			if v == nil {
+				continue
+			}
+			ov, ratio := "—", "—"
+			if d, ok := rp.overhead(k.Alg, s.Name); ok {
+				ov = ms(d)
+				if d > 0 {
+					ratio = fmt.Sprintf("%.2f", float64(v.P50)/float64(d))
+				}
+			}
+			dp, dmb := "—", "—"
+			if d := rp.find(pathDecrypt, k.Alg, s.Name, 1); d != nil {
+				dp, dmb = ms(d.P50), perMB(d.P50, s.Bytes)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", k.Alg, s.Name, ms(v.P50), perMB(v.P50, s.Bytes), ov, ratio, dp, dmb)
+		}
+	}
 	return b.String()
 }
