@@ -75,3 +75,34 @@ func BenchmarkDo(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRSAMechanism compares the two ways an RSA-2048 key signs a SignedInfo-sized message
+// with PKCS #1 v1.5 and SHA-256: "digest" hashes here and has the token sign the DigestInfo
+// (CKM_RSA_PKCS), "message" has the token hash and sign (CKM_SHA256_RSA_PKCS).
+func BenchmarkRSAMechanism(b *testing.B) {
+	tok, _ := newTestToken(b)
+	s, err := tok.GenerateRSA(KeyRef{Label: "r", ID: []byte{2}}, 2048)
+	if err != nil {
+		b.Fatal(err)
+	}
+	k := s.(interface{ entry() *keyEntry }).entry()
+	msg := make([]byte, 1100)
+	ms := s.(crypto.MessageSigner)
+	for _, c := range []struct {
+		name  string
+		mechs map[crypto.Hash]uint
+	}{{"digest", nil}, {"message", map[crypto.Hash]uint{crypto.SHA256: pkcs11.CKM_SHA256_RSA_PKCS}}} {
+		k.mu.Lock()
+		k.msgMechs = c.mechs
+		k.mu.Unlock()
+		b.Run(c.name, func(b *testing.B) {
+			start := cpuTime()
+			for b.Loop() {
+				if _, err := ms.SignMessage(nil, msg, crypto.SHA256); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportCPU(b, start)
+		})
+	}
+}
