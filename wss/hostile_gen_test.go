@@ -85,9 +85,12 @@ func hostileManyAttrs() []byte {
 
 // hostileDeepChurn: chains of 200 nested elements, each level declaring
 // (and so shadowing) the same 40 prefixes anew, repeated.
-func hostileDeepChurn() []byte {
+func hostileDeepChurn() []byte { return deepChurn(50) }
+
+// deepChurn is hostileDeepChurn with reps chains.
+func deepChurn(reps int) []byte {
 	return hostileEnvelope(nil, nil, func(b *bytes.Buffer) {
-		for range 50 {
+		for range reps {
 			for d := range 200 {
 				b.WriteString(`<d:e xmlns:d="urn:d`)
 				b.WriteString(strconv.Itoa(d))

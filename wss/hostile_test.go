@@ -9,6 +9,7 @@ import (
 	"runtime/metrics"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -230,5 +231,27 @@ func TestVerifyLongPrefixList(t *testing.T) {
 	}
 	if res.Valid || res.Code != CodeSignatureInvalid {
 		t.Fatalf("verdict %v %s %s, want %s (the PrefixList changed SignedInfo)", res.Valid, res.Code, res.Detail, CodeSignatureInvalid)
+	}
+}
+
+// TestDecryptHostilePlaintext: a plaintext that breaks the limits (here
+// 200 nested elements declaring 41 prefixes each, encrypted by a sender
+// with looser limits) is refused once decrypted, under the same limits and
+// before any other parser or Verify sees it: an opaque decryption failure
+// whose cause is too-complex.
+func TestDecryptHostilePlaintext(t *testing.T) {
+	cred := loadCredential(t, "rsa2048")
+	loose := Limits{MaxNamespacesInScope: 1 << 20, MaxNamespaceDecls: 1 << 20}
+	enc, err := Encrypt(context.Background(), deepChurn(3), EncryptOptions{Recipient: cred.Chain[0], Limits: loose})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), hostileDeadline)
+	defer cancel()
+	trust := testTrust(t)
+	_, err = Decrypt(ctx, enc.Envelope, cred.Signer.(crypto.Decrypter), DecryptOptions{Certificate: cred.Chain[0],
+		RequireSignedBody: &VerifyOptions{Trust: trust, Now: fixedNow}})
+	if CodeOf(err) != CodeDecryptionFailed || errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), string(CodeTooComplex)) {
+		t.Fatalf("decrypting a plaintext over the limits: %v, want %s caused by %s", err, CodeDecryptionFailed, CodeTooComplex)
 	}
 }

@@ -74,9 +74,11 @@ type Config struct {
 type Limits struct {
 	// MaxBodyBytes is the largest request body accepted. Default 16 MiB.
 	MaxBodyBytes int64 `toml:"max_body_bytes"`
-	// MaxDepth is the deepest element nesting accepted. Default 256.
+	// MaxDepth is the deepest element nesting accepted. 0 (or absent)
+	// takes the XML engine's default, 256.
 	MaxDepth int `toml:"max_depth"`
-	// MaxElements is the most elements an envelope may have. Default 1 000 000.
+	// MaxElements is the most elements an envelope may have. 0 (or absent)
+	// takes the XML engine's default, 1 000 000.
 	MaxElements int `toml:"max_elements"`
 	// RequestTimeout bounds each request, token wait included. Default 30s.
 	RequestTimeout Duration `toml:"request_timeout"`
@@ -242,12 +244,6 @@ func (c *Config) defaults() {
 	if l.MaxBodyBytes == 0 {
 		l.MaxBodyBytes = 16 << 20
 	}
-	if l.MaxDepth == 0 {
-		l.MaxDepth = 256
-	}
-	if l.MaxElements == 0 {
-		l.MaxElements = 1_000_000
-	}
 	if l.RequestTimeout.Duration == 0 {
 		l.RequestTimeout.Duration = 30 * time.Second
 	}
@@ -312,11 +308,11 @@ func (c *Config) validate() []string {
 	if l.MaxBodyBytes < 1024 {
 		bad("limits.max_body_bytes", "must be at least 1024")
 	}
-	if l.MaxDepth < 8 {
-		bad("limits.max_depth", "must be at least 8")
+	if l.MaxDepth != 0 && l.MaxDepth < 8 {
+		bad("limits.max_depth", "must be 0 (the default) or at least 8")
 	}
-	if l.MaxElements < 16 {
-		bad("limits.max_elements", "must be at least 16")
+	if l.MaxElements != 0 && l.MaxElements < 16 {
+		bad("limits.max_elements", "must be 0 (the default) or at least 16")
 	}
 	if l.RequestTimeout.Duration < 0 {
 		bad("limits.request_timeout", "must be positive")

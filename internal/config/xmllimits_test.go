@@ -43,3 +43,19 @@ max_attribute_value_bytes = 5
 		}
 	}
 }
+
+// TestXMLLimitsDefaultInEngine: absent XML limits stay 0, for the engine
+// to apply its defaults (defined there only); a value too small is refused.
+func TestXMLLimitsDefaultInEngine(t *testing.T) {
+	c, err := Load(writeConfig(t, good, 0o600))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Limits.MaxDepth != 0 || c.Limits.MaxElements != 0 || c.Limits.XMLLimits != (XMLLimits{}) {
+		t.Errorf("absent XML limits defaulted in config: %+v", c.Limits)
+	}
+	_, err = Load(writeConfig(t, good+"[limits]\nmax_depth = 4\nmax_elements = -1\n", 0o600))
+	if err == nil || !strings.Contains(err.Error(), "limits.max_depth:") || !strings.Contains(err.Error(), "limits.max_elements:") {
+		t.Errorf("too small max_depth and max_elements: %v", err)
+	}
+}
