@@ -13,10 +13,10 @@ import (
 	"github.com/miekg/pkcs11"
 )
 
-// rsaHashMech maps a hash to the token mechanism that hashes and signs with RSA PKCS #1 v1.5.
+// rsaHashMech maps a hash to the token mechanism that hashes and signs with RSA PKCS #1 v1.5,
+// for the hashes of the XML-DSig RSA methods (others are hashed here).
 var rsaHashMech = map[crypto.Hash]uint{
 	crypto.SHA1:   pkcs11.CKM_SHA1_RSA_PKCS,
-	crypto.SHA224: pkcs11.CKM_SHA224_RSA_PKCS,
 	crypto.SHA256: pkcs11.CKM_SHA256_RSA_PKCS,
 	crypto.SHA384: pkcs11.CKM_SHA384_RSA_PKCS,
 	crypto.SHA512: pkcs11.CKM_SHA512_RSA_PKCS,
