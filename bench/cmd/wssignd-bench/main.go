@@ -67,6 +67,7 @@ var (
 	flagConc   = flag.String("conc", "1,2,4,8", "concurrencies measured for 1KB envelopes and the private-key rows")
 	flagTPM    = flag.Bool("tpm", true, "also measure a TPM token (tpm2-pkcs11; a software TPM started by scripts/dev-tpm.sh in the temporary directory): raw C_Sign, hsm.Key.Signer and end to end with 1KB envelopes")
 	flagDProf  = flag.String("daemon-cpuprofile", "", "have the SoftHSM2 daemon write a CPU profile of the run to this file (its -cpuprofile flag)")
+	flagDEnv   = flag.String("daemon-env", "", "comma-separated NAME=VALUE settings added to the daemons' environment only (e.g. GOMAXPROCS=1), to measure runtime settings")
 )
 
 const tokenLabel = "wssignd-bench"
@@ -714,6 +715,9 @@ allow_users = ["%d"]
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
+	if *flagDEnv != "" {
+		cmd.Env = append(cmd.Env, strings.Split(*flagDEnv, ",")...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
