@@ -145,16 +145,16 @@ func hostileSmallTexts() []byte {
 	})
 }
 
-// hostileCharRefs: one text node of 400 000 character references, and an
-// attribute value of 100 000.
+// hostileCharRefs: one text node of 200 000 character references, and an
+// attribute value of 50 000.
 func hostileCharRefs() []byte {
 	return hostileEnvelope(nil, nil, func(b *bytes.Buffer) {
 		b.WriteString(`<x a="`)
-		for range 100_000 {
+		for range 50_000 {
 			b.WriteString(`&#x1F600;`)
 		}
 		b.WriteString(`">`)
-		for i := range 400_000 {
+		for i := range 200_000 {
 			if i%2 == 0 {
 				b.WriteString(`&#x1F600;`)
 			} else {
