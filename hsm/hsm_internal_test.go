@@ -19,7 +19,7 @@ import (
 )
 
 // newTestToken is hsmtest.New without keys (hsmtest imports hsm, so internal tests cannot use it).
-func newTestToken(t *testing.T) (*Token, SoftHSMToken) {
+func newTestToken(t testing.TB) (*Token, SoftHSMToken) {
 	t.Helper()
 	soft, err := InitSoftHSMToken(t.TempDir(), "internal")
 	if errors.Is(err, ErrSoftHSMNotInstalled) {

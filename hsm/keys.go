@@ -237,6 +237,9 @@ type keyEntry struct {
 	handle pkcs11.ObjectHandle
 	gen    uint64
 	err    error // why the key could not be found again after a recovery
+	// msgMechs: the token's hash-and-sign mechanism per hash, for RSA PKCS #1 v1.5 signatures
+	// of whole messages; empty: messages are hashed here (see chooseRSAMechanism).
+	msgMechs map[crypto.Hash]uint
 }
 
 // auth returns the PIN for a context-specific login if the key needs one, else nil.
@@ -391,6 +394,7 @@ func (t *Token) FindKey(ref KeyRef) (*Key, error) {
 		return fail(err)
 	}
 	t.register(entry)
+	t.chooseRSAMechanism(context.Background(), entry)
 	leaf := chain[0]
 	logAttrs := []any{"token", t.label, "key", ref.String(), "type", a.Type,
 		"subject", leaf.Subject.String(), "serial", leaf.SerialNumber.Text(16), "not_after", leaf.NotAfter, "chain", len(chain)}

@@ -366,14 +366,27 @@ func Sign(ctx context.Context, raw []byte, cred Credential, opts SignOptions) (*
 	// spliced, with the namespace context of the place it goes.
 	sa := signatureAlgs[sm]
 	h, h256 := sa.hash.New(), sha256.New()
-	if err := s.canonicalizeSignedInfo(io.MultiWriter(h, h256), digests); err != nil {
+	var w io.Writer = io.MultiWriter(h, h256)
+	// A signer that signs whole messages gets the canonical SignedInfo for RSA PKCS #1 v1.5,
+	// so that a token whose hash-and-sign mechanism is cheaper can use it; the signature is
+	// still checked below against the digest computed here.
+	var signedInfo *bytes.Buffer
+	if _, ok := cred.Signer.(crypto.MessageSigner); ok && sa.kind == keyRSA && !sa.pss {
+		signedInfo = new(bytes.Buffer)
+		w = io.MultiWriter(h, h256, signedInfo)
+	}
+	if err := s.canonicalizeSignedInfo(w, digests); err != nil {
 		return nil, err
 	}
 	sum := h.Sum(nil)
 	if err := ctxError(ctx); err != nil {
 		return nil, err
 	}
-	sigValue, err := signDigest(cred.Signer, rnd, sa, sum)
+	var msg []byte
+	if signedInfo != nil {
+		msg = signedInfo.Bytes()
+	}
+	sigValue, err := signDigest(cred.Signer, rnd, sa, sum, msg)
 	if err != nil {
 		return nil, err
 	}
@@ -536,14 +549,22 @@ func (s *signer) newID(prefix string) (string, error) {
 	return "", errorf(CodeInternal, "could not draw a unique Id")
 }
 
-// signDigest has the signer sign sum and returns the signature in XML-DSig
-// form (r‖s, each left-padded to the curve size, for ECDSA).
-func signDigest(signer crypto.Signer, rnd io.Reader, sa signatureAlg, sum []byte) ([]byte, error) {
+// signDigest has the signer sign sum (or, when msg is not nil, the message
+// msg whose digest sum is, with the signer's SignMessage) and returns the
+// signature in XML-DSig form (r‖s, each left-padded to the curve size, for
+// ECDSA).
+func signDigest(signer crypto.Signer, rnd io.Reader, sa signatureAlg, sum, msg []byte) ([]byte, error) {
 	var opts crypto.SignerOpts = sa.hash
 	if sa.pss {
 		opts = &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: sa.hash}
 	}
-	sig, err := signer.Sign(rnd, sum, opts)
+	var sig []byte
+	var err error
+	if ms, ok := signer.(crypto.MessageSigner); ok && msg != nil {
+		sig, err = ms.SignMessage(rnd, msg, opts)
+	} else {
+		sig, err = signer.Sign(rnd, sum, opts)
+	}
 	if err != nil {
 		return nil, &Error{Code: CodeSigningFailed, Msg: "the private-key operation failed", Err: err}
 	}

@@ -26,6 +26,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -70,6 +71,7 @@ func serveMain(args []string) int {
 	fs := flag.NewFlagSet("wssignd", flag.ContinueOnError)
 	cfgPath := fs.String("config", "/etc/wssignd/wssignd.toml", "configuration file")
 	check := fs.Bool("check-config", false, "validate the configuration and exit")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (go tool pprof) of the daemon's life to `file`, for measurement")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -84,6 +86,20 @@ func serveMain(args []string) int {
 	}
 	log := newLogger(c)
 	setMemoryLimit(log)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "wssignd: cpu profile:", err)
+			return 1
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := serve(ctx, c, log, nil); err != nil {

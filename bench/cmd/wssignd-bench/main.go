@@ -66,6 +66,8 @@ var (
 	flagSizes  = flag.String("sizes", "1KB,10KB,100KB,1MB,10MB", "envelope sizes to measure")
 	flagConc   = flag.String("conc", "1,2,4,8", "concurrencies measured for 1KB envelopes and the private-key rows")
 	flagTPM    = flag.Bool("tpm", true, "also measure a TPM token (tpm2-pkcs11; a software TPM started by scripts/dev-tpm.sh in the temporary directory): raw C_Sign, hsm.Key.Signer and end to end with 1KB envelopes")
+	flagDProf  = flag.String("daemon-cpuprofile", "", "have the SoftHSM2 daemon write a CPU profile of the run to this file (its -cpuprofile flag)")
+	flagDEnv   = flag.String("daemon-env", "", "comma-separated NAME=VALUE settings added to the daemons' environment only (e.g. GOMAXPROCS=1), to measure runtime settings")
 )
 
 const tokenLabel = "wssignd-bench"
@@ -99,6 +101,11 @@ type row struct {
 	P50, P99  time.Duration
 	Allocs    float64 // per operation; <0: not measured
 	Note      string
+	// CPU per operation: the daemon process's user and system time (from /proc/PID/stat, all
+	// its threads) and the harness's user+system time (getrusage). For the in-process rows the
+	// harness's CPU is the work itself (for raw C_Sign: the token's CPU per signature). <0: not
+	// measured.
+	DaemonUser, DaemonSys, Client time.Duration
 }
 
 type keySpec struct {
@@ -175,7 +182,7 @@ func run() error {
 
 	// The daemon runs from the start (idle while in-process cells run), so that cells to be
 	// compared can be interleaved.
-	d, err := startDaemon(dir, daemon, soft.Module, soft.Label, soft.PINFile, []string{"SOFTHSM2_CONF=" + soft.ConfigFile})
+	d, err := startDaemon(dir, daemon, soft.Module, soft.Label, soft.PINFile, []string{"SOFTHSM2_CONF=" + soft.ConfigFile}, *flagDProf)
 	if err != nil {
 		return err
 	}
@@ -334,10 +341,12 @@ type cell struct {
 	op   func(worker int) error                                        // run by r.Conc workers; nil for raw
 	raw  func(d time.Duration) ([]time.Duration, time.Duration, error) // measures itself
 	heap func() int64                                                  // a heap allocation counter; nil: not measured
+	pid  int                                                           // the daemon process the cell measures; 0: none
 
 	lat     []time.Duration
 	elapsed time.Duration
 	mallocs int64
+	cpu     cpuUse // summed over the steps
 }
 
 // step measures c for about d and at least minOps operations more.
@@ -349,14 +358,19 @@ func (c *cell) step(d time.Duration, minOps int) error {
 	var lat []time.Duration
 	var elapsed time.Duration
 	var err error
+	// CPU is read inside the heap counter's reads: the daemon's counter is a /metrics scrape,
+	// which must not be charged to the cell.
+	cpu0 := readCPU(c.pid)
 	if c.raw != nil {
 		lat, elapsed, err = c.raw(d)
 	} else {
 		lat, elapsed, err = runOps(c.r.Conc, d, minOps, c.op)
 	}
+	cpu1 := readCPU(c.pid)
 	if err != nil {
 		return fmt.Errorf("%s %s %s c=%d: %w", c.r.Path, c.r.Alg, c.r.Size, c.r.Conc, err)
 	}
+	c.cpu = c.cpu.add(cpu1.sub(cpu0))
 	if c.heap != nil {
 		if m1 := c.heap(); m0 >= 0 && m1 >= m0 {
 			c.mallocs += m1 - m0
@@ -381,7 +395,74 @@ func (c *cell) result() row {
 	if c.heap != nil && r.Ops > 0 {
 		r.Allocs = float64(c.mallocs) / float64(r.Ops)
 	}
+	r.DaemonUser, r.DaemonSys, r.Client = -1, -1, -1
+	if r.Ops > 0 {
+		if c.cpu.daemonOK {
+			r.DaemonUser, r.DaemonSys = c.cpu.daemonUser/time.Duration(r.Ops), c.cpu.daemonSys/time.Duration(r.Ops)
+		}
+		r.Client = c.cpu.self / time.Duration(r.Ops)
+	}
 	return r
+}
+
+// cpuUse is CPU time spent: the daemon's user and system time, and this process's user+system.
+type cpuUse struct {
+	daemonUser, daemonSys, self time.Duration
+	daemonOK                    bool
+}
+
+func (a cpuUse) sub(b cpuUse) cpuUse {
+	return cpuUse{a.daemonUser - b.daemonUser, a.daemonSys - b.daemonSys, a.self - b.self, a.daemonOK && b.daemonOK}
+}
+
+func (a cpuUse) add(b cpuUse) cpuUse {
+	if a == (cpuUse{}) {
+		return b
+	}
+	return cpuUse{a.daemonUser + b.daemonUser, a.daemonSys + b.daemonSys, a.self + b.self, a.daemonOK && b.daemonOK}
+}
+
+// readCPU reads the daemon's utime and stime (/proc/PID/stat, in clock ticks of 10 ms: cells
+// sum them over hundreds of operations) and this process's rusage.
+func readCPU(pid int) cpuUse {
+	var u cpuUse
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
+		u.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	if pid <= 0 {
+		return u
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return u
+	}
+	if ut, st, ok := parseProcStat(string(b)); ok {
+		u.daemonUser, u.daemonSys, u.daemonOK = ut*clockTick, st*clockTick, true
+	}
+	return u
+}
+
+// clockTick is the unit of /proc/PID/stat times (USER_HZ, 100 on Linux).
+const clockTick = 10 * time.Millisecond
+
+// parseProcStat returns utime and stime (fields 14 and 15, in ticks) of a /proc/PID/stat line.
+// The command name (field 2) may hold spaces and parentheses: fields are counted after its last ')'.
+func parseProcStat(text string) (utime, stime time.Duration, ok bool) {
+	i := strings.LastIndexByte(text, ')')
+	if i < 0 {
+		return 0, 0, false
+	}
+	f := strings.Fields(text[i+1:]) // f[0] is field 3 (state)
+	if len(f) < 13 {
+		return 0, 0, false
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	s, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, 0, false
+	}
+	return time.Duration(u), time.Duration(s), true
 }
 
 func (c *cell) log() {
@@ -487,6 +568,7 @@ func e2eCell(d *daemon, k *keySpec, s bench.Size, env []byte, conc int) *cell {
 	return &cell{
 		r:    row{Path: pathE2E, Alg: k.Alg, Size: s.Name, SizeBytes: s.Bytes, Conc: conc},
 		heap: d.mallocs,
+		pid:  d.cmd.Process.Pid,
 		op:   func(int) error { return d.sign(k.Profile, env) },
 	}
 }
@@ -497,6 +579,7 @@ func floorCell(d *daemon, conc int) *cell {
 	return &cell{
 		r:    row{Path: pathFloor, Conc: conc, Note: "no key, no body: the least a request over the socket costs"},
 		heap: d.mallocs,
+		pid:  d.cmd.Process.Pid,
 		op:   func(int) error { return d.healthz() },
 	}
 }
@@ -590,7 +673,7 @@ type daemon struct {
 
 // startDaemon starts the daemon binary on a socket in dir, with a token of module (label,
 // PIN file) and env added to its environment.
-func startDaemon(dir, bin, module, label, pinFile string, env []string) (*daemon, error) {
+func startDaemon(dir, bin, module, label, pinFile string, env []string, cpuProfile string) (*daemon, error) {
 	sock := filepath.Join(dir, "wssignd.sock")
 	cfg := fmt.Sprintf(`socket = %q
 modules = [%q]
@@ -622,8 +705,19 @@ allow_users = ["%d"]
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "-config", cfgPath)
+	args := []string{"-config", cfgPath}
+	if cpuProfile != "" {
+		prof, err := filepath.Abs(cpuProfile)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, "-cpuprofile", prof)
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
+	if *flagDEnv != "" {
+		cmd.Env = append(cmd.Env, strings.Split(*flagDEnv, ",")...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
@@ -973,7 +1067,7 @@ func startTPMBench(dir, bin string) (*tpmBench, error) {
 	if err := os.MkdirAll(filepath.Join(tb.dir, "daemon"), 0o700); err != nil {
 		return fail(err)
 	}
-	if tb.daemon, err = startDaemon(filepath.Join(tb.dir, "daemon"), bin, tb.token.Module, tb.token.Label, tb.token.PINFile, env); err != nil {
+	if tb.daemon, err = startDaemon(filepath.Join(tb.dir, "daemon"), bin, tb.token.Module, tb.token.Label, tb.token.PINFile, env, ""); err != nil {
 		return fail(err)
 	}
 	return tb, nil

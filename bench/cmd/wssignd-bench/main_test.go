@@ -166,7 +166,7 @@ func TestFloor(t *testing.T) {
 	rsa := &keySpec{Alg: "RSA-2048"}
 	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
 	rp := &report{
-		keys: []*keySpec{rsa}, sizes: []bench.Size{{Name: "1KB", Bytes: 1 << 10}, {Name: "10KB", Bytes: 10 << 10}}, sessions: 7,
+		keys: []*keySpec{rsa}, sizes: []bench.Size{{Name: "1KB", Bytes: 1 << 10}, {Name: "10KB", Bytes: 10 << 10}}, concs: []int{1}, sessions: 7,
 		rows: []row{
 			{Path: pathRaw, Alg: rsa.Alg, Conc: 1, OpsPerSec: 1000},
 			{Path: pathSigner, Alg: rsa.Alg, Conc: 1, P50: ms(0.6)},
@@ -174,12 +174,13 @@ func TestFloor(t *testing.T) {
 			{Path: pathWSS, Alg: rsa.Alg, Size: "10KB", SizeBytes: 10 << 10, Conc: 1, P50: ms(0.9)},
 			{Path: pathE2E, Alg: rsa.Alg, Size: "1KB", SizeBytes: 1 << 10, Conc: 1, P50: ms(1.2)},
 			{Path: pathE2E, Alg: rsa.Alg, Size: "10KB", SizeBytes: 10 << 10, Conc: 1, P50: ms(1.4)},
-			{Path: pathFloor, Conc: 1, Ops: 5000, OpsPerSec: 10000, P50: ms(0.1), P99: ms(0.3), Allocs: 60, Note: "n"},
+			{Path: pathFloor, Conc: 1, Ops: 5000, OpsPerSec: 10000, P50: ms(0.1), P99: ms(0.3), Allocs: 60, Note: "n", DaemonUser: ms(0.03), DaemonSys: ms(0.02), Client: ms(0.05)},
 		},
 	}
 	md := rp.markdown()
 	for _, l := range []string{
-		"| HTTP floor: GET /healthz (Unix socket) | — | — | 1 | 5000 | 10000.0 | 0.100 | 0.300 | 3.0 | 60 | — | n |\n",
+		"| HTTP floor: GET /healthz (Unix socket) | — | — | 1 | 5000 | 10000.0 | 0.100 | 0.300 | 3.0 | 60 | — | 0.030 | 0.020 | 0.050 | n |\n",
+		"| GET /healthz | 1 | 0.030 | 0.020 | 0.050 | — | 0.050 | 0.050 |\n",
 		"| RSA-2048 | 1KB | 0.800 | 0.600 | 0.200 | 4.9 | 204.80 | 1.200 | 0.400 | 0.100 | 0.300 | — |\n",
 		"| RSA-2048 | 10KB | 0.900 | 0.600 | 0.300 | 32.6 | 30.72 | 1.400 | 0.500 | — | — | — |\n",
 		"Transport at 1KB, concurrency 1, against the HTTP floor (GET /healthz p50 0.100 ms): RSA-2048: end-to-end − wss.Sign = 0.400 ms, of which the floor is 25 %; 0.300 ms above it.\n",
@@ -195,13 +196,79 @@ func TestFloor(t *testing.T) {
 		}
 	}
 	tsv := rp.tsv()
-	line := "HTTP floor: GET /healthz (Unix socket)\t\t\t0\t1\t5000\t10000.00\t0.100\t0.300\t60.0\t\tn\n"
+	line := "HTTP floor: GET /healthz (Unix socket)\t\t\t0\t1\t5000\t10000.00\t0.100\t0.300\t60.0\t\tn\t0.0300\t0.0200\t0.0500\n"
 	if !strings.Contains(tsv, line) {
 		t.Errorf("tsv lacks %q:\n%s", line, tsv)
 	}
 	header := strings.Count(strings.SplitN(tsv, "\n", 2)[0], "\t")
 	if got := strings.Count(line, "\t"); got != header {
 		t.Errorf("floor tsv row has %d tabs, header %d", got, header)
+	}
+}
+
+func TestParseProcStat(t *testing.T) {
+	// The command name may hold spaces and parentheses; utime and stime are fields 14 and 15.
+	const stat = "4242 (wss (x) d) S 1 4242 4242 0 -1 4194560 1234 0 0 0 731 52 0 0 20 0 12 0 100 0 0\n"
+	u, s, ok := parseProcStat(stat)
+	if !ok || u != 731 || s != 52 {
+		t.Errorf("parseProcStat = %d, %d, %v; want 731, 52, true", u, s, ok)
+	}
+	if _, _, ok := parseProcStat("4242 (x) S 1 2"); ok {
+		t.Error("short stat line parsed")
+	}
+	// This process: its own counters read and never negative.
+	c := readCPU(os.Getpid())
+	if !c.daemonOK || c.daemonUser < 0 || c.daemonSys < 0 || c.self <= 0 {
+		t.Errorf("readCPU(self) = %+v", c)
+	}
+}
+
+// TestCPUTargets checks the daemon-CPU section and targets on made-up rows, on both sides of
+// each threshold.
+func TestCPUTargets(t *testing.T) {
+	rsa, ec := &keySpec{Alg: "RSA-2048"}, &keySpec{Alg: "EC P-256"}
+	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
+	rows := []row{
+		{Path: pathRaw, Alg: rsa.Alg, Conc: 1, OpsPerSec: 1000, Client: ms(0.6)},
+		{Path: pathRaw, Alg: rsa.Alg, Conc: 2, OpsPerSec: 1000, Client: ms(0.6)},
+		{Path: pathRaw, Alg: ec.Alg, Conc: 1, OpsPerSec: 1000, Client: ms(0.1)},
+		{Path: pathE2E, Alg: rsa.Alg, Size: "1KB", Conc: 1, OpsPerSec: 800, DaemonUser: ms(0.65), DaemonSys: ms(0.1), Client: ms(0.05)},   // 0.150: met; 80 %: met
+		{Path: pathE2E, Alg: rsa.Alg, Size: "1KB", Conc: 2, OpsPerSec: 749, DaemonUser: ms(0.65), DaemonSys: ms(0.101), Client: ms(0.05)}, // 0.151: not met; 74.9 %: not met
+		{Path: pathE2E, Alg: ec.Alg, Size: "1KB", Conc: 1, OpsPerSec: 350, DaemonUser: ms(0.2), DaemonSys: ms(0.1), Client: ms(0.05)},     // 0.2: not met; 35 %: met
+		{Path: pathFloor, Conc: 1, DaemonUser: ms(0.03), DaemonSys: ms(0.021), Client: ms(0.05)},                                          // 0.051: not met
+	}
+	rp := &report{rows: rows, keys: []*keySpec{rsa, ec}, concs: []int{1, 2}, rssBase: 30 * 1024, rssPeak: 42 * 1024}
+	got, measured := map[string]string{}, map[string]string{}
+	for _, tg := range rp.cpuTargets() {
+		got[tg.name], measured[tg.name] = tg.verdict, tg.measured
+	}
+	for name, want := range map[string]string{
+		"non-token daemon CPU per signed 1KB request ≤ 0.150 ms, RSA-2048 c=1":                "met",
+		"non-token daemon CPU per signed 1KB request ≤ 0.150 ms, RSA-2048 c=2":                "**not met**",
+		"non-token daemon CPU per signed 1KB request ≤ 0.150 ms, EC P-256 c=1":                "**not met**",
+		"non-token daemon CPU per signed 1KB request ≤ 0.150 ms, EC P-256 c=2":                "—",
+		"1KB RSA-2048 end-to-end ≥ 80 % of raw C_Sign at concurrency 1":                       "met",
+		"1KB RSA-2048 end-to-end ≥ 75 % of raw C_Sign at concurrency 2":                       "**not met**",
+		"1KB EC P-256 end-to-end ≥ 35 % of raw C_Sign at concurrency 1":                       "met",
+		"GET /healthz daemon CPU ≤ 0.050 ms per request at concurrency 1":                     "**not met**",
+		"peak RSS growth signing a 10MB envelope ≤ 1.2 × the envelope (VmHWM − VmRSS before)": "met",
+	} {
+		if got[name] != want {
+			t.Errorf("%s: verdict %q (%s), want %q", name, got[name], measured[name], want)
+		}
+	}
+	if m := measured["non-token daemon CPU per signed 1KB request ≤ 0.150 ms, RSA-2048 c=1"]; m != "0.150 ms (daemon 0.750 − token 0.600)" {
+		t.Errorf("measured %q", m)
+	}
+	md := rp.markdown()
+	for _, l := range []string{
+		"| RSA-2048 | 2 | 0.650 | 0.101 | 0.751 | 0.600 | 0.151 | 0.050 |\n",
+		"| EC P-256 | 1 | 0.200 | 0.100 | 0.300 | 0.100 | 0.200 | 0.050 |\n",
+		"| GET /healthz daemon CPU ≤ 0.050 ms per request at concurrency 1 | 0.051 ms | **not met** |\n",
+	} {
+		if !strings.Contains(md, l) {
+			t.Errorf("markdown lacks %q:\n%s", l, md)
+		}
 	}
 }
 

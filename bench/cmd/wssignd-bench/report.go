@@ -36,6 +36,68 @@ func (rp *report) find(path, alg, size string, conc int) *row {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.3f", float64(d)/1e6) }
 
+// cpuMS formats a CPU time per operation in ms, or "n/a" when not measured.
+func cpuMS(d time.Duration) string {
+	if d < 0 {
+		return "n/a"
+	}
+	return ms(d)
+}
+
+// tokenCPU is the token's CPU per raw C_Sign (the harness's CPU in the raw cell) at alg and
+// conc, or -1.
+func (rp *report) tokenCPU(alg string, conc int) time.Duration {
+	if raw := rp.find(pathRaw, alg, "", conc); raw != nil {
+		return raw.Client
+	}
+	return -1
+}
+
+// daemonCPU is a row's daemon user+sys per operation, or -1.
+func daemonCPU(r *row) time.Duration {
+	if r == nil || r.DaemonUser < 0 || r.DaemonSys < 0 {
+		return -1
+	}
+	return r.DaemonUser + r.DaemonSys
+}
+
+// cpuSection compares, per key and concurrency, the daemon's CPU per signed 1KB request with
+// the token's CPU per raw C_Sign; the difference is what the daemon spends besides the
+// signature.
+func (rp *report) cpuSection() string {
+	var b strings.Builder
+	b.WriteString("## Daemon CPU per request (1KB)\n\n")
+	b.WriteString("daemon CPU = user+sys of the daemon per request; token CPU = the harness's CPU per raw C_Sign at the same key and concurrency (the signature inside SoftHSM2); non-token = daemon − token (XML, the signature check, HTTP, scheduler, GC, audit, metrics, and PKCS#11 calls besides C_Sign). For a TPM token the signature runs in the TPM (swtpm, another process), so its token CPU is only the PKCS#11 library's share and its non-token CPU an upper bound. client CPU = the harness's HTTP client per request.\n\n")
+	b.WriteString("| key | conc | daemon user | daemon sys | daemon CPU | token CPU per raw C_Sign | non-token daemon CPU | client CPU |\n|---|--:|--:|--:|--:|--:|--:|--:|\n")
+	n := 0
+	for _, k := range rp.keys {
+		for _, c := range rp.concs {
+			e := rp.find(pathE2E, k.Alg, "1KB", c)
+			d := daemonCPU(e)
+			if d < 0 {
+				continue
+			}
+			n++
+			tok, non := rp.tokenCPU(k.Alg, c), "n/a"
+			if tok >= 0 {
+				non = ms(d - tok)
+			}
+			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s |\n", k.Alg, c, ms(e.DaemonUser), ms(e.DaemonSys), ms(d), cpuMS(tok), non, cpuMS(e.Client))
+		}
+	}
+	for _, c := range rp.concs {
+		f := rp.find(pathFloor, "", "", c)
+		if d := daemonCPU(f); d >= 0 {
+			n++
+			fmt.Fprintf(&b, "| GET /healthz | %d | %s | %s | %s | — | %s | %s |\n", c, ms(f.DaemonUser), ms(f.DaemonSys), ms(d), ms(d), cpuMS(f.Client))
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	return b.String()
+}
+
 // vsRaw is r's signatures/s ÷ raw C_Sign's at the same key and concurrency.
 func (rp *report) vsRaw(r *row) (float64, bool) {
 	raw := rp.find(pathRaw, r.Alg, "", r.Conc)
@@ -67,9 +129,9 @@ func (rp *report) markdown() string {
 	fmt.Fprintf(&b, "Run %s, %v, %s/%s, %d CPUs, %s. Load average (1/5/15 min) before: %s, after: %s.\n\n",
 		time.Now().UTC().Format(time.RFC3339), rp.elapsed.Round(time.Second), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), rp.loadBefore, rp.loadAfter)
 	b.WriteString("> **Warning:** absolute numbers depend on the machine and on what else runs on it; with a load average near or above the CPU count they are noise. Compare rows of the same run (the ratios), not runs.\n\n")
-	b.WriteString("Envelope sizes are binary (1KB = 1024 bytes). Private-key rows sign a SHA-256 digest. p50/p99 in ms. allocs/sign: Go heap allocations per operation (the harness's for in-process rows, the daemon's go_memstats_mallocs_total for end-to-end rows; raw C_Sign counts the Go side of miekg/pkcs11). ÷ raw: signatures/s ÷ raw C_Sign signatures/s at the same key and concurrency.\n\n")
-	b.WriteString("| path | key | envelope | conc | ops | sig/s | p50 | p99 | p99/p50 | allocs/sign | ÷ raw | note |\n")
-	b.WriteString("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
+	b.WriteString("Envelope sizes are binary (1KB = 1024 bytes). Private-key rows sign a SHA-256 digest. p50/p99 in ms. allocs/sign: Go heap allocations per operation (the harness's for in-process rows, the daemon's go_memstats_mallocs_total for end-to-end rows; raw C_Sign counts the Go side of miekg/pkcs11). ÷ raw: signatures/s ÷ raw C_Sign signatures/s at the same key and concurrency. CPU per operation in ms: daemon user and sys from /proc/PID/stat of the daemon before and after the cell (all its threads; 10 ms ticks summed over the cell), client = this harness's user+sys (getrusage): for the in-process rows that is the work itself, for raw C_Sign the token's CPU per signature.\n\n")
+	b.WriteString("| path | key | envelope | conc | ops | sig/s | p50 | p99 | p99/p50 | allocs/sign | ÷ raw | daemon user | daemon sys | client CPU | note |\n")
+	b.WriteString("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
 	for i := range rp.rows {
 		r := &rp.rows[i]
 		alg, size := r.Alg, r.Size
@@ -91,8 +153,11 @@ func (rp *report) markdown() string {
 		if r.P50 > 0 {
 			spread = fmt.Sprintf("%.1f", float64(r.P99)/float64(r.P50))
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %.1f | %s | %s | %s | %s | %s | %s |\n",
-			r.Path, alg, size, r.Conc, r.Ops, r.OpsPerSec, ms(r.P50), ms(r.P99), spread, allocs, ratio, r.Note)
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %.1f | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			r.Path, alg, size, r.Conc, r.Ops, r.OpsPerSec, ms(r.P50), ms(r.P99), spread, allocs, ratio, cpuMS(r.DaemonUser), cpuMS(r.DaemonSys), cpuMS(r.Client), r.Note)
+	}
+	if cpu := rp.cpuSection(); cpu != "" {
+		b.WriteString("\n" + cpu)
 	}
 
 	b.WriteString("\n## XML overhead per envelope (concurrency 1)\n\n")
@@ -133,6 +198,10 @@ func (rp *report) markdown() string {
 
 	b.WriteString("\n## Targets of issue #9\n\n| target | measured | verdict |\n|---|---|---|\n")
 	for _, t := range rp.targets() {
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", t.name, t.measured, t.verdict)
+	}
+	b.WriteString("\n## Targets of issue #19 (daemon CPU)\n\n| target | measured | verdict |\n|---|---|---|\n")
+	for _, t := range rp.cpuTargets() {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", t.name, t.measured, t.verdict)
 	}
 	if line := rp.memoryLine(); line != "" {
@@ -297,9 +366,60 @@ func (rp *report) targets() []target {
 	return ts
 }
 
+// cpuTargets are the daemon-CPU targets: non-token CPU per signed 1KB request, throughput
+// against raw C_Sign, the HTTP floor's CPU and the memory growth of a 10MB request.
+func (rp *report) cpuTargets() []target {
+	var ts []target
+	notMeasured := func(name string) { ts = append(ts, target{name, "not measured in this run", "—"}) }
+	for _, k := range rp.keys {
+		for _, c := range []int{1, 2} {
+			name := fmt.Sprintf("non-token daemon CPU per signed 1KB request ≤ 0.150 ms, %s c=%d", k.Alg, c)
+			e := rp.find(pathE2E, k.Alg, "1KB", c)
+			d, tok := daemonCPU(e), rp.tokenCPU(k.Alg, c)
+			if d < 0 || tok < 0 {
+				notMeasured(name)
+				continue
+			}
+			ts = append(ts, target{name, fmt.Sprintf("%s ms (daemon %s − token %s)", ms(d-tok), ms(d), ms(tok)), verdict(d-tok <= 150*time.Microsecond)})
+		}
+	}
+	ratios := []struct {
+		alg  string
+		conc int
+		want float64
+	}{{"RSA-2048", 1, 0.80}, {"RSA-2048", 2, 0.75}, {"EC P-256", 1, 0.35}}
+	for _, w := range ratios {
+		name := fmt.Sprintf("1KB %s end-to-end ≥ %.0f %% of raw C_Sign at concurrency %d", w.alg, 100*w.want, w.conc)
+		e := rp.find(pathE2E, w.alg, "1KB", w.conc)
+		v, ok := 0.0, false
+		if e != nil {
+			v, ok = rp.vsRaw(e)
+		}
+		if !ok {
+			notMeasured(name)
+			continue
+		}
+		ts = append(ts, target{name, fmt.Sprintf("%.0f %%", 100*v), verdict(v >= w.want)})
+	}
+	name := "GET /healthz daemon CPU ≤ 0.050 ms per request at concurrency 1"
+	if d := daemonCPU(rp.find(pathFloor, "", "", 1)); d >= 0 {
+		ts = append(ts, target{name, ms(d) + " ms", verdict(d <= 50*time.Microsecond)})
+	} else {
+		notMeasured(name)
+	}
+	name = "peak RSS growth signing a 10MB envelope ≤ 1.2 × the envelope (VmHWM − VmRSS before)"
+	if rp.rssPeak > 0 && rp.rssBase >= 0 {
+		f := float64(rp.rssPeak-rp.rssBase) / tenMiB
+		ts = append(ts, target{name, fmt.Sprintf("%s MiB = %.2f ×", mib(rp.rssPeak-rp.rssBase), f), verdict(f <= 1.2)})
+	} else {
+		notMeasured(name)
+	}
+	return ts
+}
+
 func (rp *report) tsv() string {
 	var b strings.Builder
-	b.WriteString("path\tkey\tenvelope\tenvelope_bytes\tconcurrency\tops\tsig_per_s\tp50_ms\tp99_ms\tallocs_per_sign\tratio_vs_raw\tnote\n")
+	b.WriteString("path\tkey\tenvelope\tenvelope_bytes\tconcurrency\tops\tsig_per_s\tp50_ms\tp99_ms\tallocs_per_sign\tratio_vs_raw\tnote\tdaemon_user_ms_per_op\tdaemon_sys_ms_per_op\tclient_cpu_ms_per_op\n")
 	for i := range rp.rows {
 		r := &rp.rows[i]
 		ratio := ""
@@ -310,8 +430,14 @@ func (rp *report) tsv() string {
 		if r.Allocs >= 0 {
 			allocs = fmt.Sprintf("%.1f", r.Allocs)
 		}
-		fmt.Fprintf(&b, "%s\t%s\t%s\t%d\t%d\t%d\t%.2f\t%s\t%s\t%s\t%s\t%s\n",
-			r.Path, r.Alg, r.Size, r.SizeBytes, r.Conc, r.Ops, r.OpsPerSec, ms(r.P50), ms(r.P99), allocs, ratio, r.Note)
+		tsvMS := func(d time.Duration) string {
+			if d < 0 {
+				return ""
+			}
+			return fmt.Sprintf("%.4f", float64(d)/1e6)
+		}
+		fmt.Fprintf(&b, "%s\t%s\t%s\t%d\t%d\t%d\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			r.Path, r.Alg, r.Size, r.SizeBytes, r.Conc, r.Ops, r.OpsPerSec, ms(r.P50), ms(r.P99), allocs, ratio, r.Note, tsvMS(r.DaemonUser), tsvMS(r.DaemonSys), tsvMS(r.Client))
 	}
 	fmt.Fprintf(&b, "#\tload_before\t%s\n#\tload_after\t%s\n#\tdaemon_vmrss_before_10mb_kb\t%d\n#\tdaemon_vmhwm_kb\t%d\n", rp.loadBefore, rp.loadAfter, rp.rssBase, rp.rssPeak)
 	fmt.Fprintf(&b, "#\tdaemon_rssanon_before_10mb_kb\t%d\n#\tdaemon_rssfile_before_10mb_kb\t%d\n#\tdaemon_rssanon_peak_10mb_kb\t%d\n#\tdaemon_rssfile_at_rssanon_peak_kb\t%d\n#\tdaemon_memory_samples_10mb\t%d\n",
