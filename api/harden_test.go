@@ -210,7 +210,6 @@ func TestStrictRequests(t *testing.T) {
 // or the Header (outside any header block) is not SOAP; it is refused, not
 // signed.
 func TestTextInEnvelopeRefused(t *testing.T) {
-	t.Skip("the envelope scanner in wss does not refuse it yet; remove this Skip when it does")
 	keys := &memKeys{creds: map[string]wss.Credential{"rsa": loadCred(t, "rsa2048")}}
 	c := serveUnix(t, New(Config{
 		Keys:     keys,

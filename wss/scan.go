@@ -225,6 +225,16 @@ func scanEnvelopeBody(ctx context.Context, raw []byte, lim Limits, onBody func(t
 			}
 			recorded = recorded[:len(recorded)-1]
 			continue
+		case tokText, tokCDATA:
+			// Character data directly in the Envelope or the Header is not
+			// SOAP (only header blocks and the Body are): it would be
+			// signed as if it meant something.
+			if n := len(recorded); deferred == nil && n > 0 && n <= 2 && !isWhiteSpace(t.data) {
+				if el := recorded[n-1]; el != nil && (el == env.root || el == env.header) {
+					deferred = errorf(CodeInvalidSOAP, "character data directly inside the %s is not SOAP", el.local)
+				}
+			}
+			continue
 		case tokStart:
 		default:
 			continue

@@ -44,6 +44,10 @@ type spanTree struct {
 	ids    map[string]int32 // Id value → element (the first, when repeated)
 	dup    error            // the first repeated Id value, if any
 	dupAt  int32            // the element that repeats it
+	// textAt lists the elements of depth 1 and 2 (the document element and
+	// its children) with character data other than white space directly
+	// in them, in document order, each once.
+	textAt []int32
 
 	// The context and limits of the parse, applied again whenever a span
 	// is read.
@@ -173,6 +177,12 @@ func readSpanTree(ctx context.Context, raw []byte, lim Limits) (*spanTree, error
 			}
 			stack = append(stack, i)
 			last = append(last, -1)
+		case tokText, tokCDATA:
+			if n := len(stack); n > 0 && n <= 2 && !isWhiteSpace(t.data) {
+				if top := stack[n-1]; len(st.textAt) == 0 || st.textAt[len(st.textAt)-1] != top {
+					st.textAt = append(st.textAt, top)
+				}
+			}
 		case tokEnd:
 			i := stack[len(stack)-1]
 			stack, last = stack[:len(stack)-1], last[:len(last)-1]
@@ -615,4 +625,15 @@ func (e elemRef) canonicalize(w io.Writer, inclusive []string, comments bool) er
 		return errorf(CodeInternal, "no element in the span of <%s>", e.qname())
 	}
 	return sink.out.err
+}
+
+// isWhiteSpace reports whether b holds only XML white space (as written:
+// a character reference is not white space here).
+func isWhiteSpace(b []byte) bool {
+	for _, c := range b {
+		if !isSpace(c) {
+			return false
+		}
+	}
+	return true
 }

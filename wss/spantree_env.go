@@ -11,7 +11,8 @@ import (
 // failure winning, unique Ids, a SOAP 1.1 or 1.2 Envelope as the document
 // element, at most one Header and it first, exactly one Body, nothing but
 // SOAP 1.1 extension elements after the Body, and no SOAP Envelope, Header
-// or Body deeper down. It returns the tree and the SOAP version.
+// or Body deeper down, and no character data but white space directly in
+// the Envelope or the Header. It returns the tree and the SOAP version.
 func parseEnvelopeTree(ctx context.Context, raw []byte, lim Limits) (*spanTree, soapVersion, error) {
 	lim = lim.withDefaults()
 	if int64(len(raw)) > lim.MaxBytes {
@@ -67,6 +68,11 @@ func parseEnvelopeTree(ctx context.Context, raw []byte, lim Limits) (*spanTree, 
 	}
 	if !body {
 		return nil, soapVersion{}, errorf(CodeInvalidSOAP, "the Envelope has no Body")
+	}
+	for _, i := range st.textAt {
+		if e := st.ref(i); i == 0 || e.is(ver.ns, "Header") {
+			return nil, soapVersion{}, errorf(CodeInvalidSOAP, "character data directly inside the %s is not SOAP", e.local())
+		}
 	}
 	return st, ver, nil
 }
