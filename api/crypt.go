@@ -94,6 +94,7 @@ func (s *Server) encrypt(r *http.Request, p *EncryptProfile, envelope []byte) (*
 	if opts.Recipient == nil {
 		return nil, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Detail: "this profile needs the recipient certificate in the " + RecipientCertHeader + " header"}
 	}
+	opts.SOAPVersion = soapVersionOf(r.Header.Get("Content-Type"))
 	res, err := wss.Encrypt(r.Context(), envelope, opts)
 	if err != nil {
 		return nil, err
@@ -186,6 +187,7 @@ func (s *Server) handleDecrypt(w http.ResponseWriter, r *http.Request) error {
 		vo.Now = s.cfg.Now
 		opts.RequireSignedBody = &vo
 	}
+	opts.SOAPVersion = soapVersionOf(r.Header.Get("Content-Type"))
 	start := time.Now()
 	res, err := wss.Decrypt(r.Context(), body, dec, opts)
 	dur := time.Since(start)

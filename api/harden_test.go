@@ -443,3 +443,32 @@ func TestMetricsAndReadyAudience(t *testing.T) {
 		})
 	}
 }
+
+// TestSOAPVersionEveryRoute: on verify, encrypt and decrypt too, an
+// envelope of the other SOAP version than its media type names is
+// invalid-soap (a verdict on verify, a 422 problem on the others).
+func TestSOAPVersionEveryRoute(t *testing.T) {
+	keys := testKeys(t)
+	c := serveUnix(t, New(clientTestConfig(t, keys)))
+	soap11 := string(testutil.ReadTestdata(t, "envelope-soap11.xml"))
+	soap12 := string(testutil.ReadTestdata(t, "envelope-soap12.xml"))
+	for _, tc := range []struct{ path, ctype, body string }{
+		{"/v1/soap/encrypt?profile=to-rsa", "text/xml", soap12},
+		{"/v1/soap/encrypt?profile=to-rsa", "application/soap+xml", soap11},
+		{"/v1/soap/decrypt?profile=rsa", "text/xml", soap12},
+		{"/v1/soap/decrypt?profile=rsa", "application/soap+xml", soap11},
+	} {
+		resp, body := do(t, c, "POST", tc.path, tc.ctype, tc.body, nil)
+		t.Run(tc.path+" "+tc.ctype, func(t *testing.T) { checkProblem(t, resp, body, 422, string(wss.CodeInvalidSOAP)) })
+	}
+	for _, tc := range []struct{ ctype, body string }{{"text/xml", soap12}, {"application/soap+xml", soap11}} {
+		resp, body := do(t, c, "POST", "/v1/soap/verify?profile=rsa", tc.ctype, tc.body, nil)
+		var v struct {
+			Valid bool   `json:"valid"`
+			Code  string `json:"code"`
+		}
+		if resp.StatusCode != 200 || json.Unmarshal(body, &v) != nil || v.Valid || v.Code != string(wss.CodeInvalidSOAP) {
+			t.Errorf("verify %s: %d %s, want an invalid-soap verdict", tc.ctype, resp.StatusCode, body)
+		}
+	}
+}

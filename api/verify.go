@@ -103,6 +103,7 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) error {
 	opts.Limits = s.cfg.Limits
 	opts.Now = s.cfg.Now
 	opts.Explain = explain
+	opts.SOAPVersion = soapVersionOf(r.Header.Get("Content-Type"))
 	start := time.Now()
 	res, err := wss.Verify(r.Context(), body, opts)
 	if err != nil {

@@ -23,6 +23,10 @@ import (
 
 // DecryptOptions configures Decrypt.
 type DecryptOptions struct {
+	// SOAPVersion "1.1" or "1.2" refuses envelopes of the other version
+	// (invalid-soap); "" accepts both. The api sets it from the request's
+	// media type.
+	SOAPVersion string
 	// Certificate is the certificate of the decrypting key. It selects the
 	// EncryptedKey addressed to that key. Required.
 	Certificate *x509.Certificate
@@ -125,6 +129,9 @@ func Decrypt(ctx context.Context, raw []byte, dec crypto.Decrypter, opts Decrypt
 	}
 	tree, version, err := parseEnvelopeTree(ctx, raw, opts.Limits)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkSOAPVersion(opts.SOAPVersion, version); err != nil {
 		return nil, err
 	}
 

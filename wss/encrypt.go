@@ -23,6 +23,10 @@ import (
 // with RSA-OAEP (XML Encryption 1.1, SHA-256 digest, MGF1 with SHA-256) and
 // names the recipient certificate by issuer and serial number.
 type EncryptOptions struct {
+	// SOAPVersion "1.1" or "1.2" refuses envelopes of the other version
+	// (invalid-soap); "" accepts both. The api sets it from the request's
+	// media type.
+	SOAPVersion string
 	// Recipient is the certificate whose RSA public key the content key is
 	// encrypted for (at least 2048 bits). Required.
 	Recipient *x509.Certificate
@@ -84,6 +88,9 @@ func Encrypt(ctx context.Context, raw []byte, opts EncryptOptions) (*EncryptResu
 	}
 	env, err := scanEnvelope(ctx, raw, opts.Limits)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkSOAPVersion(opts.SOAPVersion, env.version); err != nil {
 		return nil, err
 	}
 	e := &encrypter{env: env, rnd: p.rnd}

@@ -63,11 +63,17 @@ func checkHeaderOptions(opts *SignOptions) error {
 // checkVersion refuses an envelope of the other SOAP version than the
 // profile's.
 func checkVersion(opts *SignOptions, env *envelope) error {
+	return checkSOAPVersion(opts.SOAPVersion, env.version)
+}
+
+// checkSOAPVersion refuses an envelope of version got when want ("1.1" or
+// "1.2"; "" accepts both) names the other one.
+func checkSOAPVersion(want string, got soapVersion) error {
 	switch {
-	case opts.SOAPVersion == "1.1" && env.version != soap11:
-		return errorf(CodeInvalidSOAP, "the profile accepts SOAP 1.1 only; this is a SOAP 1.2 envelope")
-	case opts.SOAPVersion == "1.2" && env.version != soap12:
-		return errorf(CodeInvalidSOAP, "the profile accepts SOAP 1.2 only; this is a SOAP 1.1 envelope")
+	case want == "1.1" && got != soap11:
+		return errorf(CodeInvalidSOAP, "SOAP 1.1 only is accepted here; this is a SOAP 1.2 envelope")
+	case want == "1.2" && got != soap12:
+		return errorf(CodeInvalidSOAP, "SOAP 1.2 only is accepted here; this is a SOAP 1.1 envelope")
 	}
 	return nil
 }

@@ -70,6 +70,10 @@ const (
 // signed Body and a signed, fresh Timestamp, SHA-2 algorithms, exclusive
 // C14N and a trusted signer.
 type VerifyOptions struct {
+	// SOAPVersion "1.1" or "1.2" refuses envelopes of the other version
+	// (invalid-soap); "" accepts both. The api sets it from the request's
+	// media type.
+	SOAPVersion string
 	// Trust decides which signing certificates are accepted; nil trusts none.
 	Trust *TrustStore
 	// RequiredParts must be present and signed. Body means the Envelope's
@@ -203,6 +207,9 @@ func fail(code Code, ref, format string, args ...any) *verdict {
 // (wrapping ctx.Err()) instead of a verdict.
 func Verify(ctx context.Context, raw []byte, opts VerifyOptions) (*VerifyResult, error) {
 	tree, version, err := parseEnvelopeTree(ctx, raw, opts.Limits)
+	if err == nil {
+		err = checkSOAPVersion(opts.SOAPVersion, version)
+	}
 	if err != nil {
 		switch CodeOf(err) {
 		case CodeNotSOAP, CodeInvalidSOAP, CodeDuplicateID:
