@@ -146,7 +146,7 @@ func (t *Token) generate(privRef, pubRef KeyRef, alg keyAlg, refuseExisting bool
 		return fail(err)
 	}
 	t.register(entry)
-	t.log.Info("key generated", "token", t.label, "key", privRef.String(), "type", entry.attrs.Type)
+	t.log.Info("key generated", "token_label", t.label, "key", privRef.String(), "type", entry.attrs.Type)
 	return entry.signer(), nil
 }
 
@@ -212,6 +212,6 @@ func (t *Token) ImportCertificate(ref KeyRef, cert *x509.Certificate) error {
 	}); err != nil {
 		return fmt.Errorf("import certificate %v on token %q: %w", ref, t.label, err)
 	}
-	t.log.Info("certificate imported", "token", t.label, "key", ref.String(), "subject", cert.Subject.String())
+	t.log.Info("certificate imported", "token_label", t.label, "key", ref.String(), "subject", cert.Subject.String())
 	return nil
 }

@@ -71,7 +71,7 @@ func (t *Token) chooseRSAMechanism(ctx context.Context, k *keyEntry) {
 			}
 			if err != nil {
 				if whole {
-					t.log.Warn("hash-and-sign mechanism not used", "token", t.label, "key", k.attrs.ref().String(), "err", err)
+					t.log.Warn("hash-and-sign mechanism not used", "token_label", t.label, "key", k.attrs.ref().String(), "err", err)
 					return
 				}
 				continue
@@ -89,7 +89,7 @@ func (t *Token) chooseRSAMechanism(ctx context.Context, k *keyEntry) {
 	k.mu.Lock()
 	k.msgMechs = mechs
 	k.mu.Unlock()
-	t.log.Debug("RSA messages signed with the token's hash-and-sign mechanisms", "token", t.label, "key", k.attrs.ref().String(),
+	t.log.Debug("RSA messages signed with the token's hash-and-sign mechanisms", "token_label", t.label, "key", k.attrs.ref().String(),
 		"via_message", viaMessage/mechanismTrials, "via_digest", viaDigest/mechanismTrials)
 }
 

@@ -360,7 +360,7 @@ func Open(cfg Config) (*Token, error) {
 	if cfg.KeepAlive > 0 {
 		go t.keepAlive(cfg.KeepAlive)
 	}
-	log.Info("token opened", "token", info.Label, "serial", info.SerialNumber, "module", module,
+	log.Info("token opened", "token_label", info.Label, "serial", info.SerialNumber, "module", module,
 		"manufacturer", info.ManufacturerID, "model", info.Model, "max_sessions", cap(t.permits)+1)
 	return t, nil
 }
@@ -388,7 +388,7 @@ func (t *Token) attach() error {
 		t.markDown(StateOffline, err)
 		return err
 	}
-	attrs := []any{"token", info.Label, "serial", info.SerialNumber, "module", t.m.path}
+	attrs := []any{"token_label", info.Label, "serial", info.SerialNumber, "module", t.m.path}
 	switch {
 	case info.Flags&pkcs11.CKF_USER_PIN_LOCKED != 0:
 		err := fmt.Errorf("%w (CKF_USER_PIN_LOCKED); no login attempted", ErrPINLocked)
@@ -450,7 +450,7 @@ func (t *Token) attach() error {
 	t.mu.Unlock()
 	for _, k := range keys {
 		if err := k.refind(p, sh, gen); err != nil {
-			t.log.Error("key lost after recovery", "token", t.label, "key", k.attrs.ref().String(), "err", err)
+			t.log.Error("key lost after recovery", "token_label", t.label, "key", k.attrs.ref().String(), "err", err)
 		}
 	}
 	t.mu.Lock()
@@ -499,7 +499,7 @@ func (t *Token) retryLocked(gen uint64) {
 	}
 	t.state = StateRecovering
 	t.mu.Unlock()
-	t.log.Info("looking at the locked token again", "token", t.label, "serial", t.serial)
+	t.log.Info("looking at the locked token again", "token_label", t.label, "serial", t.serial)
 	t.m.startRecovery(t, ClassToken, ErrPINLocked)
 }
 
@@ -697,7 +697,7 @@ func (t *Token) Close() error {
 	if rerr := m.release(t.opTimeout); rerr != nil && err == nil {
 		err = rerr
 	}
-	t.log.Info("token closed", "token", t.label, "serial", t.serial)
+	t.log.Info("token closed", "token_label", t.label, "serial", t.serial)
 	return err
 }
 

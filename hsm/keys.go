@@ -396,7 +396,7 @@ func (t *Token) FindKey(ref KeyRef) (*Key, error) {
 	t.register(entry)
 	t.chooseRSAMechanism(context.Background(), entry)
 	leaf := chain[0]
-	logAttrs := []any{"token", t.label, "key", ref.String(), "type", a.Type,
+	logAttrs := []any{"token_label", t.label, "key", ref.String(), "type", a.Type,
 		"subject", leaf.Subject.String(), "serial", leaf.SerialNumber.Text(16), "not_after", leaf.NotAfter, "chain", len(chain)}
 	t.log.Info("key ready", logAttrs...)
 	if now := time.Now(); now.After(leaf.NotAfter) || now.Before(leaf.NotBefore) {

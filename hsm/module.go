@@ -327,10 +327,10 @@ func (m *module) recoverOnce() bool {
 	for _, t := range down {
 		if err := t.attach(); err != nil {
 			ok = false
-			t.log.Warn("token still unavailable", "token", t.sel.String(), "err", err)
+			t.log.Warn("token still unavailable", "token_label", t.sel.String(), "err", err)
 		} else {
 			t.recoveries.Add(1)
-			t.log.Info("token recovered", "token", t.label, "serial", t.serial)
+			t.log.Info("token recovered", "token_label", t.label, "serial", t.serial)
 		}
 	}
 	return ok

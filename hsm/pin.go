@@ -94,7 +94,7 @@ func (m pinMarker) check(pin string, log *slog.Logger) error {
 	if err := os.Remove(m.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("%w: the pin source changed but the old marker %s cannot be removed: %v", ErrPINRejected, m.path, err)
 	}
-	log.Info("pin source changed since the token refused a pin; marker removed, trying the new pin once", "marker", m.path, "token", m.token)
+	log.Info("pin source changed since the token refused a pin; marker removed, trying the new pin once", "marker", m.path, "token_label", m.token)
 	return nil
 }
 

@@ -297,7 +297,7 @@ func (t *Token) keepAlive(interval time.Duration) {
 		t.lastProbe, t.lastProbeErr = time.Now(), err
 		t.mu.Unlock()
 		if err != nil {
-			t.log.Warn("keep-alive probe failed", "token", t.label, "err", err)
+			t.log.Warn("keep-alive probe failed", "token_label", t.label, "err", err)
 			if !errors.Is(err, ErrTokenUnavailable) && !errors.Is(err, ErrBusy) && !errors.Is(err, ErrClosed) {
 				// The token answered, but not with a signature that verifies (or with an
 				// error the call did not classify as the token's): a token that signs wrong
