@@ -304,18 +304,23 @@ func Decrypt(ctx context.Context, raw []byte, dec crypto.Decrypter, opts Decrypt
 		edits = append(edits, edit2{spanOf(l), nil})
 	}
 	sort.Slice(edits, func(i, j int) bool { return edits[i].s.start < edits[j].s.start })
-	var out bytes.Buffer
-	pos := 0
+	size, pos := len(raw), 0
 	for _, e := range edits {
 		if e.s.start < pos {
 			return nil, decryptionFailed(errors.New("overlapping encrypted parts"))
 		}
-		out.Write(raw[pos:e.s.start])
-		out.Write(e.pt)
+		size += len(e.pt) - (e.s.end - e.s.start)
 		pos = e.s.end
 	}
-	out.Write(raw[pos:])
-	res.Envelope = out.Bytes()
+	out := make([]byte, 0, size)
+	pos = 0
+	for _, e := range edits {
+		out = append(out, raw[pos:e.s.start]...)
+		out = append(out, e.pt...)
+		pos = e.s.end
+	}
+	out = append(out, raw[pos:]...)
+	res.Envelope = out
 	if _, err := scanEnvelope(ctx, res.Envelope, opts.Limits); err != nil {
 		return nil, decryptionFailed(fmt.Errorf("decrypted envelope: %w", err))
 	}
@@ -372,16 +377,68 @@ func cipherValue(el elemRef) ([]byte, error) {
 	if !cv.ok() || len(cd.children()) != 1 || cv.hasChildren() {
 		return nil, errors.New("CipherData without exactly one CipherValue")
 	}
-	b, err := base64.StdEncoding.DecodeString(strings.Map(func(r rune) rune {
-		if r == ' ' || r == '\t' || r == '\n' || r == '\r' {
-			return -1
+	n := cv.n()
+	content := cv.t.raw[n.tagEnd:n.endTag]
+	if bytes.ContainsAny(content, "&<") {
+		// References, CDATA sections, comments or PIs: read the text.
+		b, err := base64.StdEncoding.DecodeString(strings.Map(func(r rune) rune {
+			if r == ' ' || r == '\t' || r == '\n' || r == '\r' {
+				return -1
+			}
+			return r
+		}, cv.leadText()))
+		if err != nil {
+			return nil, errors.New("CipherValue is not base64")
 		}
-		return r
-	}, cv.leadText()))
+		return b, nil
+	}
+	b, err := decodeBase64Raw(content)
 	if err != nil {
 		return nil, errors.New("CipherValue is not base64")
 	}
 	return b, nil
+}
+
+// decodeBase64Raw decodes character data that is base64 and white space
+// (space, TAB, CR, LF) without copying it: the white space is dropped as
+// the text is decoded in pieces into a buffer allocated once. The result
+// and the errors are those of base64.StdEncoding.DecodeString on the text
+// without its white space.
+func decodeBase64Raw(text []byte) ([]byte, error) {
+	n := len(text)
+	for _, c := range text {
+		if isSpace(c) {
+			n--
+		}
+	}
+	out := make([]byte, base64.StdEncoding.DecodedLen(n))
+	var piece [4096]byte
+	k, w, left := 0, 0, n
+	for _, c := range text {
+		if isSpace(c) {
+			continue
+		}
+		piece[k] = c
+		k++
+		left--
+		if k == len(piece) && left > 0 {
+			// Padding cannot be followed by more data.
+			if bytes.IndexByte(piece[:], '=') >= 0 {
+				return nil, base64.CorruptInputError(n - left)
+			}
+			m, err := base64.StdEncoding.Decode(out[w:], piece[:])
+			if err != nil {
+				return nil, err
+			}
+			w += m
+			k = 0
+		}
+	}
+	m, err := base64.StdEncoding.Decode(out[w:], piece[:k])
+	if err != nil {
+		return nil, err
+	}
+	return out[:w+m], nil
 }
 
 // keyTransport reads and checks the EncryptedKey's EncryptionMethod.
@@ -446,14 +503,17 @@ func xencOpen(alg dataAlg, key, ct []byte) ([]byte, error) {
 		if len(ct) < g.NonceSize()+g.Overhead() {
 			return nil, errors.New("GCM cipher text too short")
 		}
-		return g.Open(nil, ct[:g.NonceSize()], ct[g.NonceSize():], nil)
+		// In place: the cipher text is not used again.
+		body := ct[g.NonceSize():]
+		return g.Open(body[:0], ct[:g.NonceSize()], body, nil)
 	}
 	bs := block.BlockSize()
 	if len(ct) < 2*bs || len(ct)%bs != 0 {
 		return nil, errors.New("CBC cipher text of a wrong length")
 	}
-	pt := make([]byte, len(ct)-bs)
-	cipher.NewCBCDecrypter(block, ct[:bs]).CryptBlocks(pt, ct[bs:])
+	// In place: the cipher text is not used again.
+	pt := ct[bs:]
+	cipher.NewCBCDecrypter(block, ct[:bs]).CryptBlocks(pt, pt)
 	n := int(pt[len(pt)-1])
 	if n < 1 || n > bs {
 		return nil, errors.New("bad CBC padding")

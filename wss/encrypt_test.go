@@ -793,3 +793,43 @@ func TestOpenSSLKeyTransport(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeBase64Raw: decoding base64 text in pieces, white space
+// dropped, gives what DecodeString gives on the text without white space,
+// values and failures, across the piece boundaries.
+func TestDecodeBase64Raw(t *testing.T) {
+	strip := func(s string) string {
+		return strings.Map(func(r rune) rune {
+			if r == ' ' || r == '\t' || r == '\n' || r == '\r' {
+				return -1
+			}
+			return r
+		}, s)
+	}
+	var cases []string
+	for _, n := range []int{0, 1, 2, 3, 3069, 3070, 3071, 3072, 3073, 6143, 6144, 6145, 20000} {
+		data := make([]byte, n)
+		for i := range data {
+			data[i] = byte(i*7 + n)
+		}
+		enc := base64.StdEncoding.EncodeToString(data)
+		var wrapped strings.Builder
+		for i := 0; i < len(enc); i += 76 {
+			wrapped.WriteString(enc[i:min(i+76, len(enc))])
+			wrapped.WriteString("\r\n \t")
+		}
+		cases = append(cases, enc, wrapped.String(), " "+enc+"\n")
+		if len(enc) >= 4 {
+			cases = append(cases, enc[:len(enc)-1], enc+"=", enc+"AAAA", enc[:len(enc)/2]+"*"+enc[len(enc)/2:])
+		}
+	}
+	// Padding at the end of a piece followed by more data.
+	cases = append(cases, strings.Repeat("A", 4094)+"==AAAA", strings.Repeat("A", 4094)+"==  \n", strings.Repeat("A", 4096)+"\n", "====", "=", "é", "AA==\n")
+	for _, c := range cases {
+		want, werr := base64.StdEncoding.DecodeString(strip(c))
+		got, gerr := decodeBase64Raw([]byte(c))
+		if (werr == nil) != (gerr == nil) || werr == nil && !bytes.Equal(got, want) {
+			t.Errorf("%.40q (%d bytes): got %d bytes, %v; DecodeString %d bytes, %v", c, len(c), len(got), gerr, len(want), werr)
+		}
+	}
+}

@@ -13,8 +13,10 @@ package wss
 //
 // Storage is a few chunked arrays indexed by int32 (never copied as they
 // grow) plus one byte arena, so the tree costs a constant per element,
-// attribute and declaration, plus the bytes of attribute names and values:
-// proportional to the input whatever its shape. Character data is not
+// attribute and declaration, plus the bytes of the attribute values that
+// normalisation changed: proportional to the input whatever its shape.
+// Attribute names, declared prefixes and the values that need no
+// normalisation are located in the input, not copied. Character data is not
 // stored: the text of an element is read from its span by the same
 // tokenizer when asked for (only the text of small leaf elements is).
 // Namespace declarations are recorded once, on the element that makes
@@ -38,7 +40,7 @@ type spanTree struct {
 	elems  chunks[spanElem]
 	attrs  chunks[spanAttr]
 	decls  chunks[spanDecl]
-	arena  []byte   // attribute names and values, declared prefixes
+	arena  []byte   // attribute values that differ from the value as written
 	uris   []string // interned namespace URIs; uris[0] is "" (no namespace)
 	uriIdx map[string]int32
 	ids    map[string]int32 // Id value → element (the first, when repeated)
@@ -72,17 +74,21 @@ type spanElem struct {
 	attrs, decls int32
 }
 
-// spanAttr is one attribute (never a namespace declaration).
+// spanAttr is one attribute (never a namespace declaration). Its QName
+// is raw[name:], up to the first white space or '=' (attrView.qname).
 type spanAttr struct {
-	name, nlen int32 // the QName as written, in the arena
-	plen       int32 // length of its prefix; 0 when unprefixed
-	uri        int32 // namespace URI, index in spanTree.uris (0 for an unprefixed attribute)
-	val, vlen  int32 // the normalised value, in the arena
+	name int32 // offset of the QName in spanTree.raw
+	plen int32 // length of its prefix; 0 when unprefixed
+	uri  int32 // namespace URI, index in spanTree.uris (0 for an unprefixed attribute)
+	// The normalised value is raw[val:val+vlen] when val >= 0: the value
+	// as written, which normalisation leaves unchanged; otherwise it is
+	// arena[^val:^val+vlen].
+	val, vlen int32
 }
 
 // spanDecl is a namespace declaration: xmlns="uri" (plen 0) or xmlns:p="uri".
 type spanDecl struct {
-	prefix, plen int32 // the declared prefix, in the arena
+	prefix, plen int32 // the declared prefix, in spanTree.raw
 	uri          int32 // index in spanTree.uris; 0 undeclares the default namespace
 }
 
@@ -146,18 +152,20 @@ func readSpanTree(ctx context.Context, raw []byte, lim Limits) (*spanTree, error
 			for j := range t.attrs {
 				a := &t.attrs[j]
 				if a.decl {
-					p := a.local
+					// xmlns:p: the prefix is the local part of the QName.
+					off, n := a.at+len(a.qname)-len(a.local), len(a.local)
 					if a.prefix == nil {
-						p = nil
+						off, n = a.at, 0
 					}
-					off := st.keep(p)
-					st.decls.push(spanDecl{prefix: off, plen: int32(len(p)), uri: st.intern(a.value)})
+					st.decls.push(spanDecl{prefix: int32(off), plen: int32(n), uri: st.intern(a.value)})
 					continue
 				}
-				name := st.keep(a.qname)
-				val := st.keep(a.value)
+				val := int32(a.valAt)
+				if a.inBuf {
+					val = ^st.keep(a.value)
+				}
 				st.attrs.push(spanAttr{
-					name: name, nlen: int32(len(a.qname)), plen: int32(len(a.prefix)),
+					name: int32(a.at), plen: int32(len(a.prefix)),
 					uri: st.intern(a.uri), val: val, vlen: int32(len(a.value)),
 				})
 				if isIDAttrTok(a) {
@@ -263,7 +271,11 @@ func (st *spanTree) intern(uri []byte) int32 {
 	return i
 }
 
-func (st *spanTree) str(off, n int32) string { return string(st.arena[off : off+n]) }
+// rawStr is raw[off:off+n] as a string.
+func (st *spanTree) rawStr(off, n int32) string { return string(st.raw[off : off+n]) }
+
+// declPrefix is the prefix declared by d ("" for the default namespace).
+func (st *spanTree) declPrefix(d *spanDecl) []byte { return st.raw[d.prefix : d.prefix+d.plen] }
 
 // elemRef is an element of a span tree; the zero value is no element.
 type elemRef struct {
@@ -406,18 +418,39 @@ type attrView struct {
 	a *spanAttr
 }
 
-func (a attrView) qname() string { return a.t.str(a.a.name, a.a.nlen) }
+// nameEnd returns the end of the attribute's QName in spanTree.raw: the
+// tokenizer accepted it, so it ends at the first white space or '='.
+func (a attrView) nameEnd() int32 {
+	raw := a.t.raw
+	end := a.a.name
+	for end < int32(len(raw)) {
+		switch raw[end] {
+		case ' ', '\t', '\r', '\n', '=':
+			return end
+		}
+		end++
+	}
+	return end
+}
+
+func (a attrView) qname() string { return a.t.rawStr(a.a.name, a.nameEnd()-a.a.name) }
 func (a attrView) prefix() string {
-	return a.t.str(a.a.name, a.a.plen)
+	return a.t.rawStr(a.a.name, a.a.plen)
 }
 func (a attrView) local() string {
+	end := a.nameEnd()
 	if a.a.plen == 0 {
-		return a.t.str(a.a.name, a.a.nlen)
+		return a.t.rawStr(a.a.name, end-a.a.name)
 	}
-	return a.t.str(a.a.name+a.a.plen+1, a.a.nlen-a.a.plen-1)
+	return a.t.rawStr(a.a.name+a.a.plen+1, end-a.a.name-a.a.plen-1)
 }
 func (a attrView) space() string { return a.t.uris[a.a.uri] }
-func (a attrView) value() string { return a.t.str(a.a.val, a.a.vlen) }
+func (a attrView) value() string {
+	if v := a.a.val; v >= 0 {
+		return a.t.rawStr(v, a.a.vlen)
+	}
+	return string(a.t.arena[^a.a.val : ^a.a.val+a.a.vlen])
+}
 
 // attrList returns the element's attributes (namespace declarations
 // excluded) in the order written.
@@ -586,7 +619,7 @@ func (e elemRef) scope(fn func(prefix, uri []byte)) {
 		from, to := e.t.ref(anc[k]).declRange()
 		for d := from; d < to; d++ {
 			dc := e.t.decls.at(d)
-			p := e.t.arena[dc.prefix : dc.prefix+dc.plen]
+			p := e.t.declPrefix(dc)
 			if string(p) == "xml" {
 				continue // bound implicitly
 			}

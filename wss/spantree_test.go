@@ -106,7 +106,7 @@ func compareSpanTree(t *testing.T, raw []byte) {
 		dfrom, dto := e.declRange()
 		for d := dfrom; d < dto; d++ {
 			dc := st.decls.at(d)
-			gdecls = append(gdecls, st.str(dc.prefix, dc.plen)+"="+attrWS.Replace(st.uris[dc.uri]))
+			gdecls = append(gdecls, string(st.declPrefix(dc))+"="+attrWS.Replace(st.uris[dc.uri]))
 		}
 		if strings.Join(gdecls, " ") != strings.Join(wdecls, " ") {
 			t.Fatalf("%s: declarations %q, etree %q", where, gdecls, wdecls)

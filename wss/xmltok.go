@@ -35,6 +35,7 @@ import (
 	"context"
 	"encoding/xml"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"unicode/utf8"
@@ -60,6 +61,7 @@ type rawAttr struct {
 	decl                 bool   // a namespace declaration (xmlns or xmlns:p)
 	vs, ve               int    // value span in t.valBuf when inBuf
 	inBuf                bool
+	at, valAt            int  // offsets in raw of the QName and of the value as written
 	litWS                bool // the raw value holds a literal TAB, CR or LF
 }
 
@@ -114,7 +116,7 @@ type xmlTokenizer struct {
 	popPending, endPending                                             bool
 	rootSeen, rootDone, begun                                          bool
 	std                                                                stdNameChecker
-	bigAttrSet                                                         map[[2]string]bool
+	attrOrder                                                          []int32 // scratch for uniqueAttrs
 }
 
 var tokenizerPool = sync.Pool{New: func() any { return new(xmlTokenizer) }}
@@ -125,21 +127,21 @@ func getTokenizer(raw []byte) *xmlTokenizer {
 	t := tokenizerPool.Get().(*xmlTokenizer)
 	ns := t.ns
 	ns.reset()
-	*t = xmlTokenizer{raw: raw, attrs: t.attrs[:0], stack: t.stack[:0], ns: ns, valBuf: t.valBuf[:0]}
+	*t = xmlTokenizer{raw: raw, attrs: t.attrs[:0], stack: t.stack[:0], ns: ns, valBuf: t.valBuf[:0], attrOrder: t.attrOrder[:0]}
 	return t
 }
 
 // putTokenizer returns t to the pool, without its input: the slices keep
 // their capacity, not what they pointed into. Large ones are dropped.
 func putTokenizer(t *xmlTokenizer) {
-	if cap(t.valBuf) > 64<<10 || cap(t.attrs) > 256 || cap(t.stack) > 256 || t.ns.large() {
+	if cap(t.valBuf) > 64<<10 || cap(t.attrs) > 256 || cap(t.attrOrder) > 256 || cap(t.stack) > 256 || t.ns.large() {
 		return
 	}
 	clear(t.attrs[:cap(t.attrs)])
 	clear(t.stack[:cap(t.stack)])
 	ns := t.ns
 	ns.reset()
-	*t = xmlTokenizer{attrs: t.attrs[:0], stack: t.stack[:0], ns: ns, valBuf: t.valBuf[:0]}
+	*t = xmlTokenizer{attrs: t.attrs[:0], stack: t.stack[:0], ns: ns, valBuf: t.valBuf[:0], attrOrder: t.attrOrder[:0]}
 	tokenizerPool.Put(t)
 }
 
@@ -881,7 +883,7 @@ func (t *xmlTokenizer) startTag() (tokKind, error) {
 		if err != nil {
 			return 0, err
 		}
-		a := rawAttr{qname: raw[i:ns]}
+		a := rawAttr{qname: raw[i:ns], at: i}
 		if nc >= 0 {
 			a.prefix, a.local = raw[i:nc], raw[nc+1:ns]
 		} else {
@@ -903,6 +905,7 @@ func (t *xmlTokenizer) startTag() (tokKind, error) {
 		}
 		q := raw[i]
 		vs := i + 1
+		a.valAt = vs
 		k := bytes.IndexByte(raw[vs:], q)
 		if k < 0 {
 			return 0, t.failAt(i, "unterminated attribute value")
@@ -1021,21 +1024,47 @@ func (t *xmlTokenizer) uniqueAttrs(tagStart int, qn []byte) error {
 		}
 		return nil
 	}
-	if t.bigAttrSet == nil {
-		t.bigAttrSet = map[[2]string]bool{}
+	// Sorted by expanded name, then position: the duplicates are
+	// neighbours, and the one reported is the first repeat in document
+	// order, as the pairwise check above reports. Nothing is allocated
+	// once t.attrOrder has grown.
+	order := t.attrOrder[:0]
+	for j := range n {
+		order = append(order, int32(j))
 	}
-	clear(t.bigAttrSet)
-	for j := range t.attrs {
+	t.attrOrder = order
+	key := func(j int32) (bool, []byte, []byte) {
 		a := &t.attrs[j]
-		u := string(a.uri)
-		if a.uri == nil {
-			u = "\x00"
+		return a.uri != nil, a.uri, a.local
+	}
+	slices.SortFunc(order, func(x, y int32) int {
+		xs, xu, xl := key(x)
+		ys, yu, yl := key(y)
+		switch {
+		case xs != ys:
+			if xs {
+				return 1
+			}
+			return -1
 		}
-		key := [2]string{u, string(a.local)}
-		if t.bigAttrSet[key] {
-			return t.failAt(tagStart, "attribute %s appears twice on <%s>", a.qname, qn)
+		if c := bytes.Compare(xu, yu); c != 0 {
+			return c
 		}
-		t.bigAttrSet[key] = true
+		if c := bytes.Compare(xl, yl); c != 0 {
+			return c
+		}
+		return int(x - y)
+	})
+	first := int32(-1)
+	for k := 1; k < len(order); k++ {
+		xs, xu, xl := key(order[k-1])
+		ys, yu, yl := key(order[k])
+		if xs == ys && bytes.Equal(xu, yu) && bytes.Equal(xl, yl) && (first < 0 || order[k] < first) {
+			first = order[k]
+		}
+	}
+	if first >= 0 {
+		return t.failAt(tagStart, "attribute %s appears twice on <%s>", t.attrs[first].qname, qn)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -326,5 +327,40 @@ func TestC14NStreamMany(t *testing.T) {
 	}
 	if !bytes.Contains(wants[1].out, []byte("<!-- in\na -->")) {
 		t.Fatalf("the comment case is not exercised: %q", wants[1].out)
+	}
+}
+
+// TestUniqueAttrsMany: past 24 attributes the duplicate check sorts; it
+// reports the first repeat in document order, tells an unprefixed
+// attribute from a namespaced one of the same local name, and finds
+// repeats of one expanded name written with two prefixes.
+func TestUniqueAttrsMany(t *testing.T) {
+	attrs := func(extra string) string {
+		var b strings.Builder
+		b.WriteString(`<a xmlns:p="urn:x" xmlns:q="urn:x" xmlns:r="urn:y"`)
+		for i := range 30 {
+			b.WriteString(" n" + strconv.Itoa(i) + `=""`)
+			if i == 12 {
+				b.WriteString(extra)
+			}
+		}
+		b.WriteString(" p:n1=\"\" r:n2=\"\"/>")
+		return b.String()
+	}
+	for _, tc := range []struct{ extra, dup string }{
+		{"", ""},
+		{` z="" n3=""`, "n3"},
+		{` n20="" n3=""`, "n3"},
+		{` q:n1=""`, "p:n1"},
+		{` q:n2=""`, ""},
+		{` r:n2="" n5=""`, "n5"},
+	} {
+		err := streamSinks(&xmlTokenizer{raw: []byte(attrs(tc.extra))}, nil)
+		switch {
+		case tc.dup == "" && err != nil:
+			t.Errorf("%q: %v", tc.extra, err)
+		case tc.dup != "" && (err == nil || !strings.Contains(err.Error(), "attribute "+tc.dup+" appears twice")):
+			t.Errorf("%q: %v, want %s reported", tc.extra, err, tc.dup)
+		}
 	}
 }
