@@ -305,6 +305,27 @@ func TestWSS4JInterop(t *testing.T) {
 			t.Logf("WSS4J: ok=%v actions=%s keyref=%s %s", vd.ok, vd.actions, vd.keyref, vd.message)
 		})
 	}
+
+	// Trusting only the chain's CA, WSS4J validates the certificate path:
+	// from the leaf in an X509v3 token to the CA in its trust store, and
+	// along the path an X509PKIPathv1 token carries.
+	caTrust := map[string][]byte{}
+	for _, vt := range []string{ValueTypeX509v3, ValueTypeX509PKIPath} {
+		res, err := Sign(context.Background(), soap11, chain, SignOptions{BSTValueType: vt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		caTrust["ca-trust/"+vt[strings.LastIndex(vt, "#")+1:]] = res.Envelope
+	}
+	for name, vd := range v.run(t, caTrust, []*x509.Certificate{chain.Chain[1]}, nil) {
+		t.Run(name, func(t *testing.T) {
+			if !vd.ok {
+				t.Errorf("WSS4J refuses: %s", vd.message)
+			} else if want := signedElements(t, caTrust[name]); strings.Join(vd.signed, " ") != strings.Join(want, " ") {
+				t.Errorf("WSS4J found signed %v, the message references %v", vd.signed, want)
+			}
+		})
+	}
 }
 
 // untrustedSigner makes an EC P-256 key with a self-signed certificate named cn.
