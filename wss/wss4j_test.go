@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -195,9 +196,12 @@ type wss4jCase struct {
 // and without the BinarySecurityToken, as X509v3 and X509PKIPathv1, on the
 // RSA and EC test keys and on a two-certificate chain; every signature
 // algorithm; every preset golden message and sign golden message, signed
-// afresh (the goldens' fixed clock has expired); and a tampered message,
-// which WSS4J must refuse. The presets that break a BSP rule on purpose are
-// refusals named with WSS4J's message and the rule.
+// afresh (the goldens' fixed clock has expired). WSS4J must refuse a
+// tampered message, an untrusted signer and a PkiPath reference stripped
+// of its TokenType. The presets that break a BSP rule on purpose, where
+// WSS4J enforces it, are refusals named with WSS4J's message and the rule;
+// WSS4J 1.6 does not enforce R5206 (x509-key-identifier, irs-aca) nor
+// R3022 (include_bst beside another reference), so those verify.
 func TestWSS4JInterop(t *testing.T) {
 	v := newWSS4JVerifier(t)
 	messages := map[string]wss4jCase{}
@@ -265,6 +269,15 @@ func TestWSS4JInterop(t *testing.T) {
 		t.Fatal("the tampering changed nothing")
 	}
 	messages["tampered-body"] = wss4jCase{tampered, tamperedVerdict, ""}
+
+	// The direct reference to a PkiPath token without its wsse11:TokenType
+	// (which Sign writes): WSS4J enforces R5215.
+	pkiPath := messages["ref/chain/direct/bst=true/X509PKIPathv1"].envelope
+	noTokenType := regexp.MustCompile(` wsse11:TokenType="[^"]*"`).ReplaceAll(pkiPath, nil)
+	if bytes.Equal(noTokenType, pkiPath) {
+		t.Fatal("the PkiPath reference has no TokenType to remove")
+	}
+	messages["pkipath-without-tokentype"] = wss4jCase{noTokenType, `Bad TokenType ""`, "R5215"}
 
 	// A signer whose self-signed certificate is not trusted.
 	add("untrusted-signer", soap11, untrustedSigner(t, "untrusted signer"), SignOptions{}, "The security token could not be authenticated or authorized", "")
