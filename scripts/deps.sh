@@ -42,6 +42,11 @@ need php-curl       php -r 'exit(function_exists("curl_init") ? 0 : 1);'
 need php-xml        php -r 'exit(class_exists("DOMDocument") ? 0 : 1);'
 need nodejs         command -v node
 need npm            command -v npm
+# The interop test against Apache WSS4J (wss/wss4j_test.go): a JDK, WSS4J
+# with Santuario, and BouncyCastle, where Santuario finds RSA-PSS.
+need default-jdk-headless command -v javac
+need libwss4j-java  test -e /usr/share/java/wss4j.jar
+need libbcprov-java test -e /usr/share/java/bcprov.jar
 
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0

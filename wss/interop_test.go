@@ -14,13 +14,17 @@ import (
 	"github.com/wssignd/wssignd/internal/testutil"
 )
 
-// TestPresetsGolden signs, under every preset and a few token-reference
-// variants, the testdata envelopes each accepts, with the fixed RSA test key
-// (PKCS#1 v1.5 is deterministic), fixed clock and fixed Ids; compares with
-// golden files (go test ./wss -run PresetsGolden -update) and has xmlsec1
-// verify every output.
-func TestPresetsGolden(t *testing.T) {
-	cred := loadCredential(t, "rsa2048")
+// presetGoldenCase is one preset golden message: the options (with the
+// usernames and passwords it needs) and the envelope they sign.
+type presetGoldenCase struct {
+	golden   string // file name under testdata/golden
+	opts     func() SignOptions
+	envelope string
+}
+
+// presetGoldenCases lists every preset golden message: each preset on the
+// testdata envelopes it accepts, and a few token-reference variants.
+func presetGoldenCases(t testing.TB) []presetGoldenCase {
 	type variant struct {
 		name     string
 		opts     func() SignOptions
@@ -67,13 +71,27 @@ func TestPresetsGolden(t *testing.T) {
 			o.Parts = append(o.Parts, PartUsernameToken)
 		}), "envelope-wsa.xml"},
 	}
+	var out []presetGoldenCase
 	for _, tc := range cases {
 		golden := "preset-" + tc.name + "-" + strings.TrimSuffix(strings.TrimPrefix(tc.envelope, "envelope-"), ".xml") + ".golden.xml"
-		t.Run(golden, func(t *testing.T) {
+		out = append(out, presetGoldenCase{golden, tc.opts, tc.envelope})
+	}
+	return out
+}
+
+// TestPresetsGolden signs, under every preset and a few token-reference
+// variants, the testdata envelopes each accepts, with the fixed RSA test key
+// (PKCS#1 v1.5 is deterministic), fixed clock and fixed Ids; compares with
+// golden files (go test ./wss -run PresetsGolden -update) and has xmlsec1
+// verify every output.
+func TestPresetsGolden(t *testing.T) {
+	cred := loadCredential(t, "rsa2048")
+	for _, tc := range presetGoldenCases(t) {
+		t.Run(tc.golden, func(t *testing.T) {
 			opts := tc.opts()
 			opts.Now, opts.Rand = fixedNow, &countingReader{}
 			res := signChecked(t, testutil.ReadTestdata(t, tc.envelope), cred, opts)
-			path := filepath.Join(testutil.RepoRoot(t), "testdata", "golden", golden)
+			path := filepath.Join(testutil.RepoRoot(t), "testdata", "golden", tc.golden)
 			if *update {
 				if err := os.WriteFile(path, res.Envelope, 0o644); err != nil {
 					t.Fatal(err)

@@ -111,11 +111,16 @@ func prefixList(parent *etree.Element) []string {
 	return nil
 }
 
-func TestSignGolden(t *testing.T) {
-	cases := []struct {
-		envelope, key, golden string
-		opts                  SignOptions
-	}{
+// signGoldenCase is one sign-*.golden.xml message: an envelope signed
+// with a key under options.
+type signGoldenCase struct {
+	envelope, key, golden string
+	opts                  SignOptions
+}
+
+// signGoldenCases lists the sign-*.golden.xml messages.
+func signGoldenCases() []signGoldenCase {
+	return []signGoldenCase{
 		{"envelope-soap11.xml", "rsa2048", "sign-soap11-rsa.golden.xml", SignOptions{}},
 		{"envelope-soap12.xml", "rsa2048", "sign-soap12-rsa.golden.xml", SignOptions{}},
 		{"envelope-wsa.xml", "rsa2048", "sign-wsa-rsa.golden.xml", SignOptions{Parts: []Part{PartBody, PartTimestamp,
@@ -123,7 +128,10 @@ func TestSignGolden(t *testing.T) {
 		{"envelope-existing-security.xml", "rsa2048", "sign-existing-security-rsa.golden.xml", SignOptions{Parts: []Part{PartBody, PartTimestamp,
 			{Space: NSWSSE, Local: "UsernameToken"}, PartBST}}},
 	}
-	for _, tc := range cases {
+}
+
+func TestSignGolden(t *testing.T) {
+	for _, tc := range signGoldenCases() {
 		t.Run(tc.golden, func(t *testing.T) {
 			cred := loadCredential(t, tc.key)
 			in := testutil.ReadTestdata(t, tc.envelope)
