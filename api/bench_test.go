@@ -5,10 +5,13 @@ import (
 	"crypto/x509"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/wssignd/wssignd/bench"
@@ -116,6 +119,86 @@ func BenchmarkServeSign1KB(b *testing.B) {
 			}
 			b.ReportMetric(float64(w.writes), "writes/resp")
 			b.ReportMetric(float64(w.n), "resp-bytes")
+		})
+	}
+}
+
+// countingListener counts the Write calls (write syscalls) of its
+// connections.
+type countingListener struct {
+	net.Listener
+	writes *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return countingConn{c.(*net.UnixConn), l.writes}, nil
+}
+
+type countingConn struct {
+	*net.UnixConn
+	writes *atomic.Int64
+}
+
+func (c countingConn) Write(b []byte) (int, error) {
+	c.writes.Add(1)
+	return c.UnixConn.Write(b)
+}
+
+// BenchmarkSocket is the api handler behind net/http on a Unix socket with
+// one keep-alive client: write syscalls per response (writes/resp) and the
+// whole round trip of /healthz and of signing 1 KB (EC, in-memory key).
+func BenchmarkSocket(b *testing.B) {
+	s, _ := benchServer(b)
+	dir, err := os.MkdirTemp("", "wsapi")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "s")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var writes atomic.Int64
+	srv := &http.Server{Handler: s, ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+		return ConnContext(ctx, c.(countingConn).UnixConn)
+	}}
+	go srv.Serve(countingListener{ln, &writes})
+	defer srv.Close()
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	env := string(bench.Envelope(1 << 10))
+	for _, tc := range []struct{ name, method, path, body string }{
+		{"healthz", "GET", "/healthz", ""},
+		{"sign-1KB-ec", "POST", "/v1/soap/sign?profile=ec", env},
+		{"sign-1KB-rsa", "POST", "/v1/soap/sign?profile=default", env},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			var n int64
+			writes.Store(0)
+			for b.Loop() {
+				req, _ := http.NewRequest(tc.method, "http://wssignd"+tc.path, strings.NewReader(tc.body))
+				if tc.body != "" {
+					req.Header.Set("Content-Type", "text/xml")
+				}
+				resp, err := c.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					b.Fatal(resp.Status)
+				}
+				n++
+			}
+			b.ReportMetric(float64(writes.Load())/float64(n), "writes/resp")
 		})
 	}
 }

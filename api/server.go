@@ -531,9 +531,34 @@ func (s *Server) handleSign(w http.ResponseWriter, r *http.Request) error {
 		_, _ = w.Write(out)
 		return nil
 	}
-	h.Set("Content-Length", strconv.Itoa(res.Len()))
-	_, _ = res.WriteTo(w)
+	n := res.Len()
+	h.Set("Content-Length", strconv.Itoa(n))
+	writeGathered(w, res, n)
 	return nil
+}
+
+// gatherMax bounds the responses gathered into one buffer before they are
+// written; larger ones are written part by part (no copy of a 10 MB
+// envelope).
+const gatherMax = 64 << 10
+
+var gatherPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// writeGathered writes res (n bytes) to w in one Write when n ≤ gatherMax:
+// net/http then puts the headers and the body in its connection buffer in
+// one go, instead of each inserted part passing through the response
+// writer on its own.
+func writeGathered(w io.Writer, res *wss.SignResult, n int) {
+	if n > gatherMax {
+		_, _ = res.WriteTo(w)
+		return
+	}
+	b := gatherPool.Get().(*bytes.Buffer)
+	b.Reset()
+	b.Grow(n)
+	_, _ = res.WriteTo(b)
+	_, _ = w.Write(b.Bytes())
+	gatherPool.Put(b)
 }
 
 // audit writes the one event of a private-key use. The attributes are
