@@ -76,10 +76,13 @@ func BenchmarkServeHealthz(b *testing.B) {
 	benchGet(b, s, ctx, "/healthz")
 }
 
-// BenchmarkServeReadyz is GET /readyz as an administrator (token states).
+// BenchmarkServeReadyz is GET /readyz as an administrator (token states,
+// JSON built per request) and as another caller (the verdict only).
 func BenchmarkServeReadyz(b *testing.B) {
 	s, ctx := benchServer(b)
-	benchGet(b, s, ctx, "/readyz")
+	b.Run("admin", func(b *testing.B) { benchGet(b, s, ctx, "/readyz") })
+	s.cfg.Admin = Access{UIDs: []uint32{4_000_000_000}}
+	b.Run("caller", func(b *testing.B) { benchGet(b, s, ctx, "/readyz") })
 }
 
 func benchGet(b *testing.B, s *Server, ctx context.Context, path string) {
