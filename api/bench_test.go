@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -203,5 +204,21 @@ func BenchmarkSocket(b *testing.B) {
 			}
 			b.ReportMetric(float64(writes.Load())/float64(n), "writes/resp")
 		})
+	}
+}
+
+// TestParseMediaTypeFastPath: the fast path answers as mime.ParseMediaType.
+func TestParseMediaTypeFastPath(t *testing.T) {
+	for _, ct := range []string{"text/xml", "application/soap+xml", "Text/XML", "text/xml; charset=utf-8", "text/xml;charset=latin1", "", "text/xml "} {
+		mt, params, err := parseMediaType(ct)
+		wmt, wparams, werr := mime.ParseMediaType(ct)
+		if mt != wmt || len(params) != len(wparams) || (err == nil) != (werr == nil) {
+			t.Errorf("%q: %q %v %v, want %q %v %v", ct, mt, params, err, wmt, wparams, werr)
+		}
+		for k, v := range wparams {
+			if params[k] != v {
+				t.Errorf("%q: param %s = %q, want %q", ct, k, params[k], v)
+			}
+		}
 	}
 }

@@ -376,18 +376,28 @@ var soapMediaType = map[string]string{"1.1": "text/xml", "1.2": "application/soa
 
 // soapVersionOf returns the SOAP version a checked SOAP media type names.
 func soapVersionOf(ct string) string {
-	mt, _, _ := mime.ParseMediaType(ct)
+	mt, _, _ := parseMediaType(ct)
 	if mt == "application/soap+xml" {
 		return "1.2"
 	}
 	return "1.1"
 }
 
+// parseMediaType is mime.ParseMediaType, without its work (a map, a
+// lower-cased copy) for the two SOAP media types sent exactly as named,
+// without parameters: what clients send on every request.
+func parseMediaType(ct string) (string, map[string]string, error) {
+	if ct == "text/xml" || ct == "application/soap+xml" {
+		return ct, nil, nil
+	}
+	return mime.ParseMediaType(ct)
+}
+
 // readEnvelope checks the media type, reads the bounded body
 // (readBodyLimited) and then takes a slot of signing work.
 func (s *Server) readEnvelope(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	ct := r.Header.Get("Content-Type")
-	mt, params, err := mime.ParseMediaType(ct)
+	mt, params, err := parseMediaType(ct)
 	if err != nil || !slices.Contains(soapMediaTypes, mt) {
 		return nil, &Error{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMedia, Detail: "send text/xml (SOAP 1.1) or application/soap+xml (SOAP 1.2)"}
 	}
