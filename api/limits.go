@@ -130,9 +130,11 @@ func (s *Server) takeSlot(r *http.Request) error {
 // progress within BodyIdleTimeout, and the bytes stay counted until the
 // request ends.
 func (s *Server) readBodyLimited(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
-	tooLarge := &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeBodyTooLarge, Detail: fmt.Sprintf("the body exceeds %d bytes", max)}
+	tooLarge := func() error {
+		return &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeBodyTooLarge, Detail: fmt.Sprintf("the body exceeds %d bytes", max)}
+	}
 	if r.ContentLength > max {
-		return nil, tooLarge
+		return nil, tooLarge()
 	}
 	n := r.ContentLength
 	if n < 0 {
@@ -158,7 +160,7 @@ func (s *Server) readBodyLimited(w http.ResponseWriter, r *http.Request, max int
 		var ne net.Error
 		switch {
 		case errors.As(err, &mbe):
-			return nil, tooLarge
+			return nil, tooLarge()
 		case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, context.DeadlineExceeded):
 			return nil, &Error{Status: http.StatusRequestTimeout, Code: CodeBodyTimeout, Detail: fmt.Sprintf("the body did not progress for %v", s.cfg.BodyIdleTimeout), Err: err}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +24,12 @@ type Metrics struct {
 	keyLatency *prometheus.HistogramVec
 	inFlight   prometheus.Gauge
 	tokens     *tokenCollector
+
+	// The labelled series of each route and key operation, looked up once
+	// (WithLabelValues hashes the labels on every call).
+	mu          sync.RWMutex
+	routes      map[string]*routeMetrics
+	keyOpSeries map[keyOpName]*keyOpSeries
 }
 
 // NewMetrics registers the wssignd metrics, plus the Go runtime and process
@@ -50,6 +57,8 @@ func NewMetrics() *Metrics {
 		tokens: &tokenCollector{desc: prometheus.NewDesc("wssignd_token_state",
 			"1 for the state each configured token is in.", []string{"token", "state"}, nil)},
 	}
+	m.routes = map[string]*routeMetrics{}
+	m.keyOpSeries = map[keyOpName]*keyOpSeries{}
 	m.reg.MustRegister(m.requests, m.latency, m.keyOps, m.keyLatency, m.inFlight, m.tokens,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -96,17 +105,103 @@ func (m *Metrics) SetKeyStore(ks KeyStore) {
 }
 
 func (m *Metrics) observeRequest(route string, status int, d time.Duration) {
-	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
-	m.latency.WithLabelValues(route).Observe(d.Seconds())
+	m.route(route).observe(status, d)
+}
+
+// routeMetrics are one route's series, looked up once: the latency
+// histogram and the request counter of each status code (100–599), filled
+// in on first use.
+type routeMetrics struct {
+	m       *Metrics
+	route   string
+	latency prometheus.Observer
+	codes   [500]atomic.Pointer[prometheus.Counter]
+}
+
+func (rm *routeMetrics) observe(status int, d time.Duration) {
+	rm.counter(status).Inc()
+	rm.latency.Observe(d.Seconds())
+}
+
+func (rm *routeMetrics) counter(status int) prometheus.Counter {
+	if status < 100 || status > 599 {
+		return rm.m.requests.WithLabelValues(rm.route, strconv.Itoa(status))
+	}
+	if c := rm.codes[status-100].Load(); c != nil {
+		return *c
+	}
+	c := rm.m.requests.WithLabelValues(rm.route, strconv.Itoa(status))
+	rm.codes[status-100].Store(&c)
+	return c
+}
+
+// route returns the cached series of route (a bounded label: routeLabel).
+func (m *Metrics) route(route string) *routeMetrics {
+	m.mu.RLock()
+	rm := m.routes[route]
+	m.mu.RUnlock()
+	if rm != nil {
+		return rm
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if rm = m.routes[route]; rm == nil {
+		rm = &routeMetrics{m: m, route: route, latency: m.latency.WithLabelValues(route)}
+		m.routes[route] = rm
+	}
+	return rm
+}
+
+// keyOpSeries are the series of one key and operation, looked up once;
+// an outcome's counter is made on its first use (as WithLabelValues did).
+type keyOpSeries struct {
+	m        *Metrics
+	key, op  string
+	outcomes [3]atomic.Pointer[prometheus.Counter] // ok, timeout, error
+	latency  prometheus.Observer
+}
+
+var keyOpOutcomes = [3]string{"ok", "timeout", "error"}
+
+func (ks *keyOpSeries) counter(i int) prometheus.Counter {
+	if c := ks.outcomes[i].Load(); c != nil {
+		return *c
+	}
+	c := ks.m.keyOps.WithLabelValues(ks.key, ks.op, keyOpOutcomes[i])
+	ks.outcomes[i].Store(&c)
+	return c
+}
+
+type keyOpName struct{ key, op string }
+
+func (m *Metrics) keyOp(key, op string) *keyOpSeries {
+	k := keyOpName{key, op}
+	m.mu.RLock()
+	ks := m.keyOpSeries[k]
+	m.mu.RUnlock()
+	if ks != nil {
+		return ks
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if ks = m.keyOpSeries[k]; ks == nil {
+		ks = &keyOpSeries{m: m, key: key, op: op, latency: m.keyLatency.WithLabelValues(key, op)}
+		m.keyOpSeries[k] = ks
+	}
+	return ks
 }
 
 func (m *Metrics) observeKeyOp(key, op string, err error, d time.Duration) {
-	outcome := "ok"
-	if err != nil {
-		outcome = outcomeOf(err)
+	ks := m.keyOp(key, op)
+	switch {
+	case err == nil:
+		ks.counter(0).Inc()
+	case outcomeOf(err) == "timeout":
+		ks.counter(1).Inc()
+	default:
+		ks.counter(2).Inc()
 	}
-	m.keyOps.WithLabelValues(key, op, outcome).Inc()
-	m.keyLatency.WithLabelValues(key, op).Observe(d.Seconds())
+	ks.latency.Observe(d.Seconds())
 }
 
 // outcomeOf is the outcome label of a failed key operation: "timeout" when

@@ -7,6 +7,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -27,6 +28,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wssignd/wssignd/wss"
@@ -145,6 +148,9 @@ type Server struct {
 	slots        chan struct{}
 	mux          map[string]route
 	prefixRoutes []prefixRoute
+	// routeSeries are the metrics series of each route label, looked up
+	// once.
+	routeSeries map[string]*routeMetrics
 }
 
 // prefixRoute is a route with a path parameter.
@@ -216,6 +222,13 @@ func New(cfg Config) *Server {
 		method: http.MethodPost, pattern: rawSignPrefix + "{name}" + rawSignSuffix, h: s.handleRawSign,
 		match: func(p string) bool { _, ok := rawSignKey(p); return ok },
 	}}
+	s.routeSeries = map[string]*routeMetrics{"other": cfg.Metrics.route("other")}
+	for path := range s.mux {
+		s.routeSeries[path] = cfg.Metrics.route(path)
+	}
+	for _, pr := range s.prefixRoutes {
+		s.routeSeries[pr.pattern] = cfg.Metrics.route(pr.pattern)
+	}
 	return s
 }
 
@@ -223,18 +236,26 @@ var _ http.Handler = (*Server)(nil)
 
 type requestIDKey struct{}
 
+// reqState is what ServeHTTP keeps of one request: its recorder and id, in
+// one allocation, and in the context under requestIDKey.
+type reqState struct {
+	statusRecorder
+	id string
+}
+
 // ServeHTTP routes, applies the browser and concurrency guards, and writes
 // every error through the one problem funnel.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	id := newRequestID()
-	w.Header().Set("Wssignd-Request-Id", id)
-	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
-	rec := &statusRecorder{ResponseWriter: w}
+	st := &reqState{statusRecorder: statusRecorder{ResponseWriter: w}, id: newRequestID()}
+	id := st.id
+	w.Header()["Wssignd-Request-Id"] = []string{id}
+	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, st))
+	rec := &st.statusRecorder
 	start := time.Now()
 	s.cfg.Metrics.inFlight.Inc()
 	defer func() {
 		s.cfg.Metrics.inFlight.Dec()
-		s.cfg.Metrics.observeRequest(s.routeLabel(r.URL.Path), rec.status, time.Since(start))
+		s.routeMetrics(r.URL.Path).observe(rec.status, time.Since(start))
 	}()
 	err := s.serve(rec, r)
 	if err == nil {
@@ -310,6 +331,15 @@ func hasHeader(h http.Header, name string) bool {
 	return false
 }
 
+// routeMetrics returns the metrics series of path's route, looked up in
+// New (the routes are fixed).
+func (s *Server) routeMetrics(path string) *routeMetrics {
+	if rm, ok := s.routeSeries[s.routeLabel(path)]; ok {
+		return rm
+	}
+	return s.cfg.Metrics.route(s.routeLabel(path))
+}
+
 // routeLabel bounds the metrics' route label to the known routes.
 func (s *Server) routeLabel(path string) string {
 	if _, ok := s.mux[path]; ok {
@@ -324,14 +354,19 @@ func (s *Server) routeLabel(path string) string {
 }
 
 func requestID(r *http.Request) string {
-	id, _ := r.Context().Value(requestIDKey{}).(string)
-	return id
+	if st, _ := r.Context().Value(requestIDKey{}).(*reqState); st != nil {
+		return st.id
+	}
+	return ""
 }
 
+// newRequestID is 96 random bits in hex, made with one allocation.
 func newRequestID() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	var h [24]byte
+	hex.Encode(h[:], b[:])
+	return string(h[:])
 }
 
 var soapMediaTypes = []string{"text/xml", "application/soap+xml"}
@@ -341,18 +376,28 @@ var soapMediaType = map[string]string{"1.1": "text/xml", "1.2": "application/soa
 
 // soapVersionOf returns the SOAP version a checked SOAP media type names.
 func soapVersionOf(ct string) string {
-	mt, _, _ := mime.ParseMediaType(ct)
+	mt, _, _ := parseMediaType(ct)
 	if mt == "application/soap+xml" {
 		return "1.2"
 	}
 	return "1.1"
 }
 
+// parseMediaType is mime.ParseMediaType, without its work (a map, a
+// lower-cased copy) for the two SOAP media types sent exactly as named,
+// without parameters: what clients send on every request.
+func parseMediaType(ct string) (string, map[string]string, error) {
+	if ct == "text/xml" || ct == "application/soap+xml" {
+		return ct, nil, nil
+	}
+	return mime.ParseMediaType(ct)
+}
+
 // readEnvelope checks the media type, reads the bounded body
 // (readBodyLimited) and then takes a slot of signing work.
 func (s *Server) readEnvelope(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	ct := r.Header.Get("Content-Type")
-	mt, params, err := mime.ParseMediaType(ct)
+	mt, params, err := parseMediaType(ct)
 	if err != nil || !slices.Contains(soapMediaTypes, mt) {
 		return nil, &Error{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMedia, Detail: "send text/xml (SOAP 1.1) or application/soap+xml (SOAP 1.2)"}
 	}
@@ -496,32 +541,78 @@ func (s *Server) handleSign(w http.ResponseWriter, r *http.Request) error {
 		_, _ = w.Write(out)
 		return nil
 	}
-	h.Set("Content-Length", strconv.Itoa(res.Len()))
-	_, _ = res.WriteTo(w)
+	n := res.Len()
+	h.Set("Content-Length", strconv.Itoa(n))
+	writeGathered(w, res, n)
 	return nil
 }
 
-// audit writes the one event of a private-key use.
-func (s *Server) audit(r *http.Request, profile, key string, cred wss.Credential, res *wss.SignResult, err error, dur time.Duration) {
-	peer := PeerFrom(r.Context())
-	attrs := []any{
-		"event", "private-key-use", "request_id", requestID(r),
-		"peer_uid", peer.UID, "peer_gid", peer.GID, "peer_pid", peer.PID, "peer_groups", peer.Groups,
-		"profile", logSafe(profile), "key", logSafe(key), "cert_serial", certSerial(cred.Chain[0]),
-		"duration_ms", float64(dur.Microseconds()) / 1000,
-	}
-	if err != nil {
-		attrs = append(attrs, "outcome", outcomeOf(err), "error_code", string(wss.CodeOf(err)))
-		s.cfg.Audit.Warn("audit", attrs...)
+// gatherMax bounds the responses gathered into one buffer before they are
+// written; larger ones are written part by part (no copy of a 10 MB
+// envelope).
+const gatherMax = 64 << 10
+
+var gatherPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// writeGathered writes res (n bytes) to w in one Write when n ≤ gatherMax:
+// net/http then puts the headers and the body in its connection buffer in
+// one go, instead of each inserted part passing through the response
+// writer on its own.
+func writeGathered(w io.Writer, res *wss.SignResult, n int) {
+	if n > gatherMax {
+		_, _ = res.WriteTo(w)
 		return
 	}
-	attrs = append(attrs, "outcome", "signed", "signature_method", res.SignatureMethod,
-		"signed_sha256", hex.EncodeToString(res.SignedInfoSHA256), "references", res.References)
-	s.cfg.Audit.Info("audit", attrs...)
+	b := gatherPool.Get().(*bytes.Buffer)
+	b.Reset()
+	b.Grow(n)
+	_, _ = res.WriteTo(b)
+	_, _ = w.Write(b.Bytes())
+	gatherPool.Put(b)
 }
 
+// audit writes the one event of a private-key use. The attributes are
+// typed (LogAttrs), so that building the event boxes nothing; the output is
+// the same as with key-value pairs.
+func (s *Server) audit(r *http.Request, profile, key string, cred wss.Credential, res *wss.SignResult, err error, dur time.Duration) {
+	peer := PeerFrom(r.Context())
+	attrs := make([]slog.Attr, 0, 16)
+	attrs = append(attrs,
+		slog.String("event", "private-key-use"), slog.String("request_id", requestID(r)),
+		slog.Uint64("peer_uid", uint64(peer.UID)), slog.Uint64("peer_gid", uint64(peer.GID)), slog.Int64("peer_pid", int64(peer.PID)),
+		slog.Any("peer_groups", peer.Groups),
+		slog.String("profile", logSafe(profile)), slog.String("key", logSafe(key)), slog.String("cert_serial", certSerial(cred.Chain[0])),
+		slog.Float64("duration_ms", float64(dur.Microseconds())/1000),
+	)
+	if err != nil {
+		attrs = append(attrs, slog.String("outcome", outcomeOf(err)), slog.String("error_code", string(wss.CodeOf(err))))
+		s.cfg.Audit.LogAttrs(context.Background(), slog.LevelWarn, "audit", attrs...)
+		return
+	}
+	attrs = append(attrs, slog.String("outcome", "signed"), slog.String("signature_method", res.SignatureMethod),
+		slog.String("signed_sha256", hex.EncodeToString(res.SignedInfoSHA256)), slog.Any("references", res.References))
+	s.cfg.Audit.LogAttrs(context.Background(), slog.LevelInfo, "audit", attrs...)
+}
+
+// certSerials caches certSerial per certificate: the key store's
+// credentials keep their chains, so a signing request finds its serial
+// here. Reloads bring new certificates: past 256 the cache starts afresh.
+var (
+	certSerials  sync.Map // *x509.Certificate → string
+	certSerialsN atomic.Int64
+)
+
 func certSerial(c *x509.Certificate) string {
-	return fmt.Sprintf("%x", c.SerialNumber)
+	if v, ok := certSerials.Load(c); ok {
+		return v.(string)
+	}
+	sn := fmt.Sprintf("%x", c.SerialNumber)
+	if certSerialsN.Add(1) > 256 {
+		certSerials.Clear()
+		certSerialsN.Store(1)
+	}
+	certSerials.Store(c, sn)
+	return sn
 }
 
 // KeyInfo is one entry of GET /v1/keys.
@@ -614,18 +705,59 @@ func (s *Server) visibleKeys(peer Peer) map[string]bool {
 	return keys
 }
 
+// The bodies of /healthz and of /readyz without token states: the same
+// bytes writeJSON would write (indented JSON, final newline), built once.
+var (
+	healthBody   = mustIndentJSON(map[string]string{"status": "alive"})
+	readyBody    = mustIndentJSON(map[string]string{"status": "ready"})
+	notReadyBody = mustIndentJSON(map[string]string{"status": "not-ready"})
+)
+
+func mustIndentJSON(v any) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		panic(err)
+	}
+	return b.Bytes()
+}
+
+// jsonContentType and the Content-Length values of the fixed bodies are
+// shared header values (net/http only reads them).
+var (
+	jsonContentType = []string{"application/json"}
+	healthLength    = []string{strconv.Itoa(len(healthBody))}
+	readyLength     = []string{strconv.Itoa(len(readyBody))}
+	notReadyLength  = []string{strconv.Itoa(len(notReadyBody))}
+)
+
+// writeFixed writes a precomputed JSON body with its length, in one Write.
+func writeFixed(w http.ResponseWriter, status int, body []byte, length []string) error {
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["Content-Length"] = length
+	w.WriteHeader(status)
+	_, err := w.Write(body)
+	return err
+}
+
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {
-	return writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
+	return writeFixed(w, http.StatusOK, healthBody, healthLength)
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	states, err := s.cfg.Keys.Ready(ctx)
-	body := map[string]any{"status": "ready"}
-	if s.cfg.Admin.Allows(PeerFrom(r.Context())) {
-		body["tokens"] = states // token names and states: for the daemon's administrators
+	if !s.cfg.Admin.Allows(PeerFrom(r.Context())) {
+		if err != nil {
+			return writeFixed(w, http.StatusServiceUnavailable, notReadyBody, notReadyLength)
+		}
+		return writeFixed(w, http.StatusOK, readyBody, readyLength)
 	}
+	// token names and states: for the daemon's administrators
+	body := map[string]any{"status": "ready", "tokens": states}
 	if err != nil {
 		body["status"] = "not-ready"
 		return writeJSON(w, http.StatusServiceUnavailable, body)
