@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wssignd/wssignd/internal/daemon"
 	"github.com/wssignd/wssignd/internal/testutil"
 )
 
@@ -17,10 +18,10 @@ import (
 // running dev-setup again reuses the token and the config.
 func TestDevConfigServes(t *testing.T) {
 	testutil.RequireTool(t, "softhsm2-util", "softhsm2")
-	t.Setenv("SOFTHSM2_CONF", "") // devSetup sets it; restored after the test
+	t.Setenv("SOFTHSM2_CONF", "") // DevSetup sets it; restored after the test
 	dir := shortDir(t)
 	sock := filepath.Join(dir, "s.sock")
-	if err := devSetup(dir, sock); err != nil {
+	if err := daemon.DevSetup(dir, sock, "softhsm"); err != nil {
 		t.Fatalf("dev-setup: %v", err)
 	}
 	cfgBefore, err := os.ReadFile(filepath.Join(dir, "wssignd.toml"))
@@ -28,7 +29,7 @@ func TestDevConfigServes(t *testing.T) {
 		t.Fatal(err)
 	}
 	pinBefore, _ := os.ReadFile(filepath.Join(dir, "softhsm", "user-pin"))
-	if err := devSetup(dir, sock); err != nil {
+	if err := daemon.DevSetup(dir, sock, "softhsm"); err != nil {
 		t.Fatalf("dev-setup again: %v", err)
 	}
 	cfgAfter, _ := os.ReadFile(filepath.Join(dir, "wssignd.toml"))

@@ -29,26 +29,16 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/wssignd/wssignd/api"
 	"github.com/wssignd/wssignd/hsm"
 	"github.com/wssignd/wssignd/internal/config"
-	"github.com/wssignd/wssignd/wss"
+	"github.com/wssignd/wssignd/internal/daemon"
 )
 
 const exitConfig = 78
-
-// The interfaces the daemon's types promise.
-var (
-	_ api.KeyStore = (*keyStore)(nil)
-	_ http.Handler = (*dispatcher)(nil)
-)
-
-var osGetenv = os.Getenv
 
 func main() {
 	// No core dumps and no ptrace by other processes of the same user: the
@@ -104,7 +94,7 @@ func serveMain(args []string) int {
 	defer stop()
 	if err := serve(ctx, c, log, nil); err != nil {
 		log.Error("wssignd stopped", "err", err)
-		if errors.Is(err, errPINRejected) || errors.Is(err, errConfig) {
+		if errors.Is(err, daemon.ErrPINRejected) || errors.Is(err, daemon.ErrConfig) {
 			return exitConfig
 		}
 		return 1
@@ -174,174 +164,28 @@ func setLogLevel(c *config.Config) {
 	logLevel.Set(level)
 }
 
-var errConfig = errors.New("configuration error")
-
-// auditLogger writes through log's handler but ignores log_level: audit
-// events of private-key use are never dropped by a quieter log level.
-func auditLogger(log *slog.Logger) *slog.Logger {
-	return slog.New(alwaysEnabled{log.Handler()})
-}
-
-type alwaysEnabled struct{ slog.Handler }
-
-func (alwaysEnabled) Enabled(context.Context, slog.Level) bool { return true }
-
-func (h alwaysEnabled) WithAttrs(as []slog.Attr) slog.Handler {
-	return alwaysEnabled{h.Handler.WithAttrs(as)}
-}
-
-func (h alwaysEnabled) WithGroup(name string) slog.Handler {
-	return alwaysEnabled{h.Handler.WithGroup(name)}
-}
-
-// generation is one loaded configuration with its open tokens and API
-// handler. Requests hold its gate for reading; retiring it takes the gate
-// for writing, so tokens close only when no request of it is in flight.
-type generation struct {
-	cfg     *config.Config
-	ks      *keyStore
-	handler *api.Server
-	gate    sync.RWMutex
-	retired bool
-}
-
-// lasting is what outlives configuration generations: the metrics, and
-// the verify profiles' replay caches (a reload must not forget which
-// messages were seen).
-type lasting struct {
-	metrics *api.Metrics
-	replays *replayCaches
-	limiter *api.Limiter // requests and body bytes in flight, per peer and in total
-}
-
-func newLasting() *lasting {
-	return &lasting{metrics: api.NewMetrics(), replays: newReplayCaches(), limiter: api.NewLimiter()}
-}
-
-// build opens the tokens of c and makes its API handler.
-func build(c *config.Config, log *slog.Logger, l *lasting) (*generation, error) {
-	ks, err := openKeyStore(c, log)
-	if err != nil {
-		return nil, err
-	}
-	g, err := buildHandler(c, ks, log, l)
-	if err != nil {
-		ks.Close()
-		return nil, fmt.Errorf("%w: %v", errConfig, err)
-	}
-	return g, nil
-}
-
-func buildHandler(c *config.Config, ks *keyStore, log *slog.Logger, l *lasting) (*generation, error) {
-	profiles, err := buildProfiles(c, ks)
-	if err != nil {
-		return nil, err
-	}
-	vprofiles, err := buildVerifyProfiles(c, l.replays)
-	if err != nil {
-		return nil, err
-	}
-	eprofiles, dprofiles, err := buildCryptProfiles(c, ks)
-	if err != nil {
-		return nil, err
-	}
-	rawKeys, err := buildRawKeys(c)
-	if err != nil {
-		return nil, err
-	}
-	admin, err := adminAccess(c)
-	if err != nil {
-		return nil, err
-	}
-	h := api.New(api.Config{
-		Keys:                 ks,
-		Profiles:             profiles,
-		VerifyProfiles:       vprofiles,
-		EncryptProfiles:      eprofiles,
-		DecryptProfiles:      dprofiles,
-		RawKeys:              rawKeys,
-		MaxBodyBytes:         c.Limits.MaxBodyBytes,
-		Limits:               wssLimits(c.Limits),
-		RequestTimeout:       c.Limits.RequestTimeout.Duration,
-		MaxConcurrent:        c.Limits.MaxConcurrent,
-		MaxConcurrentPerPeer: c.Limits.MaxConcurrentPerPeer,
-		MaxInFlightBodyBytes: c.Limits.MaxInFlightBodyBytes,
-		BodyIdleTimeout:      c.Limits.BodyIdleTimeout.Duration,
-		Limiter:              l.limiter,
-		Admin:                admin,
-		Log:                  log,
-		Audit:                auditLogger(log),
-		Metrics:              l.metrics,
-	})
-	return &generation{cfg: c, ks: ks, handler: h}, nil
-}
-
-// adminAccess resolves admin_users and admin_groups; without either, the
-// administrators are root and the daemon's own user and group.
-func adminAccess(c *config.Config) (api.Access, error) {
-	if len(c.AdminUsers) == 0 && len(c.AdminGroups) == 0 {
-		return api.Access{}, nil // api.Config's default
-	}
-	a, err := resolveAccess(c.AdminUsers, c.AdminGroups)
-	if err != nil {
-		return a, fmt.Errorf("admin: %v", err)
-	}
-	return a, nil
-}
-
-// retire waits for the generation's requests in flight, then closes its tokens.
-func (g *generation) retire() {
-	g.gate.Lock()
-	g.retired = true
-	g.gate.Unlock()
-	g.ks.Close()
-}
-
-// dispatcher sends each request to the current generation.
-type dispatcher struct{ cur atomic.Pointer[generation] }
-
-func (d *dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	for {
-		g := d.cur.Load()
-		g.gate.RLock()
-		if g.retired { // swapped out while we waited: take the new one
-			g.gate.RUnlock()
-			continue
-		}
-		g.handler.ServeHTTP(w, r)
-		g.gate.RUnlock()
-		return
-	}
-}
-
 // serve runs the daemon until ctx is done, then drains. SIGHUP reloads the
 // configuration from c.File: the new one is loaded and its keys self-tested
 // beside the old, then swapped in atomically; a bad one is logged and the
 // old one keeps serving. ready, if not nil, is called once the socket
-// accepts connections.
-func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func()) error {
+// accepts connections; opts go to daemon.New.
+func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func(), opts ...daemon.Option) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	l := newLasting()
-	metrics := l.metrics
-	g, err := build(c, log, l)
+	d, err := daemon.New(c, log, opts...)
 	if err != nil {
 		return err
 	}
-	metrics.SetKeyStore(g.ks)
-	var d dispatcher
-	d.cur.Store(g)
-	metrics.Registry().MustRegister(tokenStats{current: func() *keyStore { return d.cur.Load().ks }})
-	defer func() { d.cur.Load().retire() }()
+	defer d.Close()
 
 	ln, err := apiListener(c)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           &d,
+		Handler:           d.Handler(),
 		ConnContext:       api.ConnContext,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       c.Limits.RequestTimeout.Duration,
@@ -353,7 +197,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(api.Listener(ln)) }()
 	log.Info("wssignd serving", "socket", ln.Addr().String(), "profiles", len(c.Profiles))
-	states, _ := g.ks.Ready(ctx)
+	states, _ := d.Ready(ctx)
 	notifyReady(states)
 	go watchdog(ctx)
 	if ready != nil {
@@ -364,7 +208,7 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func()
 		case err := <-errc:
 			return err
 		case <-hup:
-			reload(&d, log, l)
+			reload(d, log)
 		case <-ctx.Done():
 			log.Info("stopping: draining requests in flight")
 			running = false
@@ -380,39 +224,25 @@ func serve(ctx context.Context, c *config.Config, log *slog.Logger, ready func()
 }
 
 // reload loads the configuration file again and swaps it in if it is good.
-func reload(d *dispatcher, log *slog.Logger, l *lasting) {
-	old := d.cur.Load()
+func reload(d *daemon.Daemon, log *slog.Logger) {
+	old := d.Config()
 	notifyReloading()
 	defer func() {
-		states, _ := d.cur.Load().ks.Ready(context.Background())
+		states, _ := d.Ready(context.Background())
 		notifyReady(states)
 	}()
-	c, err := config.Load(old.cfg.File)
+	c, err := config.Load(old.File)
 	if err != nil {
 		log.Error("reload refused: the old configuration keeps serving", "err", err)
 		return
 	}
-	if c.Socket != old.cfg.Socket || c.SocketMode != old.cfg.SocketMode {
+	if c.Socket != old.Socket || c.SocketMode != old.SocketMode {
 		log.Warn("reload: socket settings change only at restart")
 	}
-	g, err := build(c, log, l)
-	if err != nil {
+	if err := d.Reload(c); err != nil {
 		log.Error("reload refused: the old configuration keeps serving", "err", err)
 		return
 	}
-	d.cur.Store(g)
-	l.metrics.SetKeyStore(g.ks)
 	setLogLevel(c)
 	log.Info("configuration reloaded", "file", c.File, "profiles", len(c.Profiles))
-	go old.retire()
-}
-
-// wssLimits translates the [limits] table into the XML engine's limits (a
-// 0 takes the engine's default).
-func wssLimits(l config.Limits) wss.Limits {
-	return wss.Limits{
-		MaxBytes: l.MaxBodyBytes, MaxDepth: l.MaxDepth, MaxElements: l.MaxElements,
-		MaxAttributes: l.MaxAttributes, MaxNamespacesInScope: l.MaxNamespacesInScope, MaxNamespaceDecls: l.MaxNamespaceDecls,
-		MaxNameBytes: l.MaxNameBytes, MaxTextBytes: l.MaxTextBytes, MaxAttrValueBytes: l.MaxAttrValueBytes,
-	}
 }

@@ -17,8 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wssignd/wssignd/hsm"
 	"github.com/wssignd/wssignd/hsm/hsmtest"
 	"github.com/wssignd/wssignd/internal/config"
+	"github.com/wssignd/wssignd/internal/daemon"
 	"github.com/wssignd/wssignd/internal/testutil"
 )
 
@@ -106,7 +108,7 @@ func TestDaemonWrongPINOneLoginAcrossStarts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err = serve(ctx, c, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})), nil)
-	if !errors.Is(err, errPINRejected) {
+	if !errors.Is(err, daemon.ErrPINRejected) {
 		t.Fatalf("start 1: %v, want errPINRejected", err)
 	}
 	rightPIN := readPIN(t, env.Soft.PINFile)
@@ -171,7 +173,7 @@ type httpLoad struct {
 
 const maxKept = 60
 
-func startHTTPLoad(t *testing.T, d *daemon, workers int) *httpLoad {
+func startHTTPLoad(t *testing.T, d *testDaemon, workers int) *httpLoad {
 	in := testutil.ReadTestdata(t, "envelope-soap11.xml")
 	l := &httpLoad{stop: make(chan struct{}), progress: make(chan struct{}, 1)}
 	client := &http.Client{Transport: d.client.Transport, Timeout: 2*time.Second + 10*time.Second}
@@ -252,7 +254,7 @@ func until(t *testing.T, progress <-chan struct{}, limit time.Duration, what str
 }
 
 // p11KitDaemon starts a daemon whose token is SoftHSM2 behind p11-kit server.
-func p11KitDaemon(t *testing.T) (*daemon, *hsmtest.P11Kit, *hsmtest.Env) {
+func p11KitDaemon(t *testing.T) (*testDaemon, *hsmtest.P11Kit, *hsmtest.Env) {
 	t.Helper()
 	env := hsmtest.New(t)
 	if err := env.Token.Close(); err != nil {
@@ -356,5 +358,71 @@ func TestDaemonHungHSM(t *testing.T) {
 	_ = last
 	if resp, body := d.do(t, "POST", "/v1/soap/sign?profile=default", "text/xml", in); resp.StatusCode != 200 {
 		t.Errorf("sign after SIGCONT: %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestTokenInitialisedAfterStart: the daemon starts while its token does not exist yet (not
+// ready, 503 token-unavailable); the token is then initialised and provisioned, and the daemon
+// brings it online without a restart.
+func TestTokenInitialisedAfterStart(t *testing.T) {
+	// A SoftHSM2 directory with another token only.
+	softDir := t.TempDir()
+	other, err := hsm.InitSoftHSMToken(softDir, "other")
+	if errors.Is(err, hsm.ErrSoftHSMNotInstalled) && !testutil.InCI() {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SOFTHSM2_CONF", other.ConfigFile)
+	dir := shortDir(t)
+	sock := filepath.Join(dir, "s.sock")
+	cfgText := moduleConfig(sock, filepath.Join(dir, "state"), other.Module, "late", other.PINFile, "")
+	d := startDaemon(t, cfgText, sock, daemon.WithOpenRetry(10*time.Millisecond, 100*time.Millisecond))
+
+	resp, body := d.do(t, "GET", "/readyz", "", nil)
+	if resp.StatusCode != 503 || !strings.Contains(string(body), `"offline"`) {
+		t.Errorf("readyz before the token exists: %d %s", resp.StatusCode, body)
+	}
+	in := testutil.ReadTestdata(t, "envelope-soap11.xml")
+	resp, body = d.do(t, "POST", "/v1/soap/sign?profile=default", "text/xml", in)
+	if resp.StatusCode != 503 || !strings.Contains(string(body), "token-unavailable") {
+		t.Errorf("sign before the token exists: %d %s", resp.StatusCode, body)
+	}
+
+	// Initialise and provision the token (same directory, so same PIN files).
+	late, err := hsm.InitSoftHSMToken(softDir, "late")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := hsm.Open(hsm.Config{Module: late.Module, TokenLabel: "late", PINFile: late.PINFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := tok.GenerateRSA(hsmtest.RSARef, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := hsm.SelfSignedCertificate(signer, "late rsa", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tok.ImportCertificate(hsmtest.RSARef, cert); err != nil {
+		t.Fatal(err)
+	}
+	if err := tok.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	until(t, nil, 30*time.Second, "readyz 200 once the token exists", func() bool {
+		resp, _ := d.do(t, "GET", "/readyz", "", nil)
+		return resp.StatusCode == 200
+	})
+	resp, out := d.do(t, "POST", "/v1/soap/sign?profile=default", "text/xml", in)
+	if resp.StatusCode != 200 {
+		t.Fatalf("sign after the token came online: %d %s", resp.StatusCode, out)
+	}
+	if xo, ok := testutil.XMLSec1Verify(t, out, cert); !ok {
+		t.Errorf("xmlsec1 rejects the signature: %s", xo)
 	}
 }

@@ -34,7 +34,7 @@ trusted_certs = ["rsa.pem"]
 allow_users = ["%[1]d"]
 `, os.Getuid()))
 	in := testutil.ReadTestdata(t, "envelope-soap11.xml")
-	sign := func(d *daemon) []byte {
+	sign := func(d *testDaemon) []byte {
 		t.Helper()
 		resp, body := d.do(t, "POST", "/v1/soap/sign?profile=ms", "text/xml", in)
 		if resp.StatusCode != 200 {
@@ -42,7 +42,7 @@ allow_users = ["%[1]d"]
 		}
 		return body
 	}
-	verify := func(d *daemon, msg []byte) (bool, string) {
+	verify := func(d *testDaemon, msg []byte) (bool, string) {
 		t.Helper()
 		resp, body := d.do(t, "POST", "/v1/soap/verify?profile=v", "text/xml", msg)
 		if resp.StatusCode != 200 {

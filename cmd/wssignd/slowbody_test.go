@@ -39,7 +39,7 @@ func dribble(t *testing.T, sock, profile string, env []byte) net.Conn {
 var inFlightRe = regexp.MustCompile(`(?m)^wssignd_requests_in_flight (\d+)`)
 
 // inFlight reads wssignd_requests_in_flight from /metrics.
-func (d *daemon) inFlight(t *testing.T) int {
+func (d *testDaemon) inFlight(t *testing.T) int {
 	t.Helper()
 	resp, body := d.do(t, "GET", "/metrics", "", nil)
 	if resp.StatusCode != 200 {

@@ -14,6 +14,7 @@ import (
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/wssignd/wssignd/internal/config"
+	"github.com/wssignd/wssignd/internal/daemon"
 )
 
 // listenFDName is the FileDescriptorName= of wssignd.socket: the daemon
@@ -33,7 +34,7 @@ func apiListener(c *config.Config) (net.Listener, error) {
 	if len(files) == 0 {
 		mode, err := c.SocketFileMode()
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", errConfig, err)
+			return nil, fmt.Errorf("%w: %v", daemon.ErrConfig, err)
 		}
 		return listenUnix(c.Socket, mode)
 	}

@@ -12,12 +12,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strings"
 
 	"github.com/wssignd/wssignd/hsm"
 	"github.com/wssignd/wssignd/internal/config"
+	"github.com/wssignd/wssignd/internal/daemon"
 )
 
 const tokenUsage = `usage: wssignd token COMMAND [flags]
@@ -66,13 +66,7 @@ func (f *tokenFlags) hsmConfig() (hsm.Config, error) {
 		if err != nil {
 			return hsm.Config{}, err
 		}
-		t, ok := c.Tokens[f.tokenName]
-		if !ok {
-			return hsm.Config{}, fmt.Errorf("%s: no token %q", f.configFile, f.tokenName)
-		}
-		cfg := hsmConfig(c, f.tokenName, t, slog.New(slog.DiscardHandler))
-		cfg.Log = nil
-		return cfg, nil
+		return daemon.TokenConfig(c, f.tokenName)
 	}
 	if f.module == "" {
 		return hsm.Config{}, errors.New("-module (or -config and -token) is required")

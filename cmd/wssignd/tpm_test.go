@@ -25,12 +25,13 @@ import (
 
 	"github.com/wssignd/wssignd/hsm"
 	"github.com/wssignd/wssignd/hsm/hsmtest"
+	"github.com/wssignd/wssignd/internal/daemon"
 	"github.com/wssignd/wssignd/internal/testutil"
 )
 
 // tpmDaemon starts a daemon on a fresh TPM token (hsmtest.NewTPM) with testConfig plus extra
 // in the [tokens.t] table's scope (extraToken) and after it (extra).
-func tpmDaemon(t *testing.T, tokenExtra, extra string) (*daemon, *hsmtest.Env, string) {
+func tpmDaemon(t *testing.T, tokenExtra, extra string, opts ...daemon.Option) (*testDaemon, *hsmtest.Env, string) {
 	t.Helper()
 	env := hsmtest.NewTPM(t)
 	dir := shortDir(t)
@@ -39,7 +40,7 @@ func tpmDaemon(t *testing.T, tokenExtra, extra string) (*daemon, *hsmtest.Env, s
 	if tokenExtra != "" {
 		cfg = strings.Replace(cfg, "[keys.rsa]", tokenExtra+"\n[keys.rsa]", 1)
 	}
-	return startDaemon(t, cfg, sock), env, cfg
+	return startDaemon(t, cfg, sock, opts...), env, cfg
 }
 
 // TestTPMDaemonRecoversFromTPMRestart: under a steady signing load the TPM and its resource
@@ -47,8 +48,7 @@ func tpmDaemon(t *testing.T, tokenExtra, extra string) (*daemon, *hsmtest.Env, s
 // keep-alive period; after the TPM is back (same state) the daemon signs again without a restart
 // or SIGHUP. Every signature the daemon returned (up to 60) verifies with xmlsec1.
 func TestTPMDaemonRecoversFromTPMRestart(t *testing.T) {
-	defer setRetry(time.Second)()
-	d, env, _ := tpmDaemon(t, `keep_alive = "1s"`, "")
+	d, env, _ := tpmDaemon(t, `keep_alive = "1s"`, "", daemon.WithTokenRetryMax(time.Second))
 	l := startHTTPLoad(t, d, 3)
 	until(t, l.progress, 60*time.Second, "signing before the outage", func() bool { return l.ok.Load() >= 10 })
 
@@ -115,13 +115,6 @@ func TestTPMDaemonRecoversFromTPMRestart(t *testing.T) {
 	}
 	t.Logf("TPM kill without load (keep_alive 1s): /readyz 503 after %v; TPM restart: /readyz 200 after %v",
 		idle503.Round(time.Millisecond), idleRecovered.Round(time.Millisecond))
-}
-
-// setRetry caps the recovery backoff at d until the returned function runs.
-func setRetry(d time.Duration) func() {
-	old := tokenRetryMax
-	tokenRetryMax = d
-	return func() { tokenRetryMax = old }
 }
 
 // TestTPMDaemonStartsWhileLocked: a TPM in dictionary-attack lockout refuses even the right PIN
@@ -335,7 +328,7 @@ func TestDevSetupTPM(t *testing.T) {
 	t.Setenv("TPM2_PKCS11_STORE", filepath.Join(dir, "store"))
 	sock := filepath.Join(dir, "s.sock")
 	for range 2 {
-		if err := devSetupKind(dir, sock, "tpm"); err != nil {
+		if err := daemon.DevSetup(dir, sock, "tpm"); err != nil {
 			t.Fatalf("dev-setup -token tpm: %v", err)
 		}
 	}

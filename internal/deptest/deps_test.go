@@ -16,8 +16,10 @@ const mod = "github.com/wssignd/wssignd"
 // forbidden lists, per package, import path prefixes that must not appear
 // among its dependencies (direct or not; tests excluded).
 var forbidden = map[string][]string{
-	mod + "/wss":             {mod + "/hsm", mod + "/api", mod + "/cmd", "github.com/miekg/pkcs11", "github.com/ThalesGroup/crypto11"},
-	mod + "/api":             {mod + "/hsm", mod + "/cmd", "github.com/miekg/pkcs11", "github.com/ThalesGroup/crypto11"},
+	mod + "/wss": {mod + "/hsm", mod + "/api", mod + "/internal/daemon", mod + "/cmd", "github.com/miekg/pkcs11", "github.com/ThalesGroup/crypto11"},
+	mod + "/api": {mod + "/hsm", mod + "/internal/daemon", mod + "/cmd", "github.com/miekg/pkcs11", "github.com/ThalesGroup/crypto11"},
+	// The daemon library is wired by the command, never the other way round.
+	mod + "/internal/daemon": {mod + "/cmd", mod + "/client"},
 	mod + "/internal/config": {mod + "/", "github.com/miekg/pkcs11", "github.com/ThalesGroup/crypto11"},
 	mod + "/cmd/wssign":      {mod + "/hsm", mod + "/api", mod + "/wss", "github.com/miekg/pkcs11", "github.com/ThalesGroup/crypto11", "github.com/prometheus", "github.com/beevik/etree"},
 	// The Go client: the standard library only.
@@ -31,6 +33,12 @@ var forbidden = map[string][]string{
 // identifiers, brings etree). wss reads XML with its own tokenizer only.
 var noImport = map[string][]string{
 	mod + "/wss": {"github.com/beevik/etree"},
+}
+
+// moduleImports lists, per package, the only packages of this module it may
+// import itself.
+var moduleImports = map[string][]string{
+	mod + "/internal/daemon": {mod + "/api", mod + "/wss", mod + "/hsm", mod + "/internal/config"},
 }
 
 // testOracles are packages that only tests may use: no package depends on
@@ -86,6 +94,13 @@ func TestSeams(t *testing.T) {
 			for _, imp := range p.Imports {
 				if strings.HasPrefix(imp, mod+"/") && imp != mod+"/client" {
 					t.Errorf("the CLI imports %s: it may use the client package only", imp)
+				}
+			}
+		}
+		if allowed, ok := moduleImports[p.ImportPath]; ok {
+			for _, imp := range p.Imports {
+				if strings.HasPrefix(imp, mod+"/") && !slices.Contains(allowed, imp) {
+					t.Errorf("%s imports %s: it may import only %v of this module", p.ImportPath, imp, allowed)
 				}
 			}
 		}

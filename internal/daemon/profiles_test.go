@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -28,21 +28,21 @@ import (
 func devProfileEnv(t *testing.T) (*config.Config, *keyStore, map[string]*api.Profile) {
 	t.Helper()
 	testutil.RequireTool(t, "softhsm2-util", "softhsm2")
-	t.Setenv("SOFTHSM2_CONF", "") // devSetup sets it; restored after the test
+	t.Setenv("SOFTHSM2_CONF", "") // DevSetup sets it; restored after the test
 	dir := shortDir(t)
-	if err := devSetup(dir, filepath.Join(dir, "s.sock")); err != nil {
+	if err := DevSetup(dir, filepath.Join(dir, "s.sock"), "softhsm"); err != nil {
 		t.Fatalf("dev-setup: %v", err)
 	}
 	c, err := config.Load(filepath.Join(dir, "wssignd.toml"))
 	if err != nil {
 		t.Fatalf("the dev config does not load: %v", err)
 	}
-	ks, err := openKeyStore(c, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ks, err := openKeyStore(defaultSeams(), c, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(ks.Close)
-	profiles, err := buildProfiles(c, ks)
+	profiles, err := buildProfiles(defaultSeams(), c, ks)
 	if err != nil {
 		t.Fatalf("the dev profiles do not build: %v", err)
 	}
@@ -228,7 +228,7 @@ func TestProfileConfigErrors(t *testing.T) {
 			p := tc.p
 			p.AllowUsers = []string{"*"}
 			bad.Profiles = map[string]*config.Profile{"x": &p}
-			_, err := buildProfiles(&bad, ks)
+			_, err := buildProfiles(defaultSeams(), &bad, ks)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err %v, want one containing %q", err, tc.want)
 			}

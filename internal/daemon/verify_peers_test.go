@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -59,7 +59,7 @@ allow_users = ["*"]
 	if err != nil {
 		t.Fatal(err)
 	}
-	profiles, err := buildVerifyProfiles(c, nil)
+	profiles, err := buildVerifyProfiles(defaultSeams(), c, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,11 +1,10 @@
-package main
+package daemon
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"maps"
-	"os/user"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,7 +18,7 @@ import (
 // buildProfiles turns config profiles into API profiles, resolving user and
 // group names and checking each profile's algorithms against its key where
 // the key's token is online.
-func buildProfiles(c *config.Config, ks *keyStore) (map[string]*api.Profile, error) {
+func buildProfiles(s *seams, c *config.Config, ks *keyStore) (map[string]*api.Profile, error) {
 	out := map[string]*api.Profile{}
 	var probs []string
 	names := slices.Sorted(maps.Keys(c.Profiles))
@@ -30,7 +29,7 @@ func buildProfiles(c *config.Config, ks *keyStore) (map[string]*api.Profile, err
 			probs = append(probs, fmt.Sprintf("profiles.%s: %v", name, err))
 		}
 		ap := &api.Profile{Key: p.Key, Sign: opts, Encrypt: p.Encrypt, EncryptBeforeSign: p.EncryptBeforeSign}
-		acc, err := resolveAccess(p.AllowUsers, p.AllowGroups)
+		acc, err := s.resolveAccess(p.AllowUsers, p.AllowGroups)
 		if err != nil {
 			probs = append(probs, fmt.Sprintf("profiles.%s: %v", name, err))
 		}
@@ -141,18 +140,11 @@ func signOptions(p *config.Profile, configFile string) (wss.SignOptions, error) 
 	return o, nil
 }
 
-// lookupUser and lookupGroup resolve the names of allow_* and raw_sign_*
-// lists (variables so that tests can make them fail or answer oddly).
-var (
-	lookupUser  = user.Lookup
-	lookupGroup = user.LookupGroup
-)
-
 // resolveAccess turns user and group names or numbers into an access list.
 // It fails closed: any name that does not resolve to exactly one numeric
 // id refuses the whole list, so a lookup failure can never put a wrong id
 // (such as 0, root) on it.
-func resolveAccess(users, groups []string) (api.Access, error) {
+func (s *seams) resolveAccess(users, groups []string) (api.Access, error) {
 	var a api.Access
 	for _, u := range users {
 		if u == "*" {
@@ -163,7 +155,7 @@ func resolveAccess(users, groups []string) (api.Access, error) {
 			a.UIDs = append(a.UIDs, uint32(n))
 			continue
 		}
-		usr, err := lookupUser(u)
+		usr, err := s.lookupUser(u)
 		if err != nil {
 			return api.Access{}, fmt.Errorf("allow_users: cannot resolve user %q: %v", u, err)
 		}
@@ -178,7 +170,7 @@ func resolveAccess(users, groups []string) (api.Access, error) {
 			a.GIDs = append(a.GIDs, uint32(n))
 			continue
 		}
-		grp, err := lookupGroup(g)
+		grp, err := s.lookupGroup(g)
 		if err != nil {
 			return api.Access{}, fmt.Errorf("allow_groups: cannot resolve group %q: %v", g, err)
 		}
@@ -201,13 +193,13 @@ func parseID(s string) (uint32, error) {
 }
 
 // buildRawKeys lists the keys open to raw signing and who may use each.
-func buildRawKeys(c *config.Config) (map[string]api.Access, error) {
+func buildRawKeys(s *seams, c *config.Config) (map[string]api.Access, error) {
 	out := map[string]api.Access{}
 	for name, k := range c.Keys {
 		if len(k.RawSignUsers) == 0 && len(k.RawSignGroups) == 0 {
 			continue
 		}
-		acc, err := resolveAccess(k.RawSignUsers, k.RawSignGroups)
+		acc, err := s.resolveAccess(k.RawSignUsers, k.RawSignGroups)
 		if err != nil {
 			return nil, fmt.Errorf("keys.%s: %v", name, err)
 		}

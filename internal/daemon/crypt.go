@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -21,13 +21,13 @@ import (
 // its token is online, each allowed key transport is tried once with a
 // random key (a self-test) and a transport the token refuses is reported
 // in the log, so that operators learn it before the first message fails.
-func buildCryptProfiles(c *config.Config, ks *keyStore) (map[string]*api.EncryptProfile, map[string]*api.DecryptProfile, error) {
+func buildCryptProfiles(s *seams, c *config.Config, ks *keyStore) (map[string]*api.EncryptProfile, map[string]*api.DecryptProfile, error) {
 	enc := map[string]*api.EncryptProfile{}
 	dec := map[string]*api.DecryptProfile{}
 	var probs []string
 	for _, name := range slices.Sorted(maps.Keys(c.Encrypt)) {
 		p := c.Encrypt[name]
-		ep, err := encryptProfile(p)
+		ep, err := encryptProfile(s, p)
 		if err != nil {
 			probs = append(probs, fmt.Sprintf("encrypt.%s: %v", name, err))
 			continue
@@ -36,7 +36,7 @@ func buildCryptProfiles(c *config.Config, ks *keyStore) (map[string]*api.Encrypt
 	}
 	for _, name := range slices.Sorted(maps.Keys(c.Decrypt)) {
 		p := c.Decrypt[name]
-		dp, err := decryptProfile(p, ks, name)
+		dp, err := decryptProfile(s, p, ks, name)
 		if err != nil {
 			probs = append(probs, fmt.Sprintf("decrypt.%s: %v", name, err))
 			continue
@@ -61,8 +61,8 @@ func xencURIs(names []string) ([]string, error) {
 	return out, nil
 }
 
-func encryptProfile(p *config.EncryptProfile) (*api.EncryptProfile, error) {
-	acc, err := resolveAccess(p.AllowUsers, p.AllowGroups)
+func encryptProfile(s *seams, p *config.EncryptProfile) (*api.EncryptProfile, error) {
+	acc, err := s.resolveAccess(p.AllowUsers, p.AllowGroups)
 	if err != nil {
 		return nil, err
 	}
@@ -115,8 +115,8 @@ func encryptProfile(p *config.EncryptProfile) (*api.EncryptProfile, error) {
 	return ep, nil
 }
 
-func decryptProfile(p *config.DecryptProfile, ks *keyStore, name string) (*api.DecryptProfile, error) {
-	acc, err := resolveAccess(p.AllowUsers, p.AllowGroups)
+func decryptProfile(s *seams, p *config.DecryptProfile, ks *keyStore, name string) (*api.DecryptProfile, error) {
+	acc, err := s.resolveAccess(p.AllowUsers, p.AllowGroups)
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"crypto/x509"
@@ -52,7 +52,7 @@ func (r *replayCaches) get(name string, size int) (*wss.ReplayCache, time.Time) 
 // trust stores from the certificate files, required parts, Timestamp rules,
 // allow-lists and the profile's replay cache from replays (shared by every
 // generation of the process; nil makes new ones).
-func buildVerifyProfiles(c *config.Config, replays *replayCaches) (map[string]*api.VerifyProfile, error) {
+func buildVerifyProfiles(s *seams, c *config.Config, replays *replayCaches) (map[string]*api.VerifyProfile, error) {
 	out := map[string]*api.VerifyProfile{}
 	var probs []string
 	names := slices.Sorted(maps.Keys(c.Verify))
@@ -101,7 +101,7 @@ func buildVerifyProfiles(c *config.Config, replays *replayCaches) (map[string]*a
 			}
 			opts.RequiredParts = append(opts.RequiredParts, wss.Part{Space: space, Local: local, Optional: opt})
 		}
-		acc, err := resolveAccess(p.AllowUsers, p.AllowGroups)
+		acc, err := s.resolveAccess(p.AllowUsers, p.AllowGroups)
 		if err != nil {
 			probs = append(probs, fmt.Sprintf("%s: %v", f, err))
 		}

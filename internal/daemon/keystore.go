@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -29,15 +29,6 @@ const (
 	stateError       = "error" // the token is there but a key on it cannot be used: fix the config or token
 )
 
-// Backoff of the retries of a token that could not be opened at start; a locked token
-// (hsm.ErrPINLocked) is looked at again only every pinLockedRetry (or at SIGHUP, which opens
-// the tokens of the new configuration).
-var (
-	openRetryMin   = time.Second
-	openRetryMax   = 30 * time.Second
-	pinLockedRetry = hsm.DefaultPINLockedRetry
-)
-
 // tokenSlot is one configured token: open (hsm recovers it by itself from then on), or waiting
 // to be opened by the retry loop.
 type tokenSlot struct {
@@ -56,22 +47,23 @@ type keyStore struct {
 	log    *slog.Logger
 	tokens map[string]*tokenSlot
 	keys   map[string]*config.Key // key name → where it lives
+	seams  *seams
 	stop   chan struct{}
 	wg     sync.WaitGroup
 	once   sync.Once
 }
 
-// errPINRejected is returned by openKeyStore when a token refused its PIN (now, or at an earlier
+// ErrPINRejected is returned by New and Reload when a token refused its PIN (now, or at an earlier
 // start as the marker in the state directory records): the daemon exits 78 and never tries that
 // PIN again by itself. A locked token (PIN locked or on its final try, TPM dictionary-attack
 // lockout) is not a rejected PIN: the daemon serves without it and looks at it again later.
-var errPINRejected = errors.New("a token rejected its PIN")
+var ErrPINRejected = errors.New("a token rejected its PIN")
 
 // hsmConfig builds the hsm configuration of one configured token.
-func hsmConfig(c *config.Config, name string, t *config.Token, log *slog.Logger) hsm.Config {
+func (s *seams) hsmConfig(c *config.Config, name string, t *config.Token, log *slog.Logger) hsm.Config {
 	pinFile := t.PINFile
 	if t.PINCredential != "" {
-		pinFile = credentialPath(t.PINCredential)
+		pinFile = s.credentialPath(t.PINCredential)
 	}
 	return hsm.Config{
 		Module: t.Module, TokenLabel: t.Label, TokenSerial: t.Serial, PINFile: pinFile,
@@ -79,20 +71,20 @@ func hsmConfig(c *config.Config, name string, t *config.Token, log *slog.Logger)
 		OpTimeout:        c.Limits.RequestTimeout.Duration,
 		KeepAlive:        t.KeepAlive.Duration,
 		MaxCallsInFlight: t.MaxCallsInFlight,
-		RetryMax:         tokenRetryMax,
-		PINLockedRetry:   pinLockedRetry,
+		RetryMax:         s.tokenRetryMax,
+		PINLockedRetry:   s.pinLockedRetry,
 		Log:              log.With("token", name),
 	}
 }
 
 // openKeyStore opens every token of c and resolves its keys. Modules this process has loaded
 // already (a reload) are re-initialised first (reinitModules).
-func openKeyStore(c *config.Config, log *slog.Logger) (*keyStore, error) {
+func openKeyStore(s *seams, c *config.Config, log *slog.Logger) (*keyStore, error) {
 	reinitModules(c, log)
-	ks := &keyStore{log: log, tokens: map[string]*tokenSlot{}, keys: c.Keys, stop: make(chan struct{})}
+	ks := &keyStore{log: log, tokens: map[string]*tokenSlot{}, keys: c.Keys, seams: s, stop: make(chan struct{})}
 	names := slices.Sorted(maps.Keys(c.Tokens))
 	for _, name := range names {
-		slot := &tokenSlot{name: name, state: stateOffline, keys: map[string]*hsm.Key{}, cfg: hsmConfig(c, name, c.Tokens[name], log)}
+		slot := &tokenSlot{name: name, state: stateOffline, keys: map[string]*hsm.Key{}, cfg: s.hsmConfig(c, name, c.Tokens[name], log)}
 		ks.tokens[name] = slot
 		if err := ks.open(slot); err != nil {
 			switch {
@@ -100,12 +92,12 @@ func openKeyStore(c *config.Config, log *slog.Logger) (*keyStore, error) {
 				// Not a wrong PIN: no marker, no exit 78. The token is not used until it is
 				// looked at again after a long wait, or at a reload.
 				log.Error("token locked at start (pin locked or on its final try, or tpm dictionary-attack lockout); serving without it",
-					"token", name, "err", err, "retry_in", pinLockedRetry)
+					"token", name, "err", err, "retry_in", s.pinLockedRetry)
 				ks.wg.Add(1)
 				go ks.retry(slot)
 			case errors.Is(err, hsm.ErrPINRejected):
 				ks.Close()
-				return nil, fmt.Errorf("%w: token %s: %v", errPINRejected, name, err)
+				return nil, fmt.Errorf("%w: token %s: %v", ErrPINRejected, name, err)
 			case retryable(err, false):
 				log.Warn("token offline at start; retrying in the background", "token", name, "err", err)
 				ks.wg.Add(1)
@@ -116,7 +108,7 @@ func openKeyStore(c *config.Config, log *slog.Logger) (*keyStore, error) {
 				// So is a PIN file that cannot be read: exit 78, so that
 				// systemd does not restart into the same failure.
 				ks.Close()
-				return nil, fmt.Errorf("%w: token %s: %w", errConfig, name, err)
+				return nil, fmt.Errorf("%w: token %s: %w", ErrConfig, name, err)
 			}
 		}
 	}
@@ -161,8 +153,8 @@ func retryable(err error, later bool) bool {
 	return c == hsm.ClassModule || c == hsm.ClassToken || c == hsm.ClassBusy || c == hsm.ClassSession
 }
 
-func credentialPath(name string) string {
-	dir := osGetenv("CREDENTIALS_DIRECTORY")
+func (s *seams) credentialPath(name string) string {
+	dir := s.getenv("CREDENTIALS_DIRECTORY")
 	if dir == "" {
 		return "/nonexistent-credentials-directory/" + name
 	}
@@ -220,9 +212,10 @@ func (ks *keyStore) open(slot *tokenSlot) error {
 // in a way that needs a person. From then on hsm recovers the token by itself.
 func (ks *keyStore) retry(slot *tokenSlot) {
 	defer ks.wg.Done()
-	delay := openRetryMin
+	s := ks.seams
+	delay := s.openRetryMin
 	if _, err := slot.current(); errors.Is(err, hsm.ErrPINLocked) {
-		delay = pinLockedRetry
+		delay = s.pinLockedRetry
 	}
 	for {
 		select {
@@ -235,8 +228,8 @@ func (ks *keyStore) retry(slot *tokenSlot) {
 			return
 		}
 		if errors.Is(err, hsm.ErrPINLocked) {
-			ks.log.Warn("token still locked", "token", slot.name, "err", err, "retry_in", pinLockedRetry)
-			delay = pinLockedRetry
+			ks.log.Warn("token still locked", "token", slot.name, "err", err, "retry_in", s.pinLockedRetry)
+			delay = s.pinLockedRetry
 			continue
 		}
 		if !retryable(err, true) {
@@ -244,7 +237,7 @@ func (ks *keyStore) retry(slot *tokenSlot) {
 			return
 		}
 		ks.log.Debug("token still unavailable", "token", slot.name, "err", err)
-		delay = min(2*delay, openRetryMax)
+		delay = min(2*delay, s.openRetryMax)
 	}
 }
 
@@ -414,6 +407,18 @@ func keyRef(k *config.Key) (hsm.KeyRef, error) {
 	return u.KeyRef(), nil
 }
 
-// tokenRetryMax, when positive, caps the backoff between recovery attempts of every token
-// (hsm.Config.RetryMax); tests shorten it.
-var tokenRetryMax time.Duration
+// TokenConfig is the hsm configuration with which the daemon opens the token named name of c,
+// without a logger: the token subcommands open the same token the same way.
+func TokenConfig(c *config.Config, name string, opts ...Option) (hsm.Config, error) {
+	t, ok := c.Tokens[name]
+	if !ok {
+		return hsm.Config{}, fmt.Errorf("%s: no token %q", c.File, name)
+	}
+	s := defaultSeams()
+	for _, o := range opts {
+		o(s)
+	}
+	cfg := s.hsmConfig(c, name, t, slog.New(slog.DiscardHandler))
+	cfg.Log = nil
+	return cfg, nil
+}
