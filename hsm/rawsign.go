@@ -1,6 +1,6 @@
 package hsm
 
-// This file is the measurement baseline of bench/ (issue #9): raw C_SignInit+C_Sign on pooled,
+// This file is the measurement baseline of bench/: raw C_SignInit+C_Sign on pooled,
 // logged-in sessions through github.com/miekg/pkcs11, with nothing of this package's session
 // pool, gate, deadlines or recovery in the way. It is self-contained on purpose: it shares no
 // state with Token, so the rest of the package can change without touching it. It is not used

@@ -229,7 +229,9 @@ func TestSignSOAPVersions(t *testing.T) {
 	}
 }
 
-// TestSignOrderAndShape checks the header layout that issue #2 specifies.
+// TestSignOrderAndShape checks the default Security header layout: the
+// BinarySecurityToken, then the Timestamp, then the Signature, and the
+// references and timestamp values Sign writes.
 func TestSignOrderAndShape(t *testing.T) {
 	cred := loadCredential(t, "rsa2048")
 	res, err := Sign(context.Background(), testutil.ReadTestdata(t, "envelope-soap11.xml"), cred, SignOptions{Now: fixedNow})

@@ -1,4 +1,4 @@
-// Command wssignd-bench is the measurement harness of issue #9, run by `make bench`.
+// Command wssignd-bench is the performance measurement harness, run by `make bench`.
 //
 // In one run it builds a fresh SoftHSM2 token in a temporary directory (RSA-2048 and EC P-256
 // keys generated on the token, self-signed certificates stored beside them), then measures, for
