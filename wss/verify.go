@@ -611,8 +611,6 @@ var errC14NBudget = errors.New("the canonicalisation budget is exhausted")
 // c14nBudget is the number of canonical bytes all References may still produce.
 type c14nBudget struct{ left, spent int }
 
-func (b *c14nBudget) limit() int { return b.left + b.spent }
-
 // refOut receives a Reference's canonical bytes: it hashes and counts them
 // (and, for explain, keeps them and their SHA-256), within the budget.
 type refOut struct {

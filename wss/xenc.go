@@ -138,12 +138,8 @@ func XEncAlgorithm(name string) (string, error) {
 	return "", fmt.Errorf("unknown encryption algorithm %q", name)
 }
 
-// IsDataAlgorithm reports whether uri is a block encryption algorithm
-// Encrypt and Decrypt implement; IsKeyTransport does the same for key
-// transport algorithms.
-func IsDataAlgorithm(uri string) bool { _, ok := dataAlgs[uri]; return ok }
-
-// IsKeyTransport reports whether uri is a key transport algorithm.
+// IsKeyTransport reports whether uri is a key transport algorithm Encrypt
+// and Decrypt implement.
 func IsKeyTransport(uri string) bool {
 	return uri == AlgRSAOAEP || uri == AlgRSAOAEPMGF1P || uri == AlgRSA15
 }
