@@ -39,8 +39,11 @@ const (
 	RefX509KeyIdentifier TokenReference = "x509-key-identifier"
 )
 
-// TokenReferences lists every TokenReference, for configuration checks.
-var TokenReferences = []TokenReference{RefDirect, RefIssuerSerial, RefSKI, RefThumbprint, RefX509KeyIdentifier}
+// TokenReferences lists every TokenReference, for configuration checks; the
+// slice is the caller's.
+func TokenReferences() []TokenReference {
+	return []TokenReference{RefDirect, RefIssuerSerial, RefSKI, RefThumbprint, RefX509KeyIdentifier}
+}
 
 // needsBST reports whether the reference points into the message at the
 // BinarySecurityToken.

@@ -93,9 +93,11 @@ const (
 	PresetSUNATPE = "sunat-pe"
 )
 
-// PresetNames lists every preset.
-var PresetNames = []string{PresetBSPDefault, PresetDigikoppeling, PresetEHealthBE, PresetDIANCo, PresetSATMX,
-	PresetFACeES, PresetIRSACA, PresetSUNATPE}
+// PresetNames lists every preset; the slice is the caller's.
+func PresetNames() []string {
+	return []string{PresetBSPDefault, PresetDigikoppeling, PresetEHealthBE, PresetDIANCo, PresetSATMX,
+		PresetFACeES, PresetIRSACA, PresetSUNATPE}
+}
 
 // AnyNamespace as a Part's Space matches a header of that local name in
 // any namespace (for schemas whose namespace changes with their version).
@@ -113,7 +115,7 @@ func Preset(name string) (SignOptions, bool) {
 	switch name {
 	case PresetBSPDefault:
 		return SignOptions{
-			Parts:           []Part{PartBody, PartTimestamp, PartBST},
+			Parts:           []Part{PartBody(), PartTimestamp(), PartBST()},
 			TokenReference:  RefDirect,
 			SignatureMethod: AlgRSASHA256,
 			DigestMethod:    AlgSHA256,
@@ -122,8 +124,8 @@ func Preset(name string) (SignOptions, bool) {
 	case PresetDigikoppeling:
 		return SignOptions{
 			SOAPVersion: "1.1",
-			Parts: []Part{PartBody, wsa("To", false), wsa("Action", false), wsa("MessageID", false),
-				wsa("ReplyTo", true), wsa("RelatesTo", true), wsa("From", true), wsa("FaultTo", true), PartTimestamp},
+			Parts: []Part{PartBody(), wsa("To", false), wsa("Action", false), wsa("MessageID", false),
+				wsa("ReplyTo", true), wsa("RelatesTo", true), wsa("From", true), wsa("FaultTo", true), PartTimestamp()},
 			TokenReference:  RefDirect,
 			SignatureMethod: AlgRSASHA256,
 			DigestMethod:    AlgSHA256,
@@ -132,7 +134,7 @@ func Preset(name string) (SignOptions, bool) {
 	case PresetEHealthBE:
 		return SignOptions{
 			SOAPVersion:     "1.1",
-			Parts:           []Part{PartBST, PartTimestamp, PartBody},
+			Parts:           []Part{PartBST(), PartTimestamp(), PartBody()},
 			TokenReference:  RefDirect,
 			SignatureMethod: AlgRSASHA256,
 			DigestMethod:    AlgSHA256,
@@ -154,7 +156,7 @@ func Preset(name string) (SignOptions, bool) {
 	case PresetSATMX:
 		return SignOptions{
 			SOAPVersion:     "1.1",
-			Parts:           []Part{PartTimestamp},
+			Parts:           []Part{PartTimestamp()},
 			TokenReference:  RefDirect,
 			SignatureMethod: AlgRSASHA1,
 			DigestMethod:    AlgSHA1,
@@ -166,7 +168,7 @@ func Preset(name string) (SignOptions, bool) {
 	case PresetFACeES:
 		return SignOptions{
 			SOAPVersion:     "1.1",
-			Parts:           []Part{PartTimestamp, PartBody},
+			Parts:           []Part{PartTimestamp(), PartBody()},
 			TokenReference:  RefDirect,
 			SignatureMethod: AlgRSASHA512,
 			DigestMethod:    AlgSHA512,
@@ -178,7 +180,7 @@ func Preset(name string) (SignOptions, bool) {
 	case PresetIRSACA:
 		return SignOptions{
 			SOAPVersion: "1.1",
-			Parts: []Part{PartTimestamp, {Space: AnyNamespace, Local: "ACATransmitterManifestReqDtl"},
+			Parts: []Part{PartTimestamp(), {Space: AnyNamespace, Local: "ACATransmitterManifestReqDtl"},
 				{Space: NSIRSACABusinessHeader, Local: "ACABusinessHeader"}},
 			TokenReference:  RefX509KeyIdentifier,
 			SignatureMethod: AlgRSASHA256,

@@ -9,18 +9,18 @@ import (
 
 // Names of the XML Encryption algorithms a profile may choose.
 var (
-	// DataAlgorithms are the block encryption algorithms; the CBC ones need
+	// dataAlgorithms are the block encryption algorithms; the CBC ones need
 	// allow_cbc.
-	DataAlgorithms = []string{"aes128-gcm", "aes256-gcm", "aes128-cbc", "aes256-cbc"}
-	// KeyTransports are the key transport algorithms; rsa-1_5 (legacy,
+	dataAlgorithms = []string{"aes128-gcm", "aes256-gcm", "aes128-cbc", "aes256-cbc"}
+	// keyTransports are the key transport algorithms; rsa-1_5 (legacy,
 	// open to padding-oracle attacks) needs allow_rsa15.
-	KeyTransports = []string{"rsa-oaep", "rsa-oaep-mgf1p", "rsa-1_5"}
-	// OAEPDigests are the OAEP digest algorithms.
-	OAEPDigests = []string{"sha1", "sha256", "sha384", "sha512"}
-	// MGFs are the MGF1 hash algorithms of rsa-oaep.
-	MGFs = []string{"mgf1sha1", "mgf1sha224", "mgf1sha256", "mgf1sha384", "mgf1sha512"}
-	// RecipientRefs are the ways an EncryptedKey may name the recipient.
-	RecipientRefs = []string{"IssuerSerial", "SKI", "Thumbprint"}
+	keyTransports = []string{"rsa-oaep", "rsa-oaep-mgf1p", "rsa-1_5"}
+	// oaepDigests are the OAEP digest algorithms.
+	oaepDigests = []string{"sha1", "sha256", "sha384", "sha512"}
+	// mgfs are the MGF1 hash algorithms of rsa-oaep.
+	mgfs = []string{"mgf1sha1", "mgf1sha224", "mgf1sha256", "mgf1sha384", "mgf1sha512"}
+	// recipientRefs are the ways an EncryptedKey may name the recipient.
+	recipientRefs = []string{"IssuerSerial", "SKI", "Thumbprint"}
 )
 
 // EncryptProfile configures /v1/soap/encrypt?profile=NAME: for whom and
@@ -125,15 +125,15 @@ func (p *EncryptProfile) validate(f string, c *Config) []string {
 			bad(fmt.Sprintf("%s.parts[%d]", f, i), "want Body or {namespace}localName of a header block, not %q", part)
 		}
 	}
-	if !slices.Contains(DataAlgorithms, p.DataAlgorithm) {
-		bad(f+".data_algorithm", "must be one of %v, not %q", DataAlgorithms, p.DataAlgorithm)
+	if !slices.Contains(dataAlgorithms, p.DataAlgorithm) {
+		bad(f+".data_algorithm", "must be one of %v, not %q", dataAlgorithms, p.DataAlgorithm)
 	} else if (p.DataAlgorithm == "aes128-cbc" || p.DataAlgorithm == "aes256-cbc") && !p.AllowCBC {
 		bad(f+".data_algorithm", "%s needs allow_cbc = true", p.DataAlgorithm)
 	}
 	switch p.KeyTransport {
 	case "rsa-oaep":
-		if !slices.Contains(MGFs, p.MGF) {
-			bad(f+".mgf", "must be one of %v, not %q", MGFs, p.MGF)
+		if !slices.Contains(mgfs, p.MGF) {
+			bad(f+".mgf", "must be one of %v, not %q", mgfs, p.MGF)
 		}
 	case "rsa-oaep-mgf1p":
 		if p.MGF != "" && p.MGF != "mgf1sha1" {
@@ -147,13 +147,13 @@ func (p *EncryptProfile) validate(f string, c *Config) []string {
 			bad(f, "rsa-1_5 takes no oaep_digest or mgf")
 		}
 	default:
-		bad(f+".key_transport", "must be one of %v, not %q", KeyTransports, p.KeyTransport)
+		bad(f+".key_transport", "must be one of %v, not %q", keyTransports, p.KeyTransport)
 	}
-	if p.KeyTransport != "rsa-1_5" && !slices.Contains(OAEPDigests, p.OAEPDigest) {
-		bad(f+".oaep_digest", "must be one of %v, not %q", OAEPDigests, p.OAEPDigest)
+	if p.KeyTransport != "rsa-1_5" && !slices.Contains(oaepDigests, p.OAEPDigest) {
+		bad(f+".oaep_digest", "must be one of %v, not %q", oaepDigests, p.OAEPDigest)
 	}
-	if !slices.Contains(RecipientRefs, p.KeyReference) {
-		bad(f+".key_reference", "must be one of %v, not %q", RecipientRefs, p.KeyReference)
+	if !slices.Contains(recipientRefs, p.KeyReference) {
+		bad(f+".key_reference", "must be one of %v, not %q", recipientRefs, p.KeyReference)
 	}
 	if len(p.AllowUsers) == 0 && len(p.AllowGroups) == 0 {
 		bad(f, "allows nobody: set allow_users or allow_groups (\"*\" allows every client of the socket)")
@@ -218,16 +218,16 @@ func (p *DecryptProfile) validate(f string, c *Config) []string {
 	}
 	for i, a := range p.DataAlgorithms {
 		switch {
-		case !slices.Contains(DataAlgorithms, a):
-			bad(fmt.Sprintf("%s.data_algorithms[%d]", f, i), "must be one of %v, not %q", DataAlgorithms, a)
+		case !slices.Contains(dataAlgorithms, a):
+			bad(fmt.Sprintf("%s.data_algorithms[%d]", f, i), "must be one of %v, not %q", dataAlgorithms, a)
 		case (a == "aes128-cbc" || a == "aes256-cbc") && !p.AllowCBC:
 			bad(fmt.Sprintf("%s.data_algorithms[%d]", f, i), "%s needs allow_cbc = true", a)
 		}
 	}
 	for i, a := range p.KeyTransports {
 		switch {
-		case !slices.Contains(KeyTransports, a):
-			bad(fmt.Sprintf("%s.key_transports[%d]", f, i), "must be one of %v, not %q", KeyTransports, a)
+		case !slices.Contains(keyTransports, a):
+			bad(fmt.Sprintf("%s.key_transports[%d]", f, i), "must be one of %v, not %q", keyTransports, a)
 		case a == "rsa-1_5" && !p.AllowRSA15:
 			bad(fmt.Sprintf("%s.key_transports[%d]", f, i), "the legacy rsa-1_5 needs allow_rsa15 = true")
 		}

@@ -113,13 +113,23 @@ type Profile struct {
 	EncryptBeforeSign bool `toml:"encrypt_before_sign"`
 }
 
-// Presets, TokenReferences and Layouts are the accepted names; package wss
+// presets, tokenReferences and layouts are the accepted names; package wss
 // defines what they mean (a test in cmd/wssignd keeps the lists equal).
 var (
-	Presets         = []string{"bsp-default", "digikoppeling", "ehealth-be", "dian-co", "sat-mx", "face-es", "irs-aca", "sunat-pe"}
-	TokenReferences = []string{"direct", "issuer-serial", "ski", "thumbprint", "x509-key-identifier"}
-	Layouts         = []string{"strict", "timestamp-first", "timestamp-last"}
+	presets         = []string{"bsp-default", "digikoppeling", "ehealth-be", "dian-co", "sat-mx", "face-es", "irs-aca", "sunat-pe"}
+	tokenReferences = []string{"direct", "issuer-serial", "ski", "thumbprint", "x509-key-identifier"}
+	layouts         = []string{"strict", "timestamp-first", "timestamp-last"}
 )
+
+// Presets returns the accepted preset names; the slice is the caller's.
+func Presets() []string { return slices.Clone(presets) }
+
+// TokenReferences returns the accepted token_reference names; the slice is
+// the caller's.
+func TokenReferences() []string { return slices.Clone(tokenReferences) }
+
+// Layouts returns the accepted layout names; the slice is the caller's.
+func Layouts() []string { return slices.Clone(layouts) }
 
 func (p *Profile) defaults() {
 	if p.Preset != "" {
@@ -148,9 +158,9 @@ func (p *Profile) validate(f string) []string {
 			bad(f+"."+field, "%q is not one of %s", v, strings.Join(allowed, ", "))
 		}
 	}
-	oneOf("preset", p.Preset, Presets)
-	oneOf("token_reference", p.TokenReference, TokenReferences)
-	oneOf("layout", p.Layout, Layouts)
+	oneOf("preset", p.Preset, presets)
+	oneOf("token_reference", p.TokenReference, tokenReferences)
+	oneOf("layout", p.Layout, layouts)
 	oneOf("bst_value_type", p.BSTValueType, []string{"X509v3", "X509PKIPathv1"})
 	oneOf("soap_version", p.SOAPVersion, []string{"1.1", "1.2"})
 	oneOf("password_type", p.PasswordType, []string{"digest", "text"})
