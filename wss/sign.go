@@ -19,6 +19,8 @@ import (
 	"math/big"
 	"slices"
 	"time"
+
+	"github.com/wssignd/wssignd/internal/defs"
 )
 
 // Credential is a private key, reachable only through its Signer, and its
@@ -63,14 +65,14 @@ const (
 	// LayoutStrict (the default): every token before the Signature that
 	// uses or signs it: UsernameToken, BinarySecurityToken, Timestamp,
 	// Signature.
-	LayoutStrict Layout = "strict"
+	LayoutStrict Layout = defs.LayoutStrict
 	// LayoutTimestampFirst: the Timestamp is the first child of the
 	// Security header (WS-SecurityPolicy LaxTsFirst), then the tokens and
 	// the Signature.
-	LayoutTimestampFirst Layout = "timestamp-first"
+	LayoutTimestampFirst Layout = defs.LayoutTimestampFirst
 	// LayoutTimestampLast: the Timestamp is the last child of the Security
 	// header (WS-SecurityPolicy LaxTsLast).
-	LayoutTimestampLast Layout = "timestamp-last"
+	LayoutTimestampLast Layout = defs.LayoutTimestampLast
 )
 
 // Layouts lists every Layout, for configuration checks; the slice is the

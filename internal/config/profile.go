@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/wssignd/wssignd/internal/defs"
 )
 
 // Profile binds a key to a WS-Security signing policy and to the callers
@@ -113,23 +115,16 @@ type Profile struct {
 	EncryptBeforeSign bool `toml:"encrypt_before_sign"`
 }
 
-// presets, tokenReferences and layouts are the accepted names; package wss
-// defines what they mean (a test in cmd/wssignd keeps the lists equal).
-var (
-	presets         = []string{"bsp-default", "digikoppeling", "ehealth-be", "dian-co", "sat-mx", "face-es", "irs-aca", "sunat-pe"}
-	tokenReferences = []string{"direct", "issuer-serial", "ski", "thumbprint", "x509-key-identifier"}
-	layouts         = []string{"strict", "timestamp-first", "timestamp-last"}
-)
-
-// Presets returns the accepted preset names; the slice is the caller's.
-func Presets() []string { return slices.Clone(presets) }
+// Presets returns the accepted preset names (package wss defines what they
+// mean; both take them from internal/defs); the slice is the caller's.
+func Presets() []string { return defs.Presets() }
 
 // TokenReferences returns the accepted token_reference names; the slice is
 // the caller's.
-func TokenReferences() []string { return slices.Clone(tokenReferences) }
+func TokenReferences() []string { return defs.TokenReferences() }
 
 // Layouts returns the accepted layout names; the slice is the caller's.
-func Layouts() []string { return slices.Clone(layouts) }
+func Layouts() []string { return defs.Layouts() }
 
 func (p *Profile) defaults() {
 	if p.Preset != "" {
@@ -158,9 +153,9 @@ func (p *Profile) validate(f string) []string {
 			bad(f+"."+field, "%q is not one of %s", v, strings.Join(allowed, ", "))
 		}
 	}
-	oneOf("preset", p.Preset, presets)
-	oneOf("token_reference", p.TokenReference, tokenReferences)
-	oneOf("layout", p.Layout, layouts)
+	oneOf("preset", p.Preset, defs.Presets())
+	oneOf("token_reference", p.TokenReference, defs.TokenReferences())
+	oneOf("layout", p.Layout, defs.Layouts())
 	oneOf("bst_value_type", p.BSTValueType, []string{"X509v3", "X509PKIPathv1"})
 	oneOf("soap_version", p.SOAPVersion, []string{"1.1", "1.2"})
 	oneOf("password_type", p.PasswordType, []string{"digest", "text"})
