@@ -55,9 +55,6 @@ func PartTimestamp() Part { return Part{Space: NSWSU, Local: "Timestamp"} }
 // PartBST is the wsse:BinarySecurityToken of the Security header.
 func PartBST() Part { return Part{Space: NSWSSE, Local: "BinarySecurityToken"} }
 
-// PartUsernameToken is the wsse:UsernameToken of the Security header.
-func PartUsernameToken() Part { return Part{Space: NSWSSE, Local: "UsernameToken"} }
-
 // Layout orders the elements Sign adds to the Security header.
 type Layout string
 

@@ -115,17 +115,6 @@ type Profile struct {
 	EncryptBeforeSign bool `toml:"encrypt_before_sign"`
 }
 
-// Presets returns the accepted preset names (package wss defines what they
-// mean; both take them from internal/defs); the slice is the caller's.
-func Presets() []string { return defs.Presets() }
-
-// TokenReferences returns the accepted token_reference names; the slice is
-// the caller's.
-func TokenReferences() []string { return defs.TokenReferences() }
-
-// Layouts returns the accepted layout names; the slice is the caller's.
-func Layouts() []string { return defs.Layouts() }
-
 func (p *Profile) defaults() {
 	if p.Preset != "" {
 		return // the preset supplies what the profile leaves unset
