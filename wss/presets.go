@@ -102,7 +102,7 @@ func PresetNames() []string { return defs.Presets() }
 
 // AnyNamespace as a Part's Space matches a header of that local name in
 // any namespace (for schemas whose namespace changes with their version).
-const AnyNamespace = "*"
+const AnyNamespace = defs.AnyNamespace
 
 // Namespaces of the IRS ACA AIR headers.
 const (

@@ -224,7 +224,7 @@ func (p *Profile) ReadPassword(configFile string) (string, error) {
 
 // AnyNamespace is the namespace of a "{*}localName" part: a signing
 // profile's part that matches the local name in any namespace.
-const AnyNamespace = "*"
+const AnyNamespace = defs.AnyNamespace
 
 // ParsePart parses a parts entry into a namespace URI and local name. The
 // names Body, Timestamp, BinarySecurityToken and UsernameToken stand for

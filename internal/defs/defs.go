@@ -14,6 +14,10 @@ const (
 	RequestTimeout = 30 * time.Second
 )
 
+// AnyNamespace as the namespace of a part to sign ("{*}localName" in the
+// configuration) matches the local name in any namespace.
+const AnyNamespace = "*"
+
 // Presets: named WS-Security profiles (wss defines each).
 const (
 	PresetBSPDefault    = "bsp-default"
