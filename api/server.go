@@ -32,6 +32,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wssignd/wssignd/internal/defs"
 	"github.com/wssignd/wssignd/wss"
 )
 
@@ -180,13 +181,13 @@ func New(cfg Config) *Server {
 		cfg.Now = time.Now
 	}
 	if cfg.MaxConcurrent <= 0 {
-		cfg.MaxConcurrent = 64
+		cfg.MaxConcurrent = defs.MaxConcurrent
 	}
 	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = 16 << 20
+		cfg.MaxBodyBytes = defs.MaxBodyBytes
 	}
 	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = 30 * time.Second
+		cfg.RequestTimeout = defs.RequestTimeout
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics()

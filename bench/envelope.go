@@ -9,7 +9,7 @@ import (
 	"strings"
 )
 
-// Size is one envelope size of issue #9.
+// Size is one envelope size the benchmarks measure.
 type Size struct {
 	Name  string // as printed in tables: "1KB", "10KB", "100KB", "1MB", "10MB"
 	Bytes int

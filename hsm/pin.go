@@ -140,13 +140,3 @@ func HardenProcess() error {
 	}
 	return nil
 }
-
-// Dumpable reports whether the process is dumpable (prctl PR_GET_DUMPABLE), for tests and
-// health reports.
-func Dumpable() (bool, error) {
-	v, err := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
-	if err != nil {
-		return false, err
-	}
-	return v != 0, nil
-}

@@ -15,7 +15,7 @@ import (
 )
 
 // attackParts signs every WS-Addressing header of envelope-wsa.xml.
-var attackParts = []Part{PartBody, PartTimestamp,
+var attackParts = []Part{PartBody(), PartTimestamp(),
 	{Space: nsWSA10, Local: "To"}, {Space: nsWSA10, Local: "Action"}, {Space: nsWSA10, Local: "MessageID"}, {Space: nsWSA10, Local: "ReplyTo"}}
 
 type attackCase struct {

@@ -581,7 +581,7 @@ func findCert(certs []*x509.Certificate, match func(*x509.Certificate) bool) *x5
 func TestBSPTokenReferences(t *testing.T) {
 	cred := testChain(t, true)
 	in := testutil.ReadTestdata(t, "envelope-soap11.xml")
-	for _, ref := range TokenReferences {
+	for _, ref := range TokenReferences() {
 		for _, withBST := range []bool{false, true} {
 			for _, vt := range []string{ValueTypeX509v3, ValueTypeX509PKIPath} {
 				if ref == RefDirect && !withBST {
@@ -700,7 +700,7 @@ func TestQNamePrefixesProtected(t *testing.T) {
 	in := []byte(`<s:Envelope xmlns:s="` + NSSOAP11 + `" xmlns:xsi="` + NSXSI + `"><s:Header>` +
 		`<h:To xmlns:h="urn:h" xmlns:t="urn:types"><h:V xsi:type="t:code">1</h:V></h:To><h:From xmlns:h="urn:h" xsi:type="h:Kind">2</h:From></s:Header>` +
 		`<s:Body><m:Q xmlns:m="urn:m" xmlns:xs="http://www.w3.org/2001/XMLSchema"><m:S xsi:type="xs:string">x</m:S></m:Q></s:Body></s:Envelope>`)
-	res, doc := signOK(t, in, cred, SignOptions{Parts: []Part{PartBody, {Space: "urn:h", Local: "To"}, {Space: "urn:h", Local: "From"}, PartTimestamp}})
+	res, doc := signOK(t, in, cred, SignOptions{Parts: []Part{PartBody(), {Space: "urn:h", Local: "To"}, {Space: "urn:h", Local: "From"}, PartTimestamp()}})
 	var lists []string
 	for _, tr := range doc.FindElements("//SignedInfo/Reference/Transforms/Transform") {
 		lists = append(lists, strings.Join(prefixList(tr), " "))

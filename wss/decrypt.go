@@ -146,7 +146,7 @@ func Decrypt(ctx context.Context, raw []byte, dec crypto.Decrypter, opts Decrypt
 	var vopts VerifyOptions
 	if opts.RequireSignedBody != nil {
 		vopts = *opts.RequireSignedBody
-		vopts.RequiredParts = []Part{PartBody}
+		vopts.RequiredParts = []Part{PartBody()}
 		vopts.Limits = opts.Limits
 		// Encrypt-then-sign: the signature is checked before any
 		// decryption, on public data only.

@@ -22,7 +22,7 @@ func FuzzDecrypt(f *testing.F) {
 			{},
 			{DataAlgorithm: AlgAES128CBC, AllowCBC: true, KeyTransport: AlgRSA15, AllowRSA15: true},
 			{KeyTransport: AlgRSAOAEPMGF1P, RecipientRef: RecipientSKI},
-			{RecipientRef: RecipientThumbprint, Parts: []Part{PartBody, {Space: "http://www.w3.org/2005/08/addressing", Local: "Action", Optional: true}}},
+			{RecipientRef: RecipientThumbprint, Parts: []Part{PartBody(), {Space: "http://www.w3.org/2005/08/addressing", Local: "Action", Optional: true}}},
 		} {
 			o.Recipient = cert
 			res, err := Encrypt(context.Background(), raw, o)

@@ -32,7 +32,7 @@ type EncryptOptions struct {
 	// Recipient is the certificate whose RSA public key the content key is
 	// encrypted for (at least 2048 bits). Required.
 	Recipient *x509.Certificate
-	// Parts to encrypt. The Body (PartBody) has its content encrypted
+	// Parts to encrypt. The Body (PartBody()) has its content encrypted
 	// (EncryptedData Type=#Content); any other QName names SOAP header
 	// blocks, each replaced by a wsse11:EncryptedHeader (WS-Security 1.1
 	// §9.3) holding an EncryptedData of Type=#Element. Empty means the Body.
@@ -290,7 +290,7 @@ type xencTarget struct {
 func (e *encrypter) targets(parts []Part) ([]xencTarget, error) {
 	env := e.env
 	if len(parts) == 0 {
-		parts = []Part{PartBody}
+		parts = []Part{PartBody()}
 	}
 	var out []xencTarget
 	seen := map[*element]bool{}

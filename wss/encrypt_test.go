@@ -151,7 +151,7 @@ func TestEncryptHeaders(t *testing.T) {
 	cert := cred.Chain[0]
 	raw := testutil.ReadTestdata(t, "envelope-wsa.xml")
 	const wsa = "http://www.w3.org/2005/08/addressing"
-	res, err := Encrypt(context.Background(), raw, EncryptOptions{Recipient: cert, Parts: []Part{PartBody, {Space: wsa, Local: "Action"}, {Space: wsa, Local: "To"}, {Space: wsa, Local: "FaultTo", Optional: true}}})
+	res, err := Encrypt(context.Background(), raw, EncryptOptions{Recipient: cert, Parts: []Part{PartBody(), {Space: wsa, Local: "Action"}, {Space: wsa, Local: "To"}, {Space: wsa, Local: "FaultTo", Optional: true}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -479,7 +479,7 @@ func TestXMLSec1DecryptsOurs(t *testing.T) {
 				name := file + "/" + shortAlg(data) + "/" + tr.name
 				o := encOpts(cred.Chain[0], data, tr)
 				if file == "envelope-wsa.xml" {
-					o.Parts = []Part{PartBody, {Space: "http://www.w3.org/2005/08/addressing", Local: "Action"}}
+					o.Parts = []Part{PartBody(), {Space: "http://www.w3.org/2005/08/addressing", Local: "Action"}}
 				}
 				res, err := Encrypt(context.Background(), raw, o)
 				if err != nil {
@@ -714,7 +714,7 @@ func TestRequireSignedBody(t *testing.T) {
 		{"encrypt then sign", sign(encrypt(raw), cred), "", SignedBeforeDecryption},
 		{"not signed", encrypt(raw), CodeDecryptionFailed, ""},
 		{"signed by an untrusted key", encrypt(sign(raw, ec)), CodeDecryptionFailed, ""},
-		{"Body not signed", encrypt(sign(raw, cred, PartTimestamp)), CodeDecryptionFailed, ""},
+		{"Body not signed", encrypt(sign(raw, cred, PartTimestamp())), CodeDecryptionFailed, ""},
 		{"only a header encrypted", encrypt(raw, action), CodeUnsignedBody, ""},
 	} {
 		res, err := Decrypt(context.Background(), tc.msg, dec, DecryptOptions{Certificate: cert, RequireSignedBody: &VerifyOptions{Trust: trust, AllowUnsignedAddressing: true}})

@@ -32,7 +32,7 @@ func checkHeaderOptions(opts *SignOptions) error {
 	default:
 		return errorf(CodeUnsupported, "unknown Timestamp zone %q (want %q or %q)", opts.TimestampZone, TimestampZoneZ, TimestampZoneOffset)
 	}
-	if opts.Layout != "" && !slices.Contains(Layouts, opts.Layout) {
+	if opts.Layout != "" && !slices.Contains(Layouts(), opts.Layout) {
 		return errorf(CodeUnsupported, "unknown layout %q", opts.Layout)
 	}
 	if strings.ContainsFunc(opts.Actor, func(r rune) bool { return r < 0x20 && r != '\t' && r != '\n' && r != '\r' }) {

@@ -60,7 +60,7 @@ func FuzzSignNoTransforms(f *testing.F) {
 	cred := loadCredential(f, "ecp256")
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		opts := SignOptions{NoTransforms: true, SignatureConfirmation: true, ConfirmValues: [][]byte{{1, 2, 3}},
-			Parts:  []Part{PartTimestamp, PartBody, {Space: NSWSA, Local: "To", Optional: true}},
+			Parts:  []Part{PartTimestamp(), PartBody(), {Space: NSWSA, Local: "To", Optional: true}},
 			Now:    func() time.Time { return time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC) },
 			Limits: Limits{MaxBytes: 1 << 16, MaxDepth: 64, MaxElements: 4096}}
 		res, err := Sign(context.Background(), raw, cred, opts)

@@ -56,19 +56,19 @@ func presetGoldenCases(t testing.TB) []presetGoldenCase {
 			o.UsernameToken.Username, o.UsernameToken.Password = "20123456789MODDATOS", "moddatos"
 		}), "envelope-soap11.xml"},
 		{"ref-issuer-serial", preset(PresetBSPDefault, func(o *SignOptions) {
-			o.TokenReference, o.Parts = RefIssuerSerial, []Part{PartBody, PartTimestamp}
+			o.TokenReference, o.Parts = RefIssuerSerial, []Part{PartBody(), PartTimestamp()}
 		}), "envelope-soap11.xml"},
-		{"ref-ski", preset(PresetBSPDefault, func(o *SignOptions) { o.TokenReference, o.Parts = RefSKI, []Part{PartBody, PartTimestamp} }), "envelope-soap11.xml"},
+		{"ref-ski", preset(PresetBSPDefault, func(o *SignOptions) { o.TokenReference, o.Parts = RefSKI, []Part{PartBody(), PartTimestamp()} }), "envelope-soap11.xml"},
 		{"ref-thumbprint-bst", preset(PresetBSPDefault, func(o *SignOptions) { o.TokenReference, o.IncludeBST = RefThumbprint, true }), "envelope-soap11.xml"},
 		{"ref-pkipath", preset(PresetBSPDefault, func(o *SignOptions) { o.BSTValueType = ValueTypeX509PKIPath }), "envelope-soap11.xml"},
 		{"ref-x509-keyid", preset(PresetBSPDefault, func(o *SignOptions) {
-			o.TokenReference, o.Parts = RefX509KeyIdentifier, []Part{PartBody, PartTimestamp}
+			o.TokenReference, o.Parts = RefX509KeyIdentifier, []Part{PartBody(), PartTimestamp()}
 		}), "envelope-soap11.xml"},
 		{"ut-digest-ts-first", preset(PresetBSPDefault, func(o *SignOptions) {
 			o.Layout = LayoutTimestampFirst
 			o.TimestampMillis = true
 			o.UsernameToken = &UsernameToken{Username: "alice", Password: "secret", Digest: true}
-			o.Parts = append(o.Parts, PartUsernameToken)
+			o.Parts = append(o.Parts, PartUsernameToken())
 		}), "envelope-wsa.xml"},
 	}
 	var out []presetGoldenCase

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/wssignd/wssignd/internal/defs"
 )
 
 // TokenReference selects how the Signature's KeyInfo points at the signing
@@ -20,27 +22,30 @@ const (
 	// RefDirect: wsse:Reference URI="#BST-Id" to the BinarySecurityToken
 	// (the default, and the only one WS-I BSP 1.1 recommends). A reference
 	// to an X509PKIPathv1 token carries wsse11:TokenType (BSP R5215).
-	RefDirect TokenReference = "direct"
+	RefDirect TokenReference = defs.RefDirect
 	// RefIssuerSerial: ds:X509Data/ds:X509IssuerSerial, issuer DN as
 	// RFC 4514 text, serial in decimal.
-	RefIssuerSerial TokenReference = "issuer-serial"
+	RefIssuerSerial TokenReference = defs.RefIssuerSerial
 	// RefSKI: wsse:KeyIdentifier of ValueType #X509SubjectKeyIdentifier, the
 	// value of the certificate's subject key identifier extension.
-	RefSKI TokenReference = "ski"
+	RefSKI TokenReference = defs.RefSKI
 	// RefThumbprint: wsse:KeyIdentifier of ValueType
 	// oasis-wss-soap-message-security-1.1#ThumbprintSHA1, the SHA-1 of the
 	// certificate's DER.
-	RefThumbprint TokenReference = "thumbprint"
+	RefThumbprint TokenReference = defs.RefThumbprint
 	// RefX509KeyIdentifier: wsse:KeyIdentifier of ValueType #X509v3 holding
 	// the whole certificate (X.509 Token Profile 1.0 style, WSS4J's
 	// X509KeyIdentifier). WS-I BSP 1.1 R5206 allows only the subject key
 	// identifier and thumbprint KeyIdentifiers for X.509 tokens, so this
 	// form is for services that ask for it (WSS4J accepts it).
-	RefX509KeyIdentifier TokenReference = "x509-key-identifier"
+	RefX509KeyIdentifier TokenReference = defs.RefX509KeyIdentifier
 )
 
-// TokenReferences lists every TokenReference, for configuration checks.
-var TokenReferences = []TokenReference{RefDirect, RefIssuerSerial, RefSKI, RefThumbprint, RefX509KeyIdentifier}
+// TokenReferences lists every TokenReference, for configuration checks; the
+// slice is the caller's.
+func TokenReferences() []TokenReference {
+	return []TokenReference{RefDirect, RefIssuerSerial, RefSKI, RefThumbprint, RefX509KeyIdentifier}
+}
 
 // needsBST reports whether the reference points into the message at the
 // BinarySecurityToken.

@@ -166,7 +166,7 @@ func TestDeadlineEverywhere(t *testing.T) {
 	}{
 		{"sign", func(ctx *countdownCtx) ([]int64, error) {
 			s := &countingSigner{Signer: cred.Signer, ctx: ctx}
-			_, err := Sign(ctx, raw, Credential{Signer: s, Chain: cred.Chain}, SignOptions{Now: fixedNow, Parts: []Part{PartBody, PartTimestamp, PartBST,
+			_, err := Sign(ctx, raw, Credential{Signer: s, Chain: cred.Chain}, SignOptions{Now: fixedNow, Parts: []Part{PartBody(), PartTimestamp(), PartBST(),
 				{Space: "http://www.w3.org/2005/08/addressing", Local: "Action"}}})
 			return s.usedAt, err
 		}},

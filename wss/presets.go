@@ -1,6 +1,10 @@
 package wss
 
-import "time"
+import (
+	"time"
+
+	"github.com/wssignd/wssignd/internal/defs"
+)
 
 // Preset names. A profile starts from a preset and overrides what it must.
 // Each preset follows what the service's public working clients send (the
@@ -18,7 +22,7 @@ const (
 	// departure from the SHA-1 SHOULDs R5420/R5421) and exclusive C14N
 	// (R5404, R5412), and a Timestamp valid 300 s (a common receiver
 	// default, e.g. WSS4J's timeToLive).
-	PresetBSPDefault = "bsp-default"
+	PresetBSPDefault = defs.PresetBSPDefault
 
 	// PresetDigikoppeling is the Dutch government's Digikoppeling WUS
 	// profile (Logius Koppelvlakstandaard WUS, 2W-be-S): SOAP 1.1 only
@@ -31,7 +35,7 @@ const (
 	// RSA-SHA256 with SHA-256 (SIGN001–004). The Timestamp has Created
 	// and Expires in UTC (WB002); the standard prescribes no lifetime, so
 	// the 300 s default stays.
-	PresetDigikoppeling = "digikoppeling"
+	PresetDigikoppeling = defs.PresetDigikoppeling
 
 	// PresetEHealthBE is the Belgian eHealth platform's X.509 profile as
 	// the official connector 4.x sends it: signs the BinarySecurityToken,
@@ -40,7 +44,7 @@ const (
 	// STS WSDL); a Timestamp valid 60 s, the connector's default
 	// (security.outgoing.message.timestamp.expires.ttl; eHI uses 5 min,
 	// the official connector is the better guide).
-	PresetEHealthBE = "ehealth-be"
+	PresetEHealthBE = defs.PresetEHealthBE
 
 	// PresetDIANCo is Colombia's DIAN electronic invoicing web service
 	// (WCF, SOAP 1.2) as its working clients (Odoo l10n_co_dian,
@@ -51,7 +55,7 @@ const (
 	// exclusive C14N with an InclusiveNamespaces PrefixList on the
 	// SignedInfo CanonicalizationMethod and on each Reference (the
 	// WCF-generated shape); no mustUnderstand on the Security header.
-	PresetDIANCo = "dian-co"
+	PresetDIANCo = defs.PresetDIANCo
 
 	// PresetSATMX is Mexico's SAT "descarga masiva" authentication service
 	// as phpcfdi/sat-ws-descarga-masiva sends it: SOAP 1.1; only the
@@ -60,7 +64,7 @@ const (
 	// e.firma certificate); exclusive C14N without InclusiveNamespaces;
 	// Timestamp first in the Security header (Timestamp, BST, Signature),
 	// with milliseconds, valid 5 min; mustUnderstand "1".
-	PresetSATMX = "sat-mx"
+	PresetSATMX = defs.PresetSATMX
 
 	// PresetFACeES is Spain's FACe / FACeB2B invoice web services as
 	// josemmo/Facturae-PHP sends them: SOAP 1.1; signs the Timestamp and
@@ -70,7 +74,7 @@ const (
 	// that client hashes; a departure from BSP R5416); the Timestamp after
 	// the Signature, valid 60 s, its times written with a "+00:00" offset;
 	// mustUnderstand "1".
-	PresetFACeES = "face-es"
+	PresetFACeES = defs.PresetFACeES
 
 	// PresetIRSACA is the US IRS ACA Information Returns (AIR) A2A channel
 	// as WSS4J-based public clients send it: SOAP 1.1; signs the Timestamp,
@@ -82,7 +86,7 @@ const (
 	// departure from BSP R5206); RSA-SHA256 with SHA-256 (now required;
 	// older clients show RSA-SHA1); Timestamp valid 600 s. The status
 	// request signs other headers: override parts for it.
-	PresetIRSACA = "irs-aca"
+	PresetIRSACA = defs.PresetIRSACA
 
 	// PresetSUNATPE is Peru's SUNAT billService as its public PHP clients
 	// call it: a UsernameToken (RUC + SOL user) with a PasswordText
@@ -90,16 +94,15 @@ const (
 	// supplies username and password_file. The standard OASIS 2004
 	// secext namespace is sent, not the 2002/12 draft's that some older
 	// clients use.
-	PresetSUNATPE = "sunat-pe"
+	PresetSUNATPE = defs.PresetSUNATPE
 )
 
-// PresetNames lists every preset.
-var PresetNames = []string{PresetBSPDefault, PresetDigikoppeling, PresetEHealthBE, PresetDIANCo, PresetSATMX,
-	PresetFACeES, PresetIRSACA, PresetSUNATPE}
+// PresetNames lists every preset; the slice is the caller's.
+func PresetNames() []string { return defs.Presets() }
 
 // AnyNamespace as a Part's Space matches a header of that local name in
 // any namespace (for schemas whose namespace changes with their version).
-const AnyNamespace = "*"
+const AnyNamespace = defs.AnyNamespace
 
 // Namespaces of the IRS ACA AIR headers.
 const (
@@ -113,7 +116,7 @@ func Preset(name string) (SignOptions, bool) {
 	switch name {
 	case PresetBSPDefault:
 		return SignOptions{
-			Parts:           []Part{PartBody, PartTimestamp, PartBST},
+			Parts:           []Part{PartBody(), PartTimestamp(), PartBST()},
 			TokenReference:  RefDirect,
 			SignatureMethod: AlgRSASHA256,
 			DigestMethod:    AlgSHA256,
@@ -122,8 +125,8 @@ func Preset(name string) (SignOptions, bool) {
 	case PresetDigikoppeling:
 		return SignOptions{
 			SOAPVersion: "1.1",
-			Parts: []Part{PartBody, wsa("To", false), wsa("Action", false), wsa("MessageID", false),
-				wsa("ReplyTo", true), wsa("RelatesTo", true), wsa("From", true), wsa("FaultTo", true), PartTimestamp},
+			Parts: []Part{PartBody(), wsa("To", false), wsa("Action", false), wsa("MessageID", false),
+				wsa("ReplyTo", true), wsa("RelatesTo", true), wsa("From", true), wsa("FaultTo", true), PartTimestamp()},
 			TokenReference:  RefDirect,
 			SignatureMethod: AlgRSASHA256,
 			DigestMethod:    AlgSHA256,
@@ -132,7 +135,7 @@ func Preset(name string) (SignOptions, bool) {
 	case PresetEHealthBE:
 		return SignOptions{
 			SOAPVersion:     "1.1",
-			Parts:           []Part{PartBST, PartTimestamp, PartBody},
+			Parts:           []Part{PartBST(), PartTimestamp(), PartBody()},
 			TokenReference:  RefDirect,
 			SignatureMethod: AlgRSASHA256,
 			DigestMethod:    AlgSHA256,
@@ -154,7 +157,7 @@ func Preset(name string) (SignOptions, bool) {
 	case PresetSATMX:
 		return SignOptions{
 			SOAPVersion:     "1.1",
-			Parts:           []Part{PartTimestamp},
+			Parts:           []Part{PartTimestamp()},
 			TokenReference:  RefDirect,
 			SignatureMethod: AlgRSASHA1,
 			DigestMethod:    AlgSHA1,
@@ -166,7 +169,7 @@ func Preset(name string) (SignOptions, bool) {
 	case PresetFACeES:
 		return SignOptions{
 			SOAPVersion:     "1.1",
-			Parts:           []Part{PartTimestamp, PartBody},
+			Parts:           []Part{PartTimestamp(), PartBody()},
 			TokenReference:  RefDirect,
 			SignatureMethod: AlgRSASHA512,
 			DigestMethod:    AlgSHA512,
@@ -178,7 +181,7 @@ func Preset(name string) (SignOptions, bool) {
 	case PresetIRSACA:
 		return SignOptions{
 			SOAPVersion: "1.1",
-			Parts: []Part{PartTimestamp, {Space: AnyNamespace, Local: "ACATransmitterManifestReqDtl"},
+			Parts: []Part{PartTimestamp(), {Space: AnyNamespace, Local: "ACATransmitterManifestReqDtl"},
 				{Space: NSIRSACABusinessHeader, Local: "ACABusinessHeader"}},
 			TokenReference:  RefX509KeyIdentifier,
 			SignatureMethod: AlgRSASHA256,

@@ -130,8 +130,8 @@ func presetOptions(t *testing.T, name string) SignOptions {
 // each preset breaks on purpose (none but those listed).
 func TestPresetEvidence(t *testing.T) {
 	cred := loadCredential(t, "rsa2048")
-	if len(presetEvidenceTable) != len(PresetNames) {
-		t.Fatalf("the evidence table covers %d presets, there are %d", len(presetEvidenceTable), len(PresetNames))
+	if len(presetEvidenceTable) != len(PresetNames()) {
+		t.Fatalf("the evidence table covers %d presets, there are %d", len(presetEvidenceTable), len(PresetNames()))
 	}
 	for _, ev := range presetEvidenceTable {
 		t.Run(ev.preset, func(t *testing.T) {
@@ -250,7 +250,7 @@ func TestPresetEvidence(t *testing.T) {
 			}
 			opts := presetOptions(t, ev.preset)
 			if !opts.NoSignature {
-				opts.Parts = []Part{PartTimestamp} // in every envelope
+				opts.Parts = []Part{PartTimestamp()} // in every envelope
 			}
 			_, err := Sign(context.Background(), testutil.ReadTestdata(t, other), cred, opts)
 			pinned := ev.soap != ""
@@ -271,13 +271,13 @@ func TestPresetEvidence(t *testing.T) {
 // refused.
 func TestReferencesWithoutTransforms(t *testing.T) {
 	cred := loadCredential(t, "rsa2048")
-	opts := SignOptions{NoTransforms: true, Parts: []Part{PartBody, PartTimestamp, PartBST, {Space: NSWSA, Local: "To"}}}
+	opts := SignOptions{NoTransforms: true, Parts: []Part{PartBody(), PartTimestamp(), PartBST(), {Space: NSWSA, Local: "To"}}}
 	for _, env := range []string{"envelope-wsa.xml", "envelope-soap12-wsa.xml"} {
 		t.Run(env, func(t *testing.T) {
 			in := testutil.ReadTestdata(t, env)
 			o := opts
 			if env == "envelope-soap12-wsa.xml" {
-				o.Parts = append([]Part{}, PartBody, PartTimestamp, PartBST)
+				o.Parts = append([]Part{}, PartBody(), PartTimestamp(), PartBST())
 			}
 			signChecked(t, in, cred, o)
 		})
@@ -323,9 +323,9 @@ func TestHeaderOnly(t *testing.T) {
 		name string
 		opts SignOptions
 	}{
-		{"parts", SignOptions{NoSignature: true, UsernameToken: ut, Parts: []Part{PartBody}}},
+		{"parts", SignOptions{NoSignature: true, UsernameToken: ut, Parts: []Part{PartBody()}}},
 		{"empty", SignOptions{NoSignature: true, NoTimestamp: true}},
-		{"required Timestamp part without Timestamp", SignOptions{NoTimestamp: true, Parts: []Part{PartBody, PartTimestamp}}},
+		{"required Timestamp part without Timestamp", SignOptions{NoTimestamp: true, Parts: []Part{PartBody(), PartTimestamp()}}},
 		{"bad zone", SignOptions{NoSignature: true, UsernameToken: ut, TimestampZone: "+01:00"}},
 		{"PrefixList without Transforms", SignOptions{NoTransforms: true, InclusivePrefixes: true}},
 	} {
@@ -341,7 +341,7 @@ func TestHeaderOnly(t *testing.T) {
 	}
 	// An optional Timestamp part is skipped.
 	cred := loadCredential(t, "rsa2048")
-	res2, _ := signOK(t, in, cred, SignOptions{NoTimestamp: true, Parts: []Part{PartBody, {Space: NSWSU, Local: "Timestamp", Optional: true}}})
+	res2, _ := signOK(t, in, cred, SignOptions{NoTimestamp: true, Parts: []Part{PartBody(), {Space: NSWSU, Local: "Timestamp", Optional: true}}})
 	if len(res2.References) != 1 || strings.Contains(string(res2.Envelope), "Timestamp") {
 		t.Errorf("references %v", res2.References)
 	}

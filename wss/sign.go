@@ -19,6 +19,8 @@ import (
 	"math/big"
 	"slices"
 	"time"
+
+	"github.com/wssignd/wssignd/internal/defs"
 )
 
 // Credential is a private key, reachable only through its Signer, and its
@@ -41,13 +43,17 @@ type Part struct {
 	Optional bool   // a missing optional part is skipped; a missing required one is an error
 }
 
-// The parts every WS-Security profile signs by default.
-var (
-	PartBody          = Part{Space: NSSOAP11, Local: "Body"}
-	PartTimestamp     = Part{Space: NSWSU, Local: "Timestamp"}
-	PartBST           = Part{Space: NSWSSE, Local: "BinarySecurityToken"}
-	PartUsernameToken = Part{Space: NSWSSE, Local: "UsernameToken"}
-)
+// The parts every WS-Security profile signs by default. Each call returns a
+// new value, so no caller can change another's.
+
+// PartBody is the SOAP Body; it matches the Body of either SOAP version.
+func PartBody() Part { return Part{Space: NSSOAP11, Local: "Body"} }
+
+// PartTimestamp is the wsu:Timestamp of the Security header.
+func PartTimestamp() Part { return Part{Space: NSWSU, Local: "Timestamp"} }
+
+// PartBST is the wsse:BinarySecurityToken of the Security header.
+func PartBST() Part { return Part{Space: NSWSSE, Local: "BinarySecurityToken"} }
 
 // Layout orders the elements Sign adds to the Security header.
 type Layout string
@@ -56,18 +62,19 @@ const (
 	// LayoutStrict (the default): every token before the Signature that
 	// uses or signs it: UsernameToken, BinarySecurityToken, Timestamp,
 	// Signature.
-	LayoutStrict Layout = "strict"
+	LayoutStrict Layout = defs.LayoutStrict
 	// LayoutTimestampFirst: the Timestamp is the first child of the
 	// Security header (WS-SecurityPolicy LaxTsFirst), then the tokens and
 	// the Signature.
-	LayoutTimestampFirst Layout = "timestamp-first"
+	LayoutTimestampFirst Layout = defs.LayoutTimestampFirst
 	// LayoutTimestampLast: the Timestamp is the last child of the Security
 	// header (WS-SecurityPolicy LaxTsLast).
-	LayoutTimestampLast Layout = "timestamp-last"
+	LayoutTimestampLast Layout = defs.LayoutTimestampLast
 )
 
-// Layouts lists every Layout, for configuration checks.
-var Layouts = []Layout{LayoutStrict, LayoutTimestampFirst, LayoutTimestampLast}
+// Layouts lists every Layout, for configuration checks; the slice is the
+// caller's.
+func Layouts() []Layout { return []Layout{LayoutStrict, LayoutTimestampFirst, LayoutTimestampLast} }
 
 // SOAP 1.2 role that means the same as no role at all.
 const roleUltimateReceiver = "http://www.w3.org/2003/05/soap-envelope/role/ultimateReceiver"
@@ -219,7 +226,7 @@ func CheckSignOptions(opts SignOptions, cred Credential) error {
 		return err
 	}
 	for _, p := range opts.Parts {
-		if p == PartBST && !opts.includeBST() {
+		if p == PartBST() && !opts.includeBST() {
 			return errorf(CodeUnsupported, "the BinarySecurityToken is a required part, but token reference %q does not include it (set IncludeBST or mark the part optional)", opts.TokenReference)
 		}
 	}
@@ -244,7 +251,7 @@ func Sign(ctx context.Context, raw []byte, cred Credential, opts SignOptions) (*
 	sm, dm, _ := opts.methods(cred.Signer.Public())
 	parts := opts.Parts
 	if len(parts) == 0 {
-		parts = []Part{PartBody, PartTimestamp}
+		parts = []Part{PartBody(), PartTimestamp()}
 	}
 	now := time.Now
 	if opts.Now != nil {
@@ -490,7 +497,7 @@ func (s *signer) plan(parts []Part) error {
 		switch {
 		case isBodyPart(p):
 			add(env.body)
-		case p == PartTimestamp || p == (Part{Space: NSWSU, Local: "Timestamp", Optional: true}):
+		case p == PartTimestamp() || p == (Part{Space: NSWSU, Local: "Timestamp", Optional: true}):
 			if !s.opts.NoTimestamp {
 				addOwn(refTimestamp)
 			} else if !p.Optional {

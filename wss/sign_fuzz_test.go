@@ -91,12 +91,12 @@ func FuzzSign(f *testing.F) {
 	cred := loadCredential(f, "ecp256")
 	variants := []SignOptions{
 		{},
-		{InclusivePrefixes: true, Parts: []Part{PartBody, {Space: NSWSA, Local: "To", Optional: true}, PartTimestamp}},
-		{Layout: LayoutTimestampFirst, TokenReference: RefIssuerSerial, Parts: []Part{PartBody, PartUsernameToken, PartTimestamp},
+		{InclusivePrefixes: true, Parts: []Part{PartBody(), {Space: NSWSA, Local: "To", Optional: true}, PartTimestamp()}},
+		{Layout: LayoutTimestampFirst, TokenReference: RefIssuerSerial, Parts: []Part{PartBody(), PartUsernameToken(), PartTimestamp()},
 			UsernameToken: &UsernameToken{Username: "u", Password: "p", Digest: true}},
-		{Layout: LayoutTimestampLast, TokenReference: RefThumbprint, IncludeBST: true, Parts: []Part{PartTimestamp, PartBST, PartBody}},
-		{Actor: "urn:a", TimestampMillis: true, NoExpires: true, Parts: []Part{PartBody, {Space: NSWSSE, Local: "UsernameToken", Optional: true}}},
-		{InclusivePrefixes: true, SOAPVersion: "1.2", Parts: []Part{{Space: NSWSA, Local: "Action", Optional: true}, PartBody}},
+		{Layout: LayoutTimestampLast, TokenReference: RefThumbprint, IncludeBST: true, Parts: []Part{PartTimestamp(), PartBST(), PartBody()}},
+		{Actor: "urn:a", TimestampMillis: true, NoExpires: true, Parts: []Part{PartBody(), {Space: NSWSSE, Local: "UsernameToken", Optional: true}}},
+		{InclusivePrefixes: true, SOAPVersion: "1.2", Parts: []Part{{Space: NSWSA, Local: "Action", Optional: true}, PartBody()}},
 	}
 	f.Fuzz(func(t *testing.T, raw []byte, variant byte) {
 		opts := variants[int(variant)%len(variants)]

@@ -123,10 +123,10 @@ func signGoldenCases() []signGoldenCase {
 	return []signGoldenCase{
 		{"envelope-soap11.xml", "rsa2048", "sign-soap11-rsa.golden.xml", SignOptions{}},
 		{"envelope-soap12.xml", "rsa2048", "sign-soap12-rsa.golden.xml", SignOptions{}},
-		{"envelope-wsa.xml", "rsa2048", "sign-wsa-rsa.golden.xml", SignOptions{Parts: []Part{PartBody, PartTimestamp,
+		{"envelope-wsa.xml", "rsa2048", "sign-wsa-rsa.golden.xml", SignOptions{Parts: []Part{PartBody(), PartTimestamp(),
 			{Space: "http://www.w3.org/2005/08/addressing", Local: "To"}, {Space: "http://www.w3.org/2005/08/addressing", Local: "Action"}}}},
-		{"envelope-existing-security.xml", "rsa2048", "sign-existing-security-rsa.golden.xml", SignOptions{Parts: []Part{PartBody, PartTimestamp,
-			{Space: NSWSSE, Local: "UsernameToken"}, PartBST}}},
+		{"envelope-existing-security.xml", "rsa2048", "sign-existing-security-rsa.golden.xml", SignOptions{Parts: []Part{PartBody(), PartTimestamp(),
+			{Space: NSWSSE, Local: "UsernameToken"}, PartBST()}}},
 	}
 }
 
@@ -237,7 +237,9 @@ func TestSignSOAPVersions(t *testing.T) {
 	}
 }
 
-// TestSignOrderAndShape checks the header layout that issue #2 specifies.
+// TestSignOrderAndShape checks the default Security header layout: the
+// BinarySecurityToken, then the Timestamp, then the Signature, and the
+// references and timestamp values Sign writes.
 func TestSignOrderAndShape(t *testing.T) {
 	cred := loadCredential(t, "rsa2048")
 	res, err := Sign(context.Background(), testutil.ReadTestdata(t, "envelope-soap11.xml"), cred, SignOptions{Now: fixedNow})
@@ -316,7 +318,7 @@ func TestSignBadInput(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := SignOptions{Limits: tc.lim}
 			if tc.name == "missing required part" {
-				opts.Parts = []Part{PartBody, {Space: "urn:x", Local: "Missing"}}
+				opts.Parts = []Part{PartBody(), {Space: "urn:x", Local: "Missing"}}
 			}
 			res, err := Sign(context.Background(), []byte(tc.in), cred, opts)
 			if res != nil {
@@ -613,7 +615,7 @@ func testChain(t *testing.T, ski bool) Credential {
 // root first, and the direct reference carries its value type.
 func TestSignPKIPath(t *testing.T) {
 	cred := testChain(t, false)
-	_, doc := signOK(t, testutil.ReadTestdata(t, "envelope-soap11.xml"), cred, SignOptions{BSTValueType: ValueTypeX509PKIPath, Parts: []Part{PartBody, PartTimestamp, PartBST}})
+	_, doc := signOK(t, testutil.ReadTestdata(t, "envelope-soap11.xml"), cred, SignOptions{BSTValueType: ValueTypeX509PKIPath, Parts: []Part{PartBody(), PartTimestamp(), PartBST()}})
 	sec := securityOf(t, doc)
 	bst := sec.SelectElement("BinarySecurityToken")
 	if bst.SelectAttrValue("ValueType", "") != ValueTypeX509PKIPath {
@@ -665,9 +667,9 @@ func TestCheckSignOptions(t *testing.T) {
 		{"unknown bst type", rsaCred, SignOptions{BSTValueType: "urn:x"}, false},
 		{"unknown layout", rsaCred, SignOptions{Layout: "sideways"}, false},
 		{"unknown soap version", rsaCred, SignOptions{SOAPVersion: "1.3"}, false},
-		{"bst part without bst", rsaCred, SignOptions{TokenReference: RefThumbprint, Parts: []Part{PartBody, PartBST}}, false},
-		{"optional bst part without bst", rsaCred, SignOptions{TokenReference: RefThumbprint, Parts: []Part{PartBody, {Space: NSWSSE, Local: "BinarySecurityToken", Optional: true}}}, true},
-		{"bst part with include", rsaCred, SignOptions{TokenReference: RefThumbprint, IncludeBST: true, Parts: []Part{PartBody, PartBST}}, true},
+		{"bst part without bst", rsaCred, SignOptions{TokenReference: RefThumbprint, Parts: []Part{PartBody(), PartBST()}}, false},
+		{"optional bst part without bst", rsaCred, SignOptions{TokenReference: RefThumbprint, Parts: []Part{PartBody(), {Space: NSWSSE, Local: "BinarySecurityToken", Optional: true}}}, true},
+		{"bst part with include", rsaCred, SignOptions{TokenReference: RefThumbprint, IncludeBST: true, Parts: []Part{PartBody(), PartBST()}}, true},
 		{"username without name", rsaCred, SignOptions{UsernameToken: &UsernameToken{Password: "x"}}, false},
 		{"password with NUL", rsaCred, SignOptions{UsernameToken: &UsernameToken{Username: "u", Password: "a\x00"}}, false},
 		{"rsa-pss with ec key", noSKI, SignOptions{SignatureMethod: AlgRSAPSSSHA256}, false},
@@ -692,7 +694,7 @@ func TestCheckSignOptions(t *testing.T) {
 func TestSignInclusivePrefixes(t *testing.T) {
 	cred := loadCredential(t, "rsa2048")
 	in := testutil.ReadTestdata(t, "envelope-soap12-wsa.xml")
-	opts := SignOptions{InclusivePrefixes: true, Parts: []Part{PartBody, {Space: NSWSA, Local: "To"}, PartTimestamp}, Now: fixedNow, Rand: &countingReader{}}
+	opts := SignOptions{InclusivePrefixes: true, Parts: []Part{PartBody(), {Space: NSWSA, Local: "To"}, PartTimestamp()}, Now: fixedNow, Rand: &countingReader{}}
 	_, doc := signOK(t, in, cred, opts)
 	sec := securityOf(t, doc)
 	si := sec.FindElement("Signature/SignedInfo")
@@ -740,7 +742,7 @@ func TestSignLayouts(t *testing.T) {
 	} {
 		t.Run(string(tc.layout)+"/"+tc.envelope, func(t *testing.T) {
 			_, doc := signOK(t, testutil.ReadTestdata(t, tc.envelope), cred, SignOptions{Layout: tc.layout, UsernameToken: ut,
-				Parts: []Part{PartBody, PartTimestamp, PartUsernameToken, PartBST}})
+				Parts: []Part{PartBody(), PartTimestamp(), PartUsernameToken(), PartBST()}})
 			if n := len(doc.FindElements("//Header/Security")); n != 1 {
 				t.Errorf("%d Security headers", n)
 			}
@@ -822,7 +824,7 @@ func TestSignUsernameToken(t *testing.T) {
 	const pw = `s3cr<e>t&"`
 	t.Run("digest", func(t *testing.T) {
 		res, doc := signOK(t, in, cred, SignOptions{UsernameToken: &UsernameToken{Username: "alice & co", Password: pw, Digest: true},
-			Parts: []Part{PartBody, PartTimestamp, PartUsernameToken}})
+			Parts: []Part{PartBody(), PartTimestamp(), PartUsernameToken()}})
 		ut := securityOf(t, doc).SelectElement("UsernameToken")
 		if ut.SelectElement("Username").Text() != "alice & co" {
 			t.Error("user name")
@@ -887,7 +889,7 @@ func TestSignMoreBadInput(t *testing.T) {
 		{"two security headers same actor", fmt.Sprintf(env11, `<s:Header>`+fmt.Sprintf(sec, "")+fmt.Sprintf(sec, "")+`</s:Header><s:Body/>`), SignOptions{}, CodeInvalidSOAP},
 		{"existing timestamp", fmt.Sprintf(env11, `<s:Header>`+fmt.Sprintf(sec, `<wsu:Timestamp/>`)+`</s:Header><s:Body/>`), SignOptions{}, CodeInvalidSOAP},
 		{"missing wsa:To", fmt.Sprintf(env11, `<s:Body/>`), SignOptions{Parts: []Part{{Space: NSWSA, Local: "To"}}}, CodeMissingPart},
-		{"missing caller UsernameToken", fmt.Sprintf(env11, `<s:Body/>`), SignOptions{Parts: []Part{PartBody, PartUsernameToken}}, CodeMissingPart},
+		{"missing caller UsernameToken", fmt.Sprintf(env11, `<s:Body/>`), SignOptions{Parts: []Part{PartBody(), PartUsernameToken()}}, CodeMissingPart},
 		{"duplicate Id between header and body", fmt.Sprintf(env11, `<s:Header><a Id="x"/></s:Header><s:Body><b xmlns:wsu="`+NSWSU+`" wsu:Id="x"/></s:Body>`), SignOptions{}, CodeDuplicateID},
 		{"entity declaration", `<!DOCTYPE s:Envelope [<!ENTITY e SYSTEM "file:///etc/passwd">]>` + fmt.Sprintf(env11, `<s:Body>&e;</s:Body>`), SignOptions{}, CodeDTDForbidden},
 		{"depth limit", fmt.Sprintf(env11, `<s:Body><a><b><c/></b></a></s:Body>`), SignOptions{Limits: Limits{MaxDepth: 3}}, CodeTooComplex},
@@ -1013,7 +1015,7 @@ func TestSignBodyIDInScan(t *testing.T) {
 func TestSignPrefixChoiceStable(t *testing.T) {
 	cred := loadCredential(t, "rsa2048")
 	in := []byte(`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:u2="` + NSWSU + `" xmlns:u1="` + NSWSU + `"><s:Header><a:To xmlns:a="urn:a">x</a:To></s:Header><s:Body><p:x xmlns:p="urn:p">v</p:x></s:Body></s:Envelope>`)
-	parts := []Part{PartBody, PartTimestamp, {Space: "urn:a", Local: "To"}}
+	parts := []Part{PartBody(), PartTimestamp(), {Space: "urn:a", Local: "To"}}
 	for range 20 {
 		res, err := Sign(context.Background(), in, cred, SignOptions{Parts: parts})
 		if err != nil {

@@ -92,23 +92,10 @@ type spanDecl struct {
 	uri          int32 // index in spanTree.uris; 0 undeclares the default namespace
 }
 
-// parseSpanTree reads raw into a span tree under lim (size, depth, element
+// readSpanTree reads raw into a span tree under lim (size, depth, element
 // count), with the tokenizer in the mode of scanEnvelope (names that
-// encoding/xml refuses are refused), and checks that Id values (wsu:Id, Id,
-// ID, xml:id) are unique.
-func parseSpanTree(ctx context.Context, raw []byte, lim Limits) (*spanTree, error) {
-	st, err := readSpanTree(ctx, raw, lim)
-	if err != nil {
-		return nil, err
-	}
-	if st.dup != nil {
-		return nil, st.dup
-	}
-	return st, nil
-}
-
-// readSpanTree is parseSpanTree that records a repeated Id in st.dup and
-// st.dupAt instead of failing.
+// encoding/xml refuses are refused). A repeated Id value (wsu:Id, Id, ID,
+// xml:id) is recorded in st.dup and st.dupAt, not returned as an error.
 func readSpanTree(ctx context.Context, raw []byte, lim Limits) (*spanTree, error) {
 	lim = lim.withDefaults()
 	if int64(len(raw)) > lim.MaxBytes || len(raw) >= math.MaxInt32 {

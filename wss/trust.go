@@ -3,7 +3,6 @@ package wss
 import (
 	"bytes"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"regexp"
@@ -70,35 +69,6 @@ func NewTrustStore(cfg TrustConfig) (*TrustStore, error) {
 		}
 	}
 	return t, nil
-}
-
-// ParseCertificatesPEM returns every CERTIFICATE block of data; anything
-// else in it is an error.
-func ParseCertificatesPEM(data []byte) ([]*x509.Certificate, error) {
-	var out []*x509.Certificate
-	rest := data
-	for {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("unexpected PEM block %q", b.Type)
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	if len(bytes.TrimSpace(rest)) != 0 {
-		return nil, errors.New("trailing data that is not PEM")
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no certificate")
-	}
-	return out, nil
 }
 
 // check reports why leaf (with the chain the message carried, leaf first)

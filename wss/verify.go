@@ -272,7 +272,7 @@ func (v *verifier) defaults() {
 		o.MaxReferences = DefaultMaxReferences
 	}
 	if len(o.RequiredParts) == 0 {
-		o.RequiredParts = []Part{PartBody, PartTimestamp}
+		o.RequiredParts = []Part{PartBody(), PartTimestamp()}
 	}
 	v.sigAllowed = o.AllowedSignatureMethods
 	if len(v.sigAllowed) == 0 {

@@ -322,7 +322,7 @@ func TestVerifySTRTransform(t *testing.T) {
 	msg := strTransformMessage(t)
 	trust := testTrust(t)
 	bstPart := Part{Space: NSWSSE, Local: "BinarySecurityToken"}
-	o := VerifyOptions{Trust: trust, RequiredParts: []Part{PartBody, PartTimestamp, bstPart}}
+	o := VerifyOptions{Trust: trust, RequiredParts: []Part{PartBody(), PartTimestamp(), bstPart}}
 	res := verifyOK(t, msg, o)
 	verifyCommitted(t, "soap12-wcf-str-transform-rsa2048.xml", msg, o)
 	if !contains(res.Signed, "/Envelope/Header/Security/BinarySecurityToken") || len(res.Signed) != 6 {

@@ -109,21 +109,21 @@ func TestVerifyRoundTrip(t *testing.T) {
 			SignOptions{BSTValueType: ValueTypeX509PKIPath, InclusivePrefixes: true, TimestampMillis: true, Parts: attackParts},
 			VerifyOptions{}, []string{"/Envelope/Header/To", "/Envelope/Header/ReplyTo"}},
 		tc{"existing-security", testutil.ReadTestdata(t, "envelope-existing-security.xml"), rsaCred,
-			SignOptions{Parts: []Part{PartBody, PartTimestamp, {Space: NSWSSE, Local: "UsernameToken"}, PartBST}},
-			VerifyOptions{RequiredParts: []Part{PartBody, PartTimestamp, {Space: NSWSSE, Local: "UsernameToken"}}}, nil},
+			SignOptions{Parts: []Part{PartBody(), PartTimestamp(), {Space: NSWSSE, Local: "UsernameToken"}, PartBST()}},
+			VerifyOptions{RequiredParts: []Part{PartBody(), PartTimestamp(), {Space: NSWSSE, Local: "UsernameToken"}}}, nil},
 	)
-	for _, name := range PresetNames {
+	for _, name := range PresetNames() {
 		switch name {
 		case PresetSUNATPE, PresetFACeES:
 			// No signature; References without Transforms, which Verify
 			// refuses as BSP R5416 does.
 			continue
 		}
-		for _, ref := range TokenReferences {
+		for _, ref := range TokenReferences() {
 			so, _ := Preset(name)
 			so.TokenReference = ref
 			for _, p := range so.Parts {
-				if p == PartBST {
+				if p == PartBST() {
 					so.IncludeBST = true
 				}
 			}
@@ -139,7 +139,7 @@ func TestVerifyRoundTrip(t *testing.T) {
 				env = testutil.ReadTestdata(t, "envelope-irs-aca.xml")
 				// Verify matches parts by exact QName: name the
 				// manifest's namespace in this envelope.
-				vo.RequiredParts = []Part{PartTimestamp, {Space: "urn:us:gov:treasury:irs:ext:aca:air:ty25", Local: "ACATransmitterManifestReqDtl"},
+				vo.RequiredParts = []Part{PartTimestamp(), {Space: "urn:us:gov:treasury:irs:ext:aca:air:ty25", Local: "ACATransmitterManifestReqDtl"},
 					{Space: NSIRSACABusinessHeader, Local: "ACABusinessHeader"}}
 				vo.AllowUnsignedAddressing = true // the IRS clients leave wsa:Action unsigned
 			}
@@ -342,7 +342,7 @@ func TestVerifySignatureConfirmation(t *testing.T) {
 	ours := []byte("the SignatureValue of our request")
 	env := []byte(strings.Replace(sigConfEnvelope, "%s", base64.StdEncoding.EncodeToString(ours), 1))
 	sc := Part{Space: NSWSSE11, Local: "SignatureConfirmation"}
-	signed := signFixed(t, env, cred, SignOptions{Parts: []Part{PartBody, PartTimestamp, sc}})
+	signed := signFixed(t, env, cred, SignOptions{Parts: []Part{PartBody(), PartTimestamp(), sc}})
 	notSigned := signFixed(t, env, cred, SignOptions{})
 	o := VerifyOptions{Trust: testTrust(t), ExpectSignatureConfirmation: [][]byte{ours}}
 	verifyOK(t, signed, o)

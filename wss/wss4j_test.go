@@ -224,7 +224,7 @@ func TestWSS4JInterop(t *testing.T) {
 		cred Credential
 	}{{"rsa2048", rsa}, {"ecp256", ec}, {"chain", chain}}
 	for _, c := range creds {
-		for _, ref := range TokenReferences {
+		for _, ref := range TokenReferences() {
 			for _, withBST := range []bool{false, true} {
 				for _, vt := range []string{ValueTypeX509v3, ValueTypeX509PKIPath} {
 					if ref == RefDirect && !withBST {

@@ -6,6 +6,8 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"fmt"
+
+	"github.com/wssignd/wssignd/internal/defs"
 )
 
 // XML Encryption 1.0 and 1.1 namespaces, and the WS-Security 1.1 names that
@@ -105,22 +107,22 @@ var oaepDigests = map[string]crypto.Hash{
 
 // xencShortNames are the names the configuration uses.
 var xencShortNames = map[string]string{
-	"aes128-gcm":     AlgAES128GCM,
-	"aes256-gcm":     AlgAES256GCM,
-	"aes128-cbc":     AlgAES128CBC,
-	"aes256-cbc":     AlgAES256CBC,
-	"rsa-oaep":       AlgRSAOAEP,
-	"rsa-oaep-mgf1p": AlgRSAOAEPMGF1P,
-	"rsa-1_5":        AlgRSA15,
-	"sha1":           AlgSHA1,
-	"sha256":         AlgSHA256,
-	"sha384":         AlgSHA384,
-	"sha512":         AlgSHA512,
-	"mgf1sha1":       AlgMGF1SHA1,
-	"mgf1sha224":     AlgMGF1SHA224,
-	"mgf1sha256":     AlgMGF1SHA256,
-	"mgf1sha384":     AlgMGF1SHA384,
-	"mgf1sha512":     AlgMGF1SHA512,
+	defs.AES128GCM:    AlgAES128GCM,
+	defs.AES256GCM:    AlgAES256GCM,
+	defs.AES128CBC:    AlgAES128CBC,
+	defs.AES256CBC:    AlgAES256CBC,
+	defs.RSAOAEP:      AlgRSAOAEP,
+	defs.RSAOAEPMGF1P: AlgRSAOAEPMGF1P,
+	defs.RSA15:        AlgRSA15,
+	defs.SHA1:         AlgSHA1,
+	defs.SHA256:       AlgSHA256,
+	defs.SHA384:       AlgSHA384,
+	defs.SHA512:       AlgSHA512,
+	defs.MGF1SHA1:     AlgMGF1SHA1,
+	defs.MGF1SHA224:   AlgMGF1SHA224,
+	defs.MGF1SHA256:   AlgMGF1SHA256,
+	defs.MGF1SHA384:   AlgMGF1SHA384,
+	defs.MGF1SHA512:   AlgMGF1SHA512,
 }
 
 // XEncAlgorithm resolves an encryption algorithm given by its short name
@@ -138,12 +140,8 @@ func XEncAlgorithm(name string) (string, error) {
 	return "", fmt.Errorf("unknown encryption algorithm %q", name)
 }
 
-// IsDataAlgorithm reports whether uri is a block encryption algorithm
-// Encrypt and Decrypt implement; IsKeyTransport does the same for key
-// transport algorithms.
-func IsDataAlgorithm(uri string) bool { _, ok := dataAlgs[uri]; return ok }
-
-// IsKeyTransport reports whether uri is a key transport algorithm.
+// IsKeyTransport reports whether uri is a key transport algorithm Encrypt
+// and Decrypt implement.
 func IsKeyTransport(uri string) bool {
 	return uri == AlgRSAOAEP || uri == AlgRSAOAEPMGF1P || uri == AlgRSA15
 }
@@ -152,9 +150,9 @@ func IsKeyTransport(uri string) bool {
 type RecipientRef string
 
 const (
-	RecipientIssuerSerial RecipientRef = "IssuerSerial" // ds:X509IssuerSerial (the default)
-	RecipientSKI          RecipientRef = "SKI"          // KeyIdentifier X509SubjectKeyIdentifier
-	RecipientThumbprint   RecipientRef = "Thumbprint"   // KeyIdentifier ThumbprintSHA1
+	RecipientIssuerSerial RecipientRef = defs.RecipientIssuerSerial // ds:X509IssuerSerial (the default)
+	RecipientSKI          RecipientRef = defs.RecipientSKI          // KeyIdentifier X509SubjectKeyIdentifier
+	RecipientThumbprint   RecipientRef = defs.RecipientThumbprint   // KeyIdentifier ThumbprintSHA1
 )
 
 // xencSKI returns the certificate's SubjectKeyIdentifier extension, or

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/wssignd/wssignd/internal/defs"
 )
 
 // Config is the whole configuration file.
@@ -242,13 +243,13 @@ func (c *Config) defaults() {
 	}
 	l := &c.Limits
 	if l.MaxBodyBytes == 0 {
-		l.MaxBodyBytes = 16 << 20
+		l.MaxBodyBytes = defs.MaxBodyBytes
 	}
 	if l.RequestTimeout.Duration == 0 {
-		l.RequestTimeout.Duration = 30 * time.Second
+		l.RequestTimeout.Duration = defs.RequestTimeout
 	}
 	if l.MaxConcurrent == 0 {
-		l.MaxConcurrent = 64
+		l.MaxConcurrent = defs.MaxConcurrent
 	}
 	if l.MaxConcurrentPerPeer == 0 {
 		l.MaxConcurrentPerPeer = max(1, l.MaxConcurrent/4)

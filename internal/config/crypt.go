@@ -5,22 +5,20 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/wssignd/wssignd/internal/defs"
 )
 
 // Names of the XML Encryption algorithms a profile may choose.
+// The accepted encryption algorithm names come from internal/defs, the
+// table package wss maps to URIs: the CBC data algorithms need allow_cbc;
+// rsa-1_5 (legacy, open to padding-oracle attacks) needs allow_rsa15.
 var (
-	// DataAlgorithms are the block encryption algorithms; the CBC ones need
-	// allow_cbc.
-	DataAlgorithms = []string{"aes128-gcm", "aes256-gcm", "aes128-cbc", "aes256-cbc"}
-	// KeyTransports are the key transport algorithms; rsa-1_5 (legacy,
-	// open to padding-oracle attacks) needs allow_rsa15.
-	KeyTransports = []string{"rsa-oaep", "rsa-oaep-mgf1p", "rsa-1_5"}
-	// OAEPDigests are the OAEP digest algorithms.
-	OAEPDigests = []string{"sha1", "sha256", "sha384", "sha512"}
-	// MGFs are the MGF1 hash algorithms of rsa-oaep.
-	MGFs = []string{"mgf1sha1", "mgf1sha224", "mgf1sha256", "mgf1sha384", "mgf1sha512"}
-	// RecipientRefs are the ways an EncryptedKey may name the recipient.
-	RecipientRefs = []string{"IssuerSerial", "SKI", "Thumbprint"}
+	dataAlgorithms = defs.DataAlgorithms()
+	keyTransports  = defs.KeyTransports()
+	oaepDigests    = defs.OAEPDigests()
+	mgfs           = defs.MGFs()
+	recipientRefs  = defs.RecipientRefs()
 )
 
 // EncryptProfile configures /v1/soap/encrypt?profile=NAME: for whom and
@@ -72,24 +70,24 @@ func (p *EncryptProfile) defaults(dir string) {
 		p.Parts = []string{"Body"}
 	}
 	if p.DataAlgorithm == "" {
-		p.DataAlgorithm = "aes256-gcm"
+		p.DataAlgorithm = defs.AES256GCM
 	}
 	if p.KeyTransport == "" {
-		p.KeyTransport = "rsa-oaep"
+		p.KeyTransport = defs.RSAOAEP
 	}
 	if p.OAEPDigest == "" {
 		switch p.KeyTransport {
-		case "rsa-oaep":
-			p.OAEPDigest = "sha256"
-		case "rsa-oaep-mgf1p":
-			p.OAEPDigest = "sha1"
+		case defs.RSAOAEP:
+			p.OAEPDigest = defs.SHA256
+		case defs.RSAOAEPMGF1P:
+			p.OAEPDigest = defs.SHA1
 		}
 	}
-	if p.MGF == "" && p.KeyTransport == "rsa-oaep" {
-		p.MGF = "mgf1sha256"
+	if p.MGF == "" && p.KeyTransport == defs.RSAOAEP {
+		p.MGF = defs.MGF1SHA256
 	}
 	if p.KeyReference == "" {
-		p.KeyReference = "IssuerSerial"
+		p.KeyReference = defs.RecipientIssuerSerial
 	}
 	if p.RecipientCert != "" && !filepath.IsAbs(p.RecipientCert) {
 		p.RecipientCert = filepath.Join(dir, p.RecipientCert)
@@ -125,21 +123,21 @@ func (p *EncryptProfile) validate(f string, c *Config) []string {
 			bad(fmt.Sprintf("%s.parts[%d]", f, i), "want Body or {namespace}localName of a header block, not %q", part)
 		}
 	}
-	if !slices.Contains(DataAlgorithms, p.DataAlgorithm) {
-		bad(f+".data_algorithm", "must be one of %v, not %q", DataAlgorithms, p.DataAlgorithm)
-	} else if (p.DataAlgorithm == "aes128-cbc" || p.DataAlgorithm == "aes256-cbc") && !p.AllowCBC {
+	if !slices.Contains(dataAlgorithms, p.DataAlgorithm) {
+		bad(f+".data_algorithm", "must be one of %v, not %q", dataAlgorithms, p.DataAlgorithm)
+	} else if (p.DataAlgorithm == defs.AES128CBC || p.DataAlgorithm == defs.AES256CBC) && !p.AllowCBC {
 		bad(f+".data_algorithm", "%s needs allow_cbc = true", p.DataAlgorithm)
 	}
 	switch p.KeyTransport {
-	case "rsa-oaep":
-		if !slices.Contains(MGFs, p.MGF) {
-			bad(f+".mgf", "must be one of %v, not %q", MGFs, p.MGF)
+	case defs.RSAOAEP:
+		if !slices.Contains(mgfs, p.MGF) {
+			bad(f+".mgf", "must be one of %v, not %q", mgfs, p.MGF)
 		}
-	case "rsa-oaep-mgf1p":
-		if p.MGF != "" && p.MGF != "mgf1sha1" {
+	case defs.RSAOAEPMGF1P:
+		if p.MGF != "" && p.MGF != defs.MGF1SHA1 {
 			bad(f+".mgf", "rsa-oaep-mgf1p always uses mgf1sha1")
 		}
-	case "rsa-1_5":
+	case defs.RSA15:
 		if !p.AllowRSA15 {
 			bad(f+".key_transport", "the legacy rsa-1_5 needs allow_rsa15 = true")
 		}
@@ -147,13 +145,13 @@ func (p *EncryptProfile) validate(f string, c *Config) []string {
 			bad(f, "rsa-1_5 takes no oaep_digest or mgf")
 		}
 	default:
-		bad(f+".key_transport", "must be one of %v, not %q", KeyTransports, p.KeyTransport)
+		bad(f+".key_transport", "must be one of %v, not %q", keyTransports, p.KeyTransport)
 	}
-	if p.KeyTransport != "rsa-1_5" && !slices.Contains(OAEPDigests, p.OAEPDigest) {
-		bad(f+".oaep_digest", "must be one of %v, not %q", OAEPDigests, p.OAEPDigest)
+	if p.KeyTransport != defs.RSA15 && !slices.Contains(oaepDigests, p.OAEPDigest) {
+		bad(f+".oaep_digest", "must be one of %v, not %q", oaepDigests, p.OAEPDigest)
 	}
-	if !slices.Contains(RecipientRefs, p.KeyReference) {
-		bad(f+".key_reference", "must be one of %v, not %q", RecipientRefs, p.KeyReference)
+	if !slices.Contains(recipientRefs, p.KeyReference) {
+		bad(f+".key_reference", "must be one of %v, not %q", recipientRefs, p.KeyReference)
 	}
 	if len(p.AllowUsers) == 0 && len(p.AllowGroups) == 0 {
 		bad(f, "allows nobody: set allow_users or allow_groups (\"*\" allows every client of the socket)")
@@ -199,10 +197,10 @@ type DecryptProfile struct {
 
 func (p *DecryptProfile) defaults(dir string) {
 	if len(p.DataAlgorithms) == 0 {
-		p.DataAlgorithms = []string{"aes128-gcm", "aes256-gcm"}
+		p.DataAlgorithms = []string{defs.AES128GCM, defs.AES256GCM}
 	}
 	if len(p.KeyTransports) == 0 {
-		p.KeyTransports = []string{"rsa-oaep", "rsa-oaep-mgf1p"}
+		p.KeyTransports = []string{defs.RSAOAEP, defs.RSAOAEPMGF1P}
 	}
 }
 
@@ -218,17 +216,17 @@ func (p *DecryptProfile) validate(f string, c *Config) []string {
 	}
 	for i, a := range p.DataAlgorithms {
 		switch {
-		case !slices.Contains(DataAlgorithms, a):
-			bad(fmt.Sprintf("%s.data_algorithms[%d]", f, i), "must be one of %v, not %q", DataAlgorithms, a)
-		case (a == "aes128-cbc" || a == "aes256-cbc") && !p.AllowCBC:
+		case !slices.Contains(dataAlgorithms, a):
+			bad(fmt.Sprintf("%s.data_algorithms[%d]", f, i), "must be one of %v, not %q", dataAlgorithms, a)
+		case (a == defs.AES128CBC || a == defs.AES256CBC) && !p.AllowCBC:
 			bad(fmt.Sprintf("%s.data_algorithms[%d]", f, i), "%s needs allow_cbc = true", a)
 		}
 	}
 	for i, a := range p.KeyTransports {
 		switch {
-		case !slices.Contains(KeyTransports, a):
-			bad(fmt.Sprintf("%s.key_transports[%d]", f, i), "must be one of %v, not %q", KeyTransports, a)
-		case a == "rsa-1_5" && !p.AllowRSA15:
+		case !slices.Contains(keyTransports, a):
+			bad(fmt.Sprintf("%s.key_transports[%d]", f, i), "must be one of %v, not %q", keyTransports, a)
+		case a == defs.RSA15 && !p.AllowRSA15:
 			bad(fmt.Sprintf("%s.key_transports[%d]", f, i), "the legacy rsa-1_5 needs allow_rsa15 = true")
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/wssignd/wssignd/internal/defs"
 )
 
 // Profile binds a key to a WS-Security signing policy and to the callers
@@ -113,14 +115,6 @@ type Profile struct {
 	EncryptBeforeSign bool `toml:"encrypt_before_sign"`
 }
 
-// Presets, TokenReferences and Layouts are the accepted names; package wss
-// defines what they mean (a test in cmd/wssignd keeps the lists equal).
-var (
-	Presets         = []string{"bsp-default", "digikoppeling", "ehealth-be", "dian-co", "sat-mx", "face-es", "irs-aca", "sunat-pe"}
-	TokenReferences = []string{"direct", "issuer-serial", "ski", "thumbprint", "x509-key-identifier"}
-	Layouts         = []string{"strict", "timestamp-first", "timestamp-last"}
-)
-
 func (p *Profile) defaults() {
 	if p.Preset != "" {
 		return // the preset supplies what the profile leaves unset
@@ -148,9 +142,9 @@ func (p *Profile) validate(f string) []string {
 			bad(f+"."+field, "%q is not one of %s", v, strings.Join(allowed, ", "))
 		}
 	}
-	oneOf("preset", p.Preset, Presets)
-	oneOf("token_reference", p.TokenReference, TokenReferences)
-	oneOf("layout", p.Layout, Layouts)
+	oneOf("preset", p.Preset, defs.Presets())
+	oneOf("token_reference", p.TokenReference, defs.TokenReferences())
+	oneOf("layout", p.Layout, defs.Layouts())
 	oneOf("bst_value_type", p.BSTValueType, []string{"X509v3", "X509PKIPathv1"})
 	oneOf("soap_version", p.SOAPVersion, []string{"1.1", "1.2"})
 	oneOf("password_type", p.PasswordType, []string{"digest", "text"})
@@ -230,7 +224,7 @@ func (p *Profile) ReadPassword(configFile string) (string, error) {
 
 // AnyNamespace is the namespace of a "{*}localName" part: a signing
 // profile's part that matches the local name in any namespace.
-const AnyNamespace = "*"
+const AnyNamespace = defs.AnyNamespace
 
 // ParsePart parses a parts entry into a namespace URI and local name. The
 // names Body, Timestamp, BinarySecurityToken and UsernameToken stand for

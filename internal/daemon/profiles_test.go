@@ -18,6 +18,7 @@ import (
 	"github.com/beevik/etree"
 	"github.com/wssignd/wssignd/api"
 	"github.com/wssignd/wssignd/internal/config"
+	"github.com/wssignd/wssignd/internal/defs"
 	"github.com/wssignd/wssignd/internal/etreec14n"
 	"github.com/wssignd/wssignd/internal/testutil"
 	"github.com/wssignd/wssignd/wss"
@@ -301,26 +302,26 @@ func TestSignOptionsFromProfile(t *testing.T) {
 	}
 }
 
-// TestConfigNamesMatchWSS keeps the names internal/config accepts equal to
-// the ones package wss implements.
+// TestConfigNamesMatchWSS keeps the names internal/config accepts (those of
+// internal/defs) equal to the ones package wss implements.
 func TestConfigNamesMatchWSS(t *testing.T) {
-	if !slices.Equal(config.Presets, wss.PresetNames) {
-		t.Errorf("config presets %v, wss %v", config.Presets, wss.PresetNames)
+	if !slices.Equal(defs.Presets(), wss.PresetNames()) {
+		t.Errorf("config presets %v, wss %v", defs.Presets(), wss.PresetNames())
 	}
 	if config.AnyNamespace != wss.AnyNamespace {
 		t.Errorf("config any-namespace %q, wss %q", config.AnyNamespace, wss.AnyNamespace)
 	}
 	var refs, layouts []string
-	for _, r := range wss.TokenReferences {
+	for _, r := range wss.TokenReferences() {
 		refs = append(refs, string(r))
 	}
-	for _, l := range wss.Layouts {
+	for _, l := range wss.Layouts() {
 		layouts = append(layouts, string(l))
 	}
-	if !slices.Equal(config.TokenReferences, refs) {
-		t.Errorf("config token references %v, wss %v", config.TokenReferences, refs)
+	if !slices.Equal(defs.TokenReferences(), refs) {
+		t.Errorf("config token references %v, wss %v", defs.TokenReferences(), refs)
 	}
-	if !slices.Equal(config.Layouts, layouts) {
-		t.Errorf("config layouts %v, wss %v", config.Layouts, layouts)
+	if !slices.Equal(defs.Layouts(), layouts) {
+		t.Errorf("config layouts %v, wss %v", defs.Layouts(), layouts)
 	}
 }

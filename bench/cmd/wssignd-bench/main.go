@@ -1,10 +1,10 @@
-// Command wssignd-bench is the measurement harness of issue #9, run by `make bench`.
+// Command wssignd-bench is the performance measurement harness, run by `make bench`.
 //
 // In one run it builds a fresh SoftHSM2 token in a temporary directory (RSA-2048 and EC P-256
 // keys generated on the token, self-signed certificates stored beside them), then measures, for
 // both keys:
 //
-//   - raw C_SignInit+C_Sign on pooled, logged-in sessions (hsm.RawSignBench): the limit;
+//   - raw C_SignInit+C_Sign on pooled, logged-in sessions (rawsign.Bench): the limit;
 //   - hsm.Key.Signer, the crypto.Signer the daemon uses;
 //   - wss.Sign in this process with the token key;
 //   - end to end: the real daemon binary (-daemon) on a Unix socket, N concurrent HTTP clients;
@@ -52,6 +52,7 @@ import (
 	"time"
 
 	"github.com/wssignd/wssignd/bench"
+	"github.com/wssignd/wssignd/bench/rawsign"
 	"github.com/wssignd/wssignd/hsm"
 	"github.com/wssignd/wssignd/wss"
 )
@@ -111,7 +112,7 @@ type row struct {
 type keySpec struct {
 	Alg     string
 	Ref     hsm.KeyRef
-	Mech    string // for RawSignBench
+	Mech    string // for rawsign.Bench
 	Profile string // daemon profile
 	PEM     string // testdata/keys/<PEM>.key for xmlsec1
 	SigAlg  string // XML-DSig SignatureMethod for the xmlsec1 template
@@ -169,8 +170,8 @@ func run() error {
 	}
 	defer tok.Close()
 	keys := []*keySpec{
-		{Alg: "RSA-2048", Ref: hsm.KeyRef{Label: "rsa", ID: []byte{1}}, Mech: hsm.RawSignRSAPKCS, Profile: "default", PEM: "rsa2048", SigAlg: "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"},
-		{Alg: "EC P-256", Ref: hsm.KeyRef{Label: "ec", ID: []byte{2}}, Mech: hsm.RawSignECDSA, Profile: "ecdsa", PEM: "ecp256", SigAlg: "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"},
+		{Alg: "RSA-2048", Ref: hsm.KeyRef{Label: "rsa", ID: []byte{1}}, Mech: rawsign.RSAPKCS, Profile: "default", PEM: "rsa2048", SigAlg: "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"},
+		{Alg: "EC P-256", Ref: hsm.KeyRef{Label: "ec", ID: []byte{2}}, Mech: rawsign.ECDSA, Profile: "ecdsa", PEM: "ecp256", SigAlg: "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"},
 	}
 	if err := makeKeys(tok, keys); err != nil {
 		return err
@@ -483,7 +484,7 @@ func rawCell(k *keySpec, module, label, pinFile string, conc int) *cell {
 		r:    row{Path: pathRaw, Alg: k.Alg, Conc: conc, Note: "mechanism " + k.Mech},
 		heap: processMallocs,
 		raw: func(d time.Duration) ([]time.Duration, time.Duration, error) {
-			perSec, lat, err := hsm.RawSignBench(module, label, pinFile, k.Ref.Label, k.Mech, conc, d)
+			perSec, lat, err := rawsign.Bench(module, label, pinFile, k.Ref.Label, k.Mech, conc, d)
 			if err != nil || perSec <= 0 {
 				return nil, 0, err
 			}
@@ -1058,8 +1059,8 @@ func startTPMBench(dir, bin string) (*tpmBench, error) {
 		return fail(err)
 	}
 	tb.keys = []*keySpec{
-		{Alg: "RSA-2048 TPM", Ref: hsm.KeyRef{Label: "rsa", ID: []byte{1}}, Mech: hsm.RawSignRSAPKCS, Profile: "default"},
-		{Alg: "EC P-256 TPM", Ref: hsm.KeyRef{Label: "ec", ID: []byte{2}}, Mech: hsm.RawSignECDSA, Profile: "ecdsa"},
+		{Alg: "RSA-2048 TPM", Ref: hsm.KeyRef{Label: "rsa", ID: []byte{1}}, Mech: rawsign.RSAPKCS, Profile: "default"},
+		{Alg: "EC P-256 TPM", Ref: hsm.KeyRef{Label: "ec", ID: []byte{2}}, Mech: rawsign.ECDSA, Profile: "ecdsa"},
 	}
 	if err := makeKeys(tb.tok, tb.keys); err != nil {
 		return fail(err)

@@ -196,17 +196,17 @@ func (rp *report) markdown() string {
 		b.WriteString(rows)
 	}
 
-	b.WriteString("\n## Targets of issue #9\n\n| target | measured | verdict |\n|---|---|---|\n")
+	b.WriteString("\n## Targets\n\n| target | measured | verdict |\n|---|---|---|\n")
 	for _, t := range rp.targets() {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", t.name, t.measured, t.verdict)
 	}
-	b.WriteString("\n## Targets of issue #19 (daemon CPU)\n\n| target | measured | verdict |\n|---|---|---|\n")
+	b.WriteString("\n## Targets (daemon CPU)\n\n| target | measured | verdict |\n|---|---|---|\n")
 	for _, t := range rp.cpuTargets() {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", t.name, t.measured, t.verdict)
 	}
 	if line := rp.memoryLine(); line != "" {
 		b.WriteString("\n" + line + "\n\n")
-		b.WriteString("VmHWM is the peak of VmRSS over the daemon's whole life: it counts the file-backed pages (RssFile: the binary and shared libraries, clean and shared with other processes) and what the daemon held before these cells (Go heap kept from earlier cells, SoftHSM2). Growth counts only what VmRSS rose during them; peak RssAnon − RssAnon before is the anonymous memory (heap, stacks) the 10MB requests added, sampled every 1 ms, so a shorter peak can be missed. The target line above compares VmHWM itself, as the issue states it.\n")
+		b.WriteString("VmHWM is the peak of VmRSS over the daemon's whole life: it counts the file-backed pages (RssFile: the binary and shared libraries, clean and shared with other processes) and what the daemon held before these cells (Go heap kept from earlier cells, SoftHSM2). Growth counts only what VmRSS rose during them; peak RssAnon − RssAnon before is the anonymous memory (heap, stacks) the 10MB requests added, sampled every 1 ms, so a shorter peak can be missed. The target line above compares VmHWM itself.\n")
 	}
 	return b.String()
 }

@@ -1,10 +1,9 @@
-package hsm
-
-// This file is the measurement baseline of bench/ (issue #9): raw C_SignInit+C_Sign on pooled,
-// logged-in sessions through github.com/miekg/pkcs11, with nothing of this package's session
-// pool, gate, deadlines or recovery in the way. It is self-contained on purpose: it shares no
-// state with Token, so the rest of the package can change without touching it. It is not used
-// by the daemon.
+// Package rawsign is the measurement baseline of the benchmark harness: raw
+// C_SignInit+C_Sign on pooled, logged-in sessions through github.com/miekg/pkcs11, with
+// nothing of package hsm's session pool, gate, deadlines or recovery in the way. It shares no
+// state with hsm.Token, so hsm can change without touching it. Only the harness
+// (bench/cmd/wssignd-bench) and its tests use it; the daemon never links it.
+package rawsign
 
 import (
 	"crypto/sha256"
@@ -19,23 +18,23 @@ import (
 	"github.com/miekg/pkcs11"
 )
 
-// Mechanisms RawSignBench accepts.
+// Mechanisms Bench accepts.
 const (
-	// RawSignRSAPKCS is CKM_RSA_PKCS over a DER DigestInfo of a SHA-256 digest: the operation a
+	// RSAPKCS is CKM_RSA_PKCS over a DER DigestInfo of a SHA-256 digest: the operation a
 	// crypto.Signer over PKCS#11 performs for an RSA PKCS #1 v1.5 SHA-256 signature (the hash is
 	// computed outside the token).
-	RawSignRSAPKCS = "RSA-PKCS"
-	// RawSignRSAPKCSSHA256 is CKM_SHA256_RSA_PKCS over 32 bytes of data: the token hashes them.
-	RawSignRSAPKCSSHA256 = "RSA-PKCS-SHA256"
-	// RawSignECDSA is CKM_ECDSA over a 32-byte (SHA-256) digest.
-	RawSignECDSA = "ECDSA"
+	RSAPKCS = "RSA-PKCS"
+	// RSAPKCSSHA256 is CKM_SHA256_RSA_PKCS over 32 bytes of data: the token hashes them.
+	RSAPKCSSHA256 = "RSA-PKCS-SHA256"
+	// ECDSA is CKM_ECDSA over a 32-byte (SHA-256) digest.
+	ECDSA = "ECDSA"
 )
 
 // sha256DigestInfoPrefix is the DER prefix of a DigestInfo for SHA-256 (RFC 8017 §9.2 note 1).
 var sha256DigestInfoPrefix = []byte{0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20}
 
-// rawCtxs holds the module handles RawSignBench loaded, by module path, so that repeated runs
-// do not load the library again. They are never finalised or unloaded (see RawSignBench).
+// rawCtxs holds the module handles Bench loaded, by module path, so that repeated runs
+// do not load the library again. They are never finalised or unloaded (see Bench).
 var (
 	rawCtxMu sync.Mutex
 	rawCtxs  = map[string]*pkcs11.Ctx{}
@@ -64,29 +63,29 @@ func rawCtx(module string) (*pkcs11.Ctx, error) {
 	return p, nil
 }
 
-// RawSignBench signs with the private key labelled keyLabel on the token labelled tokenLabel
+// Bench signs with the private key labelled keyLabel on the token labelled tokenLabel
 // as fast as the token allows: concurrency workers, each on its own session (opened once; the
 // user is logged in once for all of them, with the PIN read from pinFile), each running
 // C_SignInit+C_Sign in a loop for about d. It returns the signatures per second over all
 // workers and the latency of every signature (in no particular order). mech is
-// RawSignRSAPKCS, RawSignRSAPKCSSHA256 or RawSignECDSA. This is the limit any signing path
+// RSAPKCS, RSAPKCSSHA256 or ECDSA. This is the limit any signing path
 // over the same token can reach ("raw C_Sign on a pooled session").
 //
 // PKCS#11 allows one C_Initialize per module and process, and C_Finalize ends every session of
-// every user of the module in the process. So RawSignBench loads the module once per process,
+// every user of the module in the process. So Bench loads the module once per process,
 // calls C_Initialize at each run (pkcs11.New(module).Initialize(), tolerating
 // CKR_CRYPTOKI_ALREADY_INITIALIZED: a Token of this process or an earlier run got there first)
 // and never calls C_Finalize nor unloads the module: it is safe to call while Tokens of the same
 // module are open (never Finalize while those, or crypto11 contexts, are open), and Tokens
 // opened afterwards find the module initialised, which they tolerate. Closing the last Token of
-// the module finalises it, ending any RawSignBench run still going: do not overlap the two. Login state belongs to the process, not the
-// session: RawSignBench tolerates CKR_USER_ALREADY_LOGGED_IN and never calls C_Logout (that
+// the module finalises it, ending any Bench run still going: do not overlap the two. Login state belongs to the process, not the
+// session: Bench tolerates CKR_USER_ALREADY_LOGGED_IN and never calls C_Logout (that
 // would log out open Tokens of the same token); it closes only its own sessions, which ends
 // the login only if no other session of the process is open on the token. SOFTHSM2_CONF must
 // name the SoftHSM2 configuration before the module is first initialised in the process.
 //
 // It is a benchmark helper: it has no deadline, no retry and no recovery.
-func RawSignBench(module, tokenLabel, pinFile, keyLabel, mech string, concurrency int, d time.Duration) (opsPerSec float64, lat []time.Duration, err error) {
+func Bench(module, tokenLabel, pinFile, keyLabel, mech string, concurrency int, d time.Duration) (opsPerSec float64, lat []time.Duration, err error) {
 	if concurrency < 1 {
 		return 0, nil, fmt.Errorf("rawsign: concurrency %d, want at least 1", concurrency)
 	}
@@ -94,17 +93,17 @@ func RawSignBench(module, tokenLabel, pinFile, keyLabel, mech string, concurrenc
 	digest := sha256.Sum256([]byte("wssignd raw sign benchmark"))
 	var data []byte
 	switch mech {
-	case RawSignRSAPKCS:
+	case RSAPKCS:
 		m = []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil)}
 		data = append(append([]byte{}, sha256DigestInfoPrefix...), digest[:]...)
-	case RawSignRSAPKCSSHA256:
+	case RSAPKCSSHA256:
 		m = []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_SHA256_RSA_PKCS, nil)}
 		data = digest[:]
-	case RawSignECDSA:
+	case ECDSA:
 		m = []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_ECDSA, nil)}
 		data = digest[:]
 	default:
-		return 0, nil, fmt.Errorf("rawsign: unknown mechanism %q (want %s, %s or %s)", mech, RawSignRSAPKCS, RawSignRSAPKCSSHA256, RawSignECDSA)
+		return 0, nil, fmt.Errorf("rawsign: unknown mechanism %q (want %s, %s or %s)", mech, RSAPKCS, RSAPKCSSHA256, ECDSA)
 	}
 	pin, err := rawReadPIN(pinFile)
 	if err != nil {
