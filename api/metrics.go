@@ -104,10 +104,6 @@ func (m *Metrics) SetKeyStore(ks KeyStore) {
 	m.tokens.ks.Store(&ks)
 }
 
-func (m *Metrics) observeRequest(route string, status int, d time.Duration) {
-	m.route(route).observe(status, d)
-}
-
 // routeMetrics are one route's series, looked up once: the latency
 // histogram and the request counter of each status code (100–599), filled
 // in on first use.

@@ -26,7 +26,9 @@ if [ ! -e "$db/index/db.json" ]; then
 fi
 out=$(mktemp); trap 'rm -f "$out"' EXIT
 rc=0
-$GO run $GOVULNCHECK -db "file://$PWD/$db" ./... >"$out" 2>&1 || rc=$?
+# go run would turn govulncheck's own exit status into 1: install and run it.
+GOBIN="$PWD/bin" $GO install $GOVULNCHECK
+bin/govulncheck -db "file://$PWD/$db" ./... >"$out" 2>&1 || rc=$?
 cat "$out"
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ]; then
 	echo "govulncheck failed to run (exit $rc)"; exit "$rc"

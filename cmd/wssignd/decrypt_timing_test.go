@@ -1,5 +1,7 @@
 package main
 
+//lint:file-ignore SA1019 RSA PKCS #1 v1.5 key transport (XML Encryption rsa-1_5) is a deliberate, opt-in legacy algorithm here, exercised on purpose.
+
 import (
 	"crypto"
 	"crypto/rand"
