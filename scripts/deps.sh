@@ -23,6 +23,7 @@ need rpm            command -v rpm
 need systemd        command -v systemd-socket-activate
 need systemd-container command -v systemd-nspawn
 need binutils       command -v objdump
+need openssl        command -v openssl
 # The second, real token: a TPM 2.0 through tpm2-pkcs11, over swtpm in tests
 # (tpm2-abrmd is its resource manager, on a private D-Bus bus).
 need swtpm          command -v swtpm
