@@ -127,37 +127,10 @@ func (c *incC14NSink) token(t *xmlTokenizer) bool {
 			}
 		}
 		slices.SortFunc(c.nsOut, func(a, b nsBind) int { return bytes.Compare(a.prefix, b.prefix) })
-		slices.SortFunc(c.attrs, func(a, b *rawAttr) int {
-			if x := bytes.Compare(a.uri, b.uri); x != 0 {
-				return x
-			}
-			return bytes.Compare(a.local, b.local)
-		})
-		o.byte('<')
-		o.bytes(t.qname)
-		for _, ns := range c.nsOut {
-			if len(ns.prefix) == 0 {
-				o.str(` xmlns="`)
-			} else {
-				o.str(" xmlns:")
-				o.bytes(ns.prefix)
-				o.str(`="`)
-			}
-			o.attrValue(ns.uri)
-			o.byte('"')
-		}
-		for _, a := range c.attrs {
-			o.byte(' ')
-			o.bytes(a.qname)
-			o.str(`="`)
-			o.attrValue(a.value)
-			o.byte('"')
-		}
-		o.byte('>')
+		sortAttrs(c.attrs)
+		o.startTag(t.qname, c.nsOut, c.attrs)
 	case tokEnd:
-		o.str("</")
-		o.bytes(t.qname)
-		o.byte('>')
+		o.endTag(t.qname)
 		m := c.marks[len(c.marks)-1]
 		c.marks = c.marks[:len(c.marks)-1]
 		for i := len(c.undo) - 1; i >= m; i-- {

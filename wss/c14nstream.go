@@ -156,6 +156,53 @@ type c14nSink struct {
 // c14nBufPool recycles the output buffers of c14nSinks.
 var c14nBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
+// sortAttrs puts attributes in canonical order: by namespace URI (none
+// first), then by local name.
+func sortAttrs(attrs []*rawAttr) {
+	if len(attrs) < 2 {
+		return
+	}
+	slices.SortFunc(attrs, func(a, b *rawAttr) int {
+		if x := bytes.Compare(a.uri, b.uri); x != 0 {
+			return x
+		}
+		return bytes.Compare(a.local, b.local)
+	})
+}
+
+// startTag writes a canonical start tag: the namespace declarations ns and
+// the attributes attrs, each already in canonical order.
+func (o *c14nOut) startTag(qname []byte, ns []nsBind, attrs []*rawAttr) {
+	o.byte('<')
+	o.bytes(qname)
+	for _, n := range ns {
+		if len(n.prefix) == 0 {
+			o.str(` xmlns="`)
+		} else {
+			o.str(" xmlns:")
+			o.bytes(n.prefix)
+			o.str(`="`)
+		}
+		o.attrValue(n.uri)
+		o.byte('"')
+	}
+	for _, a := range attrs {
+		o.byte(' ')
+		o.bytes(a.qname)
+		o.str(`="`)
+		o.attrValue(a.value)
+		o.byte('"')
+	}
+	o.byte('>')
+}
+
+// endTag writes a canonical end tag.
+func (o *c14nOut) endTag(qname []byte) {
+	o.str("</")
+	o.bytes(qname)
+	o.byte('>')
+}
+
 // newC14NSink returns a sink writing to w; release returns its buffer.
 func newC14NSink(w io.Writer, inclusive []string) *c14nSink {
 	c := &c14nSink{out: c14nOut{w: w, buf: (*c14nBufPool.Get().(*[]byte))[:0]}}
@@ -279,39 +326,10 @@ func (c *c14nSink) token(t *xmlTokenizer) bool {
 				}
 			}
 		}
-		if len(c.attrs) > 1 {
-			slices.SortFunc(c.attrs, func(a, b *rawAttr) int {
-				if x := bytes.Compare(a.uri, b.uri); x != 0 {
-					return x
-				}
-				return bytes.Compare(a.local, b.local)
-			})
-		}
-		o.byte('<')
-		o.bytes(t.qname)
-		for _, ns := range c.nsOut {
-			if len(ns.prefix) == 0 {
-				o.str(` xmlns="`)
-			} else {
-				o.str(" xmlns:")
-				o.bytes(ns.prefix)
-				o.str(`="`)
-			}
-			o.attrValue(ns.uri)
-			o.byte('"')
-		}
-		for _, a := range c.attrs {
-			o.byte(' ')
-			o.bytes(a.qname)
-			o.str(`="`)
-			o.attrValue(a.value)
-			o.byte('"')
-		}
-		o.byte('>')
+		sortAttrs(c.attrs)
+		o.startTag(t.qname, c.nsOut, c.attrs)
 	case tokEnd:
-		o.str("</")
-		o.bytes(t.qname)
-		o.byte('>')
+		o.endTag(t.qname)
 		m := c.marks[len(c.marks)-1]
 		c.marks = c.marks[:len(c.marks)-1]
 		c.rendered.popTo(m)
