@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/wssignd/wssignd/hsm/hsmtest"
-	"github.com/wssignd/wssignd/internal/config"
 	"github.com/wssignd/wssignd/internal/daemon"
 	"github.com/wssignd/wssignd/internal/testutil"
 )
@@ -89,23 +88,9 @@ allow_users = ["4000000000"]
 		env.Config.TokenLabel, os.Getuid(), os.Getuid(), extra)
 }
 
-// loadConfig writes text to dir/wssignd.toml (mode 0600) and loads it.
-func loadConfig(t testing.TB, dir, text string) *config.Config {
-	t.Helper()
-	cfgPath := filepath.Join(dir, "wssignd.toml")
-	if err := os.WriteFile(cfgPath, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 func startDaemon(t testing.TB, cfgText string, socket string, opts ...daemon.Option) *testDaemon {
 	t.Helper()
-	c := loadConfig(t, filepath.Dir(socket), cfgText)
+	c := testutil.LoadConfig(t, filepath.Dir(socket), cfgText)
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	done := make(chan error, 1)
@@ -316,7 +301,7 @@ func testDaemonWrongPIN(t *testing.T, kind hsmtest.Kind) {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(dir, "wssignd.sock")
-	c := loadConfig(t, dir, strings.Replace(testConfig(env, sock, ""), env.Config.PINFile, pin, 1))
+	c := testutil.LoadConfig(t, dir, strings.Replace(testConfig(env, sock, ""), env.Config.PINFile, pin, 1))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := serve(ctx, c, slog.New(slog.DiscardHandler), nil)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"github.com/wssignd/wssignd/internal/testutil"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -47,7 +48,7 @@ func testNoPINInLogs(t *testing.T, kind hsmtest.Kind) {
 	}
 	var logs bytes.Buffer
 	for name, text := range cases {
-		c := loadConfig(t, dir, text)
+		c := testutil.LoadConfig(t, dir, text)
 		log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		err := serve(ctx, c, log, nil)

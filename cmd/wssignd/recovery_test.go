@@ -24,29 +24,6 @@ import (
 	"github.com/wssignd/wssignd/internal/testutil"
 )
 
-// moduleConfig is a daemon configuration whose token "t" is reached through module.
-func moduleConfig(socket, stateDir, module, label, pinFile, extra string) string {
-	return fmt.Sprintf(`
-socket = %q
-state_dir = %q
-log_level = "debug"
-modules = [%q]
-[limits]
-request_timeout = "2s"
-[tokens.t]
-module = %q
-label = %q
-pin_file = %q
-[keys.rsa]
-token = "t"
-label = "rsa"
-id = "01"
-[profiles.default]
-key = "rsa"
-allow_users = ["%d"]
-%s`, socket, stateDir, module, module, label, pinFile, os.Getuid(), extra)
-}
-
 // bufLog is a concurrency-safe log sink.
 type bufLog struct {
 	mu sync.Mutex
@@ -86,7 +63,7 @@ func TestDaemonWrongPINOneLoginAcrossStarts(t *testing.T) {
 	}
 	sock := filepath.Join(dir, "s.sock")
 	stateDir := filepath.Join(dir, "state")
-	cfgText := moduleConfig(sock, stateDir, spy, env.Soft.Label, pinFile, "")
+	cfgText := testutil.ModuleConfig(sock, stateDir, spy, env.Soft.Label, pinFile, "")
 	cfgPath := filepath.Join(dir, "wssignd.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
 		t.Fatal(err)
@@ -263,7 +240,7 @@ func p11KitDaemon(t *testing.T) (*testDaemon, *hsmtest.P11Kit, *hsmtest.Env) {
 	srv := hsmtest.StartP11Kit(t, env.Soft)
 	dir := shortDir(t)
 	sock := filepath.Join(dir, "s.sock")
-	cfgText := moduleConfig(sock, filepath.Join(dir, "state"), srv.Module, env.Soft.Label, env.Soft.PINFile, "")
+	cfgText := testutil.ModuleConfig(sock, filepath.Join(dir, "state"), srv.Module, env.Soft.Label, env.Soft.PINFile, "")
 	return startDaemon(t, cfgText, sock), srv, env
 }
 
@@ -377,7 +354,7 @@ func TestTokenInitialisedAfterStart(t *testing.T) {
 	t.Setenv("SOFTHSM2_CONF", other.ConfigFile)
 	dir := shortDir(t)
 	sock := filepath.Join(dir, "s.sock")
-	cfgText := moduleConfig(sock, filepath.Join(dir, "state"), other.Module, "late", other.PINFile, "")
+	cfgText := testutil.ModuleConfig(sock, filepath.Join(dir, "state"), other.Module, "late", other.PINFile, "")
 	d := startDaemon(t, cfgText, sock, daemon.WithOpenRetry(10*time.Millisecond, 100*time.Millisecond))
 
 	resp, body := d.do(t, "GET", "/readyz", "", nil)

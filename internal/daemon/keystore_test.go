@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"errors"
+	"github.com/wssignd/wssignd/internal/testutil"
 	"log/slog"
 	"path/filepath"
 	"testing"
@@ -44,7 +45,7 @@ func TestKeyStoreErrorsWrapAPI(t *testing.T) {
 func TestKeyStoreCredentialBound(t *testing.T) {
 	env := hsmtest.New(t)
 	dir := shortDir(t)
-	c := loadConfig(t, dir, moduleConfig(filepath.Join(dir, "s.sock"), filepath.Join(dir, "state"), env.Soft.Module, env.Soft.Label, env.Soft.PINFile, ""))
+	c := testutil.LoadConfig(t, dir, testutil.ModuleConfig(filepath.Join(dir, "s.sock"), filepath.Join(dir, "state"), env.Soft.Module, env.Soft.Label, env.Soft.PINFile, ""))
 	ks, err := openKeyStore(defaultSeams(), c, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +85,7 @@ func TestKeyStoreCredentialBound(t *testing.T) {
 func TestKeyStoreCheckSign(t *testing.T) {
 	env := hsmtest.New(t)
 	dir := shortDir(t)
-	c := loadConfig(t, dir, moduleConfig(filepath.Join(dir, "s.sock"), filepath.Join(dir, "state"), env.Soft.Module, env.Soft.Label, env.Soft.PINFile, ""))
+	c := testutil.LoadConfig(t, dir, testutil.ModuleConfig(filepath.Join(dir, "s.sock"), filepath.Join(dir, "state"), env.Soft.Module, env.Soft.Label, env.Soft.PINFile, ""))
 	ks, err := openKeyStore(defaultSeams(), c, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"github.com/wssignd/wssignd/internal/testutil"
 	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
@@ -17,8 +18,8 @@ import (
 func TestDaemonReload(t *testing.T) {
 	env := hsmtest.New(t)
 	dir := shortDir(t)
-	text := moduleConfig(filepath.Join(dir, "s.sock"), filepath.Join(dir, "state"), env.Soft.Module, env.Soft.Label, env.Soft.PINFile, "")
-	c := loadConfig(t, dir, text)
+	text := testutil.ModuleConfig(filepath.Join(dir, "s.sock"), filepath.Join(dir, "state"), env.Soft.Module, env.Soft.Label, env.Soft.PINFile, "")
+	c := testutil.LoadConfig(t, dir, text)
 	d, err := New(c, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +35,7 @@ func TestDaemonReload(t *testing.T) {
 	}
 	old := d.d.cur.Load()
 
-	bad := loadConfig(t, t.TempDir(), text+"[profiles.nokey]\nkey = \"rsa\"\nallow_users = [\"no-such-user-wssignd\"]\n")
+	bad := testutil.LoadConfig(t, t.TempDir(), text+"[profiles.nokey]\nkey = \"rsa\"\nallow_users = [\"no-such-user-wssignd\"]\n")
 	if err := d.Reload(bad); !errors.Is(err, ErrConfig) {
 		t.Fatalf("Reload of a bad configuration: %v, want ErrConfig", err)
 	}
@@ -42,7 +43,7 @@ func TestDaemonReload(t *testing.T) {
 		t.Fatal("a refused reload replaced the configuration")
 	}
 
-	good := loadConfig(t, t.TempDir(), text)
+	good := testutil.LoadConfig(t, t.TempDir(), text)
 	if err := d.Reload(good); err != nil {
 		t.Fatal(err)
 	}
