@@ -68,6 +68,7 @@ var (
 	flagConc   = flag.String("conc", "1,2,4,8", "concurrencies measured for 1KB envelopes and the private-key rows")
 	flagTPM    = flag.Bool("tpm", true, "also measure a TPM token (tpm2-pkcs11; a software TPM started by scripts/dev-tpm.sh in the temporary directory): raw C_Sign, hsm.Key.Signer and end to end with 1KB envelopes")
 	flagDProf  = flag.String("daemon-cpuprofile", "", "have the SoftHSM2 daemon write a CPU profile of the run to this file (its -cpuprofile flag)")
+	flagSplit  = flag.Bool("split", true, "profile a daemon per request kind (sign 1KB per key, GET /healthz) at concurrency 1 and report where its CPU goes")
 	flagDEnv   = flag.String("daemon-env", "", "comma-separated NAME=VALUE settings added to the daemons' environment only (e.g. GOMAXPROCS=1), to measure runtime settings")
 )
 
@@ -287,6 +288,13 @@ func run() error {
 	if err := d.stop(); err != nil {
 		return err
 	}
+	// Where the daemon's CPU goes: a profiled daemon per request kind.
+	var splits []cpuSplit
+	if *flagSplit {
+		if splits, err = measureSplits(dir, daemon, soft, keys, envs[sizes[0].Name]); err != nil {
+			return fmt.Errorf("cpu split: %w (run with -split=false to leave it out)", err)
+		}
+	}
 	order := keys
 	if tpm != nil {
 		if err := tpm.daemon.stop(); err != nil {
@@ -315,7 +323,7 @@ func run() error {
 		rows: rows, keys: keys, sizes: sizes, concs: concs,
 		rssBase: rssBase, rssPeak: rssPeak, anonBase: memBase.RssAnon, fileBase: memBase.RssFile,
 		anonPeak: mem.anonPeak, fileAtPeak: mem.fileAtPeak, memSamples: mem.samples, sessions: hsm.DefaultMaxSessions - 1,
-		loadBefore: loadBefore, loadAfter: loadavg(), elapsed: time.Since(started),
+		loadBefore: loadBefore, loadAfter: loadavg(), elapsed: time.Since(started), splits: splits,
 	}
 	md, tsv := rep.markdown(), rep.tsv()
 	fmt.Print(md)

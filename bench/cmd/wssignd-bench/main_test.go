@@ -294,3 +294,39 @@ func TestReceiveRows(t *testing.T) {
 		t.Errorf("markdown lacks the verify and decrypt section:\n%s", md)
 	}
 }
+
+func TestSampleBucket(t *testing.T) {
+	for _, tc := range []struct {
+		stack []string // innermost first
+		want  string
+	}{
+		{[]string{"runtime.cgocall", "github.com/miekg/pkcs11._Cfunc_Sign", "github.com/miekg/pkcs11.(*Ctx).Sign", "github.com/wssignd/wssignd/hsm.(*Key).sign"}, bucketToken},
+		{[]string{"runtime.mallocgc", "github.com/wssignd/wssignd/hsm.(*Token).do", "github.com/wssignd/wssignd/wss.Sign"}, bucketTokenGo},
+		{[]string{"p256MulInternal", "crypto/internal/fips140/nistec.(*P256Point).ScalarMult", "crypto/ecdsa.VerifyASN1", "github.com/wssignd/wssignd/wss.checkSignature"}, bucketSigCheck},
+		{[]string{"crypto/internal/fips140/sha256.blockSHANI", "crypto/sha256.(*Digest).Write", "github.com/wssignd/wssignd/wss.(*c14nOut).flush"}, bucketXML},
+		{[]string{"internal/runtime/syscall/linux.Syscall6", "internal/poll.(*FD).Write", "net.(*conn).Write", "net/http.(*response).finishRequest"}, bucketHTTP},
+		{[]string{"internal/runtime/syscall/linux.Syscall6", "internal/poll.(*FD).Write", "os.(*File).Write", "github.com/wssignd/wssignd/internal/daemon.(*alwaysEnabled).Handle", "github.com/wssignd/wssignd/api.(*Server).audit"}, bucketAudit},
+		{[]string{"runtime.mapaccess1_faststr", "github.com/prometheus/client_golang/prometheus.(*MetricVec).With", "github.com/wssignd/wssignd/api.(*Server).ServeHTTP"}, bucketMetrics},
+		{[]string{"runtime.memmove", "github.com/wssignd/wssignd/api.readBody", "github.com/wssignd/wssignd/api.(*Server).handleSign", "net/http.(*conn).serve"}, bucketAPI},
+		{[]string{"runtime.scanobject", "runtime.gcDrain", "runtime.gcBgMarkWorker.func2", "runtime.gcBgMarkWorker"}, bucketGC},
+		{[]string{"runtime.futex", "runtime.notesleep", "runtime.stopm", "runtime.findRunnable", "runtime.schedule"}, bucketScheduler},
+		{[]string{"runtime.usleep", "runtime.sysmon", "runtime.mstart1"}, bucketScheduler},
+		{[]string{"runtime.memmove"}, bucketOther},
+	} {
+		if got := sampleBucket(tc.stack); got != tc.want {
+			t.Errorf("%v: got %q, want %q", tc.stack, got, tc.want)
+		}
+	}
+}
+
+func TestSplitMarkdown(t *testing.T) {
+	md := splitMarkdown([]cpuSplit{{Name: "sign X", PerReq: 2 * time.Millisecond, Share: map[string]float64{bucketToken: 0.75, bucketHTTP: 0.25}, N: 400}})
+	for _, want := range []string{"| " + bucketToken + " | 1.500 | 75.0 |", "| " + bucketHTTP + " | 0.500 | 25.0 |", "**2.000**", "| samples (stacks) | 400 |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("missing %q in\n%s", want, md)
+		}
+	}
+	if strings.Contains(md, bucketGC) {
+		t.Errorf("a bucket without samples is listed:\n%s", md)
+	}
+}

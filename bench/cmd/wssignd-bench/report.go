@@ -22,6 +22,7 @@ type report struct {
 	sessions              int   // pool sessions of the daemon's token (max_sessions − 1)
 	loadBefore, loadAfter string
 	elapsed               time.Duration
+	splits                []cpuSplit // where the daemon's CPU goes, per request kind
 }
 
 func (rp *report) find(path, alg, size string, conc int) *row {
@@ -159,6 +160,7 @@ func (rp *report) markdown() string {
 	if cpu := rp.cpuSection(); cpu != "" {
 		b.WriteString("\n" + cpu)
 	}
+	b.WriteString(splitMarkdown(rp.splits))
 
 	b.WriteString("\n## XML overhead per envelope (concurrency 1)\n\n")
 	b.WriteString("XML overhead = wss.Sign p50 with the token key − hsm.Key.Signer p50 (the private-key operation); it includes Sign's public-key check of the signature. Transport = end-to-end p50 − wss.Sign p50 (HTTP over the Unix socket, the daemon's request handling). HTTP floor = p50 of GET /healthz at concurrency 1 (same daemon, same client, no key, no body: two cross-process wake-ups and an HTTP parse), measured with the 1KB cells; transport above floor = transport − floor, shown for 1KB. ms/MB shows whether time is linear in size.\n\n")
