@@ -149,7 +149,13 @@ func (s *Server) readBodyLimited(w http.ResponseWriter, r *http.Request, max int
 	}
 	hold(r, release)
 	rc := http.NewResponseController(w)
-	ir := &idleReader{r: http.MaxBytesReader(w, r.Body, max), rc: rc, idle: s.cfg.BodyIdleTimeout, end: time.Now().Add(s.cfg.RequestTimeout)}
+	// The body is read by the request deadline: the handler then answers
+	// for itself, well before the watchdog would.
+	end, ok := r.Context().Deadline()
+	if !ok {
+		end = time.Now().Add(s.cfg.RequestTimeout)
+	}
+	ir := &idleReader{r: http.MaxBytesReader(w, r.Body, max), rc: rc, idle: s.cfg.BodyIdleTimeout, end: end}
 	body, err := readBody(ir, r.ContentLength)
 	// The connection must not keep the body's deadline: once the body is
 	// read, net/http waits for the next request in the background, and a

@@ -237,48 +237,59 @@ var _ http.Handler = (*Server)(nil)
 
 type requestIDKey struct{}
 
-// reqState is what ServeHTTP keeps of one request: its recorder and id, in
-// one allocation, and in the context under requestIDKey.
-type reqState struct {
-	statusRecorder
-	id string
-}
-
 // ServeHTTP routes, applies the browser and concurrency guards, and writes
-// every error through the one problem funnel.
+// every error through the one problem funnel. The routes under the request
+// deadline are answered by it, by the handler or, when the handler's
+// goroutine is held past it, by the watchdog (respWriter).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	st := &reqState{statusRecorder: statusRecorder{ResponseWriter: w}, id: newRequestID()}
-	id := st.id
+	rw := &respWriter{w: w, id: newRequestID()}
+	id := rw.id
 	w.Header()["Wssignd-Request-Id"] = []string{id}
-	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, st))
-	rec := &st.statusRecorder
+	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, rw))
 	start := time.Now()
 	s.cfg.Metrics.inFlight.Inc()
 	defer func() {
+		watchdogAnswered := rw.finish() // also after a panic: the watchdog must not write once ServeHTTP has returned
 		s.cfg.Metrics.inFlight.Dec()
-		s.routeMetrics(r.URL.Path).observe(rec.status, time.Since(start))
+		if !watchdogAnswered {
+			s.routeMetrics(r.URL.Path).observe(rw.status, time.Since(start))
+		}
 	}()
-	err := s.serve(rec, r)
+	err := s.serve(rw, r, start)
+	if rw.finish() {
+		// The client has its 504; what the handler made of the request
+		// after the deadline is dropped, and said so.
+		code := "none"
+		if err != nil {
+			code = toProblem(err).Code
+		}
+		s.cfg.Log.Warn("late answer dropped", "request_id", id, "path", logSafe(r.URL.Path), "code", code, "err", logSafeErr(err))
+		return
+	}
 	if err == nil {
 		return
 	}
-	w = rec
 	p := toProblem(err)
-	if p.Status >= 500 {
-		s.cfg.Log.Error("request failed", "request_id", id, "path", logSafe(r.URL.Path), "code", p.Code, "err", logSafeErr(err))
-	} else {
-		s.cfg.Log.Info("request refused", "request_id", id, "path", logSafe(r.URL.Path), "code", p.Code, "status", p.Status)
-	}
+	s.logProblem(id, r.URL.Path, p, err)
 	if r.ContentLength != 0 {
 		// The body may be unread: close the connection after the answer
 		// rather than let net/http read what is left of it first (a slow
 		// client would hold the answer back).
-		w.Header().Set("Connection", "close")
+		rw.Header().Set("Connection", "close")
 	}
-	writeProblem(w, p, id)
+	writeProblem(rw, p, id)
 }
 
-func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
+// logProblem logs a request answered with problem p for err.
+func (s *Server) logProblem(id, path string, p *Problem, err error) {
+	if p.Status >= 500 {
+		s.cfg.Log.Error("request failed", "request_id", id, "path", logSafe(path), "code", p.Code, "err", logSafeErr(err))
+	} else {
+		s.cfg.Log.Info("request refused", "request_id", id, "path", logSafe(path), "code", p.Code, "status", p.Status)
+	}
+}
+
+func (s *Server) serve(w *respWriter, r *http.Request, start time.Time) error {
 	// A browser page must never reach the socket (DNS rebinding, CSRF via
 	// a local proxy): refuse anything carrying browser headers.
 	if hasHeader(r.Header, "Origin") || hasHeader(r.Header, "Referer") {
@@ -312,6 +323,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
 	defer rs.run()
 	ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), releasesKey{}, rs), s.cfg.RequestTimeout)
 	defer cancel()
+	// The watchdog answers if the handler does not (its goroutine held in
+	// a token call); disarmed before cancel, which would fire it.
+	disarm := w.guard(ctx, s, r.URL.Path, start)
+	defer disarm()
 	r = r.WithContext(ctx)
 	if !rt.body {
 		if err := s.takeSlot(r); err != nil {
@@ -355,8 +370,8 @@ func (s *Server) routeLabel(path string) string {
 }
 
 func requestID(r *http.Request) string {
-	if st, _ := r.Context().Value(requestIDKey{}).(*reqState); st != nil {
-		return st.id
+	if rw, _ := r.Context().Value(requestIDKey{}).(*respWriter); rw != nil {
+		return rw.id
 	}
 	return ""
 }
