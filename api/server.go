@@ -249,7 +249,8 @@ type requestIDKey struct{}
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rw := &respWriter{w: w, id: newRequestID(), start: time.Now()}
 	id := rw.id
-	w.Header()["Wssignd-Request-Id"] = []string{id}
+	rw.idHeader[0] = id
+	w.Header()["Wssignd-Request-Id"] = rw.idHeader[:] // net/http only reads it
 	s.cfg.Metrics.inFlight.Inc()
 	defer func() {
 		watchdogAnswered := rw.finish() // also after a panic: the watchdog must not write once ServeHTTP has returned
@@ -322,15 +323,18 @@ func (s *Server) serve(w *respWriter, r *http.Request) error {
 		w.Header().Set("Allow", rt.method)
 		return &Error{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed, Detail: "use " + rt.method}
 	}
-	ctx := context.WithValue(r.Context(), requestIDKey{}, w)
 	if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics" {
-		return rt.h(w, r.WithContext(ctx)) // never queued behind signing work
+		// Never queued behind signing work, and without a deadline. Their
+		// handlers read nothing of the request's state (no request id, no
+		// releases), so r goes to them as net/http made it.
+		return rt.h(w, r)
 	}
-	leave, ok := s.cfg.Limiter.enter(peerID(PeerFrom(r.Context())), s.cfg.MaxConcurrentPerPeer)
-	if !ok {
+	ctx := context.WithValue(r.Context(), requestIDKey{}, w)
+	peer := peerID(PeerFrom(r.Context()))
+	if !s.cfg.Limiter.enter(peer, s.cfg.MaxConcurrentPerPeer) {
 		return &Error{Status: http.StatusServiceUnavailable, Code: CodeTooManyRequests, Detail: "this caller has too many requests in flight", RetryAfter: time.Second}
 	}
-	w.rel.add(leave)
+	w.rel = releases{l: s.cfg.Limiter, peer: peer, entered: true}
 	defer w.rel.run()
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()

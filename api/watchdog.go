@@ -37,12 +37,13 @@ var errWatchdog = fmt.Errorf("the handler did not answer by the request deadline
 // never sees two goroutines at once. Trailers are not supported on guarded
 // routes (none of them sends any).
 type respWriter struct {
-	w      http.ResponseWriter // net/http's
-	id     string              // the request id
-	start  time.Time
-	status int           // the status the client got, 0 until one is written
-	rm     *routeMetrics // the route's metrics series, once routed
-	rel    releases      // what the request holds
+	w        http.ResponseWriter // net/http's
+	id       string              // the request id
+	idHeader [1]string           // the Wssignd-Request-Id header's value
+	start    time.Time
+	status   int           // the status the client got, 0 until one is written
+	rm       *routeMetrics // the route's metrics series, once routed
+	rel      releases      // what the request holds
 
 	// Set by guard before the handler runs, then only read.
 	h     http.Header // the handler's header map; nil: not guarded
