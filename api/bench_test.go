@@ -248,3 +248,16 @@ func TestParseMediaTypeFastPath(t *testing.T) {
 		}
 	}
 }
+
+// TestProfileParamFastPath: profileParam answers as r.URL.Query() does.
+func TestProfileParamFastPath(t *testing.T) {
+	for _, raw := range []string{"profile=default", "profile=", "", "profile", "profile=a&profile=b", "profile=a%20b", "profile=a+b",
+		"profile=a;b", "profile=a=b", "explain=1&profile=a", "profile=a&explain=1", "Profile=a", "profile=%zz", "profile=a&", "&profile=a",
+		"profile=%61", "x=1", "profile=é", "profile=a#b"} {
+		name, n := profileParam(raw)
+		q := (&url.URL{RawQuery: raw}).Query()
+		if name != q.Get("profile") || n != len(q["profile"]) {
+			t.Errorf("%q: %q %d, want %q %d", raw, name, n, q.Get("profile"), len(q["profile"]))
+		}
+	}
+}
