@@ -330,14 +330,13 @@ func (s *Server) serve(w *respWriter, r *http.Request) error {
 		// releases), so r goes to them as net/http made it.
 		return rt.h(w, r)
 	}
-	ctx := context.WithValue(r.Context(), requestIDKey{}, w)
 	peer := peerID(PeerFrom(r.Context()))
 	if !s.cfg.Limiter.enter(peer, s.cfg.MaxConcurrentPerPeer) {
 		return &Error{Status: http.StatusServiceUnavailable, Code: CodeTooManyRequests, Detail: "this caller has too many requests in flight", RetryAfter: time.Second}
 	}
 	w.rel = releases{l: s.cfg.Limiter, peer: peer, entered: true}
 	defer w.rel.run()
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), requestIDKey{}, w), s.cfg.RequestTimeout)
 	defer cancel()
 	// The watchdog answers if the handler does not (its goroutine held in
 	// a token call).

@@ -25,9 +25,10 @@ const watchdogGrace = 250 * time.Millisecond
 var errWatchdog = fmt.Errorf("the handler did not answer by the request deadline: %w", context.DeadlineExceeded)
 
 // respWriter is the http.ResponseWriter every handler is given: it records
-// the status the client got (for the metrics) and is the request's state
-// in its context (requestIDKey). On the routes under the request deadline
-// it is also guarded (guard): the handler writes its headers into a map of
+// the status the client got (for the metrics). On the routes under the
+// request deadline it is also the request's state in the handler's context
+// (requestIDKey: the request id, what the request holds), and guarded
+// (guard): the handler writes its headers into a map of
 // its own, copied to net/http's when it writes its header, every use of
 // net/http's writer is under one mutex, and a watchdog answers 504 timeout
 // in the handler's place when the handler has not answered by the
