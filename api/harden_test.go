@@ -371,24 +371,22 @@ func TestBodyBudget(t *testing.T) {
 	// The accounting: per caller, in total, and released.
 	l := NewLimiter()
 	me := peerKeyID{uid: 1, known: true}
-	release, err := l.reserve(me, 8192, 16384, 8192)
-	if err != nil {
+	if err := l.reserve(me, 8192, 16384, 8192); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.reserve(me, 1, 16384, 8192); !errors.Is(err, errPeerBytes) {
+	if err := l.reserve(me, 1, 16384, 8192); !errors.Is(err, errPeerBytes) {
 		t.Errorf("over the caller's share: %v", err)
 	}
 	other := peerKeyID{uid: 2, known: true}
-	r2, err := l.reserve(other, 8192, 16384, 8192)
-	if err != nil {
+	if err := l.reserve(other, 8192, 16384, 8192); err != nil {
 		t.Fatalf("another caller: %v", err)
 	}
-	if _, err := l.reserve(peerKeyID{uid: 3, known: true}, 1, 16384, 8192); !errors.Is(err, errTotalBytes) {
+	if err := l.reserve(peerKeyID{uid: 3, known: true}, 1, 16384, 8192); !errors.Is(err, errTotalBytes) {
 		t.Errorf("over the total: %v", err)
 	}
-	release()
-	r2()
-	if _, err := l.reserve(peerKeyID{uid: 3, known: true}, 16384, 16384, 16384); err != nil {
+	l.unreserve(me, 8192)
+	l.unreserve(other, 8192)
+	if err := l.reserve(peerKeyID{uid: 3, known: true}, 16384, 16384, 16384); err != nil {
 		t.Errorf("after the releases: %v", err)
 	}
 }
@@ -469,6 +467,24 @@ func TestSOAPVersionEveryRoute(t *testing.T) {
 		}
 		if resp.StatusCode != 200 || json.Unmarshal(body, &v) != nil || v.Valid || v.Code != string(wss.CodeInvalidSOAP) {
 			t.Errorf("verify %s: %d %s, want an invalid-soap verdict", tc.ctype, resp.StatusCode, body)
+		}
+	}
+}
+
+// TestLogSafePlainFastPath: the strings logSafe returns without quoting are
+// exactly those that quoting leaves unchanged.
+func TestLogSafePlainFastPath(t *testing.T) {
+	cases := []string{"", "default", "rsa-2048_key.v1", "/v1/soap/sign", strings.Repeat("a", maxLoggedBytes), strings.Repeat("a", maxLoggedBytes+1),
+		"a\"b", `a\b`, "a b~", "é", "\x00", "a\nb", "\x7f"}
+	for c := 0; c < 256; c++ {
+		cases = append(cases, "k"+string(rune(c)), "k"+string([]byte{byte(c)}))
+	}
+	for _, s := range cases {
+		if got, want := logSafe(s), logSafeQuoted(s); got != want {
+			t.Errorf("logSafe(%q) = %q, want %q", s, got, want)
+		}
+		if plainASCII(s) && logSafeQuoted(s) != s {
+			t.Errorf("%q taken as plain, but quoting changes it", s)
 		}
 	}
 }

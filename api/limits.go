@@ -43,44 +43,50 @@ type peerKeyID struct {
 
 func peerID(p Peer) peerKeyID { return peerKeyID{uid: p.UID, known: p.Known} }
 
-// enter admits one more request of p, unless p has max in flight.
-func (l *Limiter) enter(p peerKeyID, max int) (release func(), ok bool) {
+// enter admits one more request of p, unless p has max in flight; leave
+// gives its place back.
+func (l *Limiter) enter(p peerKeyID, max int) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.requests[p] >= max {
-		return nil, false
+		return false
 	}
 	l.requests[p]++
-	return sync.OnceFunc(func() {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		if l.requests[p]--; l.requests[p] <= 0 {
-			delete(l.requests, p)
-		}
-	}), true
+	return true
+}
+
+func (l *Limiter) leave(p peerKeyID) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.requests[p]--; l.requests[p] <= 0 {
+		delete(l.requests, p)
+	}
 }
 
 // reserve sets n body bytes aside for p, unless that would pass total in
-// flight or perPeer for p. It reports which limit refused.
-func (l *Limiter) reserve(p peerKeyID, n, total, perPeer int64) (release func(), err error) {
+// flight or perPeer for p. It reports which limit refused. unreserve
+// gives them back.
+func (l *Limiter) reserve(p peerKeyID, n, total, perPeer int64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.bytes[p]+n > perPeer {
-		return nil, errPeerBytes
+		return errPeerBytes
 	}
 	if l.bytesUsed+n > total {
-		return nil, errTotalBytes
+		return errTotalBytes
 	}
 	l.bytes[p] += n
 	l.bytesUsed += n
-	return sync.OnceFunc(func() {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		l.bytesUsed -= n
-		if l.bytes[p] -= n; l.bytes[p] <= 0 {
-			delete(l.bytes, p)
-		}
-	}), nil
+	return nil
+}
+
+func (l *Limiter) unreserve(p peerKeyID, n int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.bytesUsed -= n
+	if l.bytes[p] -= n; l.bytes[p] <= 0 {
+		delete(l.bytes, p)
+	}
 }
 
 var (
@@ -88,25 +94,37 @@ var (
 	errTotalBytes = errors.New("the request bodies in flight are at the limit")
 )
 
-// releases collects what a request holds (a slot, body bytes) to give it
-// back when the request ends.
-type releases struct{ fs []func() }
-
-type releasesKey struct{}
-
-func (rs *releases) add(f func()) { rs.fs = append(rs.fs, f) }
+// releases is what a request holds, given back when it ends (run, in the
+// reverse order of taking): its place in its peer's count (serve), body
+// bytes (readBodyLimited), slots of signing work (takeSlot). Plain fields,
+// not closures: holding costs no allocation.
+type releases struct {
+	l       *Limiter
+	peer    peerKeyID
+	entered bool          // counted in the peer's requests
+	bytes   int64         // body bytes set aside
+	slots   chan struct{} // the semaphore nslots slots were taken from
+	nslots  int
+}
 
 func (rs *releases) run() {
-	for i := len(rs.fs) - 1; i >= 0; i-- {
-		rs.fs[i]()
+	for ; rs.nslots > 0; rs.nslots-- {
+		<-rs.slots
+	}
+	if rs.bytes > 0 {
+		rs.l.unreserve(rs.peer, rs.bytes)
+		rs.bytes = 0
+	}
+	if rs.entered {
+		rs.l.leave(rs.peer)
+		rs.entered = false
 	}
 }
 
-// hold makes f run when r's request ends.
-func hold(r *http.Request, f func()) {
-	if rs, ok := r.Context().Value(releasesKey{}).(*releases); ok {
-		rs.add(f)
-		return
+// held returns what r's request holds.
+func held(r *http.Request) *releases {
+	if rw, ok := r.Context().Value(requestIDKey{}).(*respWriter); ok && rw.rel.entered {
+		return &rw.rel
 	}
 	panic("api: hold outside serve") // every handler runs under serve
 }
@@ -117,7 +135,9 @@ func hold(r *http.Request, f func()) {
 func (s *Server) takeSlot(r *http.Request) error {
 	select {
 	case s.slots <- struct{}{}:
-		hold(r, func() { <-s.slots })
+		rs := held(r)
+		rs.slots = s.slots
+		rs.nslots++
 		return nil
 	default:
 		return &Error{Status: http.StatusServiceUnavailable, Code: CodeOverloaded, Detail: "too many requests in flight", RetryAfter: time.Second}
@@ -140,16 +160,22 @@ func (s *Server) readBodyLimited(w http.ResponseWriter, r *http.Request, max int
 	if n < 0 {
 		n = max
 	}
-	release, err := s.cfg.Limiter.reserve(peerID(PeerFrom(r.Context())), n, s.cfg.MaxInFlightBodyBytes, s.perPeerBodyBytes())
-	if err != nil {
+	rs := held(r)
+	if err := s.cfg.Limiter.reserve(rs.peer, n, s.cfg.MaxInFlightBodyBytes, s.perPeerBodyBytes()); err != nil {
 		if errors.Is(err, errPeerBytes) {
 			return nil, &Error{Status: http.StatusServiceUnavailable, Code: CodeTooManyRequests, Detail: err.Error(), RetryAfter: time.Second}
 		}
 		return nil, &Error{Status: http.StatusServiceUnavailable, Code: CodeOverloaded, Detail: err.Error(), RetryAfter: time.Second}
 	}
-	hold(r, release)
+	rs.bytes += n
 	rc := http.NewResponseController(w)
-	ir := &idleReader{r: http.MaxBytesReader(w, r.Body, max), rc: rc, idle: s.cfg.BodyIdleTimeout, end: time.Now().Add(s.cfg.RequestTimeout)}
+	// The body is read by the request deadline: the handler then answers
+	// for itself, well before the watchdog would.
+	end, ok := r.Context().Deadline()
+	if !ok {
+		end = time.Now().Add(s.cfg.RequestTimeout)
+	}
+	ir := &idleReader{r: http.MaxBytesReader(w, r.Body, max), rc: rc, idle: s.cfg.BodyIdleTimeout, end: end}
 	body, err := readBody(ir, r.ContentLength)
 	// The connection must not keep the body's deadline: once the body is
 	// read, net/http waits for the next request in the background, and a

@@ -16,6 +16,14 @@ const maxLoggedBytes = 128
 // escaped as in a Go string literal, so that it can neither forge a line
 // nor a field in any log format, and a note of the length when it was cut.
 func logSafe(s string) string {
+	if plainASCII(s) {
+		return s // what logSafeQuoted returns for it, without a copy
+	}
+	return logSafeQuoted(s)
+}
+
+// logSafeQuoted is logSafe's work for any string.
+func logSafeQuoted(s string) string {
 	cut := len(s) > maxLoggedBytes
 	t := s
 	if cut {
@@ -53,4 +61,19 @@ func logSafeErr(err error) string {
 	}
 	q := strconv.QuoteToASCII(s)
 	return q[1 : len(q)-1]
+}
+
+// plainASCII reports whether s is at most maxLoggedBytes of printable
+// ASCII without quote or backslash: the strings (profile and key names)
+// that logSafe returns as they are.
+func plainASCII(s string) bool {
+	if len(s) > maxLoggedBytes {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }

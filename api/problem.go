@@ -152,12 +152,21 @@ func writeProblem(w http.ResponseWriter, p *Problem, requestID string) {
 		p.Title = http.StatusText(p.Status)
 	}
 	p.RequestID = requestID
+	// The JSON text and final newline json.Encoder would write, with its
+	// length: the answer goes out in one Write, complete even when the
+	// handler has not returned (the watchdog's).
+	body, err := json.Marshal(p)
+	if err != nil {
+		body = []byte(`{}`) // a Problem holds strings and an int only
+	}
+	body = append(body, '\n')
 	h := w.Header()
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("X-Content-Type-Options", "nosniff")
 	if p.retryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(int((p.retryAfter+time.Second-1)/time.Second)))
 	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(p.Status)
-	_ = json.NewEncoder(w).Encode(p)
+	_, _ = w.Write(body)
 }

@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"sort"
@@ -159,6 +160,7 @@ type prefixRoute struct {
 	method, pattern string
 	match           func(path string) bool
 	h               func(w http.ResponseWriter, r *http.Request) error
+	rm              *routeMetrics
 }
 
 type route struct {
@@ -167,6 +169,7 @@ type route struct {
 	// body routes read a request body, then take a slot (takeSlot);
 	// the others take it before the handler runs.
 	body bool
+	rm   *routeMetrics // the route's metrics series
 }
 
 // New returns the API handler for cfg.
@@ -210,25 +213,28 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, slots: make(chan struct{}, cfg.MaxConcurrent)}
 	s.mux = map[string]route{
-		"/v1/soap/sign":    {http.MethodPost, s.handleSign, true},
-		"/v1/soap/verify":  {http.MethodPost, s.handleVerify, true},
-		"/v1/soap/encrypt": {http.MethodPost, s.handleEncrypt, true},
-		"/v1/soap/decrypt": {http.MethodPost, s.handleDecrypt, true},
-		"/v1/keys":         {http.MethodGet, s.handleKeys, false},
-		"/healthz":         {http.MethodGet, s.handleHealth, false},
-		"/readyz":          {http.MethodGet, s.handleReady, false},
-		"/metrics":         {http.MethodGet, s.handleMetrics, false},
+		"/v1/soap/sign":    {method: http.MethodPost, h: s.handleSign, body: true},
+		"/v1/soap/verify":  {method: http.MethodPost, h: s.handleVerify, body: true},
+		"/v1/soap/encrypt": {method: http.MethodPost, h: s.handleEncrypt, body: true},
+		"/v1/soap/decrypt": {method: http.MethodPost, h: s.handleDecrypt, body: true},
+		"/v1/keys":         {method: http.MethodGet, h: s.handleKeys},
+		"/healthz":         {method: http.MethodGet, h: s.handleHealth},
+		"/readyz":          {method: http.MethodGet, h: s.handleReady},
+		"/metrics":         {method: http.MethodGet, h: s.handleMetrics},
 	}
 	s.prefixRoutes = []prefixRoute{{
 		method: http.MethodPost, pattern: rawSignPrefix + "{name}" + rawSignSuffix, h: s.handleRawSign,
 		match: func(p string) bool { _, ok := rawSignKey(p); return ok },
 	}}
 	s.routeSeries = map[string]*routeMetrics{"other": cfg.Metrics.route("other")}
-	for path := range s.mux {
-		s.routeSeries[path] = cfg.Metrics.route(path)
+	for path, rt := range s.mux {
+		rt.rm = cfg.Metrics.route(path)
+		s.mux[path] = rt
+		s.routeSeries[path] = rt.rm
 	}
-	for _, pr := range s.prefixRoutes {
-		s.routeSeries[pr.pattern] = cfg.Metrics.route(pr.pattern)
+	for i, pr := range s.prefixRoutes {
+		s.prefixRoutes[i].rm = cfg.Metrics.route(pr.pattern)
+		s.routeSeries[pr.pattern] = s.prefixRoutes[i].rm
 	}
 	return s
 }
@@ -237,48 +243,65 @@ var _ http.Handler = (*Server)(nil)
 
 type requestIDKey struct{}
 
-// reqState is what ServeHTTP keeps of one request: its recorder and id, in
-// one allocation, and in the context under requestIDKey.
-type reqState struct {
-	statusRecorder
-	id string
-}
-
 // ServeHTTP routes, applies the browser and concurrency guards, and writes
-// every error through the one problem funnel.
+// every error through the one problem funnel. The routes under the request
+// deadline are answered by it, by the handler or, when the handler's
+// goroutine is held past it, by the watchdog (respWriter).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	st := &reqState{statusRecorder: statusRecorder{ResponseWriter: w}, id: newRequestID()}
-	id := st.id
-	w.Header()["Wssignd-Request-Id"] = []string{id}
-	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, st))
-	rec := &st.statusRecorder
-	start := time.Now()
+	rw := &respWriter{w: w, id: newRequestID(), start: time.Now()}
+	id := rw.id
+	rw.idHeader[0] = id
+	w.Header()["Wssignd-Request-Id"] = rw.idHeader[:] // net/http only reads it
 	s.cfg.Metrics.inFlight.Inc()
 	defer func() {
+		watchdogAnswered := rw.finish() // also after a panic: the watchdog must not write once ServeHTTP has returned
 		s.cfg.Metrics.inFlight.Dec()
-		s.routeMetrics(r.URL.Path).observe(rec.status, time.Since(start))
+		if !watchdogAnswered {
+			rm := rw.rm
+			if rm == nil {
+				rm = s.routeMetrics(r.URL.Path)
+			}
+			rm.observe(rw.status, time.Since(rw.start))
+		}
 	}()
-	err := s.serve(rec, r)
+	err := s.serve(rw, r)
+	if rw.finish() {
+		// The client has its 504; what the handler made of the request
+		// after the deadline is dropped, and said so.
+		code := "none"
+		if err != nil {
+			code = toProblem(err).Code
+		}
+		s.cfg.Log.Warn("late answer dropped", "request_id", id, "path", logSafe(r.URL.Path), "code", code, "err", logSafeErr(err))
+		return
+	}
 	if err == nil {
 		return
 	}
-	w = rec
 	p := toProblem(err)
-	if p.Status >= 500 {
-		s.cfg.Log.Error("request failed", "request_id", id, "path", logSafe(r.URL.Path), "code", p.Code, "err", logSafeErr(err))
-	} else {
-		s.cfg.Log.Info("request refused", "request_id", id, "path", logSafe(r.URL.Path), "code", p.Code, "status", p.Status)
-	}
+	s.logProblem(id, r.URL.Path, p, err)
 	if r.ContentLength != 0 {
 		// The body may be unread: close the connection after the answer
 		// rather than let net/http read what is left of it first (a slow
 		// client would hold the answer back).
-		w.Header().Set("Connection", "close")
+		rw.Header().Set("Connection", "close")
 	}
-	writeProblem(w, p, id)
+	writeProblem(rw, p, id)
 }
 
-func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
+// logProblem logs a request answered with problem p for err.
+func (s *Server) logProblem(id, path string, p *Problem, err error) {
+	if p.Status >= 500 {
+		s.cfg.Log.Error("request failed", "request_id", id, "path", logSafe(path), "code", p.Code, "err", logSafeErr(err))
+	} else {
+		s.cfg.Log.Info("request refused", "request_id", id, "path", logSafe(path), "code", p.Code, "status", p.Status)
+	}
+}
+
+// serve routes r and runs its handler. The request's state (w) goes into
+// the handler's context with the request deadline, in one context value
+// and one copy of the request.
+func (s *Server) serve(w *respWriter, r *http.Request) error {
 	// A browser page must never reach the socket (DNS rebinding, CSRF via
 	// a local proxy): refuse anything carrying browser headers.
 	if hasHeader(r.Header, "Origin") || hasHeader(r.Header, "Referer") {
@@ -288,7 +311,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		for _, pr := range s.prefixRoutes {
 			if pr.match(r.URL.Path) {
-				rt, ok = route{pr.method, pr.h, true}, true
+				rt, ok = route{pr.method, pr.h, true, pr.rm}, true
 				break
 			}
 		}
@@ -296,22 +319,29 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return &Error{Status: http.StatusNotFound, Code: CodeNotFound, Detail: "no such endpoint"}
 	}
+	w.rm = rt.rm
 	if r.Method != rt.method {
 		w.Header().Set("Allow", rt.method)
 		return &Error{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed, Detail: "use " + rt.method}
 	}
 	if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics" {
-		return rt.h(w, r) // never queued behind signing work
+		// Never queued behind signing work, and without a deadline. Their
+		// handlers read nothing of the request's state (no request id, no
+		// releases), so r goes to them as net/http made it.
+		return rt.h(w, r)
 	}
-	leave, ok := s.cfg.Limiter.enter(peerID(PeerFrom(r.Context())), s.cfg.MaxConcurrentPerPeer)
-	if !ok {
+	peer := peerID(PeerFrom(r.Context()))
+	if !s.cfg.Limiter.enter(peer, s.cfg.MaxConcurrentPerPeer) {
 		return &Error{Status: http.StatusServiceUnavailable, Code: CodeTooManyRequests, Detail: "this caller has too many requests in flight", RetryAfter: time.Second}
 	}
-	rs := &releases{}
-	rs.add(leave)
-	defer rs.run()
-	ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), releasesKey{}, rs), s.cfg.RequestTimeout)
+	w.rel = releases{l: s.cfg.Limiter, peer: peer, entered: true}
+	defer w.rel.run()
+	ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), requestIDKey{}, w), s.cfg.RequestTimeout)
 	defer cancel()
+	// The watchdog answers if the handler does not (its goroutine held in
+	// a token call).
+	w.guard(ctx, s, r.URL.Path, s.cfg.RequestTimeout)
+	defer w.disarm()
 	r = r.WithContext(ctx)
 	if !rt.body {
 		if err := s.takeSlot(r); err != nil {
@@ -355,8 +385,8 @@ func (s *Server) routeLabel(path string) string {
 }
 
 func requestID(r *http.Request) string {
-	if st, _ := r.Context().Value(requestIDKey{}).(*reqState); st != nil {
-		return st.id
+	if rw, _ := r.Context().Value(requestIDKey{}).(*respWriter); rw != nil {
+		return rw.id
 	}
 	return ""
 }
@@ -441,9 +471,8 @@ var errNoProfile = &Error{Status: http.StatusForbidden, Code: CodeForbidden, Det
 // may use it; access returns a profile's access list. The refusal is audited
 // and looks the same for an unknown profile as for a forbidden one.
 func pickProfile[P any](s *Server, r *http.Request, profiles map[string]*P, access func(*P) Access) (string, *P, error) {
-	q := r.URL.Query()
-	name := q.Get("profile")
-	if name == "" || len(q["profile"]) != 1 {
+	name, n := profileParam(r.URL.RawQuery)
+	if name == "" || n != 1 {
 		return "", nil, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Detail: "give exactly one profile query parameter"}
 	}
 	p, ok := profiles[name]
@@ -454,6 +483,21 @@ func pickProfile[P any](s *Server, r *http.Request, profiles map[string]*P, acce
 		return "", nil, errNoProfile
 	}
 	return name, p, nil
+}
+
+// profileParam returns the first profile parameter of a raw query and how
+// many there are, as url.ParseQuery reads them; a query that is only
+// profile=NAME, with nothing to unescape or split, without the map and
+// copies of parsing it (what clients send on every request).
+func profileParam(rawQuery string) (string, int) {
+	if name, ok := strings.CutPrefix(rawQuery, "profile="); ok && !strings.ContainsAny(name, "&;%+") {
+		return name, 1
+	}
+	vs, _ := url.ParseQuery(rawQuery) // r.URL.Query() also drops the error
+	if len(vs["profile"]) == 0 {
+		return "", 0
+	}
+	return vs["profile"][0], len(vs["profile"])
 }
 
 // profileFor resolves the sign profile of a request.
