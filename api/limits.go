@@ -27,6 +27,7 @@ type Limiter struct {
 	requests  map[peerKeyID]int
 	bytes     map[peerKeyID]int64
 	bytesUsed int64
+	bodies    bodyPool // buffers of large bodies, used again
 }
 
 // NewLimiter returns an empty Limiter.
@@ -105,11 +106,17 @@ type releases struct {
 	bytes   int64         // body bytes set aside
 	slots   chan struct{} // the semaphore nslots slots were taken from
 	nslots  int
+	body    []byte // the body's buffer, given back to l.bodies
+	bodyMax int64  // the pool's limit
 }
 
 func (rs *releases) run() {
 	for ; rs.nslots > 0; rs.nslots-- {
 		<-rs.slots
+	}
+	if rs.body != nil {
+		rs.l.bodies.put(rs.body, rs.bodyMax)
+		rs.body = nil
 	}
 	if rs.bytes > 0 {
 		rs.l.unreserve(rs.peer, rs.bytes)
@@ -176,7 +183,20 @@ func (s *Server) readBodyLimited(w http.ResponseWriter, r *http.Request, max int
 		end = time.Now().Add(s.cfg.RequestTimeout)
 	}
 	ir := &idleReader{r: http.MaxBytesReader(w, r.Body, max), rc: rc, idle: s.cfg.BodyIdleTimeout, end: end}
-	body, err := readBody(ir, r.ContentLength)
+	var body []byte
+	var err error
+	if r.ContentLength > 0 {
+		// Into one buffer of the announced size (net/http never returns more
+		// than it announces), not one grown by doubling; a large one from the
+		// pool, given back when the request ends.
+		body = s.cfg.Limiter.bodies.get(r.ContentLength, s.cfg.MaxBodyBytes)
+		if cap(body) >= minPooledBody {
+			rs.body, rs.bodyMax = body, s.cfg.MaxBodyBytes
+		}
+		_, err = io.ReadFull(ir, body)
+	} else {
+		body, err = io.ReadAll(ir)
+	}
 	// The connection must not keep the body's deadline: once the body is
 	// read, net/http waits for the next request in the background, and a
 	// deadline there would cancel this request's context.

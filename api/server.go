@@ -448,21 +448,6 @@ func (s *Server) readEnvelope(w http.ResponseWriter, r *http.Request) ([]byte, e
 	return body, nil
 }
 
-// readBody reads a request body. With a Content-Length (already checked
-// against the limit; net/http never returns more than it announces) it
-// reads into one buffer of that size instead of growing one by doubling,
-// which for a 10 MB envelope saves a peak of about twice the body.
-func readBody(rd io.Reader, contentLength int64) ([]byte, error) {
-	if contentLength <= 0 {
-		return io.ReadAll(rd)
-	}
-	buf := make([]byte, contentLength)
-	if _, err := io.ReadFull(rd, buf); err != nil {
-		return nil, err
-	}
-	return buf, nil
-}
-
 // errNoProfile answers both an unknown profile and one the caller may not
 // use: the two look alike, so a caller learns nothing of what exists.
 var errNoProfile = &Error{Status: http.StatusForbidden, Code: CodeForbidden, Detail: "no profile of that name is available to this caller"}
